@@ -1,0 +1,17 @@
+//! modelport's vocabulary: what a model takes and returns, how those values look on the
+//! wire, and what a deployment asks for.
+//!
+//! This crate knows no cloud, no HTTP and no terminal; it reads files and nothing else.
+//! Every other crate speaks in its types.
+
+pub mod codec;
+pub mod error;
+pub mod format;
+pub mod npy;
+pub mod signature;
+pub mod spec;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use signature::{ClassLabels, Dim, Signature, TensorSpec};
+pub use tensor::{Batch, DType, NamedTensor, Tensor, TensorData};
