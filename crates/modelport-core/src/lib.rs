@@ -5,6 +5,7 @@
 //! Every other crate speaks in its types.
 
 pub mod codec;
+pub mod env;
 pub mod error;
 pub mod format;
 pub mod npy;

@@ -144,7 +144,13 @@ impl TensorSpec {
 
 impl fmt::Display for TensorSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} {}", self.name, self.dtype, DimsDisplay(&self.shape))
+        write!(
+            f,
+            "{}: {} {}",
+            self.name,
+            self.dtype,
+            DimsDisplay(&self.shape)
+        )
     }
 }
 
@@ -265,7 +271,10 @@ mod tests {
 
     #[test]
     fn input_checks_name_the_input() {
-        check(one("x", Tensor::new(vec![2, 4], vec![0f32; 8]).unwrap()), "ok");
+        check(
+            one("x", Tensor::new(vec![2, 4], vec![0f32; 8]).unwrap()),
+            "ok",
+        );
         check(
             one("x", Tensor::new(vec![2, 4], vec![0f64; 8]).unwrap()),
             "invalid input: input `x` has dtype f64 but the model expects f32",
@@ -292,7 +301,11 @@ mod tests {
 
     #[test]
     fn dims_serialize_as_number_symbol_or_null() {
-        let dims = vec![Dim::Dynamic(Some("N".into())), Dim::Fixed(3), Dim::Dynamic(None)];
+        let dims = vec![
+            Dim::Dynamic(Some("N".into())),
+            Dim::Fixed(3),
+            Dim::Dynamic(None),
+        ];
         let json = serde_json::to_string(&dims).unwrap();
         assert_eq!(json, r#"["N",3,null]"#);
         let back: Vec<Dim> = serde_json::from_str(&json).unwrap();

@@ -541,7 +541,13 @@ mod tests {
             .with("b", Tensor::new(vec![3], vec![1i64, 2, 3]).unwrap())
             .unwrap();
         assert!(b.batch_size().is_err());
-        assert!(Batch::new().with("x", Tensor::new(vec![1], vec![1u8]).unwrap()).unwrap().insert("x", Tensor::new(vec![1], vec![1u8]).unwrap()).is_err());
+        assert!(
+            Batch::new()
+                .with("x", Tensor::new(vec![1], vec![1u8]).unwrap())
+                .unwrap()
+                .insert("x", Tensor::new(vec![1], vec![1u8]).unwrap())
+                .is_err()
+        );
     }
 
     #[test]

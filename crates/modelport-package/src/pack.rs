@@ -1,0 +1,277 @@
+//! Writing `model.tar.gz`: the model's files plus `modelport.json`, byte for byte
+//! the same for the same input.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::{Compression, GzBuilder};
+use modelport_core::Signature;
+use serde::Serialize;
+
+use crate::error::PackageError;
+use crate::hash::{CHUNK, HashingReader, HashingWriter, hash_file};
+use crate::manifest::{FORMAT, FileEntry, MANIFEST_NAME, Manifest, ModelFile};
+use crate::paths::{SourceFile, Temp, walk};
+
+/// The archive's file name in the output directory.
+pub const ARCHIVE_NAME: &str = "model.tar.gz";
+
+/// The gzip compression level (flate2's default, the same as `gzip -6`).
+pub const COMPRESSION_LEVEL: u32 = 6;
+
+/// The gzip header's OS byte: 255, "unknown", so the output does not depend on
+/// the machine that wrote it.
+const GZIP_OS_UNKNOWN: u8 = 255;
+
+/// What goes into the manifest besides the files.
+#[derive(Debug, Clone)]
+pub struct PackageOptions {
+    /// The tool that writes the package, for example `modelport 0.1.0`.
+    pub created_by: String,
+    /// The model's signature, when the caller has inspected the model.
+    pub signature: Option<Signature>,
+    /// The engine the model is known to run on, for example `onnxruntime`.
+    pub engine_hint: Option<String>,
+}
+
+impl Default for PackageOptions {
+    fn default() -> Self {
+        PackageOptions {
+            created_by: concat!("modelport ", env!("CARGO_PKG_VERSION")).to_string(),
+            signature: None,
+            engine_hint: None,
+        }
+    }
+}
+
+/// A written `model.tar.gz`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Artifact {
+    /// `out_dir/model.tar.gz`.
+    pub path: PathBuf,
+    /// sha256 of the archive's bytes, 64 lowercase hex digits.
+    pub digest: String,
+    /// Size of the archive in bytes.
+    pub size: u64,
+    /// The manifest stored in the archive.
+    pub manifest: Manifest,
+}
+
+/// Packages the model at `model` into `out_dir/model.tar.gz`.
+///
+/// `model` is either a single ONNX file, packed under its own name, or a directory
+/// holding exactly one `.onnx` file plus any other files (external weights,
+/// tokenizers...), all packed with their paths relative to the directory. A model
+/// with external data must be passed as its directory: its data files cannot be
+/// found from the `.onnx` file alone.
+///
+/// Each file is read twice, in chunks: once to hash it for the manifest, which
+/// comes first in the archive, and once to stream it into the archive, where it is
+/// hashed again to catch a file that changed in between. The archive's own digest
+/// is computed as it is written. The output appears under its final name only when
+/// complete; a failure leaves `out_dir` as it was (apart from creating it).
+pub fn package(
+    model: &Path,
+    out_dir: &Path,
+    opts: &PackageOptions,
+) -> Result<Artifact, PackageError> {
+    let (sources, model_file) = collect(model, out_dir)?;
+
+    let mut files = Vec::with_capacity(sources.len());
+    for src in &sources {
+        let (size, sha256) = hash_file(&src.abs)?;
+        files.push(FileEntry {
+            path: src.rel.clone(),
+            size,
+            sha256,
+        });
+    }
+    let manifest = Manifest {
+        format: FORMAT.to_string(),
+        model: ModelFile {
+            file: model_file,
+            format: "onnx".to_string(),
+        },
+        files,
+        signature: opts.signature.clone(),
+        engine_hint: opts.engine_hint.clone(),
+        created_by: opts.created_by.clone(),
+    };
+
+    let path = out_dir.join(ARCHIVE_NAME);
+    let (size, digest) = write_archive(&sources, &manifest, out_dir, &path)?;
+    Ok(Artifact {
+        path,
+        digest,
+        size,
+        manifest,
+    })
+}
+
+/// The files to pack, sorted by path, and the model's path among them. Creates
+/// `out_dir`.
+fn collect(model: &Path, out_dir: &Path) -> Result<(Vec<SourceFile>, String), PackageError> {
+    let meta = fs::metadata(model).map_err(|e| PackageError::io(model, e))?;
+    if meta.is_file() {
+        let Some(name) = model.file_name().and_then(|n| n.to_str()) else {
+            return Err(PackageError::invalid_input(
+                model,
+                "the file name is not valid UTF-8",
+            ));
+        };
+        if name.contains('\\') {
+            return Err(PackageError::invalid_input(
+                model,
+                "the file name contains a backslash",
+            ));
+        }
+        if name == MANIFEST_NAME {
+            return Err(PackageError::invalid_input(
+                model,
+                format!("`{MANIFEST_NAME}` is the manifest's name; rename the model"),
+            ));
+        }
+        fs::create_dir_all(out_dir).map_err(|e| PackageError::io(out_dir, e))?;
+        let src = SourceFile {
+            rel: name.to_string(),
+            abs: model.to_path_buf(),
+        };
+        return Ok((vec![src], name.to_string()));
+    }
+    if !meta.is_dir() {
+        return Err(PackageError::invalid_input(
+            model,
+            "is neither a file nor a directory",
+        ));
+    }
+
+    fs::create_dir_all(out_dir).map_err(|e| PackageError::io(out_dir, e))?;
+    let model_abs = model
+        .canonicalize()
+        .map_err(|e| PackageError::io(model, e))?;
+    let out_abs = out_dir
+        .canonicalize()
+        .map_err(|e| PackageError::io(out_dir, e))?;
+    if out_abs.starts_with(&model_abs) {
+        return Err(PackageError::invalid_input(
+            out_dir,
+            format!(
+                "the output directory is inside the model directory {}, so the archive would \
+                 pack itself; choose an output directory elsewhere",
+                model.display()
+            ),
+        ));
+    }
+
+    let sources = walk(model)?;
+    if let Some(src) = sources.iter().find(|s| s.rel == MANIFEST_NAME) {
+        return Err(PackageError::invalid_input(
+            &src.abs,
+            format!("`{MANIFEST_NAME}` is reserved for the manifest modelport writes; remove it"),
+        ));
+    }
+    let candidates: Vec<&SourceFile> = sources
+        .iter()
+        .filter(|s| {
+            Path::new(&s.rel)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+        })
+        .collect();
+    let model_file = match candidates.as_slice() {
+        [] => {
+            return Err(PackageError::NoModel {
+                dir: model.to_path_buf(),
+            });
+        }
+        [one] => one.rel.clone(),
+        many => {
+            return Err(PackageError::AmbiguousModel {
+                dir: model.to_path_buf(),
+                candidates: many.iter().map(|s| s.rel.clone()).collect(),
+            });
+        }
+    };
+    Ok((sources, model_file))
+}
+
+/// A tar header that depends on nothing but the size: GNU format, regular file,
+/// mode 0644, owner 0:0 with empty names, mtime 0.
+fn file_header(size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header
+}
+
+/// Writes the archive through a temporary file renamed to `path`; returns the
+/// archive's size and sha256.
+fn write_archive(
+    sources: &[SourceFile],
+    manifest: &Manifest,
+    out_dir: &Path,
+    path: &Path,
+) -> Result<(u64, String), PackageError> {
+    let (temp, file) = Temp::file(out_dir, ARCHIVE_NAME)?;
+    let temp_path = temp.path().to_path_buf();
+    let write_err = |e| PackageError::io(&temp_path, e);
+
+    let out = HashingWriter::new(BufWriter::with_capacity(CHUNK, file));
+    let gz = GzBuilder::new()
+        .mtime(0)
+        .operating_system(GZIP_OS_UNKNOWN)
+        .write(out, Compression::new(COMPRESSION_LEVEL));
+    let mut tar = tar::Builder::new(gz);
+
+    // The manifest comes first so that `read_manifest` stops after one entry.
+    let json = manifest.to_json();
+    tar.append_data(
+        &mut file_header(json.len() as u64),
+        MANIFEST_NAME,
+        json.as_slice(),
+    )
+    .map_err(write_err)?;
+
+    for (src, entry) in sources.iter().zip(&manifest.files) {
+        let file = File::open(&src.abs).map_err(|e| PackageError::io(&src.abs, e))?;
+        let mut reader = HashingReader::new(file.take(entry.size));
+        if let Err(e) = tar.append_data(&mut file_header(entry.size), &entry.path, &mut reader) {
+            return Err(if reader.failed {
+                PackageError::io(&src.abs, e)
+            } else {
+                write_err(e)
+            });
+        }
+        let grew = reader
+            .inner_mut()
+            .get_mut()
+            .read(&mut [0u8; 1])
+            .map_err(|e| PackageError::io(&src.abs, e))?
+            > 0;
+        let (len, sha256) = reader.finish();
+        if grew || len != entry.size || sha256 != entry.sha256 {
+            return Err(PackageError::invalid_input(
+                &src.abs,
+                "the file changed while it was being packaged; try again when nothing writes to it",
+            ));
+        }
+    }
+
+    // Finishing the tar writes its end-of-archive blocks, finishing the gzip stream
+    // its trailer; only then are the size and digest final.
+    let gz = tar.into_inner().map_err(write_err)?;
+    let out = gz.finish().map_err(write_err)?;
+    let (buffered, size, digest) = out.finish();
+    let file = buffered
+        .into_inner()
+        .map_err(|e| write_err(e.into_error()))?;
+    file.sync_all().map_err(write_err)?;
+    drop(file);
+    temp.persist(path)?;
+    Ok((size, digest))
+}

@@ -1,0 +1,336 @@
+//! Reading archives back: the manifest alone, a safe and verified extraction, and
+//! the check of an already extracted directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use sha2::{Digest, Sha256};
+
+use crate::error::PackageError;
+use crate::hash::{CHUNK, hash_file, to_hex};
+use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest};
+use crate::paths::{Temp, normalize_entry_path, walk};
+
+type Archive = tar::Archive<GzDecoder<BufReader<File>>>;
+
+fn open(archive: &Path) -> Result<Archive, PackageError> {
+    let file = File::open(archive).map_err(|e| PackageError::io(archive, e))?;
+    Ok(tar::Archive::new(GzDecoder::new(BufReader::with_capacity(
+        CHUNK, file,
+    ))))
+}
+
+fn archive_location(archive: &Path) -> String {
+    format!("in {}", archive.display())
+}
+
+/// Reads at most [`MAX_MANIFEST_BYTES`] of a manifest.
+fn read_manifest_bytes(
+    reader: impl Read,
+    location: &str,
+    read_err: impl Fn(io::Error) -> PackageError,
+) -> Result<Vec<u8>, PackageError> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(PackageError::invalid_manifest(
+            location,
+            format!(
+                "it is larger than {} MiB",
+                MAX_MANIFEST_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads only the manifest of a `model.tar.gz`. In archives written by
+/// [`package`](crate::package) it is the first entry, so the rest is not read.
+pub fn read_manifest(archive: &Path) -> Result<Manifest, PackageError> {
+    let corrupt = |e| PackageError::corrupt(archive, e);
+    let location = archive_location(archive);
+    let mut ar = open(archive)?;
+    for entry in ar.entries().map_err(corrupt)? {
+        let entry = entry.map_err(corrupt)?;
+        let raw = entry.path_bytes();
+        if normalize_entry_path(&raw).is_ok_and(|p| p == MANIFEST_NAME) {
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                return Err(PackageError::unsafe_entry(shown, "is not a regular file"));
+            }
+            let bytes = read_manifest_bytes(entry, &location, corrupt)?;
+            return Manifest::from_json(&bytes, &location);
+        }
+    }
+    Err(PackageError::invalid_manifest(
+        location,
+        format!("the archive has no {MANIFEST_NAME}"),
+    ))
+}
+
+/// Extracts a `model.tar.gz` into `dest` and checks it against its manifest.
+///
+/// Refused, naming the entry: absolute paths, `..` components, backslashes,
+/// symbolic and hard links, devices, FIFOs, any other non-regular entry (directory
+/// entries are checked and otherwise ignored), an entry that appears twice, and
+/// paths that would put a file inside another file. After extraction every file the
+/// manifest lists must be there with its size and sha256, and every extracted file
+/// must be listed. Hashes are computed while extracting, so nothing is read twice.
+///
+/// `dest` must not exist or be an empty directory. Extraction goes to a temporary
+/// directory next to it, renamed to `dest` only once everything checked out: `dest`
+/// never holds a partial or unverified model. The manifest is written as
+/// `dest/modelport.json`, so that [`verify_dir`] can check the directory later.
+pub fn unpack(archive: &Path, dest: &Path) -> Result<Manifest, PackageError> {
+    // Without `.` components, the parent and the name below agree with `dest`.
+    let dest: PathBuf = dest.components().collect();
+    let dest_exists = match fs::symlink_metadata(&dest) {
+        Ok(meta) if meta.is_dir() => {
+            let mut entries = fs::read_dir(&dest).map_err(|e| PackageError::io(&dest, e))?;
+            if entries.next().is_some() {
+                return Err(PackageError::invalid_input(
+                    &dest,
+                    "the destination directory is not empty; choose a new or empty directory",
+                ));
+            }
+            true
+        }
+        Ok(_) => {
+            return Err(PackageError::invalid_input(
+                &dest,
+                "the destination exists and is not a directory",
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(PackageError::io(&dest, e)),
+    };
+    let Some(name) = dest.file_name().and_then(|n| n.to_str()) else {
+        return Err(PackageError::invalid_input(
+            &dest,
+            "name the directory to extract into, such as `./model`",
+        ));
+    };
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(parent).map_err(|e| PackageError::io(parent, e))?;
+
+    let staging = Temp::dir(parent, name)?;
+    let (manifest_bytes, extracted) = extract(archive, staging.path())?;
+    let location = archive_location(archive);
+    let Some(manifest_bytes) = manifest_bytes else {
+        return Err(PackageError::invalid_manifest(
+            location,
+            format!("the archive has no {MANIFEST_NAME}"),
+        ));
+    };
+    let manifest = Manifest::from_json(&manifest_bytes, &location)?;
+    check_files(
+        &manifest,
+        extracted.keys().map(String::as_str),
+        |rel| Ok(extracted[rel].clone()),
+        &location,
+    )?;
+
+    let manifest_path = staging.path().join(MANIFEST_NAME);
+    fs::write(&manifest_path, &manifest_bytes).map_err(|e| PackageError::io(&manifest_path, e))?;
+    if dest_exists {
+        fs::remove_dir(&dest).map_err(|e| PackageError::io(&dest, e))?;
+    }
+    staging.persist(&dest)?;
+    Ok(manifest)
+}
+
+/// Extracted files by relative path, with their size and sha256, and the manifest's
+/// bytes if the archive has one.
+type Extracted = (Option<Vec<u8>>, BTreeMap<String, (u64, String)>);
+
+fn extract(archive: &Path, root: &Path) -> Result<Extracted, PackageError> {
+    let corrupt = |e| PackageError::corrupt(archive, e);
+    let location = archive_location(archive);
+    let mut manifest = None;
+    let mut files: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut buf = vec![0u8; CHUNK];
+
+    let mut ar = open(archive)?;
+    for entry in ar.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let rel = normalize_entry_path(&raw).map_err(|r| PackageError::unsafe_entry(&shown, r))?;
+        if !is_regular_file(&entry, &shown)? {
+            continue;
+        }
+        let clash = |reason: &str| PackageError::unsafe_entry(&shown, reason);
+
+        if rel == MANIFEST_NAME {
+            if manifest.is_some() {
+                return Err(clash("appears twice in the archive"));
+            }
+            manifest = Some(read_manifest_bytes(&mut entry, &location, corrupt)?);
+            continue;
+        }
+        if files.contains_key(&rel) {
+            return Err(clash("appears twice in the archive"));
+        }
+        // A file may not sit where another file needs a directory, nor the reverse.
+        let mut prefix = rel.as_str();
+        while let Some((parent, _)) = prefix.rsplit_once('/') {
+            if files.contains_key(parent) || parent == MANIFEST_NAME {
+                return Err(clash(&format!(
+                    "would be inside `{parent}`, which is a file"
+                )));
+            }
+            prefix = parent;
+        }
+        let below = format!("{rel}/");
+        if files
+            .range(below.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&below))
+        {
+            return Err(clash("is also a directory in the archive"));
+        }
+
+        let out = root.join(&rel);
+        if let Some(parent) = out.parent() {
+            fs::create_dir_all(parent).map_err(|e| PackageError::io(parent, e))?;
+        }
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&out)
+            .map_err(|e| PackageError::io(&out, e))?;
+        let mut writer = BufWriter::with_capacity(CHUNK, file);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let n = match entry.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(corrupt(e)),
+            };
+            hasher.update(&buf[..n]);
+            writer
+                .write_all(&buf[..n])
+                .map_err(|e| PackageError::io(&out, e))?;
+            size += n as u64;
+        }
+        writer.flush().map_err(|e| PackageError::io(&out, e))?;
+        files.insert(rel, (size, to_hex(hasher)));
+    }
+    Ok((manifest, files))
+}
+
+/// Whether an entry is a regular file (`true`) or a directory to skip (`false`);
+/// anything else is an error naming the entry.
+fn is_regular_file<R: Read>(entry: &tar::Entry<'_, R>, shown: &str) -> Result<bool, PackageError> {
+    use tar::EntryType;
+    let link = || {
+        entry
+            .link_name_bytes()
+            .map(|l| format!(" to `{}`", String::from_utf8_lossy(&l)))
+            .unwrap_or_default()
+    };
+    let reason = match entry.header().entry_type() {
+        EntryType::Regular => return Ok(true),
+        EntryType::Directory => return Ok(false),
+        EntryType::Symlink => format!("is a symbolic link{}", link()),
+        EntryType::Link => format!("is a hard link{}", link()),
+        EntryType::Char => "is a character device".to_string(),
+        EntryType::Block => "is a block device".to_string(),
+        EntryType::Fifo => "is a FIFO".to_string(),
+        other => format!(
+            "has entry type `{}`, which modelport does not extract",
+            other.as_byte().escape_ascii()
+        ),
+    };
+    Err(PackageError::unsafe_entry(shown, reason))
+}
+
+/// Checks that the files present are exactly those of the manifest, then that each
+/// has its recorded size and sha256 (`digest_of` gives them for a present path).
+fn check_files<'a>(
+    manifest: &Manifest,
+    present: impl IntoIterator<Item = &'a str>,
+    mut digest_of: impl FnMut(&str) -> Result<(u64, String), PackageError>,
+    location: &str,
+) -> Result<(), PackageError> {
+    let present: BTreeSet<&str> = present.into_iter().collect();
+    if let Some(missing) = manifest
+        .files
+        .iter()
+        .find(|f| !present.contains(f.path.as_str()))
+    {
+        return Err(PackageError::MissingFile {
+            file: missing.path.clone(),
+        });
+    }
+    if let Some(extra) = present.iter().find(|p| manifest.file(p).is_none()) {
+        return Err(PackageError::UnexpectedFile {
+            file: extra.to_string(),
+        });
+    }
+    for f in &manifest.files {
+        let (size, sha256) = digest_of(&f.path)?;
+        if sha256 != f.sha256 {
+            return Err(PackageError::Tampered {
+                file: f.path.clone(),
+                expected: f.sha256.clone(),
+                actual: sha256,
+            });
+        }
+        if size != f.size {
+            return Err(PackageError::invalid_manifest(
+                location,
+                format!(
+                    "`{}` has {size} bytes but the manifest says {}",
+                    f.path, f.size
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an extracted model directory against its `modelport.json`: every listed
+/// file present with its sha256, nothing else besides the manifest. Meant for a
+/// serving process at start-up, to refuse a model directory that was altered; the
+/// error names the first file that differs.
+pub fn verify_dir(dir: &Path) -> Result<Manifest, PackageError> {
+    let path = dir.join(MANIFEST_NAME);
+    let location = path.display().to_string();
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(PackageError::invalid_manifest(
+                location,
+                "the file does not exist (is this a directory unpacked by modelport?)",
+            ));
+        }
+        Err(e) => return Err(PackageError::io(&path, e)),
+    };
+    let bytes = read_manifest_bytes(file, &location, |e| PackageError::io(&path, e))?;
+    let manifest = Manifest::from_json(&bytes, &location)?;
+
+    let found: BTreeMap<String, PathBuf> = walk(dir)?
+        .into_iter()
+        .filter(|s| s.rel != MANIFEST_NAME)
+        .map(|s| (s.rel, s.abs))
+        .collect();
+    check_files(
+        &manifest,
+        found.keys().map(String::as_str),
+        |rel| hash_file(&found[rel]),
+        &location,
+    )?;
+    Ok(manifest)
+}

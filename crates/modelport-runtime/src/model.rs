@@ -1,0 +1,406 @@
+//! Reads what an ONNX file declares: signature, opsets, operators, parameters.
+//!
+//! This is the `inspect` view of a model and the input to every engine. The
+//! protobuf is decoded once; only the summary is kept.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use modelport_core::format::{self, ModelSource};
+use modelport_core::{ClassLabels, DType, Dim, Signature, TensorSpec};
+use prost::Message;
+use serde::Serialize;
+use tract_onnx::pb;
+
+use crate::error::RuntimeError;
+
+/// How many nodes of one operator a model has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperatorCount {
+    /// `ai.onnx` for the default domain.
+    pub domain: String,
+    pub op_type: String,
+    pub count: usize,
+}
+
+impl OperatorCount {
+    /// `Scaler (ai.onnx.ml)`, or just `Conv` for the default domain.
+    pub fn qualified(&self) -> String {
+        if self.domain == "ai.onnx" {
+            self.op_type.clone()
+        } else {
+            format!("{} ({})", self.op_type, self.domain)
+        }
+    }
+}
+
+/// The summary of one ONNX model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    pub ir_version: i64,
+    pub producer: String,
+    /// Operator set versions by domain.
+    pub opsets: BTreeMap<String, i64>,
+    pub operators: Vec<OperatorCount>,
+    /// The signature as modelport exposes it: ZipMap outputs read as `f32 [N, C]`
+    /// probability tensors carrying their class labels.
+    pub signature: Signature,
+    /// Number of weights (elements of every initializer).
+    pub parameters: u64,
+    /// Bytes of initializer data (inline and external).
+    pub weight_bytes: u64,
+    /// Number of classes of each TreeEnsembleClassifier node, in graph order.
+    #[serde(skip)]
+    pub(crate) tree_classifier_classes: Vec<usize>,
+}
+
+impl ModelInfo {
+    /// Reads the model at `path` (an `.onnx` file or a directory holding one).
+    ///
+    /// Pickles, PyTorch, Keras and TensorFlow files are refused with the conversion route.
+    pub fn from_path(path: &Path) -> Result<ModelInfo, RuntimeError> {
+        let source = format::detect(path)?;
+        let onnx = match &source {
+            ModelSource::OnnxFile(p) => p.clone(),
+            ModelSource::OnnxDir { model, .. } => model.clone(),
+        };
+        let bytes = std::fs::read(&onnx).map_err(|e| modelport_core::Error::io(&onnx, e))?;
+        let invalid = |reason: String| RuntimeError::InvalidModel {
+            path: onnx.clone(),
+            reason,
+        };
+        let proto = pb::ModelProto::decode(bytes.as_slice())
+            .map_err(|e| invalid(format!("the protobuf does not decode ({e})")))?;
+        let graph = proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| invalid("the file holds no graph".into()))?;
+        if proto.ir_version <= 0 || proto.opset_import.is_empty() {
+            return Err(invalid(format!(
+                "ir_version {} and {} opset imports: this is not an ONNX model",
+                proto.ir_version,
+                proto.opset_import.len()
+            )));
+        }
+        if graph.output.is_empty() {
+            return Err(invalid("the graph declares no outputs".into()));
+        }
+        let opsets = proto
+            .opset_import
+            .iter()
+            .map(|o| (domain_name(&o.domain), o.version))
+            .collect();
+        let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for node in &graph.node {
+            *counts
+                .entry((domain_name(&node.domain), node.op_type.clone()))
+                .or_default() += 1;
+        }
+        let operators = counts
+            .into_iter()
+            .map(|((domain, op_type), count)| OperatorCount {
+                domain,
+                op_type,
+                count,
+            })
+            .collect();
+        let (parameters, weight_bytes) = graph.initializer.iter().fold((0u64, 0u64), |acc, t| {
+            let n: u64 = t.dims.iter().map(|&d| d.max(0) as u64).product();
+            (acc.0 + n, acc.1 + n * elem_size(t.data_type))
+        });
+        let tree_classifier_classes = graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == "TreeEnsembleClassifier")
+            .map(|n| class_labels(n).map(|l| l.len()).unwrap_or(0))
+            .collect();
+        let signature = signature(graph).map_err(invalid)?;
+        let size_bytes = match &source {
+            ModelSource::OnnxFile(p) => file_size(p),
+            ModelSource::OnnxDir { dir, .. } => dir_size(dir),
+        };
+        Ok(ModelInfo {
+            path: onnx,
+            size_bytes,
+            ir_version: proto.ir_version,
+            producer: format!("{} {}", proto.producer_name, proto.producer_version)
+                .trim()
+                .to_string(),
+            opsets,
+            operators,
+            signature,
+            parameters,
+            weight_bytes,
+            tree_classifier_classes,
+        })
+    }
+
+    pub fn uses(&self, op_type: &str) -> bool {
+        self.operators.iter().any(|o| o.op_type == op_type)
+    }
+}
+
+fn file_size(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        dir_size(&p)
+                    } else {
+                        file_size(&p)
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn domain_name(d: &str) -> String {
+    if d.is_empty() {
+        "ai.onnx".into()
+    } else {
+        d.into()
+    }
+}
+
+/// Bytes per element of an ONNX `TensorProto.DataType`.
+fn elem_size(data_type: i32) -> u64 {
+    match data_type {
+        11 | 7 | 13 | 14 => 8, // double, int64, uint64, complex64
+        1 | 6 | 12 => 4,       // float, int32, uint32
+        10 | 16 | 5 | 4 => 2,  // float16, bfloat16, int16, uint16
+        15 => 16,              // complex128
+        _ => 1,
+    }
+}
+
+/// modelport's dtype for an ONNX element type, if it carries it.
+pub(crate) fn dtype_of(elem_type: i32) -> Option<DType> {
+    Some(match elem_type {
+        1 => DType::F32,
+        2 => DType::U8,
+        3 => DType::I8,
+        6 => DType::I32,
+        7 => DType::I64,
+        8 => DType::String,
+        9 => DType::Bool,
+        11 => DType::F64,
+        _ => return None,
+    })
+}
+
+fn onnx_type_name(elem_type: i32) -> &'static str {
+    match elem_type {
+        4 => "uint16",
+        5 => "int16",
+        10 => "float16",
+        12 => "uint32",
+        13 => "uint64",
+        14 => "complex64",
+        15 => "complex128",
+        16 => "bfloat16",
+        _ => "an unknown type",
+    }
+}
+
+fn signature(graph: &pb::GraphProto) -> Result<Signature, String> {
+    let initializers: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let mut inputs = Vec::new();
+    for vi in graph
+        .input
+        .iter()
+        .filter(|i| !initializers.contains(i.name.as_str()))
+    {
+        inputs.push(tensor_spec(vi, "input")?.ok_or_else(|| {
+            format!(
+                "input `{}` is not a tensor (sequence and map inputs are not supported)",
+                vi.name
+            )
+        })?);
+    }
+    let mut outputs = Vec::new();
+    for vo in &graph.output {
+        let producer = graph.node.iter().find(|n| n.output.contains(&vo.name));
+        let spec = match producer {
+            Some(node) if node.op_type == "ZipMap" => {
+                // ZipMap turns a probability matrix into a list of maps; modelport keeps the matrix.
+                let labels = class_labels(node);
+                let n = labels.as_ref().map(|l| l.len());
+                let mut spec = TensorSpec::new(
+                    vo.name.clone(),
+                    DType::F32,
+                    vec![
+                        Dim::Dynamic(batch_symbol(graph)),
+                        n.map_or(Dim::Dynamic(None), Dim::Fixed),
+                    ],
+                );
+                spec.class_labels = labels;
+                spec
+            }
+            _ => {
+                let mut spec = tensor_spec(vo, "output")?.ok_or_else(|| {
+                    format!("output `{}` is a sequence or map not produced by ZipMap, which modelport cannot read", vo.name)
+                })?;
+                if let Some(node) = producer
+                    && is_classifier(&node.op_type)
+                    && node.output.get(1) == Some(&vo.name)
+                {
+                    spec.class_labels = class_labels(node);
+                }
+                spec
+            }
+        };
+        outputs.push(spec);
+    }
+    Ok(Signature { inputs, outputs })
+}
+
+fn is_classifier(op: &str) -> bool {
+    matches!(
+        op,
+        "LinearClassifier" | "TreeEnsembleClassifier" | "SVMClassifier"
+    )
+}
+
+fn batch_symbol(graph: &pb::GraphProto) -> Option<String> {
+    let first = graph.input.first()?;
+    match first.r#type.as_ref()?.value.as_ref()? {
+        pb::type_proto::Value::TensorType(t) => {
+            match t.shape.as_ref()?.dim.first()?.value.as_ref()? {
+                pb::tensor_shape_proto::dimension::Value::DimParam(p) if !p.is_empty() => {
+                    Some(p.clone())
+                }
+                _ => None,
+            }
+        }
+    }
+}
+
+fn tensor_spec(vi: &pb::ValueInfoProto, what: &str) -> Result<Option<TensorSpec>, String> {
+    let Some(pb::type_proto::Value::TensorType(t)) =
+        vi.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        return Ok(None);
+    };
+    let dtype = dtype_of(t.elem_type).ok_or_else(|| {
+        format!(
+            "{what} `{}` has element type {}, which modelport does not support yet",
+            vi.name,
+            onnx_type_name(t.elem_type)
+        )
+    })?;
+    let shape = t
+        .shape
+        .as_ref()
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match &d.value {
+                    Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => {
+                        Dim::Fixed(*v as usize)
+                    }
+                    Some(pb::tensor_shape_proto::dimension::Value::DimParam(p))
+                        if !p.is_empty() =>
+                    {
+                        Dim::Dynamic(Some(p.clone()))
+                    }
+                    _ => Dim::Dynamic(None),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(TensorSpec::new(vi.name.clone(), dtype, shape)))
+}
+
+fn attr<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+/// The class labels a classifier or ZipMap node declares.
+pub(crate) fn class_labels(node: &pb::NodeProto) -> Option<ClassLabels> {
+    for key in ["classlabels_int64s", "classlabels_ints"] {
+        if let Some(a) = attr(node, key)
+            && !a.ints.is_empty()
+        {
+            return Some(ClassLabels::Int64(a.ints.clone()));
+        }
+    }
+    attr(node, "classlabels_strings")
+        .filter(|a| !a.strings.is_empty())
+        .map(|a| {
+            ClassLabels::String(
+                a.strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(name)
+            .join("model.onnx")
+    }
+
+    #[test]
+    fn iris_signature_reads_zipmap_as_probabilities() {
+        let info = ModelInfo::from_path(&example("iris")).unwrap();
+        let sig = &info.signature;
+        assert_eq!(sig.inputs.len(), 1);
+        assert_eq!(sig.inputs[0].to_string(), "X: f32 [?, 4]");
+        assert_eq!(sig.outputs[0].to_string(), "output_label: i64 [?]");
+        assert_eq!(sig.outputs[1].to_string(), "output_probability: f32 [?, 3]");
+        assert_eq!(
+            sig.outputs[1].class_labels,
+            Some(ClassLabels::Int64(vec![0, 1, 2]))
+        );
+        assert!(info.uses("Scaler") && info.uses("ZipMap"));
+        assert_eq!(info.opsets.get("ai.onnx.ml"), Some(&3));
+    }
+
+    #[test]
+    fn cnn_counts_parameters() {
+        let info = ModelInfo::from_path(&example("cnn")).unwrap();
+        // conv1 8*1*3*3+8, conv2 16*8*3*3+16, fc 784*10+10, the reshape target 2.
+        assert_eq!(info.parameters, 80 + 1168 + 7850 + 2);
+        assert_eq!(
+            info.signature.inputs[0].to_string(),
+            "image: f32 [N, 1, 28, 28]"
+        );
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/models")
+            .join(name)
+    }
+
+    #[test]
+    fn broken_files_are_invalid_models() {
+        for f in ["truncated.onnx", "random.onnx"] {
+            let err = ModelInfo::from_path(&fixture(f)).unwrap_err();
+            assert!(
+                matches!(err, RuntimeError::InvalidModel { .. }),
+                "{f}: {err}"
+            );
+        }
+        let err = ModelInfo::from_path(&fixture("model.pkl")).unwrap_err();
+        assert!(err.to_string().contains("pickle"), "{err}");
+    }
+}

@@ -1,0 +1,384 @@
+//! The onnxruntime engine: the reference implementation of ONNX, loaded at run time.
+//!
+//! The shared library is never downloaded or linked at build time. It comes from
+//! `ORT_DYLIB_PATH`, else from a Python onnxruntime install (the PyPI wheel ships
+//! `onnxruntime/capi/libonnxruntime.so.<version>`). The library can be loaded once
+//! per process; the first successful load wins.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use modelport_core::env::ORT_DYLIB_PATH;
+use modelport_core::{Batch, ClassLabels, Signature, Tensor, TensorData};
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::{DynMapValueType, DynValue, TensorElementType, ValueType};
+
+use crate::error::RuntimeError;
+use crate::model::ModelInfo;
+use crate::{Engine, EngineInfo, EngineKind, LoadedModel, RuntimeOptions};
+
+/// The process-wide onnxruntime environment, or why it could not be created.
+static ENVIRONMENT: OnceLock<Result<(Environment, String, PathBuf), String>> = OnceLock::new();
+
+const INSTALL_HINT: &str = "install onnxruntime into a Python environment (`pip install onnxruntime==1.32.0`, \
+     or run the README's test command, which creates .venv) or set ORT_DYLIB_PATH to libonnxruntime.so; \
+     `--engine tract` needs nothing installed";
+
+pub struct OrtEngine {
+    info: EngineInfo,
+    opts: RuntimeOptions,
+}
+
+impl OrtEngine {
+    /// Loads the onnxruntime library (once per process) and returns the engine.
+    pub fn open(opts: &RuntimeOptions) -> Result<OrtEngine, RuntimeError> {
+        let env = ENVIRONMENT.get_or_init(|| {
+            let lib = find_onnxruntime_library()?;
+            tracing::debug!(library = %lib.display(), "loading onnxruntime");
+            let builder =
+                ort::init_from(&lib).map_err(|e| format!("cannot load {}: {e}", lib.display()))?;
+            let env = builder
+                .with_name("modelport")
+                .build()
+                .map_err(|e| format!("cannot start onnxruntime from {}: {e}", lib.display()))?;
+            let version = version_of(&lib);
+            Ok((env, version, lib))
+        });
+        match env {
+            Ok((_, version, _)) => Ok(OrtEngine {
+                info: EngineInfo {
+                    engine: EngineKind::Onnxruntime,
+                    version: version.clone(),
+                },
+                opts: opts.clone(),
+            }),
+            Err(reason) => Err(RuntimeError::EngineUnavailable {
+                engine: EngineKind::Onnxruntime,
+                reason: reason.clone(),
+                hint: INSTALL_HINT.into(),
+            }),
+        }
+    }
+
+    /// The library this process loaded, once [`OrtEngine::open`] succeeded.
+    pub fn library_path() -> Option<&'static Path> {
+        match ENVIRONMENT.get() {
+            Some(Ok((_, _, p))) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// The version onnxruntime reports in its build string, else the library's file name.
+fn version_of(lib: &Path) -> String {
+    let build = ort::info();
+    if let Some(v) = build
+        .split([',', ' '])
+        .find_map(|part| part.trim().strip_prefix("git-branch=rel-"))
+    {
+        return v.to_string();
+    }
+    lib.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| {
+            n.split(".so.")
+                .nth(1)
+                .or_else(|| n.strip_prefix("libonnxruntime."))
+        })
+        .unwrap_or("unknown")
+        .trim_end_matches(".dylib")
+        .to_string()
+}
+
+/// Finds `libonnxruntime`: `ORT_DYLIB_PATH`, an active virtualenv, a `.venv` in the
+/// working directory or one of its parents (or beside the modelport executable), then
+/// the site-packages of `python3`.
+pub fn find_onnxruntime_library() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os(ORT_DYLIB_PATH) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "{ORT_DYLIB_PATH} is set to {}, which is not a file",
+                p.display()
+            ))
+        };
+    }
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
+        roots.push(PathBuf::from(venv));
+    }
+    let mut starts = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        starts.push(cwd);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        starts.push(exe);
+    }
+    for start in starts {
+        for dir in start.ancestors() {
+            let venv = dir.join(".venv");
+            if venv.is_dir() {
+                roots.push(venv);
+            }
+        }
+    }
+    let mut searched = Vec::new();
+    for root in &roots {
+        let lib = root.join("lib");
+        if let Ok(entries) = std::fs::read_dir(&lib) {
+            for e in entries.flatten() {
+                let site = e.path().join("site-packages");
+                if let Some(found) = in_site_packages(&site) {
+                    return Ok(found);
+                }
+                searched.push(site);
+            }
+        }
+    }
+    for site in python_site_packages() {
+        if let Some(found) = in_site_packages(&site) {
+            return Ok(found);
+        }
+        searched.push(site);
+    }
+    Err(format!(
+        "no onnxruntime library found (looked in {ORT_DYLIB_PATH}, {} site-packages folder{})",
+        searched.len(),
+        if searched.len() == 1 { "" } else { "s" }
+    ))
+}
+
+fn in_site_packages(site: &Path) -> Option<PathBuf> {
+    let capi = site.join("onnxruntime").join("capi");
+    let mut libs: Vec<PathBuf> = std::fs::read_dir(&capi)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("libonnxruntime.so")
+                    || n.starts_with("libonnxruntime.") && n.ends_with(".dylib")
+            })
+        })
+        .collect();
+    // Prefer the versioned file (the wheel ships only that one) and the newest of several.
+    libs.sort();
+    libs.pop()
+}
+
+fn python_site_packages() -> Vec<PathBuf> {
+    let script = "import site, sysconfig\nfor p in [*site.getsitepackages(), site.getusersitepackages(), sysconfig.get_paths()['purelib']]: print(p)";
+    std::process::Command::new("python3")
+        .args(["-c", script])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Engine for OrtEngine {
+    fn info(&self) -> EngineInfo {
+        self.info.clone()
+    }
+
+    fn unsupported_operators(&self, _model: &ModelInfo) -> Vec<String> {
+        // onnxruntime implements the whole ai.onnx and ai.onnx.ml operator sets; a
+        // model it cannot run fails at load time with onnxruntime's own message.
+        Vec::new()
+    }
+
+    fn load(&self, model: &ModelInfo) -> Result<Arc<dyn LoadedModel>, RuntimeError> {
+        let Some(Ok((env, _, _))) = ENVIRONMENT.get() else {
+            unreachable!("OrtEngine exists only after the environment loaded")
+        };
+        let fail = |e: String| RuntimeError::Inference {
+            engine: EngineKind::Onnxruntime,
+            message: e,
+        };
+        let mut builder = Session::builder(env)
+            .map_err(|e| fail(e.to_string()))?
+            // Basic optimizations keep results exact; extended fusions (e.g. MatMulNBits)
+            // drift by ~1e-2 on quantized models, which a reference must not do.
+            .with_optimization_level(GraphOptimizationLevel::Level1)
+            .map_err(|e| fail(e.to_string()))?;
+        if let Some(n) = self.opts.intra_threads {
+            builder = builder
+                .with_intra_threads(n)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let session = builder
+            .commit_from_file(&model.path)
+            .map_err(|e| fail(format!("loading {}: {e}", model.path.display())))?;
+        Ok(Arc::new(OrtModel {
+            session: Mutex::new(session),
+            signature: model.signature.clone(),
+            info: self.info.clone(),
+        }))
+    }
+}
+
+struct OrtModel {
+    // `Session::run` takes `&mut self`; one inference at a time per session.
+    session: Mutex<Session>,
+    signature: Signature,
+    info: EngineInfo,
+}
+
+impl LoadedModel for OrtModel {
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn engine(&self) -> &EngineInfo {
+        &self.info
+    }
+
+    fn run(&self, inputs: &Batch) -> Result<Batch, RuntimeError> {
+        self.signature.check_inputs(inputs)?;
+        let fail = |e: String| RuntimeError::Inference {
+            engine: EngineKind::Onnxruntime,
+            message: e,
+        };
+        let mut values: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
+        for spec in &self.signature.inputs {
+            let t = inputs.get(&spec.name).expect("checked above");
+            values.push((
+                spec.name.clone(),
+                to_ort(t).map_err(|e| fail(format!("input `{}`: {e}", spec.name)))?,
+            ));
+        }
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session.run(values).map_err(|e| fail(e.to_string()))?;
+        let mut batch = Batch::new();
+        for spec in &self.signature.outputs {
+            let value = outputs
+                .get(&spec.name)
+                .ok_or_else(|| fail(format!("output `{}` is missing", spec.name)))?;
+            let t = from_ort(value, spec.class_labels.as_ref())
+                .map_err(|e| fail(format!("output `{}`: {e}", spec.name)))?;
+            batch.insert(spec.name.clone(), t)?;
+        }
+        Ok(batch)
+    }
+}
+
+fn to_ort(t: &Tensor) -> Result<DynValue, String> {
+    let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+    let e = |e: ort::Error| e.to_string();
+    Ok(match t.data() {
+        TensorData::F32(v) => ort::value::Tensor::from_array((shape, v.clone()))
+            .map_err(e)?
+            .into_dyn(),
+        TensorData::F64(v) => ort::value::Tensor::from_array((shape, v.clone()))
+            .map_err(e)?
+            .into_dyn(),
+        TensorData::I64(v) => ort::value::Tensor::from_array((shape, v.clone()))
+            .map_err(e)?
+            .into_dyn(),
+        TensorData::I32(v) => ort::value::Tensor::from_array((shape, v.clone()))
+            .map_err(e)?
+            .into_dyn(),
+        TensorData::I8(v) => ort::value::Tensor::from_array((shape, v.clone()))
+            .map_err(e)?
+            .into_dyn(),
+        TensorData::U8(v) => ort::value::Tensor::from_array((shape, v.clone()))
+            .map_err(e)?
+            .into_dyn(),
+        TensorData::Bool(v) => ort::value::Tensor::from_array((shape, v.clone()))
+            .map_err(e)?
+            .into_dyn(),
+        TensorData::String(v) => ort::value::Tensor::from_string_array((shape, v.as_slice()))
+            .map_err(e)?
+            .into_dyn(),
+    })
+}
+
+fn from_ort(value: &DynValue, labels: Option<&ClassLabels>) -> Result<Tensor, String> {
+    let e = |e: ort::Error| e.to_string();
+    match value.dtype() {
+        ValueType::Tensor { ty, .. } => {
+            macro_rules! extract {
+                ($t:ty) => {{
+                    let (shape, data) = value.try_extract_tensor::<$t>().map_err(e)?;
+                    (dims(shape), TensorData::from(data.to_vec()))
+                }};
+            }
+            let (shape, data) = match ty {
+                TensorElementType::Float32 => extract!(f32),
+                TensorElementType::Float64 => extract!(f64),
+                TensorElementType::Int64 => extract!(i64),
+                TensorElementType::Int32 => extract!(i32),
+                TensorElementType::Int8 => extract!(i8),
+                TensorElementType::Uint8 => extract!(u8),
+                TensorElementType::Bool => extract!(bool),
+                TensorElementType::String => {
+                    let (shape, data) = value.try_extract_strings().map_err(e)?;
+                    (dims(shape), TensorData::String(data))
+                }
+                other => return Err(format!("element type {other} is not supported")),
+            };
+            Tensor::new(shape, data).map_err(|e| e.to_string())
+        }
+        ValueType::Sequence(inner) if matches!(**inner, ValueType::Map { .. }) => {
+            zipmap_to_tensor(value, labels)
+        }
+        other => Err(format!("values of type {other:?} are not supported")),
+    }
+}
+
+fn dims(shape: &[i64]) -> Vec<usize> {
+    shape.iter().map(|&d| d.max(0) as usize).collect()
+}
+
+/// A ZipMap output (one `{label: probability}` map per example) as an `f32 [N, C]`
+/// matrix whose columns follow the declared class labels.
+fn zipmap_to_tensor(value: &DynValue, labels: Option<&ClassLabels>) -> Result<Tensor, String> {
+    let e = |e: ort::Error| e.to_string();
+    let maps = value.try_extract_sequence::<DynMapValueType>().map_err(e)?;
+    let rows = maps.len();
+    let mut data: Vec<f32> = Vec::new();
+    let mut columns = 0;
+    for map in &maps {
+        let row: Vec<f32> = match labels {
+            Some(ClassLabels::Int64(order)) => {
+                let kv = map.try_extract_key_values::<i64, f32>().map_err(e)?;
+                order
+                    .iter()
+                    .map(|k| {
+                        kv.iter()
+                            .find(|(key, _)| key == k)
+                            .map(|(_, v)| *v)
+                            .ok_or(format!("class {k} is missing"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            Some(ClassLabels::String(order)) => {
+                let kv = map.try_extract_key_values::<String, f32>().map_err(e)?;
+                order
+                    .iter()
+                    .map(|k| {
+                        kv.iter()
+                            .find(|(key, _)| key == k)
+                            .map(|(_, v)| *v)
+                            .ok_or(format!("class {k} is missing"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            None => return Err("ZipMap output without class labels".into()),
+        };
+        columns = row.len();
+        data.extend(row);
+    }
+    Tensor::new(vec![rows, columns], data).map_err(|e| e.to_string())
+}
