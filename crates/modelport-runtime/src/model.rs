@@ -371,7 +371,7 @@ mod tests {
             Some(ClassLabels::Int64(vec![0, 1, 2]))
         );
         assert!(info.uses("Scaler") && info.uses("ZipMap"));
-        assert_eq!(info.opsets.get("ai.onnx.ml"), Some(&3));
+        assert_eq!(info.opsets.get("ai.onnx.ml"), Some(&1));
     }
 
     #[test]
