@@ -110,6 +110,18 @@ impl ModelInfo {
             let n: u64 = t.dims.iter().map(|&d| d.max(0) as u64).product();
             (acc.0 + n, acc.1 + n * elem_size(t.data_type))
         });
+        // scikit-learn exports keep their weights in node attributes (coefficients,
+        // tree thresholds), not in initializers: count those too.
+        let attribute_weights: u64 = graph
+            .node
+            .iter()
+            .flat_map(|n| &n.attribute)
+            .map(|a| a.floats.len() as u64)
+            .sum();
+        let (parameters, weight_bytes) = (
+            parameters + attribute_weights,
+            weight_bytes + 4 * attribute_weights,
+        );
         let tree_classifier_classes = graph
             .node
             .iter()

@@ -26,16 +26,30 @@ fn check_matches_reference(dir: &Path, engine: EngineChoice) {
         .unwrap()
         .load(&info)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let (inputs, _) =
-        codec::decode_request(&read_json(&dir.join("samples.json")), &info.signature.inputs).unwrap();
+    let (inputs, _) = codec::decode_request(
+        &read_json(&dir.join("samples.json")),
+        &info.signature.inputs,
+    )
+    .unwrap();
     let got = model.run(&inputs).unwrap();
     let expected = codec::decode_oip_response(&read_json(&dir.join("expected.json"))).unwrap();
     assert_eq!(got.len(), expected.len(), "{}", dir.display());
     for want in expected.iter() {
-        let have = got.get(&want.name).unwrap_or_else(|| panic!("output {} missing", want.name));
-        assert_eq!(have.shape(), want.tensor.shape(), "{} {}", dir.display(), want.name);
+        let have = got
+            .get(&want.name)
+            .unwrap_or_else(|| panic!("output {} missing", want.name));
+        assert_eq!(
+            have.shape(),
+            want.tensor.shape(),
+            "{} {}",
+            dir.display(),
+            want.name
+        );
         for i in 0..have.len() {
-            let (a, b) = (have.data().get_f64(i).unwrap(), want.tensor.data().get_f64(i).unwrap());
+            let (a, b) = (
+                have.data().get_f64(i).unwrap(),
+                want.tensor.data().get_f64(i).unwrap(),
+            );
             assert!(
                 (a - b).abs() <= 1e-5 + 1e-6 * b.abs(),
                 "{} on {}: output `{}`[{i}] = {a}, onnxruntime stored {b}",
@@ -53,7 +67,10 @@ fn onnxruntime_reproduces_every_example() {
         check_matches_reference(&root().join("examples").join(ex), EngineChoice::Onnxruntime);
     }
     for fx in ["svm", "forest-regressor", "forest-binary"] {
-        check_matches_reference(&root().join("tests/fixtures/models").join(fx), EngineChoice::Onnxruntime);
+        check_matches_reference(
+            &root().join("tests/fixtures/models").join(fx),
+            EngineChoice::Onnxruntime,
+        );
     }
 }
 
@@ -68,7 +85,10 @@ fn tract_reproduces_every_example() {
 #[test]
 fn tract_refuses_what_it_cannot_run_correctly() {
     let cases = [
-        ("svm", "the tract engine cannot run this model: unsupported operator SVMClassifier (ai.onnx.ml)"),
+        (
+            "svm",
+            "the tract engine cannot run this model: unsupported operator SVMClassifier (ai.onnx.ml)",
+        ),
         (
             "forest-regressor",
             "the tract engine cannot run this model: unsupported operator TreeEnsembleRegressor (ai.onnx.ml)",
@@ -79,13 +99,20 @@ fn tract_refuses_what_it_cannot_run_correctly() {
         ),
     ];
     for (fx, message) in cases {
-        let path = root().join("tests/fixtures/models").join(fx).join("model.onnx");
+        let path = root()
+            .join("tests/fixtures/models")
+            .join(fx)
+            .join("model.onnx");
         let err = modelport_runtime::load(&path, EngineChoice::Tract, &RuntimeOptions::default())
             .err()
             .unwrap_or_else(|| panic!("{fx} loaded on tract"));
         assert_eq!(err.to_string(), message);
         match &err {
-            RuntimeError::UnsupportedOperators { engine, other_engine_can, .. } => {
+            RuntimeError::UnsupportedOperators {
+                engine,
+                other_engine_can,
+                ..
+            } => {
                 assert_eq!(*engine, EngineKind::Tract);
                 assert!(other_engine_can);
             }
@@ -98,9 +125,13 @@ fn tract_refuses_what_it_cannot_run_correctly() {
 #[test]
 fn inputs_are_checked_before_inference() {
     let path = root().join("examples/iris/model.onnx");
-    let model = modelport_runtime::load(&path, EngineChoice::Tract, &RuntimeOptions::default()).unwrap();
+    let model =
+        modelport_runtime::load(&path, EngineChoice::Tract, &RuntimeOptions::default()).unwrap();
     let bad = modelport_core::Batch::new()
-        .with("X", modelport_core::Tensor::new(vec![2, 3], vec![0f32; 6]).unwrap())
+        .with(
+            "X",
+            modelport_core::Tensor::new(vec![2, 3], vec![0f32; 6]).unwrap(),
+        )
         .unwrap();
     assert_eq!(
         model.run(&bad).unwrap_err().to_string(),
@@ -110,7 +141,8 @@ fn inputs_are_checked_before_inference() {
 
 #[test]
 fn auto_prefers_onnxruntime() {
-    let engine = modelport_runtime::open_engine(EngineChoice::Auto, &RuntimeOptions::default()).unwrap();
+    let engine =
+        modelport_runtime::open_engine(EngineChoice::Auto, &RuntimeOptions::default()).unwrap();
     assert_eq!(engine.info().engine, EngineKind::Onnxruntime);
     assert_eq!(engine.info().version, "1.32.0");
 }

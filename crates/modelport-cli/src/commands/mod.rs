@@ -1,0 +1,48 @@
+//! One file per command; each takes its parsed arguments and returns an exit code.
+
+mod init;
+mod inspect;
+mod package;
+mod predict;
+
+use crate::cli::{Cli, Command, EngineArgs};
+use crate::exit::Code;
+use modelport_runtime::RuntimeOptions;
+
+pub fn run(cli: Cli) -> anyhow::Result<Code> {
+    let out = cli.global.output;
+    match cli.command {
+        Command::Inspect(args) => inspect::run(args, out),
+        Command::Predict(args) => predict::run(args, out),
+        Command::Package(args) => package::run(args, out),
+        Command::Init(args) => init::run(args, out),
+    }
+}
+
+fn runtime_options(engine: &EngineArgs) -> RuntimeOptions {
+    RuntimeOptions {
+        intra_threads: engine.threads,
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `1.5 KiB`-style sizes for humans.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,56 @@
+//! Everything the CLI prints that is not a command's data: logs and errors.
+//!
+//! Data goes to stdout; logs and errors go to stderr. An error prints its whole
+//! chain, then a `hint:` line when a likely fix is known.
+
+use modelport_core::env::MODELPORT_LOG;
+use tracing_subscriber::EnvFilter;
+
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "modelport=info,modelport_runtime=info,modelport_package=info",
+        (false, 2) => "modelport=debug,modelport_runtime=debug,modelport_package=debug",
+        _ => "trace",
+    };
+    let filter = match std::env::var(MODELPORT_LOG) {
+        Ok(f) if verbose == 0 => EnvFilter::new(f),
+        _ => EnvFilter::new(default),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// The first hint any error in the chain offers.
+pub fn hint(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|e| {
+        if let Some(e) = e.downcast_ref::<modelport_runtime::RuntimeError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<modelport_core::Error>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<modelport_package::PackageError>() {
+            e.hint()
+        } else {
+            None
+        }
+    })
+}
+
+pub fn print_error(err: &anyhow::Error) {
+    let mut text = format!("error: {err}");
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(&format!("\n  caused by: {cause}"));
+        }
+    }
+    eprintln!("{text}");
+    if let Some(h) = hint(err) {
+        eprintln!("hint: {h}");
+    }
+}
