@@ -1,0 +1,109 @@
+"""Runs the benchmark pairs for bench/run and writes BENCHMARKS.md and bench/results.json."""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = sys.executable
+THREADS = 1  # one thread each: the fairest comparison on a shared 2-core machine
+REPEATS = 3  # each pair runs this many times, interleaved; the median ratio is reported
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def latency(latency_bin, quick):
+    rows = []
+    for name in ["iris", "mlp", "cnn"]:
+        model = f"examples/{name}/model.onnx"
+        for batch in [1, 64]:
+            iters = 50 if quick else (300 if name != "cnn" or batch == 1 else 60)
+            results = {"onnxruntime": [], "tract": [], "python": []}
+            for _ in range(1 if quick else REPEATS):
+                for engine in ["onnxruntime", "tract"]:
+                    r = run_json([latency_bin, model, engine, str(batch), str(iters), str(THREADS)])
+                    results[engine].append(r)
+                results["python"].append(run_json([PY, "bench/predict_latency.py", model, str(batch), str(iters), str(THREADS)]))
+            py = median([r["median_us"] for r in results["python"]])
+            for engine in ["onnxruntime", "tract"]:
+                us = median([r["median_us"] for r in results[engine]])
+                ratios = [a["median_us"] / b["median_us"] for a, b in zip(results[engine], results["python"])]
+                rows.append({
+                    "what": f"predict latency, {name}, batch {batch}",
+                    "modelport": f"{results[engine][0]['engine']} engine",
+                    "alternative": results["python"][0]["engine"],
+                    "modelport_us": us,
+                    "alternative_us": py,
+                    "ratio": round(median(ratios), 3),
+                    "goal": "<= 1.0x" if engine == "onnxruntime" else "(reported)",
+                    "command": f"{os.path.relpath(latency_bin, ROOT)} {model} {engine} {batch} {iters} {THREADS}  vs  "
+                               f"python bench/predict_latency.py {model} {batch} {iters} {THREADS}",
+                })
+    return rows
+
+
+def main():
+    latency_bin, quick = sys.argv[1], sys.argv[2] == "1"
+    rows = latency(latency_bin, quick)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    results = {"date": now, "quick": quick, "machine": machine(), "threads": THREADS, "rows": rows}
+    if quick:
+        print(json.dumps(results, indent=1))
+        return
+    with open(os.path.join(ROOT, "bench", "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Last full run: {now}, produced by `bench/run` (machine: {machine()}).",
+        "",
+        "Every row runs modelport and the alternative on the same machine in the same run,",
+        f"interleaved {REPEATS} times; the ratio is the median of the per-round ratios",
+        "(modelport time / alternative time: below 1.0 means modelport is faster).",
+        f"Each side uses {THREADS} intra-op thread and the same batch shape; onnxruntime runs at",
+        "graph optimization level BASIC on both sides (modelport's reference setting).",
+        "",
+        "| what | modelport | alternative | modelport µs (median) | alternative µs (median) | ratio | goal | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        met = "yes" if r["goal"] == "<= 1.0x" and r["ratio"] <= 1.0 else ("no" if r["goal"] == "<= 1.0x" else "-")
+        lines.append(
+            f"| {r['what']} | {r['modelport']} | {r['alternative']} | {r['modelport_us']:.1f} | {r['alternative_us']:.1f} "
+            f"| {r['ratio']:.2f}x | {r['goal']} | {met} |"
+        )
+    lines += ["", "Commands (per row, run from the repository root after `cargo build --release -p modelport-runtime --example latency`):", ""]
+    for r in rows:
+        lines.append(f"- {r['what']}, {r['modelport']}: `{r['command']}`")
+    lines.append("")
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
