@@ -71,14 +71,7 @@ pub struct DimsDisplay<'a>(pub &'a [Dim]);
 
 impl fmt::Display for DimsDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{d}")?;
-        }
-        f.write_str("]")
+        crate::tensor::write_list(f, self.0)
     }
 }
 

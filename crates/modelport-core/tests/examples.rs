@@ -15,8 +15,15 @@ fn every_example_spec_parses() {
             continue;
         }
         let spec = DeploymentSpec::from_file(&file).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(spec.name.as_str(), dir.file_name().unwrap().to_str().unwrap());
-        assert!(spec.model_path().is_file(), "{}", spec.model_path().display());
+        assert_eq!(
+            spec.name.as_str(),
+            dir.file_name().unwrap().to_str().unwrap()
+        );
+        assert!(
+            spec.model_path().is_file(),
+            "{}",
+            spec.model_path().display()
+        );
         assert!(spec.samples_path().unwrap().is_file());
         seen += 1;
     }

@@ -23,7 +23,10 @@ fn main() {
     let opts = RuntimeOptions {
         intra_threads: Some(threads),
     };
-    let loaded = open_engine(engine, &opts).expect("engine").load(&info).expect("load");
+    let loaded = open_engine(engine, &opts)
+        .expect("engine")
+        .load(&info)
+        .expect("load");
     let inputs = samples::generate(&info.signature, batch, 0).expect("samples");
     for _ in 0..iters.div_ceil(10).max(3) {
         loaded.run(&inputs).expect("run");

@@ -352,33 +352,32 @@ fn zipmap_to_tensor(value: &DynValue, labels: Option<&ClassLabels>) -> Result<Te
     for map in &maps {
         let row: Vec<f32> = match labels {
             Some(ClassLabels::Int64(order)) => {
-                let kv = map.try_extract_key_values::<i64, f32>().map_err(e)?;
-                order
-                    .iter()
-                    .map(|k| {
-                        kv.iter()
-                            .find(|(key, _)| key == k)
-                            .map(|(_, v)| *v)
-                            .ok_or(format!("class {k} is missing"))
-                    })
-                    .collect::<Result<_, _>>()?
+                in_label_order(order, map.try_extract_key_values::<i64, f32>().map_err(e)?)?
             }
-            Some(ClassLabels::String(order)) => {
-                let kv = map.try_extract_key_values::<String, f32>().map_err(e)?;
-                order
-                    .iter()
-                    .map(|k| {
-                        kv.iter()
-                            .find(|(key, _)| key == k)
-                            .map(|(_, v)| *v)
-                            .ok_or(format!("class {k} is missing"))
-                    })
-                    .collect::<Result<_, _>>()?
-            }
+            Some(ClassLabels::String(order)) => in_label_order(
+                order,
+                map.try_extract_key_values::<String, f32>().map_err(e)?,
+            )?,
             None => return Err("ZipMap output without class labels".into()),
         };
         columns = row.len();
         data.extend(row);
     }
     Tensor::new(vec![rows, columns], data).map_err(|e| e.to_string())
+}
+
+/// The probabilities of one ZipMap row, in the order of the declared labels.
+fn in_label_order<K: PartialEq + std::fmt::Display>(
+    order: &[K],
+    row: Vec<(K, f32)>,
+) -> Result<Vec<f32>, String> {
+    order
+        .iter()
+        .map(|k| {
+            row.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| *v)
+                .ok_or(format!("class {k} is missing"))
+        })
+        .collect()
 }

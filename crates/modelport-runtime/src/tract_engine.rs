@@ -42,7 +42,7 @@ fn known_wrong(model: &ModelInfo) -> Vec<String> {
     let mut wrong = Vec::new();
     // tract's TreeEnsembleClassifier returns the wrong label for binary problems
     // (its probabilities are right), measured against onnxruntime.
-    if model.tree_classifier_classes.iter().any(|&n| n == 2) {
+    if model.tree_classifier_classes.contains(&2) {
         wrong.push(
             "TreeEnsembleClassifier (ai.onnx.ml) with 2 classes: tract returns wrong labels".into(),
         );

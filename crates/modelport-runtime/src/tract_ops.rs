@@ -49,11 +49,7 @@ impl Expansion for Scaler {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&outputs[0].datum_type, DatumType::F32)?;
-        s.equals(&inputs[0].shape, &outputs[0].shape)?;
-        Ok(())
+        same_shape_as_f32(s, inputs, outputs)
     }
 
     fn wire(
@@ -98,11 +94,7 @@ impl Expansion for ZipMap {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&outputs[0].datum_type, DatumType::F32)?;
-        s.equals(&inputs[0].shape, &outputs[0].shape)?;
-        Ok(())
+        same_shape_as_f32(s, inputs, outputs)
     }
 
     fn wire(
@@ -117,4 +109,17 @@ impl Expansion for ZipMap {
         }
         Ok(tvec!(x))
     }
+}
+
+/// Type rules of a one-input operator whose output is its input's shape, as f32.
+fn same_shape_as_f32<'r, 'p: 'r>(
+    s: &mut Solver<'r>,
+    inputs: &'p [TensorProxy],
+    outputs: &'p [TensorProxy],
+) -> InferenceResult {
+    check_input_arity(inputs, 1)?;
+    check_output_arity(outputs, 1)?;
+    s.equals(&outputs[0].datum_type, DatumType::F32)?;
+    s.equals(&inputs[0].shape, &outputs[0].shape)?;
+    Ok(())
 }
