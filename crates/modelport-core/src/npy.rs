@@ -95,36 +95,24 @@ pub fn read(mut r: impl Read) -> Result<Tensor> {
         ))
     })?;
     let data = match dtype {
-        DType::F32 => TensorData::F32(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        ),
-        DType::F64 => TensorData::F64(
-            bytes
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        ),
-        DType::I64 => TensorData::I64(
-            bytes
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        ),
-        DType::I32 => TensorData::I32(
-            bytes
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        ),
+        DType::F32 => TensorData::F32(from_le(&bytes, f32::from_le_bytes)),
+        DType::F64 => TensorData::F64(from_le(&bytes, f64::from_le_bytes)),
+        DType::I64 => TensorData::I64(from_le(&bytes, i64::from_le_bytes)),
+        DType::I32 => TensorData::I32(from_le(&bytes, i32::from_le_bytes)),
         DType::I8 => TensorData::I8(bytes.iter().map(|&b| b as i8).collect()),
         DType::U8 => TensorData::U8(bytes),
         DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
         DType::String => unreachable!("strings are refused above"),
     };
     Tensor::new(shape, data)
+}
+
+/// Little-endian elements of `N` bytes each.
+fn from_le<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+    bytes
+        .chunks_exact(N)
+        .map(|c| f(c.try_into().expect("chunks_exact yields N bytes")))
+        .collect()
 }
 
 /// The text after `'key':` in a Python dict literal, up to the next top-level comma.
