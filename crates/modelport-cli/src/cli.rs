@@ -1,9 +1,14 @@
 //! Command-line arguments. Precedence: flag > environment variable > modelport.yaml > default.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use modelport_core::env::{MODELPORT_ENGINE, MODELPORT_INTRA_THREADS};
+use modelport_core::env::{
+    MODELPORT_ENGINE, MODELPORT_HOST, MODELPORT_INTRA_THREADS, MODELPORT_MAX_BATCH_ROWS,
+    MODELPORT_MAX_BODY_BYTES, MODELPORT_MODEL_NAME, MODELPORT_QUEUE_DEPTH, MODELPORT_TIMEOUT_S,
+    MODELPORT_WORKERS,
+};
 use modelport_runtime::EngineChoice;
 
 const AFTER_HELP: &str = "\
@@ -95,6 +100,67 @@ pub enum Command {
         after_help = "Examples:\n  modelport init model.onnx\n  modelport init model.onnx --name fraud-scorer --file deploy/modelport.yaml"
     )]
     Init(InitArgs),
+
+    /// Run the serving HTTP server: what every endpoint runs (SageMaker, Vertex AI and OIP v2 on one port).
+    #[command(
+        after_help = "The model is the argument, else $AIP_STORAGE_URI, else /opt/ml/model (where SageMaker \
+        unpacks model.tar.gz). The port is --port, else $SAGEMAKER_BIND_TO_PORT, else $AIP_HTTP_PORT, else \
+        8080. Vertex's $AIP_HEALTH_ROUTE and $AIP_PREDICT_ROUTE are served when set.\n\n\
+        Routes:\n  GET  /ping, /v2/health/ready, /v2/health/live, $AIP_HEALTH_ROUTE\n  \
+        POST /invocations, $AIP_PREDICT_ROUTE, /v1/models/NAME:predict   {\"instances\": [...]} or {\"inputs\": [...]}\n  \
+        POST /v2/models/NAME/infer   Open Inference Protocol v2\n  GET  /v2/models/NAME   OIP model metadata\n\n\
+        Examples:\n  modelport serve dist/model.tar.gz --port 8080\n  \
+        SAGEMAKER_BIND_TO_PORT=8080 modelport serve /opt/ml/model\n  \
+        modelport serve examples/iris/model.onnx --port 0 --host 127.0.0.1"
+    )]
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A directory unpacked from model.tar.gz (checked against its modelport.json), a
+    /// model.tar.gz, or an .onnx file.
+    pub model: Option<PathBuf>,
+
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long)]
+    pub port: Option<u16>,
+
+    /// Address to listen on.
+    #[arg(long, env = MODELPORT_HOST, default_value = "0.0.0.0")]
+    pub host: IpAddr,
+
+    /// Model name on the OIP and TF-Serving routes (default: the model file's stem).
+    #[arg(long, env = MODELPORT_MODEL_NAME)]
+    pub model_name: Option<String>,
+
+    /// Largest request body in bytes; larger ones get 413 (default: SageMaker's 6 MB).
+    #[arg(long, env = MODELPORT_MAX_BODY_BYTES, default_value_t = modelport_serve::config::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// Seconds one request may take before it gets 504.
+    #[arg(long, env = MODELPORT_TIMEOUT_S, default_value_t = 60)]
+    pub timeout_s: u64,
+
+    /// Inference workers, each with its own session (default: the number of cores).
+    #[arg(long, env = MODELPORT_WORKERS)]
+    pub workers: Option<usize>,
+
+    /// Requests that may wait for a worker before new ones get 503 (default: 64 per worker).
+    #[arg(long, env = MODELPORT_QUEUE_DEPTH)]
+    pub queue_depth: Option<usize>,
+
+    /// Rows that waiting requests may be merged into for one inference; 1 turns merging off.
+    #[arg(long, env = MODELPORT_MAX_BATCH_ROWS, default_value_t = 64)]
+    pub max_batch_rows: usize,
+
+    /// Inference engine: auto, onnxruntime or tract.
+    #[arg(long, env = MODELPORT_ENGINE, default_value = "auto", value_parser = parse_engine)]
+    pub engine: EngineChoice,
+
+    /// Threads per inference session (default 1: workers run side by side).
+    #[arg(long, env = MODELPORT_INTRA_THREADS)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]

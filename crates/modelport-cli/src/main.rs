@@ -14,7 +14,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    output::init_logging(args.global.verbose, args.global.quiet);
+    // A server logs what it does by default; other commands only warn.
+    let verbose = match args.command {
+        cli::Command::Serve(_) => args.global.verbose.max(1),
+        _ => args.global.verbose,
+    };
+    output::init_logging(verbose, args.global.quiet);
     match commands::run(args) {
         Ok(code) => code.into(),
         Err(err) => {

@@ -10,8 +10,12 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
-        (false, 1) => "modelport=info,modelport_runtime=info,modelport_package=info",
-        (false, 2) => "modelport=debug,modelport_runtime=debug,modelport_package=debug",
+        (false, 1) => {
+            "modelport=info,modelport_runtime=info,modelport_package=info,modelport_serve=info,modelport_local=info,modelport_verify=info"
+        }
+        (false, 2) => {
+            "modelport=debug,modelport_runtime=debug,modelport_package=debug,modelport_serve=debug,modelport_local=debug,modelport_verify=debug"
+        }
         _ => "trace",
     };
     let filter = match std::env::var(MODELPORT_LOG) {
@@ -21,6 +25,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_target(false)
         .without_time()
         .init();
@@ -34,6 +39,8 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = e.downcast_ref::<modelport_core::Error>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<modelport_package::PackageError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<modelport_serve::ServeError>() {
             e.hint()
         } else {
             None
@@ -53,4 +60,10 @@ pub fn print_error(err: &anyhow::Error) {
     if let Some(h) = hint(err) {
         eprintln!("hint: {h}");
     }
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set.
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os(modelport_core::env::NO_COLOR).is_none() && std::io::stderr().is_terminal()
 }

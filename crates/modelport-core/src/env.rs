@@ -19,3 +19,44 @@ pub const MODELPORT_LOG: &str = "MODELPORT_LOG";
 
 /// Disables colour in terminal output when set to anything (see no-color.org).
 pub const NO_COLOR: &str = "NO_COLOR";
+
+/// Where `.modelport` (state, artifacts, server logs) lives; default `./.modelport`.
+pub const MODELPORT_HOME: &str = "MODELPORT_HOME";
+
+// `modelport serve`: the platform contracts, then modelport's own knobs.
+
+/// SageMaker: the port the serving container must listen on (default 8080).
+pub const SAGEMAKER_BIND_TO_PORT: &str = "SAGEMAKER_BIND_TO_PORT";
+
+/// Vertex AI: the port the serving container must listen on (default 8080).
+pub const AIP_HTTP_PORT: &str = "AIP_HTTP_PORT";
+
+/// Vertex AI: the path Vertex sends health checks to.
+pub const AIP_HEALTH_ROUTE: &str = "AIP_HEALTH_ROUTE";
+
+/// Vertex AI: the path Vertex sends prediction requests to.
+pub const AIP_PREDICT_ROUTE: &str = "AIP_PREDICT_ROUTE";
+
+/// Vertex AI: where the model files are, a copy of the model's artifactUri.
+pub const AIP_STORAGE_URI: &str = "AIP_STORAGE_URI";
+
+/// `modelport serve`: the address to listen on (default 0.0.0.0, as containers must).
+pub const MODELPORT_HOST: &str = "MODELPORT_HOST";
+
+/// `modelport serve`: the largest request body in bytes (default 6291456, SageMaker's limit).
+pub const MODELPORT_MAX_BODY_BYTES: &str = "MODELPORT_MAX_BODY_BYTES";
+
+/// `modelport serve`: seconds one request may take (default 60, SageMaker's limit).
+pub const MODELPORT_TIMEOUT_S: &str = "MODELPORT_TIMEOUT_S";
+
+/// `modelport serve`: inference workers, each with its own session (default: the cores).
+pub const MODELPORT_WORKERS: &str = "MODELPORT_WORKERS";
+
+/// `modelport serve`: requests that may wait for a worker before new ones get 503.
+pub const MODELPORT_QUEUE_DEPTH: &str = "MODELPORT_QUEUE_DEPTH";
+
+/// `modelport serve`: rows that queued requests may be merged into for one inference (1 = off).
+pub const MODELPORT_MAX_BATCH_ROWS: &str = "MODELPORT_MAX_BATCH_ROWS";
+
+/// `modelport serve`: the model name on the OIP and TF-Serving routes (default: the model file's stem).
+pub const MODELPORT_MODEL_NAME: &str = "MODELPORT_MODEL_NAME";

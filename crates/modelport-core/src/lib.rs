@@ -9,10 +9,14 @@ pub mod env;
 pub mod error;
 pub mod format;
 pub mod npy;
+pub mod predictor;
+pub mod provider;
 pub mod signature;
 pub mod spec;
+pub mod state;
 pub mod tensor;
 
 pub use error::{Error, Result};
+pub use predictor::{PredictError, Prediction, Predictor, ServedBy, TargetInfo, TargetKind};
 pub use signature::{ClassLabels, Dim, Signature, TensorSpec};
 pub use tensor::{Batch, DType, NamedTensor, Tensor, TensorData};

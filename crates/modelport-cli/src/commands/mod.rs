@@ -4,6 +4,7 @@ mod init;
 mod inspect;
 mod package;
 mod predict;
+mod serve;
 
 use crate::cli::{Cli, Command, EngineArgs};
 use crate::exit::Code;
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Predict(args) => predict::run(args, out),
         Command::Package(args) => package::run(args, out),
         Command::Init(args) => init::run(args, out),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

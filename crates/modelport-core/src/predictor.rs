@@ -1,0 +1,145 @@
+//! Anything that turns inputs into outputs: the local reference runtime, a local
+//! endpoint, a SageMaker or Vertex endpoint, any Open Inference Protocol URL.
+//!
+//! A comparison takes two predictors and knows nothing else about them, so that
+//! endpoint-vs-local, endpoint-vs-endpoint and engine-vs-engine are one code path.
+
+use serde::Serialize;
+
+use crate::{Batch, Signature};
+
+/// What kind of thing a comparison target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// A model file run in this process by one of the local engines.
+    Model,
+    /// A deployment recorded in `.modelport/state`, reached through its provider.
+    Deployment,
+    /// The URL of a running server.
+    Url,
+}
+
+/// Who produced a set of outputs: the engine, its version and the artifact digest.
+///
+/// Servers report it in response headers (see [`headers`]); the local runtime knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ServedBy {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl ServedBy {
+    pub fn is_empty(&self) -> bool {
+        self.engine.is_none() && self.engine_version.is_none() && self.digest.is_none()
+    }
+}
+
+/// A comparison target as a report names it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetInfo {
+    /// How the user named it: a deployment name, a path or a URL.
+    pub label: String,
+    pub kind: TargetKind,
+    /// Where requests go: the file path or the predict URL.
+    pub location: String,
+    /// What answered, when known; filled in from the last response.
+    #[serde(skip_serializing_if = "ServedBy::is_empty")]
+    pub served_by: ServedBy,
+}
+
+/// The outputs of one `predict` call and who produced them.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    pub outputs: Batch,
+    pub served_by: ServedBy,
+}
+
+/// Why a prediction failed, named for what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    /// The target refused the inputs (HTTP 400, or a local signature check).
+    #[error("the inputs were refused: {0}")]
+    InvalidInput(String),
+    /// The request body would exceed the target's payload limit even for one row.
+    #[error("one row needs {needed} bytes but {target} accepts at most {limit}")]
+    TooLarge {
+        target: String,
+        needed: usize,
+        limit: usize,
+    },
+    /// No answer in time.
+    #[error("no answer from {target} within {seconds} s")]
+    Timeout { target: String, seconds: u64 },
+    /// The target cannot be reached or says it is not ready (connection refused, 503).
+    #[error("{target} is unavailable: {message}")]
+    Unavailable { target: String, message: String },
+    /// The target answered with an error status.
+    #[error("{target} answered HTTP {status}: {message}")]
+    Remote {
+        target: String,
+        status: u16,
+        message: String,
+    },
+    /// The target answered 200 with a body that is not a prediction.
+    #[error("cannot read the answer of {target}: {message}")]
+    Decode { target: String, message: String },
+    /// The local engine failed.
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+impl PredictError {
+    /// A likely fix, printed by the CLI as a `hint:` line.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PredictError::Unavailable { .. } => Some(
+                "check that the server is running (`modelport status`) and that the URL's port is right"
+                    .into(),
+            ),
+            PredictError::Timeout { .. } => Some(
+                "the server may be overloaded: lower --concurrency or the batch size".into(),
+            ),
+            PredictError::TooLarge { .. } => {
+                Some("raise the server's body limit (serving.max_body_bytes)".into())
+            }
+            PredictError::Remote { status: 413, .. } => Some(
+                "the server's body limit is lower than modelport assumed: lower --max-request-bytes"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Anything that turns inputs into outputs.
+///
+/// # Contract
+/// - `predict` returns one output row per input row, in input order, whatever
+///   batching or concurrency the implementation uses underneath.
+/// - Outputs are named and typed as the model's signature says, so two predictors
+///   over the same model return comparable batches.
+/// - Inference never runs on the async executor's threads.
+#[async_trait::async_trait]
+pub trait Predictor: Send + Sync {
+    /// What this predictor is, for reports.
+    fn target(&self) -> &TargetInfo;
+
+    /// The model's signature when the predictor knows it (a local model, an OIP
+    /// server's metadata); `None` when the target cannot say.
+    fn signature(&self) -> Option<&Signature>;
+
+    /// Predicts every row of `inputs`.
+    async fn predict(&self, inputs: &Batch) -> Result<Prediction, PredictError>;
+}
+
+/// The response headers by which `modelport serve` says what answered.
+pub mod headers {
+    pub const ENGINE: &str = "x-modelport-engine";
+    pub const ENGINE_VERSION: &str = "x-modelport-engine-version";
+    pub const DIGEST: &str = "x-modelport-digest";
+}

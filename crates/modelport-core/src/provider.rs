@@ -1,0 +1,252 @@
+//! The one trait every deployment target implements, and the small types it speaks.
+//!
+//! The CLI constructs a provider by name and from then on only calls this trait; it
+//! never matches on which provider it holds. Adding a provider touches no other one.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::Signature;
+use crate::predictor::{PredictError, Predictor};
+use crate::spec::DeploymentSpec;
+use crate::state::{DeploymentState, Which};
+
+/// A packaged model as a provider receives it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactRef {
+    /// The `model.tar.gz` on this machine.
+    pub path: PathBuf,
+    /// sha256 of the archive.
+    pub digest: String,
+    /// sha256 of the archive's `modelport.json`, which servers report.
+    pub model_digest: String,
+    /// Size of the archive in bytes.
+    pub size: u64,
+    #[serde(skip)]
+    pub signature: Option<Signature>,
+}
+
+/// What a plan does to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Create,
+    Update,
+    Keep,
+    Delete,
+}
+
+impl ActionKind {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ActionKind::Create => "+",
+            ActionKind::Update => "~",
+            ActionKind::Keep => "=",
+            ActionKind::Delete => "-",
+        }
+    }
+}
+
+/// One line of a plan: a resource and what happens to it, with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedAction {
+    pub kind: ActionKind,
+    /// What the resource is, for example `server process` or `SageMaker endpoint iris`.
+    pub resource: String,
+    /// Why, for example `new artifact sha256:ab12…` or `unchanged`.
+    pub reason: String,
+}
+
+/// What `apply` would do, computed without changing anything.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub name: String,
+    pub provider: String,
+    pub actions: Vec<PlannedAction>,
+    #[serde(skip)]
+    pub spec: DeploymentSpec,
+    pub spec_hash: String,
+    pub artifact: ArtifactRef,
+    /// The state the plan was computed from.
+    #[serde(skip)]
+    pub previous: Option<DeploymentState>,
+}
+
+impl Plan {
+    /// True when applying the plan would change nothing.
+    pub fn is_noop(&self) -> bool {
+        self.actions.iter().all(|a| a.kind == ActionKind::Keep)
+    }
+}
+
+/// How a deployment's endpoint is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Answering its health check.
+    InService,
+    /// Being created or updated.
+    Updating,
+    /// Running but not answering its health check.
+    Unhealthy,
+    /// Gone: the process exited or the cloud resource does not exist.
+    Stopped,
+    /// Failed, with the platform's reason in the detail.
+    Failed,
+}
+
+/// The status of one deployment as `modelport status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointStatus {
+    pub name: String,
+    pub provider: String,
+    pub health: Health,
+    /// A human sentence: `pid 4242 on port 8080`, a FailureReason, ...
+    pub detail: String,
+    pub predict_url: Option<String>,
+    pub model_digest: Option<String>,
+    /// Unix seconds since the serving revision started.
+    pub started_at: Option<u64>,
+    /// True when a revision is recorded as pending: a deploy stopped half-way.
+    pub pending: bool,
+}
+
+/// How a provider reports progress; only the CLI renders it.
+pub trait Reporter: Send + Sync {
+    /// A step begins, for example `starting server`.
+    fn on_start(&self, _step: &str) {}
+    /// Something happened within the current step.
+    fn on_progress(&self, _message: &str) {}
+    /// The current step ended.
+    fn on_finish(&self, _step: &str) {}
+}
+
+/// A reporter that reports nothing.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Reporter for Silent {}
+
+/// Why a provider call failed, named for what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The spec asks for something this provider cannot do.
+    #[error("{message}")]
+    InvalidInput {
+        message: String,
+        hint: Option<String>,
+    },
+    /// The deployment or one of its resources does not exist.
+    #[error("{what} does not exist")]
+    NotFound { what: String },
+    /// The provider lacks a capability.
+    #[error("the {provider} provider cannot {what}")]
+    NotSupported { provider: String, what: String },
+    /// The endpoint did not become ready; `log_tail` holds its last log lines.
+    #[error("{message}")]
+    StartupFailed {
+        message: String,
+        log_tail: Vec<String>,
+        hint: Option<String>,
+    },
+    /// Talking to the endpoint failed.
+    #[error(transparent)]
+    Predict(#[from] PredictError),
+    #[error(transparent)]
+    Core(#[from] crate::Error),
+    #[error("{message}")]
+    Other {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl ProviderError {
+    pub fn other(message: impl Into<String>) -> ProviderError {
+        ProviderError::Other {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// A likely fix, printed by the CLI as a `hint:` line.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ProviderError::InvalidInput { hint, .. }
+            | ProviderError::StartupFailed { hint, .. }
+            | ProviderError::Other { hint, .. } => hint.clone(),
+            ProviderError::NotFound { .. } => {
+                Some("`modelport list` shows the deployments recorded here".into())
+            }
+            ProviderError::Predict(e) => e.hint(),
+            ProviderError::Core(e) => e.hint(),
+            ProviderError::NotSupported { .. } => None,
+        }
+    }
+}
+
+pub type ProviderResult<T> = std::result::Result<T, ProviderError>;
+
+/// A deployment target: this machine, SageMaker, Vertex AI.
+///
+/// # Contract
+/// Every implementation guarantees:
+/// - `plan` changes nothing, anywhere.
+/// - `apply` is idempotent and brings the planned revision up *next to* the active
+///   one, recording it as `pending` in the state before it creates anything, so a
+///   crash at any point leaves state that a re-run or `destroy` finishes from. The
+///   active revision keeps serving until `promote`.
+/// - `apply` returns only once the pending revision is ready to answer, or fails
+///   with the platform's reason (for a local server, the tail of its log).
+/// - `promote` makes the pending revision the active one and retires the old one;
+///   `rollback` retires the pending one and leaves the active one untouched. Both
+///   are idempotent.
+/// - `destroy` removes every resource the state records and then the state itself;
+///   resources that are already gone are not an error.
+/// - State is persisted by the provider after every step that creates or removes
+///   something, through the workspace it was built with.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// The name used with `--provider` and recorded in state.
+    fn name(&self) -> &'static str;
+
+    /// What `apply` would do for `spec` and `artifact`, given the recorded state.
+    async fn plan(
+        &self,
+        spec: &DeploymentSpec,
+        artifact: &ArtifactRef,
+        state: Option<&DeploymentState>,
+    ) -> ProviderResult<Plan>;
+
+    /// Brings the planned revision up as `pending`; returns the new state.
+    async fn apply(&self, plan: &Plan, reporter: &dyn Reporter) -> ProviderResult<DeploymentState>;
+
+    /// Switches traffic to the pending revision and retires the previous one.
+    async fn promote(
+        &self,
+        state: DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DeploymentState>;
+
+    /// Retires the pending revision; the active one keeps serving.
+    async fn rollback(
+        &self,
+        state: DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DeploymentState>;
+
+    /// How the deployment is doing.
+    async fn status(&self, state: &DeploymentState) -> ProviderResult<EndpointStatus>;
+
+    /// A predictor that sends requests to one revision's endpoint the way the
+    /// platform's clients would.
+    async fn endpoint(
+        &self,
+        state: &DeploymentState,
+        which: Which,
+    ) -> ProviderResult<Box<dyn Predictor>>;
+
+    /// Removes every resource of the deployment, then its state.
+    async fn destroy(&self, state: DeploymentState, reporter: &dyn Reporter) -> ProviderResult<()>;
+}

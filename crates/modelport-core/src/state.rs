@@ -1,0 +1,337 @@
+//! What a deployment left behind: one JSON file per deployment under
+//! `.modelport/state/`, written atomically, so that a re-run, `status`, `compare`
+//! or `destroy` can pick up from wherever the last command stopped.
+//!
+//! A deployment has at most two revisions: the `active` one that serves, and a
+//! `pending` one being brought up next to it (blue/green). A command that dies
+//! between the two leaves both recorded, and the next command finishes or undoes
+//! the switch instead of leaking a server or a cloud endpoint.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::spec::VerifySpec;
+
+/// The `format` of every state file this version writes.
+pub const STATE_FORMAT: &str = "modelport-state/v1";
+
+/// The wire form a deployment's predict route speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// `{"instances": [...]}` → `{"predictions": [...]}` (SageMaker JSON, Vertex, TF-Serving).
+    Instances,
+    /// Open Inference Protocol v2 `{"inputs": [...]}` → `{"outputs": [...]}`.
+    Oip,
+}
+
+/// How to reach one revision's server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRef {
+    /// The URL predictions are POSTed to.
+    pub predict_url: String,
+    /// The URL that answers 200 once the server is ready.
+    pub health_url: String,
+    pub protocol: Protocol,
+    /// The largest request body the endpoint accepts, in bytes.
+    pub max_request_bytes: u64,
+    /// How long one request may take, in seconds.
+    pub timeout_s: u32,
+}
+
+/// One version of a deployment: an artifact, a spec and the resources running them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    /// sha256 of `model.tar.gz`, the content address of the artifact.
+    pub artifact_digest: String,
+    /// sha256 of the artifact's `modelport.json`: what the server reports in its
+    /// `x-modelport-digest` header, since it sees the unpacked files and not the archive.
+    pub model_digest: String,
+    /// sha256 of the spec's canonical JSON.
+    pub spec_hash: String,
+    pub endpoint: EndpointRef,
+    /// How `compare` checks this revision, as the spec said at deploy time (sample
+    /// paths made absolute).
+    pub verify: VerifySpec,
+    /// Unix seconds when the revision was started.
+    pub started_at: u64,
+    /// The provider's own record of what it created (a pid and port, ARNs, resource
+    /// names); other code treats it as opaque.
+    pub resources: serde_json::Value,
+}
+
+/// Everything modelport knows about one deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentState {
+    /// Always [`STATE_FORMAT`].
+    pub format: String,
+    pub name: String,
+    /// The provider that owns the resources, for example `local`.
+    pub provider: String,
+    /// The `modelport.yaml` of the last deploy.
+    pub spec_file: PathBuf,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub updated_at: u64,
+    /// The revision that serves traffic.
+    pub active: Option<Revision>,
+    /// A revision being brought up next to `active`, not yet switched to.
+    pub pending: Option<Revision>,
+}
+
+impl DeploymentState {
+    pub fn new(name: &str, provider: &str, spec_file: &Path) -> DeploymentState {
+        let now = unix_now();
+        DeploymentState {
+            format: STATE_FORMAT.to_string(),
+            name: name.to_string(),
+            provider: provider.to_string(),
+            spec_file: spec_file.to_path_buf(),
+            created_at: now,
+            updated_at: now,
+            active: None,
+            pending: None,
+        }
+    }
+
+    /// The revision `which` names, if there is one.
+    pub fn revision(&self, which: Which) -> Option<&Revision> {
+        match which {
+            Which::Active => self.active.as_ref(),
+            Which::Pending => self.pending.as_ref(),
+        }
+    }
+}
+
+/// One of a deployment's two revision slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Which {
+    Active,
+    Pending,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The `.modelport` directory: state files, the artifact store and per-deployment
+/// working directories.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    root: PathBuf,
+}
+
+impl Workspace {
+    /// The directory name used under the current directory by default.
+    pub const DIR_NAME: &'static str = ".modelport";
+
+    pub fn new(root: impl Into<PathBuf>) -> Workspace {
+        Workspace { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    /// Artifacts by content: `artifacts/<sha256>/model.tar.gz`.
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.root.join("artifacts")
+    }
+
+    /// Unpacked, verified models by manifest digest, shared by every deployment of them.
+    pub fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    /// Per-deployment working files (server logs).
+    pub fn deployment_dir(&self, name: &str) -> PathBuf {
+        self.root.join("deployments").join(name)
+    }
+
+    /// Scratch space on the same file system, so that finished files can be renamed
+    /// into place.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn state_path(&self, name: &str) -> PathBuf {
+        self.state_dir().join(format!("{name}.json"))
+    }
+
+    /// The state of deployment `name`, or `None` when there is none.
+    pub fn load_state(&self, name: &str) -> Result<Option<DeploymentState>> {
+        let path = self.state_path(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let state: DeploymentState = serde_json::from_str(&text).map_err(|e| {
+            Error::decode(
+                "a state file",
+                format!(
+                    "{}: {e} (delete the file to forget the deployment; its resources then need cleaning up by hand)",
+                    path.display()
+                ),
+            )
+        })?;
+        if state.format != STATE_FORMAT {
+            return Err(Error::decode(
+                "a state file",
+                format!(
+                    "{}: format {:?}, this modelport reads {STATE_FORMAT:?}",
+                    path.display(),
+                    state.format
+                ),
+            ));
+        }
+        Ok(Some(state))
+    }
+
+    /// Writes `state` atomically: a temporary file in the same directory, flushed to
+    /// disk, then renamed over the old one. A crash leaves the old or the new file,
+    /// never half of one.
+    pub fn save_state(&self, state: &DeploymentState) -> Result<()> {
+        let dir = self.state_dir();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let path = self.state_path(&state.name);
+        let tmp = dir.join(format!(".{}.json.{}.tmp", state.name, std::process::id()));
+        let mut state = state.clone();
+        state.updated_at = unix_now();
+        let mut bytes = serde_json::to_vec_pretty(&state).expect("state always serializes");
+        bytes.push(b'\n');
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(&path, e)
+        })
+    }
+
+    /// Forgets deployment `name`; no error when it was already gone.
+    pub fn remove_state(&self, name: &str) -> Result<()> {
+        let path = self.state_path(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Every recorded deployment, sorted by name.
+    pub fn list_states(&self) -> Result<Vec<DeploymentState>> {
+        let dir = self.state_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(dir, e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            if let Some(name) = file.strip_suffix(".json")
+                && !name.starts_with('.')
+            {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        let mut states = Vec::new();
+        for name in names {
+            if let Some(s) = self.load_state(&name)? {
+                states.push(s);
+            }
+        }
+        Ok(states)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn revision() -> Revision {
+        Revision {
+            artifact_digest: "a".repeat(64),
+            model_digest: "b".repeat(64),
+            spec_hash: "c".repeat(64),
+            endpoint: EndpointRef {
+                predict_url: "http://127.0.0.1:1/invocations".into(),
+                health_url: "http://127.0.0.1:1/ping".into(),
+                protocol: Protocol::Instances,
+                max_request_bytes: 6_291_456,
+                timeout_s: 60,
+            },
+            verify: VerifySpec::default(),
+            started_at: 1,
+            resources: serde_json::json!({"pid": 42}),
+        }
+    }
+
+    #[test]
+    fn state_round_trips_and_lists_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path().join(".modelport"));
+        assert!(ws.load_state("iris").unwrap().is_none());
+        assert!(ws.list_states().unwrap().is_empty());
+        for name in ["zeta", "iris"] {
+            let mut s = DeploymentState::new(name, "local", Path::new("modelport.yaml"));
+            s.active = Some(revision());
+            ws.save_state(&s).unwrap();
+        }
+        let loaded = ws.load_state("iris").unwrap().unwrap();
+        assert_eq!(loaded.active, Some(revision()));
+        let names: Vec<_> = ws
+            .list_states()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["iris", "zeta"]);
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(ws.state_dir()).unwrap().count(), 2);
+        ws.remove_state("iris").unwrap();
+        ws.remove_state("iris").unwrap();
+        assert!(ws.load_state("iris").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_corrupt_or_foreign_state_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        fs::create_dir_all(ws.state_dir()).unwrap();
+        fs::write(ws.state_dir().join("iris.json"), "{not json").unwrap();
+        let err = ws.load_state("iris").unwrap_err().to_string();
+        assert!(err.contains("iris.json"), "{err}");
+        let mut s = DeploymentState::new("other", "local", Path::new("m.yaml"));
+        s.format = "modelport-state/v9".into();
+        fs::write(
+            ws.state_dir().join("other.json"),
+            serde_json::to_string(&s).unwrap(),
+        )
+        .unwrap();
+        let err = ws.load_state("other").unwrap_err().to_string();
+        assert!(err.contains("modelport-state/v9"), "{err}");
+    }
+}

@@ -1,0 +1,204 @@
+//! `modelport serve`: the process that runs inside every endpoint.
+//!
+//! One port speaks three contracts, so one image runs on SageMaker, on Vertex AI and
+//! behind any Open Inference Protocol client:
+//!
+//! | contract | health | predict |
+//! |---|---|---|
+//! | SageMaker | `GET /ping` | `POST /invocations` |
+//! | Vertex AI | `GET $AIP_HEALTH_ROUTE` | `POST $AIP_PREDICT_ROUTE` |
+//! | OIP v2 | `GET /v2/health/ready`, `/v2/health/live` | `POST /v2/models/{name}/infer` |
+//! | TF-Serving REST | `GET /v1/models/{name}` | `POST /v1/models/{name}:predict` |
+//!
+//! The server listens at once and answers health checks with 503 until the model is
+//! verified against its manifest, loaded into every worker and has run one warm-up
+//! inference; only then do health checks turn 200. Inference runs on worker threads
+//! (see [`pool`]), never on the async executor.
+
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod pool;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use modelport_runtime::{RuntimeOptions, samples};
+use tokio::net::TcpListener;
+
+pub use config::{PlatformEnv, ServeConfig};
+pub use error::ServeError;
+pub use routes::router;
+
+use crate::pool::Pool;
+use crate::routes::{AppState, Loaded};
+
+/// Binds the configured address; separate from [`run`] so that callers learn the
+/// port (useful with port 0) before the model loads.
+pub async fn bind(config: &ServeConfig) -> Result<TcpListener, ServeError> {
+    let addr = SocketAddr::new(config.host, config.port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
+/// finish for up to `shutdown_grace`, and returns.
+///
+/// Health checks answer 503 while the model loads. A model that fails its checks or
+/// its warm-up ends the server with the error: an endpoint that cannot answer
+/// correctly must not look healthy.
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let addr = listener.local_addr().ok();
+    let state = Arc::new(AppState::new(&config));
+    let app = router(state.clone());
+    if let Some(addr) = addr {
+        tracing::info!("listening on http://{addr}");
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown({
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    });
+    let server = tokio::spawn(async move { server.await });
+
+    // Load in the background so that health checks answer 503 meanwhile.
+    let loading = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || load(&config)
+    });
+    let stop_tx = Arc::new(stop_tx);
+    tokio::spawn({
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing requests in flight");
+            let _ = stop_tx.send(true);
+        }
+    });
+
+    let mut stop_watch = stop_rx.clone();
+    let loaded = tokio::select! {
+        loaded = loading => loaded.map_err(|e| ServeError::WarmUp(e.to_string()))?,
+        _ = stop_watch.wait_for(|stop| *stop) => {
+            tracing::info!("stopped before the model was ready");
+            return Ok(());
+        }
+    };
+    match loaded {
+        Ok(l) => state.set_ready(l),
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            return Err(e);
+        }
+    }
+
+    // After the shutdown signal, wait at most `shutdown_grace` for requests in flight.
+    let grace = config.shutdown_grace;
+    let mut stop_watch = stop_rx.clone();
+    let deadline = async move {
+        let _ = stop_watch.wait_for(|stop| *stop).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => {
+            if let Ok(Err(e)) = r {
+                tracing::warn!("server error: {e}");
+            }
+        }
+        _ = deadline => tracing::warn!("requests still running after {} s; exiting anyway", grace.as_secs()),
+    }
+    Ok(())
+}
+
+/// Resolves once SIGTERM or SIGINT arrives: how SageMaker, Vertex and a terminal stop us.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Verifies and loads the model into every worker and runs one warm-up inference on
+/// each. Blocking: call it off the executor.
+fn load(config: &ServeConfig) -> Result<Loaded, ServeError> {
+    let started = Instant::now();
+    let source = model::resolve(&config.model)?;
+    if !source.verified {
+        tracing::warn!(
+            "{} has no modelport.json: serving it without a manifest check",
+            source.model_file.display()
+        );
+    }
+    let info = modelport_runtime::ModelInfo::from_path(&source.model_file)?;
+    let opts = RuntimeOptions {
+        intra_threads: config.intra_threads,
+    };
+    let engine = modelport_runtime::open_engine(config.engine, &opts)?;
+    let workers = config.workers.max(1);
+    // Sessions load in parallel: start-up time matters to every autoscaler.
+    let models = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| s.spawn(|| engine.load(&info)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a model load does not panic"))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let signature = models[0].signature().clone();
+    let engine_info = models[0].engine().clone();
+    let warm =
+        samples::generate(&signature, 1, 0).map_err(|e| ServeError::WarmUp(e.to_string()))?;
+    for m in &models {
+        m.run(&warm)
+            .map_err(|e| ServeError::WarmUp(e.to_string()))?;
+    }
+    let name = config.model_name.clone().unwrap_or_else(|| {
+        source
+            .model_file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("model")
+            .to_string()
+    });
+    tracing::info!(
+        "ready in {} ms: model {name:?} ({}), {engine_info}, {} worker(s), digest {}",
+        started.elapsed().as_millis(),
+        source.model_file.display(),
+        workers,
+        source.digest
+    );
+    Ok(Loaded {
+        name,
+        signature,
+        engine: engine_info,
+        digest: source.digest.clone(),
+        pool: Pool::start(models, config.queue_depth, config.max_batch_rows),
+        _source: source,
+    })
+}

@@ -1,0 +1,410 @@
+//! The HTTP surface: every route of every contract, and the one predict path they share.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use modelport_core::codec::{self, WireForm};
+use modelport_core::predictor::headers as mp_headers;
+use modelport_core::{Batch, Signature, TensorSpec};
+use modelport_runtime::EngineInfo;
+use serde_json::{Value, json};
+
+use crate::config::ServeConfig;
+use crate::error::ApiError;
+use crate::model::ModelSource;
+use crate::pool::{Pool, PoolError};
+
+/// The model once it is ready to answer.
+pub(crate) struct Loaded {
+    pub name: String,
+    pub signature: Signature,
+    pub engine: EngineInfo,
+    pub digest: String,
+    pub pool: Pool,
+    pub _source: ModelSource,
+}
+
+/// What every handler sees.
+pub struct AppState {
+    max_body_bytes: usize,
+    timeout: Duration,
+    vertex_health_route: Option<String>,
+    vertex_predict_route: Option<String>,
+    loaded: OnceLock<Loaded>,
+    identity: OnceLock<[(&'static str, HeaderValue); 3]>,
+}
+
+impl AppState {
+    pub(crate) fn new(config: &ServeConfig) -> AppState {
+        AppState {
+            max_body_bytes: config.max_body_bytes,
+            timeout: config.timeout,
+            vertex_health_route: config.vertex_health_route.clone(),
+            vertex_predict_route: config.vertex_predict_route.clone(),
+            loaded: OnceLock::new(),
+            identity: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn set_ready(&self, loaded: Loaded) {
+        let value =
+            |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("unknown"));
+        let _ = self.identity.set([
+            (mp_headers::ENGINE, value(loaded.engine.engine.name())),
+            (mp_headers::ENGINE_VERSION, value(&loaded.engine.version)),
+            (mp_headers::DIGEST, value(&loaded.digest)),
+        ]);
+        let _ = self.loaded.set(loaded);
+    }
+
+    fn loaded(&self) -> Result<&Loaded, ApiError> {
+        self.loaded.get().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the model is still loading",
+            )
+        })
+    }
+}
+
+/// The router for one server; exposed so tests can drive it without a socket.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/ping", get(health))
+        .route("/invocations", post(invocations))
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(health))
+        .route("/v2/models/{name}", get(oip_model_metadata))
+        .route("/v2/models/{name}/ready", get(oip_model_ready))
+        .route("/v2/models/{name}/infer", post(oip_infer))
+        .route("/v1/models/{name}", get(tf_status).post(tf_predict))
+        .fallback(fallback)
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            add_identity,
+        ))
+        .with_state(state)
+}
+
+/// Every response says which engine, engine version and artifact answered.
+async fn add_identity(State(state): State<Arc<AppState>>, mut response: Response) -> Response {
+    if let Some(identity) = state.identity.get() {
+        for (name, value) in identity {
+            response.headers_mut().insert(*name, value.clone());
+        }
+    }
+    response
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    match state.loaded.get() {
+        Some(_) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "loading"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn live() -> Response {
+    (StatusCode::OK, axum::Json(json!({"live": true}))).into_response()
+}
+
+async fn server_metadata() -> Response {
+    axum::Json(json!({
+        "name": "modelport",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": [],
+    }))
+    .into_response()
+}
+
+/// What a predict route accepts.
+#[derive(Clone, Copy, PartialEq)]
+enum Accept {
+    /// `{"instances"}`, a bare array or `{"inputs"}`; the answer mirrors the request.
+    Any,
+    /// Open Inference Protocol v2 only.
+    Oip,
+}
+
+async fn invocations(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(predict(&state, &headers, body, Accept::Any).await)
+}
+
+fn model_named<'a>(state: &'a AppState, name: &str) -> Result<&'a Loaded, ApiError> {
+    let loaded = state.loaded()?;
+    if loaded.name != name {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no model named {name:?}; this server serves {:?}",
+                loaded.name
+            ),
+        ));
+    }
+    Ok(loaded)
+}
+
+async fn oip_model_metadata(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Response {
+    let loaded = match model_named(&state, &name) {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    let specs = |specs: &[TensorSpec]| -> Vec<Value> {
+        specs
+            .iter()
+            .map(|s| {
+                let shape: Vec<i64> = s
+                    .shape
+                    .iter()
+                    .map(|d| d.fixed().map(|n| n as i64).unwrap_or(-1))
+                    .collect();
+                json!({"name": s.name, "datatype": s.dtype.oip_name(), "shape": shape})
+            })
+            .collect()
+    };
+    axum::Json(json!({
+        "name": loaded.name,
+        "versions": ["1"],
+        "platform": format!("{}_onnx", loaded.engine.engine.name()),
+        "inputs": specs(&loaded.signature.inputs),
+        "outputs": specs(&loaded.signature.outputs),
+    }))
+    .into_response()
+}
+
+async fn oip_model_ready(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    match model_named(&state, &name) {
+        Ok(_) => (
+            StatusCode::OK,
+            axum::Json(json!({"name": name, "ready": true})),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn oip_infer(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(e) = model_named(&state, &name) {
+        return e.into_response();
+    }
+    respond(predict(&state, &headers, body, Accept::Oip).await)
+}
+
+/// TF-Serving's `GET /v1/models/{name}`: the model's version status.
+async fn tf_status(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    match model_named(&state, &name) {
+        Ok(_) => axum::Json(json!({"model_version_status": [{
+            "version": "1", "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""}
+        }]}))
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// TF-Serving's `POST /v1/models/{name}:predict`; the `:predict` verb is part of the
+/// last path segment, so it is split off here.
+async fn tf_predict(
+    State(state): State<Arc<AppState>>,
+    Path(segment): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(name) = segment.strip_suffix(":predict") else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no route POST /v1/models/{segment}; TF-Serving's predict is /v1/models/NAME:predict"),
+        )
+        .into_response();
+    };
+    if let Err(e) = model_named(&state, name) {
+        return e.into_response();
+    }
+    respond(predict(&state, &headers, body, Accept::Any).await)
+}
+
+/// Vertex's routes come from the environment at start-up and may be any path, so
+/// they are matched here rather than registered (a registered route could clash
+/// with a fixed one).
+async fn fallback(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = uri.path();
+    if method == Method::GET && state.vertex_health_route.as_deref() == Some(path) {
+        return health(State(state)).await;
+    }
+    if method == Method::POST && state.vertex_predict_route.as_deref() == Some(path) {
+        return respond(predict(&state, &headers, body, Accept::Any).await);
+    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route {method} {path}; predict with POST /invocations or POST /v2/models/NAME/infer"
+        ),
+    )
+    .into_response()
+}
+
+fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The one predict path: limits, decoding, the signature check, the pool, encoding.
+async fn predict(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    accept: Accept,
+) -> Result<Response, ApiError> {
+    let loaded = state.loaded()?;
+    let bytes = read_body(state.max_body_bytes, headers, body).await?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let csv = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/csv"));
+        let hint = if csv {
+            " (CSV bodies are not accepted: send application/json)"
+        } else {
+            ""
+        };
+        ApiError::bad_request(format!("the body is not valid JSON: {e}{hint}"))
+    })?;
+    let (inputs, form) = match accept {
+        Accept::Any => codec::decode_request(&value, &loaded.signature.inputs),
+        Accept::Oip => codec::decode_oip_request(&value, Some(&loaded.signature.inputs))
+            .map(|b| (b, WireForm::Oip)),
+    }
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    check_batch(&loaded.signature, &inputs)?;
+    let outputs = match tokio::time::timeout(state.timeout, loaded.pool.run(inputs)).await {
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "inference took longer than {} s",
+                    state.timeout.as_secs_f64()
+                ),
+            ));
+        }
+        Ok(Err(PoolError::Busy)) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is at capacity: every worker is busy and the queue is full; retry later",
+            ));
+        }
+        Ok(Err(PoolError::Closed)) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down",
+            ));
+        }
+        Ok(Err(PoolError::Inference(message))) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("inference failed: {message}"),
+            ));
+        }
+        Ok(Ok(outputs)) => outputs,
+    };
+    let body = match form {
+        WireForm::Instances => codec::encode_predictions(&outputs),
+        WireForm::Oip => codec::encode_oip_response(&loaded.name, &outputs),
+    }
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the outputs: {e}"),
+        )
+    })?;
+    let bytes = serde_json::to_vec(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the outputs: {e}"),
+        )
+    })?;
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+/// An empty batch and inputs that do not fit the signature are the caller's error.
+fn check_batch(signature: &Signature, inputs: &Batch) -> Result<(), ApiError> {
+    match inputs.batch_size() {
+        Ok(0) => {
+            return Err(ApiError::bad_request(
+                "the batch is empty: send at least one instance",
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(ApiError::bad_request(e.to_string())),
+    }
+    signature
+        .check_inputs(inputs)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// Reads the body up to the limit; a declared or actual size beyond it is a 413.
+async fn read_body(limit: usize, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let too_large = |size: Option<u64>| {
+        let size = size.map(|s| format!("{s}-byte ")).unwrap_or_default();
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the {size}request body exceeds the limit of {limit} bytes; split the batch into smaller requests"
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(declared));
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let source = std::error::Error::source(&e);
+            if source.is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+                Err(too_large(None))
+            } else {
+                Err(ApiError::bad_request(format!(
+                    "cannot read the request body: {e}"
+                )))
+            }
+        }
+    }
+}
