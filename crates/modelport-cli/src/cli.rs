@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use modelport_core::env::{
-    MODELPORT_ENGINE, MODELPORT_HOST, MODELPORT_INTRA_THREADS, MODELPORT_MAX_BATCH_ROWS,
-    MODELPORT_MAX_BODY_BYTES, MODELPORT_MODEL_NAME, MODELPORT_QUEUE_DEPTH, MODELPORT_TIMEOUT_S,
-    MODELPORT_WORKERS,
+    MODELPORT_ENGINE, MODELPORT_HOME, MODELPORT_HOST, MODELPORT_INTRA_THREADS,
+    MODELPORT_MAX_BATCH_ROWS, MODELPORT_MAX_BODY_BYTES, MODELPORT_MODEL_NAME,
+    MODELPORT_QUEUE_DEPTH, MODELPORT_TIMEOUT_S, MODELPORT_WORKERS,
 };
 use modelport_runtime::EngineChoice;
 
@@ -23,6 +23,7 @@ Environment:
   MODELPORT_INTRA_THREADS  threads per inference
   ORT_DYLIB_PATH           path of libonnxruntime for the onnxruntime engine
   MODELPORT_LOG            log filter, e.g. modelport=debug
+  MODELPORT_HOME           where state, artifacts and logs live (default ./.modelport)
 ";
 
 /// Ship a model to a managed inference endpoint and prove it answers like the model does locally.
@@ -114,6 +115,158 @@ pub enum Command {
         modelport serve examples/iris/model.onnx --port 0 --host 127.0.0.1"
     )]
     Serve(ServeArgs),
+
+    /// Package the model, start or update its endpoint, and compare it with the local runtime.
+    #[command(
+        after_help = "The endpoint is updated blue/green: the new revision starts next to the old one, and \
+        only when its comparison passes does it replace the old one; otherwise it is removed and the old \
+        one keeps serving (exit code 3). Re-running an unchanged deploy does nothing.\n\n\
+        Examples:\n  modelport deploy --provider local -f examples/iris/modelport.yaml\n  \
+        modelport deploy -f modelport.yaml --no-verify\n  modelport deploy -f modelport.yaml --junit compare.xml"
+    )]
+    Deploy(DeployArgs),
+
+    /// Compare an endpoint with the local runtime, or any two targets, on the same inputs.
+    #[command(
+        after_help = "A target is a deployment name, a model file (run here; --engine-a/--engine-b choose \
+        the engine), or the URL of a running server: http://HOST:PORT (SageMaker contract, POST /invocations), \
+        .../v2/models/NAME (Open Inference Protocol v2), or any other predict URL taking {\"instances\": [...]}. \
+        With one deployment name, B is the deployment's own model on the local runtime.\n\n\
+        Exit codes: 0 the outputs match, 3 they do not, 1 an error.\n\n\
+        Examples:\n  modelport compare iris\n  \
+        modelport compare model.onnx model.onnx --engine-a tract --engine-b onnxruntime\n  \
+        modelport compare http://127.0.0.1:8080 model.onnx --samples inputs.csv\n  \
+        modelport compare iris --count 10000 --output json --junit compare.xml"
+    )]
+    Compare(CompareArgs),
+
+    /// Show how deployments are doing: health, URL, digest, uptime.
+    #[command(after_help = "Examples:\n  modelport status\n  modelport status iris --output json")]
+    Status(StatusArgs),
+
+    /// List the deployments recorded in .modelport.
+    #[command(after_help = "Examples:\n  modelport list\n  modelport list --output json")]
+    List(ListArgs),
+
+    /// Stop a deployment's endpoint and forget it.
+    #[command(
+        after_help = "A process or cloud resource that is already gone is not an error, nor is a missing state file.\n\n\
+        Examples:\n  modelport destroy iris"
+    )]
+    Destroy(DestroyArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct WorkspaceArgs {
+    /// Where state, artifacts and server logs live.
+    #[arg(long, env = MODELPORT_HOME, default_value = ".modelport", global = true)]
+    pub home: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The deployment spec.
+    #[arg(long, short = 'f', default_value = "modelport.yaml")]
+    pub file: PathBuf,
+
+    /// Where to deploy: local, aws or gcp.
+    #[arg(long, short = 'p', default_value = "local")]
+    pub provider: String,
+
+    /// Skip the comparison (the new revision replaces the old one unchecked).
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Write the comparison as JUnit XML to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+
+    #[command(flatten)]
+    pub workspace: WorkspaceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// A deployment name, a model file or a URL.
+    pub a: String,
+
+    /// The reference: a deployment name, a model file or a URL (default: A's own model, run here).
+    pub b: Option<String>,
+
+    /// Engine for A when A is a model file.
+    #[arg(long, value_parser = parse_engine, default_value = "auto")]
+    pub engine_a: EngineChoice,
+
+    /// Engine for B when B is a model file (or the reference of a deployment).
+    #[arg(long, value_parser = parse_engine, default_value = "auto", env = MODELPORT_ENGINE)]
+    pub engine_b: EngineChoice,
+
+    /// Inputs: JSON (either wire form), .npy or .csv with a header (default: the deployment's
+    /// verify.samples, else generated).
+    #[arg(long, short = 'i')]
+    pub samples: Option<PathBuf>,
+
+    /// Generate this many inputs from the signature (default: the deployment's verify.count, else 64).
+    #[arg(long, conflicts_with = "samples")]
+    pub count: Option<usize>,
+
+    /// Seed for generated inputs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Absolute tolerance for every output (default: the deployment's verify.atol, else 1e-5).
+    #[arg(long)]
+    pub atol: Option<f64>,
+
+    /// Relative tolerance for every output (default: the deployment's verify.rtol, else 1e-4).
+    #[arg(long)]
+    pub rtol: Option<f64>,
+
+    /// Write the result as JUnit XML to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+
+    /// Requests in flight per URL or deployment.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+
+    /// Largest request body for a URL target, in bytes.
+    #[arg(long, default_value_t = 6_291_456)]
+    pub max_request_bytes: usize,
+
+    /// How many of the worst examples to show.
+    #[arg(long, default_value_t = 5)]
+    pub worst: usize,
+
+    #[command(flatten)]
+    pub workspace: WorkspaceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One deployment (default: all).
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub workspace: WorkspaceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub workspace: WorkspaceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The deployment to remove.
+    pub name: String,
+
+    #[command(flatten)]
+    pub workspace: WorkspaceArgs,
 }
 
 #[derive(Debug, Args)]

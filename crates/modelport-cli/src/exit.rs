@@ -9,7 +9,6 @@ pub enum Code {
     /// Something failed; the message and a hint are on stderr.
     Error = 1,
     /// A comparison ran and the two sides disagree beyond the tolerances.
-    #[allow(dead_code)]
     Mismatch = 3,
 }
 

@@ -42,6 +42,12 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<modelport_serve::ServeError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<modelport_core::provider::ProviderError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<modelport_core::PredictError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<modelport_verify::CompareError>() {
+            e.hint()
         } else {
             None
         }
@@ -57,6 +63,18 @@ pub fn print_error(err: &anyhow::Error) {
         }
     }
     eprintln!("{text}");
+    let log_tail = err.chain().find_map(|e| match e.downcast_ref() {
+        Some(modelport_core::provider::ProviderError::StartupFailed { log_tail, .. }) => {
+            Some(log_tail)
+        }
+        _ => None,
+    });
+    if let Some(lines) = log_tail.filter(|l| !l.is_empty()) {
+        eprintln!("last lines of the server log:");
+        for line in lines {
+            eprintln!("  | {line}");
+        }
+    }
     if let Some(h) = hint(err) {
         eprintln!("hint: {h}");
     }

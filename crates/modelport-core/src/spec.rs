@@ -50,6 +50,9 @@ pub const SERVERLESS_MAX_CONCURRENCY: u32 = 200;
 /// SageMaker's real-time payload limit, the default `serving.max_body_bytes`.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 6_291_456;
 
+/// Vertex AI's request limit on shared public endpoints (1.5 MB).
+pub const VERTEX_PUBLIC_MAX_BODY_BYTES: u64 = 1_500_000;
+
 /// The longest deployment name, SageMaker's limit for endpoint names.
 pub const MAX_NAME_LEN: usize = 63;
 

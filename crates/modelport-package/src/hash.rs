@@ -19,6 +19,13 @@ pub fn sha256_file(path: &Path) -> Result<String, PackageError> {
     hash_file(path).map(|(_, sha)| sha)
 }
 
+/// The sha256 of `bytes` as 64 lowercase hex digits.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(bytes);
+    to_hex(h)
+}
+
 /// The size and sha256 of a file's content.
 pub(crate) fn hash_file(path: &Path) -> Result<(u64, String), PackageError> {
     let mut file = File::open(path).map_err(|e| PackageError::io(path, e))?;

@@ -63,6 +63,13 @@ impl Manifest {
             .map(|i| &self.files[i])
     }
 
+    /// sha256 of the manifest as written into an archive (and unpacked beside the
+    /// model): it pins every file's content, so it identifies the model. Servers
+    /// report it, since they see the unpacked files and not the archive.
+    pub fn digest(&self) -> String {
+        crate::sha256_bytes(&self.to_json())
+    }
+
     /// The manifest as written into an archive: pretty JSON with a final newline.
     pub(crate) fn to_json(&self) -> Vec<u8> {
         let mut bytes =

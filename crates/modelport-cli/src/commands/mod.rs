@@ -1,10 +1,15 @@
 //! One file per command; each takes its parsed arguments and returns an exit code.
 
+mod compare;
+mod deploy;
+mod destroy;
 mod init;
 mod inspect;
 mod package;
 mod predict;
 mod serve;
+mod status;
+mod targets;
 
 use crate::cli::{Cli, Command, EngineArgs};
 use crate::exit::Code;
@@ -12,12 +17,18 @@ use modelport_runtime::RuntimeOptions;
 
 pub fn run(cli: Cli) -> anyhow::Result<Code> {
     let out = cli.global.output;
+    let quiet = cli.global.quiet;
     match cli.command {
         Command::Inspect(args) => inspect::run(args, out),
         Command::Predict(args) => predict::run(args, out),
         Command::Package(args) => package::run(args, out),
         Command::Init(args) => init::run(args, out),
         Command::Serve(args) => serve::run(args),
+        Command::Deploy(args) => deploy::run(args, out, quiet),
+        Command::Compare(args) => compare::run(args, out),
+        Command::Status(args) => status::run(args.name, &args.workspace.home, out, true),
+        Command::List(args) => status::run(None, &args.workspace.home, out, false),
+        Command::Destroy(args) => destroy::run(args, out, quiet),
     }
 }
 

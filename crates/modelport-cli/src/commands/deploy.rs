@@ -1,0 +1,204 @@
+//! `modelport deploy`: package, plan, apply, compare, then promote or roll back.
+
+use anyhow::Context;
+use modelport_core::provider::{ArtifactRef, Plan, Reporter};
+use modelport_core::spec::DeploymentSpec;
+use modelport_core::state::{Which, Workspace};
+use modelport_package::{PackageOptions, package};
+use modelport_runtime::ModelInfo;
+use modelport_verify::{CompareReport, DEFAULT_WORST, render_text};
+use serde_json::json;
+
+use super::print_json;
+use super::targets::{self, load_local};
+use crate::cli::{DeployArgs, OutputFormat};
+use crate::exit::Code;
+use crate::reporter::StderrReporter;
+
+pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Code> {
+    let spec = DeploymentSpec::from_file(&args.file)?;
+    let ws = Workspace::new(&args.workspace.home);
+    let provider = targets::provider(&args.provider, &ws)?;
+    let name = spec.name.as_str().to_string();
+    let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
+
+    let previous = ws.load_state(&name)?;
+    if let Some(prev) = &previous
+        && prev.provider != provider.name()
+    {
+        anyhow::bail!(
+            "deployment {name:?} exists on provider {:?}; `modelport destroy {name}` first, or give this one another name",
+            prev.provider
+        );
+    }
+
+    reporter.on_start(&format!("packaging {}", spec.model_path().display()));
+    let scratch = Scratch(ws.tmp_dir().join(format!("package-{}", std::process::id())));
+    let artifact = package_model(&spec, &scratch.0)?;
+    let runtime = targets::runtime()?;
+    let plan = runtime.block_on(provider.plan(&spec, &artifact, previous.as_ref()))?;
+    if out == OutputFormat::Text && !quiet {
+        print_plan(&plan);
+    }
+    if plan.is_noop() {
+        let state = previous.expect("a no-op plan has state");
+        let status = runtime.block_on(provider.status(&state))?;
+        match out {
+            OutputFormat::Json => {
+                print_json(&json!({"changed": false, "plan": plan, "status": status}))?
+            }
+            OutputFormat::Text => println!(
+                "{name} is up to date: nothing to do ({})",
+                status.predict_url.as_deref().unwrap_or("no URL")
+            ),
+        }
+        return Ok(Code::Success);
+    }
+
+    let state = runtime.block_on(provider.apply(&plan, &reporter))?;
+    let report = if args.no_verify {
+        None
+    } else {
+        reporter.on_start("comparing the new endpoint with the local runtime");
+        let endpoint = runtime.block_on(provider.endpoint(&state, Which::Pending))?;
+        let reference = load_local(
+            &spec.model_path(),
+            args.engine.engine,
+            spec.model_path().display().to_string(),
+            None,
+        )?;
+        let signature = modelport_core::Predictor::signature(&reference)
+            .cloned()
+            .expect("a local model has a signature");
+        let mut verify = spec.verify.clone();
+        verify.samples = spec.samples_path();
+        let inputs = targets::inputs(&verify, &signature)?;
+        let result = runtime.block_on(modelport_verify::run::compare(
+            endpoint.as_ref(),
+            &reference,
+            &inputs,
+            &verify,
+            DEFAULT_WORST,
+        ));
+        match result {
+            Ok(r) => Some(r),
+            Err(e) => {
+                runtime.block_on(provider.rollback(state, &reporter))?;
+                forget_if_empty(&ws, &name)?;
+                return Err(e)
+                    .context("the comparison could not run; the new revision was removed");
+            }
+        }
+    };
+
+    let wrong_server = report.as_ref().and_then(|r| {
+        let expected = format!("sha256:{}", artifact.model_digest);
+        match &r.a.served_by.digest {
+            Some(d) if *d != expected => Some(format!(
+                "the endpoint answered as {d}, but the deployed model is {expected}"
+            )),
+            _ => None,
+        }
+    });
+    let passed = report.as_ref().is_none_or(CompareReport::passed) && wrong_server.is_none();
+    let state = if passed {
+        runtime.block_on(provider.promote(state, &reporter))?
+    } else {
+        let s = runtime.block_on(provider.rollback(state, &reporter))?;
+        forget_if_empty(&ws, &name)?;
+        s
+    };
+    let status = runtime.block_on(provider.status(&state))?;
+
+    match out {
+        OutputFormat::Json => print_json(&json!({
+            "changed": passed,
+            "passed": passed,
+            "plan": plan,
+            "comparison": report,
+            "status": status,
+        }))?,
+        OutputFormat::Text => {
+            if let Some(r) = &report {
+                print!("{}", render_text(r));
+            }
+            if let Some(w) = &wrong_server {
+                println!("FAIL  {w}");
+            }
+            if passed {
+                println!(
+                    "deployed {name}: {} ({})",
+                    status.predict_url.as_deref().unwrap_or("-"),
+                    status.detail
+                );
+            } else if state.active.is_some() {
+                println!(
+                    "not deployed: the new revision was removed and the previous one keeps serving"
+                );
+            } else {
+                println!("not deployed: the new revision was removed");
+            }
+        }
+    }
+    if let (Some(path), Some(r)) = (&args.junit, &report) {
+        std::fs::write(path, modelport_verify::render_junit(r))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(if passed {
+        Code::Success
+    } else {
+        Code::Mismatch
+    })
+}
+
+/// A first deploy that failed leaves nothing to remember.
+fn forget_if_empty(ws: &Workspace, name: &str) -> anyhow::Result<()> {
+    if let Some(s) = ws.load_state(name)?
+        && s.active.is_none()
+        && s.pending.is_none()
+    {
+        ws.remove_state(name)?;
+    }
+    Ok(())
+}
+
+/// Packages the spec's model into the workspace's scratch space.
+fn package_model(spec: &DeploymentSpec, scratch: &std::path::Path) -> anyhow::Result<ArtifactRef> {
+    let model = spec.model_path();
+    let info =
+        ModelInfo::from_path(&model).with_context(|| format!("cannot load {}", model.display()))?;
+    let opts = PackageOptions {
+        signature: Some(info.signature.clone()),
+        ..PackageOptions::default()
+    };
+    let artifact = package(&model, scratch, &opts)?;
+    Ok(ArtifactRef {
+        model_digest: artifact.manifest.digest(),
+        path: artifact.path,
+        digest: artifact.digest,
+        size: artifact.size,
+        signature: Some(info.signature),
+    })
+}
+
+fn print_plan(plan: &Plan) {
+    eprintln!("plan for {} ({}):", plan.name, plan.provider);
+    let width = plan
+        .actions
+        .iter()
+        .map(|a| a.resource.len())
+        .max()
+        .unwrap_or(0);
+    for a in &plan.actions {
+        eprintln!("  {} {:width$}  {}", a.kind.symbol(), a.resource, a.reason);
+    }
+}
+
+/// A scratch directory removed when the command ends, however it ends.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

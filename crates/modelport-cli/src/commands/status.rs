@@ -1,0 +1,123 @@
+//! `modelport status [NAME]` and `modelport list`.
+
+use modelport_core::provider::{EndpointStatus, Health};
+use modelport_core::state::{Workspace, unix_now};
+
+use super::print_json;
+use super::targets;
+use crate::cli::OutputFormat;
+use crate::exit::Code;
+
+pub fn run(
+    name: Option<String>,
+    home: &std::path::Path,
+    out: OutputFormat,
+    detailed: bool,
+) -> anyhow::Result<Code> {
+    let ws = Workspace::new(home);
+    let states = match &name {
+        Some(n) => vec![targets::load_state(&ws, n)?],
+        None => ws.list_states()?,
+    };
+    let runtime = targets::runtime()?;
+    let mut statuses = Vec::new();
+    for state in &states {
+        let provider = targets::provider(&state.provider, &ws)?;
+        statuses.push(runtime.block_on(provider.status(state))?);
+    }
+    match out {
+        OutputFormat::Json => print_json(&statuses)?,
+        OutputFormat::Text if statuses.is_empty() => {
+            println!("no deployments in {}", ws.root().display());
+        }
+        OutputFormat::Text if detailed => {
+            for s in &statuses {
+                print!("{}", detail(s));
+            }
+        }
+        OutputFormat::Text => print!("{}", table(&statuses)),
+    }
+    Ok(Code::Success)
+}
+
+fn health(h: Health) -> &'static str {
+    match h {
+        Health::InService => "in service",
+        Health::Updating => "updating",
+        Health::Unhealthy => "unhealthy",
+        Health::Stopped => "stopped",
+        Health::Failed => "failed",
+    }
+}
+
+/// `3d 4h`, `5m 10s`: how long something has been up.
+pub fn uptime(since: Option<u64>) -> String {
+    let Some(since) = since else {
+        return "-".into();
+    };
+    let s = unix_now().saturating_sub(since);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn detail(s: &EndpointStatus) -> String {
+    let mut t = format!("{}\n", s.name);
+    t.push_str(&format!("  provider  {}\n", s.provider));
+    t.push_str(&format!("  health    {}\n", health(s.health)));
+    t.push_str(&format!(
+        "  url       {}\n",
+        s.predict_url.as_deref().unwrap_or("-")
+    ));
+    t.push_str(&format!(
+        "  digest    {}\n",
+        s.model_digest
+            .as_deref()
+            .map(|d| format!("sha256:{d}"))
+            .unwrap_or("-".into())
+    ));
+    t.push_str(&format!("  up        {}\n", uptime(s.started_at)));
+    t.push_str(&format!("  detail    {}\n", s.detail));
+    if s.pending {
+        t.push_str(
+            "  pending   a deploy stopped half-way; re-run it or `modelport destroy` to finish\n",
+        );
+    }
+    t
+}
+
+fn table(statuses: &[EndpointStatus]) -> String {
+    let rows: Vec<[String; 5]> = statuses
+        .iter()
+        .map(|s| {
+            [
+                s.name.clone(),
+                s.provider.clone(),
+                health(s.health).to_string() + if s.pending { " (pending)" } else { "" },
+                uptime(s.started_at),
+                s.predict_url.clone().unwrap_or("-".into()),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "PROVIDER", "HEALTH", "UP", "URL"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,173 @@
+//! What deploy, compare, status and destroy share: the workspace, providers by
+//! name, comparison targets and their inputs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use modelport_core::provider::{Provider, ProviderError};
+use modelport_core::spec::VerifySpec;
+use modelport_core::state::{DeploymentState, Which, Workspace};
+use modelport_core::{Batch, Predictor, Signature};
+use modelport_local::LocalProvider;
+use modelport_runtime::{EngineChoice, RuntimeOptions, samples};
+use modelport_verify::{HttpPredictor, HttpTarget, LocalPredictor};
+
+/// The providers this build knows, for error messages.
+pub const PROVIDERS: [&str; 3] = ["local", "aws", "gcp"];
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The provider called `name`; the only place that matches on provider names.
+pub fn provider(name: &str, ws: &Workspace) -> anyhow::Result<Arc<dyn Provider>> {
+    match name {
+        "local" => {
+            let exe = std::env::current_exe().context("cannot find the modelport executable")?;
+            Ok(Arc::new(LocalProvider::new(ws.clone(), exe)))
+        }
+        "aws" | "gcp" => Err(ProviderError::NotSupported {
+            provider: name.to_string(),
+            what: "deploy yet: this build has only the local provider".to_string(),
+        })
+        .with_context(|| format!("--provider {name}")),
+        other => {
+            let near = PROVIDERS
+                .iter()
+                .min_by_key(|p| strsim::levenshtein(p, other))
+                .copied()
+                .unwrap_or("local");
+            bail!(
+                "unknown provider {other:?}: expected one of local, aws, gcp (did you mean {near:?}?)"
+            )
+        }
+    }
+}
+
+/// The state of deployment `name`, or an error with a hint naming what exists.
+pub fn load_state(ws: &Workspace, name: &str) -> anyhow::Result<DeploymentState> {
+    match ws.load_state(name)? {
+        Some(s) => Ok(s),
+        None => Err(ProviderError::NotFound {
+            what: format!("deployment {name:?} (in {})", ws.root().display()),
+        }
+        .into()),
+    }
+}
+
+/// A comparison target as the user named it.
+pub enum Target {
+    Url(String),
+    Model(PathBuf),
+    Deployment(DeploymentState),
+}
+
+/// URLs by scheme, then existing files, then recorded deployments.
+pub fn resolve_target(ws: &Workspace, text: &str) -> anyhow::Result<Target> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        return Ok(Target::Url(text.to_string()));
+    }
+    let path = Path::new(text);
+    if path.exists() {
+        return Ok(Target::Model(path.to_path_buf()));
+    }
+    if let Some(state) = ws.load_state(text)? {
+        return Ok(Target::Deployment(state));
+    }
+    let known: Vec<String> = ws.list_states()?.into_iter().map(|s| s.name).collect();
+    let hint = if known.is_empty() {
+        "no deployment is recorded here; deploy one or pass a model file or URL".to_string()
+    } else {
+        format!("deployments here: {}", known.join(", "))
+    };
+    Err(ProviderError::InvalidInput {
+        message: format!(
+            "{text:?} is neither a URL, a file, nor a deployment in {}",
+            ws.root().display()
+        ),
+        hint: Some(hint),
+    }
+    .into())
+}
+
+/// Where a deployment's own model is on this machine: unpacked from the artifact
+/// store, checked against its manifest.
+pub fn deployment_model(
+    ws: &Workspace,
+    state: &DeploymentState,
+    which: Which,
+) -> anyhow::Result<(PathBuf, String)> {
+    let rev = state
+        .revision(which)
+        .with_context(|| format!("deployment {:?} has no serving revision", state.name))?;
+    let archive = ws
+        .artifacts_dir()
+        .join(&rev.artifact_digest)
+        .join(modelport_package::ARCHIVE_NAME);
+    let dir = modelport_local::unpack_model(ws, &archive, &rev.model_digest)
+        .with_context(|| format!("cannot find the model of deployment {:?}", state.name))?;
+    let manifest = modelport_package::verify_dir(&dir)?;
+    Ok((
+        dir.join(&manifest.model.file),
+        format!("sha256:{}", rev.model_digest),
+    ))
+}
+
+/// A predictor for `target`.
+pub async fn predictor(
+    ws: &Workspace,
+    target: &Target,
+    engine: EngineChoice,
+    signature: Option<Signature>,
+    max_request_bytes: usize,
+    concurrency: usize,
+) -> anyhow::Result<Box<dyn Predictor>> {
+    Ok(match target {
+        Target::Url(url) => {
+            let mut t = HttpTarget::from_url(url, max_request_bytes)?;
+            t.concurrency = concurrency;
+            Box::new(HttpPredictor::connect(t, signature).await?)
+        }
+        Target::Model(path) => {
+            Box::new(load_local(path, engine, path.display().to_string(), None)?)
+        }
+        Target::Deployment(state) => {
+            let provider = provider(&state.provider, ws)?;
+            provider.endpoint(state, Which::Active).await?
+        }
+    })
+}
+
+/// The local runtime on `path`; blocking (model loading).
+pub fn load_local(
+    path: &Path,
+    engine: EngineChoice,
+    label: String,
+    digest: Option<String>,
+) -> anyhow::Result<LocalPredictor> {
+    let digest = match digest {
+        Some(d) => Some(d),
+        None if path.is_file() => Some(format!("sha256:{}", modelport_package::sha256_file(path)?)),
+        None => None,
+    };
+    Ok(
+        LocalPredictor::load(path, engine, &RuntimeOptions::default(), label, digest)
+            .with_context(|| format!("cannot load {}", path.display()))?,
+    )
+}
+
+/// The inputs of a comparison: a samples file, else generated from the signature.
+pub fn inputs(verify: &VerifySpec, signature: &Signature) -> anyhow::Result<Batch> {
+    match &verify.samples {
+        Some(path) => Ok(modelport_verify::inputs::read_inputs(path, signature)
+            .with_context(|| format!("cannot read samples from {}", path.display()))?),
+        None => Ok(samples::generate(
+            signature,
+            verify.count as usize,
+            verify.seed,
+        )?),
+    }
+}

@@ -1,0 +1,467 @@
+//! A running server as a [`Predictor`]: `modelport serve`, a SageMaker-style
+//! container, a Vertex or TF-Serving `:predict` route, or any Open Inference
+//! Protocol v2 server (KServe, Triton, MLServer).
+//!
+//! Inputs are cut into requests that fit the target's payload limit, sent with
+//! bounded concurrency, and the answers put back together in input order.
+
+use std::time::Duration;
+
+use futures_util::{StreamExt, stream};
+use modelport_core::predictor::headers;
+use modelport_core::state::Protocol;
+use modelport_core::{
+    Batch, DType, Dim, PredictError, Prediction, Predictor, ServedBy, Signature, TargetInfo,
+    TargetKind, TensorSpec, codec,
+};
+use serde_json::Value;
+
+/// Requests per target in flight at once, by default.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// How to reach a server.
+#[derive(Debug, Clone)]
+pub struct HttpTarget {
+    /// How reports name it: a deployment name or the URL.
+    pub label: String,
+    pub kind: TargetKind,
+    /// Where predictions are POSTed.
+    pub predict_url: String,
+    pub protocol: Protocol,
+    /// The largest request body the target accepts.
+    pub max_request_bytes: usize,
+    pub timeout: Duration,
+    pub concurrency: usize,
+}
+
+impl HttpTarget {
+    /// Reads a URL the way `modelport compare` takes it:
+    /// - `…/v2/models/NAME` or `…/v2/models/NAME/infer`: Open Inference Protocol v2;
+    /// - `…/invocations`, `…:predict` or any other path: `{"instances": [...]}`;
+    /// - a bare `http://host:port`: the SageMaker contract, `POST /invocations`.
+    pub fn from_url(url: &str, max_request_bytes: usize) -> Result<HttpTarget, PredictError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| PredictError::InvalidInput(format!("{url:?} is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(PredictError::InvalidInput(format!(
+                "{url:?}: only http and https URLs can be compared"
+            )));
+        }
+        let path = parsed.path().trim_end_matches('/');
+        let base = url.trim_end_matches('/');
+        let (predict_url, protocol) = if path.is_empty() {
+            (format!("{base}/invocations"), Protocol::Instances)
+        } else if let Some(rest) = path.split("/v2/models/").nth(1) {
+            let infer = if rest.ends_with("/infer") {
+                base.to_string()
+            } else {
+                format!("{base}/infer")
+            };
+            (infer, Protocol::Oip)
+        } else {
+            (base.to_string(), Protocol::Instances)
+        };
+        Ok(HttpTarget {
+            label: url.to_string(),
+            kind: TargetKind::Url,
+            predict_url,
+            protocol,
+            max_request_bytes,
+            timeout: Duration::from_secs(60),
+            concurrency: DEFAULT_CONCURRENCY,
+        })
+    }
+}
+
+/// A server as a predictor.
+pub struct HttpPredictor {
+    client: reqwest::Client,
+    target: HttpTarget,
+    info: TargetInfo,
+    signature: Option<Signature>,
+}
+
+impl HttpPredictor {
+    /// Connects to `target`. `signature` types the outputs of `{"instances"}`
+    /// targets; an OIP target's own metadata is used when no signature is given.
+    pub async fn connect(
+        target: HttpTarget,
+        signature: Option<Signature>,
+    ) -> Result<HttpPredictor, PredictError> {
+        let client = reqwest::Client::builder()
+            .timeout(target.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| PredictError::Unavailable {
+                target: target.label.clone(),
+                message: e.to_string(),
+            })?;
+        let signature = match (signature, target.protocol) {
+            (Some(s), _) => Some(s),
+            (None, Protocol::Oip) => Some(fetch_oip_signature(&client, &target).await?),
+            (None, Protocol::Instances) => None,
+        };
+        Ok(HttpPredictor {
+            info: TargetInfo {
+                label: target.label.clone(),
+                kind: target.kind,
+                location: target.predict_url.clone(),
+                served_by: ServedBy::default(),
+            },
+            client,
+            target,
+            signature,
+        })
+    }
+
+    /// Cuts `inputs` into row ranges whose encoded bodies fit the payload limit.
+    fn plan_requests(&self, inputs: &Batch) -> Result<Vec<(usize, usize)>, PredictError> {
+        let rows = inputs
+            .batch_size()
+            .map_err(|e| PredictError::InvalidInput(e.to_string()))?;
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = self.target.max_request_bytes;
+        // Estimate the bytes per row from a sample, then verify every cut by encoding it.
+        let probe = rows.min(16);
+        let probe_len = self.body_len(&inputs.slice_rows(0, probe).map_err(invalid)?)?;
+        let per_row = (probe_len / probe).max(1);
+        let mut step = ((limit as f64 * 0.9) as usize / per_row).clamp(1, rows);
+        let mut ranges = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let end = (start + step).min(rows);
+            let len = self.body_len(&inputs.slice_rows(start, end).map_err(invalid)?)?;
+            if len > limit {
+                if end - start == 1 {
+                    return Err(PredictError::TooLarge {
+                        target: self.target.label.clone(),
+                        needed: len,
+                        limit,
+                    });
+                }
+                step = ((end - start) / 2).max(1);
+                continue;
+            }
+            ranges.push((start, end));
+            start = end;
+        }
+        Ok(ranges)
+    }
+
+    fn encode(&self, inputs: &Batch) -> Result<Vec<u8>, PredictError> {
+        let body = match self.target.protocol {
+            Protocol::Instances => codec::encode_instances(inputs),
+            Protocol::Oip => codec::encode_oip_request(inputs),
+        }
+        .map_err(invalid)?;
+        serde_json::to_vec(&body).map_err(|e| PredictError::InvalidInput(e.to_string()))
+    }
+
+    fn body_len(&self, inputs: &Batch) -> Result<usize, PredictError> {
+        Ok(self.encode(inputs)?.len())
+    }
+
+    /// Sends one request, retrying what a busy or starting server answers (429, 503)
+    /// and refused connections, with exponential backoff.
+    async fn send(&self, body: Vec<u8>, rows: usize) -> Result<(Batch, ServedBy), PredictError> {
+        let label = &self.target.label;
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .post(&self.target.predict_url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::ACCEPT, "application/json")
+                .body(body.clone())
+                .send()
+                .await;
+            let response = match result {
+                Ok(r) => r,
+                Err(e) if e.is_timeout() => {
+                    return Err(PredictError::Timeout {
+                        target: label.clone(),
+                        seconds: self.target.timeout.as_secs(),
+                    });
+                }
+                Err(e) if e.is_connect() && attempt < 4 => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(PredictError::Unavailable {
+                        target: label.clone(),
+                        message: error_chain(&e),
+                    });
+                }
+            };
+            let status = response.status().as_u16();
+            if matches!(status, 429 | 503) && attempt < 4 {
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+                continue;
+            }
+            let served_by = served_by(response.headers());
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| PredictError::Unavailable {
+                    target: label.clone(),
+                    message: error_chain(&e),
+                })?;
+            if status != 200 {
+                let message = serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(500).collect());
+                return Err(match status {
+                    400 => PredictError::InvalidInput(message),
+                    _ => PredictError::Remote {
+                        target: label.clone(),
+                        status,
+                        message,
+                    },
+                });
+            }
+            let decode_err = |message: String| PredictError::Decode {
+                target: label.clone(),
+                message,
+            };
+            let value: Value =
+                serde_json::from_slice(&bytes).map_err(|e| decode_err(format!("not JSON: {e}")))?;
+            let outputs = match self.target.protocol {
+                Protocol::Instances => codec::decode_predictions(
+                    &value,
+                    self.signature.as_ref().map(|s| s.outputs.as_slice()),
+                ),
+                Protocol::Oip => codec::decode_oip_response(&value),
+            }
+            .map_err(|e| decode_err(e.to_string()))?;
+            if let Some(bad) = outputs
+                .iter()
+                .find(|t| t.tensor.shape().first() != Some(&rows))
+            {
+                return Err(decode_err(format!(
+                    "output `{}` has {} rows for {rows} inputs",
+                    bad.name,
+                    bad.tensor.shape().first().copied().unwrap_or(0)
+                )));
+            }
+            return Ok((outputs, served_by));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Predictor for HttpPredictor {
+    fn target(&self) -> &TargetInfo {
+        &self.info
+    }
+
+    fn signature(&self) -> Option<&Signature> {
+        self.signature.as_ref()
+    }
+
+    async fn predict(&self, inputs: &Batch) -> Result<Prediction, PredictError> {
+        let ranges = self.plan_requests(inputs)?;
+        let mut bodies = Vec::with_capacity(ranges.len());
+        for &(start, end) in &ranges {
+            bodies.push((
+                self.encode(&inputs.slice_rows(start, end).map_err(invalid)?)?,
+                end - start,
+            ));
+        }
+        let answers: Vec<Result<(Batch, ServedBy), PredictError>> = stream::iter(bodies)
+            .map(|(body, rows)| self.send(body, rows))
+            .buffered(self.target.concurrency.max(1))
+            .collect()
+            .await;
+        let mut parts = Vec::with_capacity(answers.len());
+        let mut served = ServedBy::default();
+        for answer in answers {
+            let (batch, by) = answer?;
+            if !served.is_empty() && !by.is_empty() && by != served {
+                return Err(PredictError::Decode {
+                    target: self.target.label.clone(),
+                    message: format!(
+                        "two different servers answered ({} and {}): the endpoint changed during the comparison",
+                        describe(&served),
+                        describe(&by)
+                    ),
+                });
+            }
+            if served.is_empty() {
+                served = by;
+            }
+            parts.push(batch);
+        }
+        let outputs = Batch::concat_rows(&parts).map_err(|e| PredictError::Decode {
+            target: self.target.label.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Prediction {
+            outputs,
+            served_by: served,
+        })
+    }
+}
+
+fn describe(s: &ServedBy) -> String {
+    format!(
+        "{} {} {}",
+        s.engine.as_deref().unwrap_or("?"),
+        s.engine_version.as_deref().unwrap_or("?"),
+        s.digest.as_deref().unwrap_or("?")
+    )
+}
+
+fn invalid(e: modelport_core::Error) -> PredictError {
+    PredictError::InvalidInput(e.to_string())
+}
+
+fn served_by(h: &reqwest::header::HeaderMap) -> ServedBy {
+    let get = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    ServedBy {
+        engine: get(headers::ENGINE),
+        engine_version: get(headers::ENGINE_VERSION),
+        digest: get(headers::DIGEST),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        source = cause.source();
+    }
+    s
+}
+
+/// Reads `GET /v2/models/NAME` into a signature.
+async fn fetch_oip_signature(
+    client: &reqwest::Client,
+    target: &HttpTarget,
+) -> Result<Signature, PredictError> {
+    let url = target.predict_url.trim_end_matches("/infer");
+    let unavailable = |message: String| PredictError::Unavailable {
+        target: target.label.clone(),
+        message,
+    };
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| unavailable(error_chain(&e)))?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| unavailable(format!("model metadata at {url}: {e}")))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| PredictError::Decode {
+        target: target.label.clone(),
+        message: format!("model metadata at {url} is not JSON: {e}"),
+    })?;
+    if status != 200 {
+        return Err(PredictError::Remote {
+            target: target.label.clone(),
+            status,
+            message: value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no model metadata")
+                .to_string(),
+        });
+    }
+    let specs = |key: &str| -> Result<Vec<TensorSpec>, PredictError> {
+        let bad = |m: String| PredictError::Decode {
+            target: target.label.clone(),
+            message: format!("model metadata at {url}: {m}"),
+        };
+        value
+            .get(key)
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad(format!("no `{key}` list")))?
+            .iter()
+            .map(|t| {
+                let name = t
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("a tensor without `name`".into()))?;
+                let datatype = t.get("datatype").and_then(Value::as_str).unwrap_or("");
+                let dtype = DType::from_oip_name(datatype)
+                    .ok_or_else(|| bad(format!("`{name}` has datatype {datatype:?}")))?;
+                let shape = t
+                    .get("shape")
+                    .and_then(Value::as_array)
+                    .map(|dims| {
+                        dims.iter()
+                            .map(|d| match d.as_i64() {
+                                Some(n) if n >= 0 => Dim::Fixed(n as usize),
+                                _ => Dim::Dynamic(None),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(TensorSpec::new(name, dtype, shape))
+            })
+            .collect()
+    };
+    Ok(Signature {
+        inputs: specs("inputs")?,
+        outputs: specs("outputs")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_map_to_protocols() {
+        let check = |url: &str, predict: &str, protocol: Protocol| {
+            let t = HttpTarget::from_url(url, 1000).unwrap();
+            assert_eq!(
+                (t.predict_url.as_str(), t.protocol),
+                (predict, protocol),
+                "{url}"
+            );
+        };
+        check("http://h:1", "http://h:1/invocations", Protocol::Instances);
+        check("http://h:1/", "http://h:1/invocations", Protocol::Instances);
+        check(
+            "http://h:1/invocations",
+            "http://h:1/invocations",
+            Protocol::Instances,
+        );
+        check(
+            "http://h:1/v1/models/m:predict",
+            "http://h:1/v1/models/m:predict",
+            Protocol::Instances,
+        );
+        check(
+            "http://h:1/v2/models/iris",
+            "http://h:1/v2/models/iris/infer",
+            Protocol::Oip,
+        );
+        check(
+            "http://h:1/v2/models/iris/infer",
+            "http://h:1/v2/models/iris/infer",
+            Protocol::Oip,
+        );
+        assert!(HttpTarget::from_url("ftp://h/x", 1).is_err());
+        assert!(HttpTarget::from_url("not a url", 1).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! Proves that two predictors answer alike: an endpoint against the local reference
+//! runtime, two endpoints, or two engines.
+//!
+//! This crate compares any two [`modelport_core::Predictor`]s and knows nothing else
+//! about them. [`metrics`] is pure arithmetic over batches already in memory, so every
+//! rule about what counts as "the same" is tested without a network; [`report`] renders
+//! the result as text, JSON or JUnit and never decides anything.
+
+pub mod http;
+pub mod inputs;
+pub mod local;
+pub mod metrics;
+pub mod report;
+pub mod run;
+
+pub use http::{HttpPredictor, HttpTarget};
+pub use local::LocalPredictor;
+pub use metrics::{
+    Comparison, FloatStats, LabelStats, OutputReport, RowPair, Status, WorstExample, compare,
+};
+pub use report::{CompareReport, render_junit, render_text};
+pub use run::{CompareError, DEFAULT_WORST};
