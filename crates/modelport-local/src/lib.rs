@@ -310,7 +310,7 @@ impl Provider for LocalProvider {
             .previous
             .clone()
             .unwrap_or_else(|| DeploymentState::new(&plan.name, self.name(), &spec.file));
-        state.spec_file = spec.file.clone();
+        state.spec_file = std::path::absolute(&spec.file).unwrap_or_else(|_| spec.file.clone());
         if let Some(pending) = state.pending.take() {
             reporter.on_start("removing a server left by an interrupted deploy");
             self.stop_revision(&pending, reporter).await;
@@ -361,7 +361,9 @@ impl Provider for LocalProvider {
                 hint: None,
             })?;
         let mut verify = spec.verify.clone();
-        verify.samples = spec.samples_path();
+        verify.samples = spec
+            .samples_path()
+            .map(|p| std::path::absolute(&p).unwrap_or(p));
         state.pending = Some(Revision {
             artifact_digest: plan.artifact.digest.clone(),
             model_digest: plan.artifact.model_digest.clone(),

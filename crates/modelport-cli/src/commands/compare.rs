@@ -3,7 +3,7 @@
 use anyhow::Context;
 use modelport_core::Predictor;
 use modelport_core::spec::VerifySpec;
-use modelport_core::state::{Which, Workspace};
+use modelport_core::state::Which;
 use modelport_verify::{render_junit, render_text};
 
 use super::print_json;
@@ -12,7 +12,7 @@ use crate::cli::{CompareArgs, OutputFormat};
 use crate::exit::Code;
 
 pub fn run(args: CompareArgs, out: OutputFormat) -> anyhow::Result<Code> {
-    let ws = Workspace::new(&args.workspace.home);
+    let ws = super::workspace(&args.workspace.home)?;
     let a = targets::resolve_target(&ws, &args.a)?;
     let runtime = targets::runtime()?;
 

@@ -17,7 +17,7 @@ use crate::reporter::StderrReporter;
 
 pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Code> {
     let spec = DeploymentSpec::from_file(&args.file)?;
-    let ws = Workspace::new(&args.workspace.home);
+    let ws = super::workspace(&args.workspace.home)?;
     let provider = targets::provider(&args.provider, &ws)?;
     let name = spec.name.as_str().to_string();
     let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
@@ -55,7 +55,13 @@ pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<C
         return Ok(Code::Success);
     }
 
-    let state = runtime.block_on(provider.apply(&plan, &reporter))?;
+    let state = match runtime.block_on(provider.apply(&plan, &reporter)) {
+        Ok(s) => s,
+        Err(e) => {
+            forget_if_empty(&ws, &name)?;
+            return Err(e.into());
+        }
+    };
     let report = if args.no_verify {
         None
     } else {
@@ -65,7 +71,7 @@ pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<C
             &spec.model_path(),
             args.engine.engine,
             spec.model_path().display().to_string(),
-            None,
+            Some(format!("sha256:{}", artifact.model_digest)),
         )?;
         let signature = modelport_core::Predictor::signature(&reference)
             .cloned()

@@ -1,6 +1,5 @@
 //! `modelport destroy NAME`: stop what a deployment runs and forget it.
 
-use modelport_core::state::Workspace;
 use serde_json::json;
 
 use super::print_json;
@@ -10,7 +9,7 @@ use crate::exit::Code;
 use crate::reporter::StderrReporter;
 
 pub fn run(args: DestroyArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Code> {
-    let ws = Workspace::new(&args.workspace.home);
+    let ws = super::workspace(&args.workspace.home)?;
     let Some(state) = ws.load_state(&args.name)? else {
         match out {
             OutputFormat::Json => print_json(&json!({"name": args.name, "destroyed": false}))?,

@@ -59,3 +59,11 @@ fn human_bytes(n: u64) -> String {
         format!("{value:.1} {}", UNITS[unit])
     }
 }
+
+/// The workspace at `home`, made absolute so that the paths recorded in state work
+/// from any directory.
+fn workspace(home: &std::path::Path) -> anyhow::Result<modelport_core::state::Workspace> {
+    Ok(modelport_core::state::Workspace::new(std::path::absolute(
+        home,
+    )?))
+}

@@ -1,7 +1,7 @@
 //! `modelport status [NAME]` and `modelport list`.
 
 use modelport_core::provider::{EndpointStatus, Health};
-use modelport_core::state::{Workspace, unix_now};
+use modelport_core::state::unix_now;
 
 use super::print_json;
 use super::targets;
@@ -14,7 +14,7 @@ pub fn run(
     out: OutputFormat,
     detailed: bool,
 ) -> anyhow::Result<Code> {
-    let ws = Workspace::new(home);
+    let ws = super::workspace(home)?;
     let states = match &name {
         Some(n) => vec![targets::load_state(&ws, n)?],
         None => ws.list_states()?,

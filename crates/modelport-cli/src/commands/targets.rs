@@ -65,17 +65,23 @@ pub enum Target {
     Deployment(DeploymentState),
 }
 
-/// URLs by scheme, then existing files, then recorded deployments.
+/// URLs by scheme; then a path when the text looks like one (has a `/` or ends in
+/// `.onnx`); then a recorded deployment; then any existing file or directory. So
+/// `iris` is the deployment even beside a directory `iris/`, which `./iris` names.
 pub fn resolve_target(ws: &Workspace, text: &str) -> anyhow::Result<Target> {
     if text.starts_with("http://") || text.starts_with("https://") {
         return Ok(Target::Url(text.to_string()));
     }
     let path = Path::new(text);
-    if path.exists() {
+    let looks_like_path = text.contains('/') || text.ends_with(".onnx");
+    if looks_like_path && path.exists() {
         return Ok(Target::Model(path.to_path_buf()));
     }
-    if let Some(state) = ws.load_state(text)? {
+    if !looks_like_path && let Some(state) = ws.load_state(text)? {
         return Ok(Target::Deployment(state));
+    }
+    if path.exists() {
+        return Ok(Target::Model(path.to_path_buf()));
     }
     let known: Vec<String> = ws.list_states()?.into_iter().map(|s| s.name).collect();
     let hint = if known.is_empty() {

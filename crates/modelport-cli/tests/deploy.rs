@@ -1,0 +1,269 @@
+//! The whole flow through the CLI, as a user runs it: deploy locally, compare,
+//! re-deploy (a no-op), change the model (blue/green), destroy.
+
+mod common;
+
+use common::{Project, alive, root, wait_gone};
+
+/// Every example goes through the full life cycle.
+#[test]
+fn every_example_deploys_compares_updates_and_is_destroyed() {
+    for example in ["iris", "forest", "mlp", "cnn"] {
+        let p = Project::new().with_example(example);
+        let spec = format!("{example}/modelport.yaml");
+
+        let first = p
+            .run(&["deploy", "--provider", "local", "-f", &spec])
+            .expect(0);
+        assert!(
+            first.stdout().contains("PASS"),
+            "{example}: {}",
+            first.stdout()
+        );
+        assert!(first.stdout().contains(&format!("deployed {example}")));
+        let pid = p.pid(example);
+        assert!(alive(pid), "{example}: server {pid} is not running");
+
+        // Unchanged: nothing happens, and the same server keeps running.
+        let again = p.run(&["deploy", "-f", &spec]).expect(0);
+        assert!(again.stdout().contains("up to date"), "{}", again.stdout());
+        assert_eq!(p.pid(example), pid);
+
+        let status = p.run(&["status", example, "--output", "json"]).expect(0);
+        let status: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
+        assert_eq!(status[0]["health"], "in_service", "{status}");
+
+        let compare = p.run(&["compare", example, "--count", "50"]).expect(0);
+        assert!(compare.stdout().contains("PASS"), "{}", compare.stdout());
+
+        // A changed spec starts a new server, checks it, switches, stops the old one.
+        let yaml = std::fs::read_to_string(p.path().join(&spec)).unwrap();
+        std::fs::write(
+            p.path().join(&spec),
+            format!("{yaml}\nserving:\n  timeout_s: 61\n"),
+        )
+        .unwrap();
+        let update = p.run(&["deploy", "-f", &spec]).expect(0);
+        assert!(update.stdout().contains("PASS"), "{}", update.stdout());
+        let new_pid = p.pid(example);
+        assert_ne!(
+            new_pid, pid,
+            "{example}: the update did not start a new server"
+        );
+        assert!(wait_gone(pid), "{example}: the old server {pid} still runs");
+        assert!(alive(new_pid));
+
+        p.run(&["destroy", example]).expect(0);
+        assert!(
+            wait_gone(new_pid),
+            "{example}: destroy left server {new_pid} running"
+        );
+        assert!(p.state(example).is_none(), "{example}: destroy left state");
+        let list = p.run(&["list"]).expect(0);
+        assert!(
+            list.stdout().contains("no deployments"),
+            "{}",
+            list.stdout()
+        );
+    }
+}
+
+/// A new model behind the same name is a blue/green update too; the endpoint then
+/// reports the new digest.
+#[test]
+fn a_changed_model_is_rolled_out_blue_green() {
+    let p = Project::new().with_example("iris");
+    p.run(&["deploy", "-f", "iris/modelport.yaml"]).expect(0);
+    let old = p.state("iris").unwrap();
+    let pid = p.pid("iris");
+    std::fs::copy(
+        root().join("tests/fixtures/models/svm/model.onnx"),
+        p.path().join("iris/model.onnx"),
+    )
+    .unwrap();
+    // The stored samples' expected values belong to the old model, but the
+    // comparison is endpoint against the local model, so it passes.
+    let out = p.run(&["deploy", "-f", "iris/modelport.yaml"]).expect(0);
+    assert!(out.stderr().contains("new artifact"), "{}", out.stderr());
+    let new = p.state("iris").unwrap();
+    assert_ne!(
+        old["active"]["artifact_digest"],
+        new["active"]["artifact_digest"]
+    );
+    assert!(wait_gone(pid));
+    let status = p.run(&["status", "iris", "--output", "json"]).expect(0);
+    assert!(
+        status
+            .stdout()
+            .contains(new["active"]["model_digest"].as_str().unwrap())
+    );
+    p.run(&["destroy", "iris"]).expect(0);
+}
+
+/// A comparison with a different model fails with exit code 3 and shows the worst examples.
+#[test]
+fn comparing_with_a_different_model_fails_with_exit_3() {
+    let p = Project::new().with_example("iris");
+    p.run(&["deploy", "-f", "iris/modelport.yaml", "-q"])
+        .expect(0);
+    let svm = root().join("tests/fixtures/models/svm/model.onnx");
+    let junit = p.path().join("compare.xml");
+    let out = p
+        .run(&[
+            "compare",
+            "iris",
+            svm.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ])
+        .expect(3);
+    assert!(out.stdout().contains("FAIL"), "{}", out.stdout());
+    assert!(out.stdout().contains("worst examples"), "{}", out.stdout());
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<failure"), "{xml}");
+
+    let json = p
+        .run(&["compare", "iris", svm.to_str().unwrap(), "--output", "json"])
+        .expect(3);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["a"]["kind"], "deployment");
+    assert_eq!(report["a"]["served_by"]["engine"], "onnxruntime");
+    assert!(!report["worst"].as_array().unwrap().is_empty());
+    p.run(&["destroy", "iris"]).expect(0);
+}
+
+/// An update whose comparison fails is removed; the previous server keeps serving.
+#[test]
+fn a_failed_comparison_keeps_the_old_server() {
+    let p = Project::new().with_example("mlp");
+    p.run(&["deploy", "-f", "mlp/modelport.yaml", "-q"])
+        .expect(0);
+    let pid = p.pid("mlp");
+    let before = p.state("mlp").unwrap();
+    // tract inside the server against onnxruntime as reference, with zero
+    // tolerance: float rounding differs between the engines (runtime skew).
+    let yaml = std::fs::read_to_string(p.path().join("mlp/modelport.yaml"))
+        .unwrap()
+        .replace("atol: 1.0e-5", "atol: 0.0")
+        .replace("rtol: 1.0e-4", "rtol: 0.0");
+    std::fs::write(
+        p.path().join("mlp/modelport.yaml"),
+        format!("{yaml}\nserving:\n  engine: tract\n"),
+    )
+    .unwrap();
+    let out = p
+        .run(&[
+            "deploy",
+            "-f",
+            "mlp/modelport.yaml",
+            "--engine",
+            "onnxruntime",
+        ])
+        .expect(3);
+    assert!(out.stdout().contains("worst examples"), "{}", out.stdout());
+    assert!(
+        out.stdout().contains("previous one keeps serving"),
+        "{}",
+        out.stdout()
+    );
+    let after = p.state("mlp").unwrap();
+    assert_eq!(
+        after["active"], before["active"],
+        "the active revision changed"
+    );
+    assert!(after["pending"].is_null());
+    assert!(alive(pid));
+    let status = p.run(&["status", "mlp", "--output", "json"]).expect(0);
+    assert!(
+        status.stdout().contains("in_service"),
+        "{}",
+        status.stdout()
+    );
+    p.run(&["destroy", "mlp"]).expect(0);
+    assert!(wait_gone(pid));
+}
+
+/// A server that cannot start fails the deploy with the end of its log.
+#[test]
+fn a_server_that_cannot_start_shows_its_log() {
+    let p = Project::new().with_example("iris");
+    let yaml = std::fs::read_to_string(p.path().join("iris/modelport.yaml")).unwrap();
+    std::fs::write(
+        p.path().join("iris/modelport.yaml"),
+        format!("{yaml}\nserving:\n  env:\n    MODELPORT_WORKERS: many\n"),
+    )
+    .unwrap();
+    let out = p.run(&["deploy", "-f", "iris/modelport.yaml"]).expect(1);
+    let err = out.stderr();
+    assert!(err.contains("exited during start-up"), "{err}");
+    assert!(err.contains("last lines of the server log"), "{err}");
+    assert!(
+        err.contains("MODELPORT_WORKERS") || err.contains("many"),
+        "{err}"
+    );
+    assert!(
+        p.state("iris").is_none(),
+        "a failed first deploy left state"
+    );
+}
+
+/// Lost state and dead servers are handled, not errors.
+#[test]
+fn destroy_tolerates_a_dead_server_and_missing_state() {
+    let p = Project::new().with_example("iris");
+    p.run(&["deploy", "-f", "iris/modelport.yaml", "-q"])
+        .expect(0);
+    let pid = p.pid("iris");
+    common::kill(pid);
+    assert!(wait_gone(pid));
+    let status = p.run(&["status", "iris", "--output", "json"]).expect(0);
+    assert!(status.stdout().contains("stopped"), "{}", status.stdout());
+    // A re-run notices the dead server and starts a new one.
+    let out = p.run(&["deploy", "-f", "iris/modelport.yaml"]).expect(0);
+    assert!(out.stderr().contains("not running"), "{}", out.stderr());
+    p.run(&["destroy", "iris"]).expect(0);
+    let again = p.run(&["destroy", "iris"]).expect(0);
+    assert!(again.stdout().contains("nothing to destroy"));
+}
+
+/// The local runtime's two engines compared on one model: runtime skew.
+#[test]
+fn two_engines_on_one_model() {
+    let p = Project::new();
+    let model = root().join("examples/forest/model.onnx");
+    let m = model.to_str().unwrap();
+    let out = p
+        .run(&[
+            "compare",
+            m,
+            m,
+            "--engine-a",
+            "tract",
+            "--engine-b",
+            "onnxruntime",
+            "--count",
+            "40",
+        ])
+        .expect(0);
+    assert!(out.stdout().contains("tract"), "{}", out.stdout());
+    assert!(out.stdout().contains("onnxruntime"), "{}", out.stdout());
+}
+
+/// The Vertex flavour runs the server under AIP_* variables and predicts on AIP_PREDICT_ROUTE.
+#[test]
+fn the_vertex_flavour_uses_vertex_routes() {
+    let p = Project::new().with_example("iris");
+    let yaml = std::fs::read_to_string(p.path().join("iris/modelport.yaml"))
+        .unwrap()
+        .replace("flavour: sagemaker", "flavour: vertex");
+    std::fs::write(p.path().join("iris/modelport.yaml"), yaml).unwrap();
+    let out = p.run(&["deploy", "-f", "iris/modelport.yaml"]).expect(0);
+    assert!(out.stdout().contains("PASS"), "{}", out.stdout());
+    let url = p.predict_url("iris");
+    assert!(
+        url.contains("/v1/endpoints/iris/deployedModels/") && url.ends_with(":predict"),
+        "{url}"
+    );
+    p.run(&["destroy", "iris"]).expect(0);
+}

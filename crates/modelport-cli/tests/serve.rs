@@ -1,0 +1,377 @@
+//! `modelport serve` as the platforms run it: started as `<binary> serve` with their
+//! environment variables, called on their routes, stopped with SIGTERM.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use common::root;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+/// A server process stopped (SIGKILL) on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Starts `modelport serve ARGS` with `env`, waits for `health` to answer 200.
+fn start(args: &[&str], env: &[(&str, String)], port: u16, health: &str) -> Server {
+    let mut cmd = Command::cargo_bin("modelport").unwrap();
+    cmd.current_dir(root())
+        .arg("serve")
+        .args(args)
+        .args(["--host", "127.0.0.1"])
+        .env_remove("MODELPORT_ENGINE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server {
+        child: cmd.spawn().unwrap(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let c = client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if c.get(format!("{}{health}", server.base))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("the server did not become ready on {}{health}", server.base);
+}
+
+fn post(
+    c: &Client,
+    url: &str,
+    body: impl Into<reqwest::blocking::Body>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let r = c
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body: Value = r.json().unwrap_or(Value::Null);
+    (status, body, headers)
+}
+
+fn package_iris(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut cmd = Command::cargo_bin("modelport").unwrap();
+    let out = cmd
+        .current_dir(root())
+        .args(["package", "examples/iris/model.onnx", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join("model.tar.gz")
+}
+
+const IRIS_ROW: &str = r#"{"instances": [[5.1, 3.5, 1.4, 0.2]]}"#;
+
+#[test]
+fn sagemaker_contract_port_from_env_ping_and_invocations() {
+    let port = free_port();
+    let s = start(
+        &["examples/iris/model.onnx"],
+        &[("SAGEMAKER_BIND_TO_PORT", port.to_string())],
+        port,
+        "/ping",
+    );
+    let c = client();
+    let (status, body, headers) = post(&c, &format!("{}/invocations", s.base), IRIS_ROW);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["predictions"][0]["output_label"], 0);
+    assert_eq!(headers["x-modelport-engine"], "onnxruntime");
+    assert!(
+        headers["x-modelport-digest"]
+            .to_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    // The same body in OIP form gets an OIP answer.
+    let oip = json!({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]});
+    let (status, body, _) = post(&c, &format!("{}/invocations", s.base), oip.to_string());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outputs"][0]["name"], "output_label");
+}
+
+#[test]
+fn vertex_contract_routes_and_model_from_aip_storage_uri() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = package_iris(dir.path());
+    let model_dir = dir.path().join("unpacked");
+    let mut unpack = Command::new("tar");
+    assert!(
+        unpack
+            .args(["xzf"])
+            .arg(&archive)
+            .arg("-C")
+            .arg({
+                std::fs::create_dir_all(&model_dir).unwrap();
+                &model_dir
+            })
+            .status()
+            .unwrap()
+            .success()
+    );
+    let route = "/v1/endpoints/123/deployedModels/456";
+    let s = start(
+        &[],
+        &[
+            ("AIP_HTTP_PORT", port.to_string()),
+            ("AIP_HEALTH_ROUTE", route.to_string()),
+            ("AIP_PREDICT_ROUTE", format!("{route}:predict")),
+            ("AIP_STORAGE_URI", model_dir.display().to_string()),
+        ],
+        port,
+        route,
+    );
+    let c = client();
+    let body = r#"{"instances": [[5.1, 3.5, 1.4, 0.2]], "parameters": {"ignored": true}}"#;
+    let (status, answer, _) = post(&c, &format!("{}{route}:predict", s.base), body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["predictions"][0]["output_label"], 0);
+}
+
+#[test]
+fn oip_v2_and_tf_serving_routes() {
+    let port = free_port();
+    let s = start(
+        &[
+            "examples/iris/model.onnx",
+            "--model-name",
+            "iris",
+            "--port",
+            &port.to_string(),
+        ],
+        &[],
+        port,
+        "/v2/health/ready",
+    );
+    let c = client();
+    assert_eq!(
+        c.get(format!("{}/v2/health/live", s.base))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let meta: Value = c
+        .get(format!("{}/v2/models/iris", s.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        meta["inputs"][0],
+        json!({"name": "X", "datatype": "FP32", "shape": [-1, 4]})
+    );
+    let oip = json!({"inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.0, 3.0, 5.0, 2.0]}]});
+    let (status, body, _) = post(
+        &c,
+        &format!("{}/v2/models/iris/infer", s.base),
+        oip.to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["model_name"], "iris");
+    let (status, body, _) = post(
+        &c,
+        &format!("{}/v2/models/nope/infer", s.base),
+        oip.to_string(),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("iris"));
+    let (status, body, _) = post(&c, &format!("{}/v1/models/iris:predict", s.base), IRIS_ROW);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["predictions"][0]["output_label"], 0);
+}
+
+/// Each bad request gets its status and a JSON error naming the problem, and the
+/// server keeps serving.
+#[test]
+fn bad_requests_get_their_status_and_the_server_keeps_serving() {
+    let port = free_port();
+    let s = start(
+        &[
+            "examples/iris/model.onnx",
+            "--port",
+            &port.to_string(),
+            "--max-body-bytes",
+            "4096",
+        ],
+        &[],
+        port,
+        "/ping",
+    );
+    let c = client();
+    let url = format!("{}/invocations", s.base);
+    let big = format!("{{\"instances\": [{}]}}", vec!["[1,2,3,4]"; 1000].join(","));
+    let cases: &[(&str, String, u16, &str)] = &[
+        ("oversize", big, 413, "4096"),
+        ("malformed", "{\"instances\": [".to_string(), 400, "not valid JSON"),
+        ("wrong shape", r#"{"instances": [[1, 2, 3]]}"#.to_string(), 400, "`X`"),
+        ("wrong dtype", r#"{"instances": [["a", "b", "c", "d"]]}"#.to_string(), 400, "`X`"),
+        ("empty batch", r#"{"instances": []}"#.to_string(), 400, "empty"),
+        ("wrong input name", json!({"inputs": [{"name": "Y", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}).to_string(), 400, "`X`"),
+    ];
+    for (what, body, status, needle) in cases {
+        let (got, answer, _) = post(&c, &url, body.clone());
+        assert_eq!(got, *status, "{what}: {answer}");
+        let message = answer["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: no JSON error: {answer}"));
+        assert!(message.contains(needle), "{what}: {message}");
+        // Still serving.
+        let (ok, _, _) = post(&c, &url, IRIS_ROW);
+        assert_eq!(ok, 200, "after {what}");
+    }
+    let (status, body, _) = post(&c, &format!("{}/nowhere", s.base), IRIS_ROW);
+    assert_eq!(status, 404, "{body}");
+}
+
+/// SIGTERM: the server stops accepting and exits cleanly, well within 30 s.
+#[test]
+fn sigterm_stops_the_server_gracefully() {
+    let port = free_port();
+    let mut s = start(
+        &["examples/iris/model.onnx", "--port", &port.to_string()],
+        &[],
+        port,
+        "/ping",
+    );
+    let pid = rustix::process::Pid::from_raw(s.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 30 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A tampered model directory refuses to start, naming the file.
+#[test]
+fn a_tampered_artifact_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = package_iris(dir.path());
+    let model_dir = dir.path().join("unpacked");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    assert!(
+        Command::new("tar")
+            .arg("xzf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&model_dir)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let model = model_dir.join("model.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&model, bytes).unwrap();
+    let out = Command::cargo_bin("modelport")
+        .unwrap()
+        .args(["serve", "--port", "0", "--host", "127.0.0.1"])
+        .arg(&model_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("model.onnx"), "{err}");
+}
+
+/// `templates/Dockerfile` must start the binary the way the platforms do.
+#[test]
+fn the_dockerfile_template_matches_the_binary() {
+    let dockerfile = std::fs::read_to_string(root().join("templates/Dockerfile")).unwrap();
+    let has = |line: &str| dockerfile.lines().any(|l| l.trim() == line);
+    assert!(has(r#"ENTRYPOINT ["modelport"]"#), "ENTRYPOINT");
+    assert!(has(r#"CMD ["serve"]"#), "CMD");
+    assert!(has("EXPOSE 8080"), "EXPOSE");
+    assert!(dockerfile.contains("cargo build --release --locked -p modelport-cli"));
+    // The onnxruntime version in the image is the one the tests run against.
+    let reqs = std::fs::read_to_string(root().join(".ci/requirements.txt")).unwrap();
+    let ort = reqs
+        .lines()
+        .find_map(|l| l.strip_prefix("onnxruntime=="))
+        .unwrap()
+        .trim();
+    assert!(
+        dockerfile.contains(&format!("onnxruntime=={ort}")),
+        "onnxruntime {ort}"
+    );
+    assert!(
+        dockerfile.contains(&format!("libonnxruntime.so.{ort}")),
+        "library {ort}"
+    );
+    // Every variable the image sets is one the binary reads.
+    let env_rs = std::fs::read_to_string(root().join("crates/modelport-core/src/env.rs")).unwrap();
+    for line in dockerfile
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ENV "))
+    {
+        let name = line.split('=').next().unwrap().trim();
+        assert!(
+            env_rs.contains(&format!("\"{name}\"")),
+            "ENV {name} is not declared in env.rs"
+        );
+    }
+    // And `serve` exists with the flags the image relies on.
+    let help = Command::cargo_bin("modelport")
+        .unwrap()
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--port", "--host", "--max-body-bytes", "--workers"] {
+        assert!(help.contains(flag), "serve --help lacks {flag}");
+    }
+}
