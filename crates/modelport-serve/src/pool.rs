@@ -97,9 +97,12 @@ fn worker(model: Arc<dyn LoadedModel>, rx: Receiver<Job>, max_batch_rows: usize)
     }
 }
 
+/// What must be equal for two requests to run as one: each input's name, dtype and row shape.
+type ShapeKey = Vec<(String, DType, Vec<usize>)>;
+
 /// Splits jobs into runs that can be concatenated: same input names, dtypes and row shapes.
 fn group_by_shape(jobs: Vec<Job>) -> Vec<Vec<Job>> {
-    let mut groups: Vec<(Vec<(String, DType, Vec<usize>)>, Vec<Job>)> = Vec::new();
+    let mut groups: Vec<(ShapeKey, Vec<Job>)> = Vec::new();
     for job in jobs {
         let key: Vec<_> = job
             .inputs

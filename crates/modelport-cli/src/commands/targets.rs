@@ -62,7 +62,7 @@ pub fn load_state(ws: &Workspace, name: &str) -> anyhow::Result<DeploymentState>
 pub enum Target {
     Url(String),
     Model(PathBuf),
-    Deployment(DeploymentState),
+    Deployment(Box<DeploymentState>),
 }
 
 /// URLs by scheme; then a path when the text looks like one (has a `/` or ends in
@@ -78,7 +78,7 @@ pub fn resolve_target(ws: &Workspace, text: &str) -> anyhow::Result<Target> {
         return Ok(Target::Model(path.to_path_buf()));
     }
     if !looks_like_path && let Some(state) = ws.load_state(text)? {
-        return Ok(Target::Deployment(state));
+        return Ok(Target::Deployment(Box::new(state)));
     }
     if path.exists() {
         return Ok(Target::Model(path.to_path_buf()));
@@ -159,10 +159,8 @@ pub fn load_local(
         None if path.is_file() => Some(format!("sha256:{}", modelport_package::sha256_file(path)?)),
         None => None,
     };
-    Ok(
-        LocalPredictor::load(path, engine, &RuntimeOptions::default(), label, digest)
-            .with_context(|| format!("cannot load {}", path.display()))?,
-    )
+    LocalPredictor::load(path, engine, &RuntimeOptions::default(), label, digest)
+        .with_context(|| format!("cannot load {}", path.display()))
 }
 
 /// The inputs of a comparison: a samples file, else generated from the signature.
