@@ -603,8 +603,9 @@ pub struct VerifySpec {
     /// Settings per output, by output name. Default: none; every output is compared
     /// with `atol` and `rtol`.
     pub outputs: BTreeMap<String, OutputTolerance>,
-    /// The fraction (0 to 1) of classifier labels, or of argmaxes, that must agree.
-    /// Default: 1.0.
+    /// The fraction (0 to 1) of rows whose label outputs (integer, bool or string)
+    /// must agree. Argmax agreement of probability outputs is reported, not required:
+    /// near-ties within tolerance may flip it. Default: 1.0.
     pub min_label_agreement: f64,
 }
 
