@@ -7,6 +7,8 @@ import platform
 import subprocess
 import sys
 
+import serving
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 THREADS = 1  # one thread each: the fairest comparison on a shared 2-core machine
@@ -78,10 +80,17 @@ NOTES = [
 
 
 def main():
-    latency_bin, quick = sys.argv[1], sys.argv[2] == "1"
-    rows = latency(latency_bin, quick)
+    latency_bin, quick, modelport = sys.argv[1], sys.argv[2] == "1", os.path.abspath(sys.argv[3])
+    only = os.environ.get("BENCH_ONLY")  # "serving": rerun that table, keep the other from results.json
+    if only == "serving":
+        with open(os.path.join(ROOT, "bench", "results.json")) as f:
+            rows = json.load(f)["rows"]
+    else:
+        rows = latency(latency_bin, quick)
+    serving_rows = serving.serving(modelport, quick, REPEATS) + serving.compare(modelport, quick)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    results = {"date": now, "quick": quick, "machine": machine(), "threads": THREADS, "rows": rows}
+    results = {"date": now, "quick": quick, "machine": machine(), "threads": THREADS, "rows": rows,
+               "serving_rows": serving_rows}
     if quick:
         print(json.dumps(results, indent=1))
         return
@@ -108,8 +117,31 @@ def main():
             f"| {r['what']} | {r['modelport']} | {r['alternative']} | {r['modelport_us']:.1f} | {r['alternative_us']:.1f} "
             f"| {r['ratio']:.2f}x | {r['goal']} | {met} |"
         )
+    lines += [
+        "",
+        "## Serving and comparison",
+        "",
+        "Both servers get the same 2 cores, the same route and body (`POST /invocations`,",
+        "`{\"instances\": [[5.1, 3.5, 1.4, 0.2]]}`), 2 workers each, and onnxruntime with one",
+        "intra-op thread; wrk (2 threads, 16 connections) runs on the same machine. The compare",
+        "row times the whole command against one `modelport serve`, both sides checking every",
+        "answer against local onnxruntime.",
+        "",
+        "| what | modelport | alternative | modelport | alternative | ratio | goal | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in serving_rows:
+        lines.append(
+            f"| {r['what']} | {r['modelport']} | {r['alternative']} | {r['modelport_value']:.2f} | {r['alternative_value']:.2f} "
+            f"| {r['ratio']}x | {r['goal']} | {'yes' if serving.met(r) else 'no'} |"
+        )
+    lines += ["", "Commands:", ""]
+    for r in serving_rows:
+        lines.append(f"- {r['what']}: `{r['command']}`")
+    lines += ["", "Not measured yet: serving overhead at batch 64 against in-process inference, and cold",
+              "start to the first 200 on /ping for a ~100 MB model.", ""]
     lines += [""] + NOTES
-    lines += ["Commands (per row, run from the repository root after `cargo build --release -p modelport-runtime --example latency`):", ""]
+    lines += ["Latency commands (per row, run from the repository root after `cargo build --release -p modelport-runtime --example latency`):", ""]
     for r in rows:
         lines.append(f"- {r['what']}, {r['modelport']}: `{r['command']}`")
     lines.append("")

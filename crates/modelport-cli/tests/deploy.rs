@@ -267,3 +267,33 @@ fn the_vertex_flavour_uses_vertex_routes() {
     );
     p.run(&["destroy", "iris"]).expect(0);
 }
+
+/// A deploy interrupted after recording its pending server is finished by the next run.
+#[test]
+fn a_rerun_cleans_up_after_an_interrupted_deploy() {
+    let p = Project::new().with_example("iris");
+    p.run(&["deploy", "-f", "iris/modelport.yaml", "-q"])
+        .expect(0);
+    let pid = p.pid("iris");
+    // What a crash between starting a server and switching to it leaves behind.
+    let mut state = p.state("iris").unwrap();
+    let mut pending = state["active"].clone();
+    pending["resources"]["pid"] = serde_json::json!(u32::MAX / 2);
+    state["pending"] = pending;
+    let path = p.path().join(".modelport/state/iris.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    let status = p.run(&["status", "iris"]).expect(0);
+    assert!(status.stdout().contains("pending"), "{}", status.stdout());
+
+    let out = p.run(&["deploy", "-f", "iris/modelport.yaml"]).expect(0);
+    assert!(
+        out.stdout().contains("interrupted deploy"),
+        "{}",
+        out.stdout()
+    );
+    assert!(p.state("iris").unwrap()["pending"].is_null());
+    assert_eq!(p.pid("iris"), pid);
+    assert!(alive(pid));
+    p.run(&["destroy", "iris"]).expect(0);
+    assert!(wait_gone(pid));
+}

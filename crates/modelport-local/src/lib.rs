@@ -316,7 +316,8 @@ impl Provider for LocalProvider {
             self.stop_revision(&pending, reporter).await;
             self.save(&state)?;
         }
-        if plan.is_noop() {
+        // Only a leftover to remove: the active server is fine as it is.
+        if !plan.actions.iter().any(|a| a.kind == ActionKind::Create) {
             return Ok(state);
         }
 

@@ -62,6 +62,20 @@ pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<C
             return Err(e.into());
         }
     };
+    if state.pending.is_none() {
+        // The plan only removed what an interrupted deploy left behind.
+        let status = runtime.block_on(provider.status(&state))?;
+        match out {
+            OutputFormat::Json => {
+                print_json(&json!({"changed": true, "plan": plan, "status": status}))?
+            }
+            OutputFormat::Text => println!(
+                "{name} is up to date; removed what an interrupted deploy left ({})",
+                status.predict_url.as_deref().unwrap_or("no URL")
+            ),
+        }
+        return Ok(Code::Success);
+    }
     let report = if args.no_verify {
         None
     } else {

@@ -1,0 +1,139 @@
+"""Serving benchmarks for bench/run: `modelport serve` against FastAPI + uvicorn +
+onnxruntime under wrk, and `modelport compare` against a hand-written loop."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = sys.executable
+MODEL = "examples/iris/model.onnx"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url, proc, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready")
+
+
+class Server:
+    def __init__(self, cmd, port, env=None):
+        self.port = port
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_ready(f"http://127.0.0.1:{port}/ping", self.proc)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def modelport_server(modelport):
+    port = free_port()
+    return Server([modelport, "serve", MODEL, "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+                   "--engine", "onnxruntime", "-q"], port)
+
+
+def fastapi_server():
+    port = free_port()
+    return Server([PY, "-m", "uvicorn", "--app-dir", "bench", "fastapi_server:app", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", "2", "--log-level", "warning"], port, {"MODEL": MODEL})
+
+
+def wrk(port, seconds):
+    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", "bench/post.lua",
+           f"http://127.0.0.1:{port}/invocations"]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"wrk saw {non2xx.group(1)} errors:\n{out}")
+    return rps, float(p99.group(1)) * scale
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def serving(modelport, quick, repeats):
+    seconds = 3 if quick else 10
+    mp_rps, mp_p99, fa_rps, fa_p99 = [], [], [], []
+    for _ in range(1 if quick else repeats):
+        for kind in ["modelport", "fastapi"]:
+            server = modelport_server(modelport) if kind == "modelport" else fastapi_server()
+            try:
+                rps, p99 = wrk(server.port, seconds)
+            finally:
+                server.stop()
+            (mp_rps if kind == "modelport" else fa_rps).append(rps)
+            (mp_p99 if kind == "modelport" else fa_p99).append(p99)
+    wrk_cmd = f"wrk -t2 -c16 -d{seconds}s --latency -s bench/post.lua http://127.0.0.1:PORT/invocations"
+    rows = [
+        {"what": "serve throughput, iris, batch 1 (req/s)", "modelport": "modelport serve, 2 workers",
+         "alternative": "FastAPI + uvicorn (2 workers) + onnxruntime",
+         "modelport_value": median(mp_rps), "alternative_value": median(fa_rps),
+         "ratio": round(median(mp_rps) / median(fa_rps), 2), "goal": ">= 20x", "higher_is_better": True,
+         "command": f"{wrk_cmd}  against  modelport serve {MODEL} --workers 2 --engine onnxruntime  vs  "
+                    f"MODEL={MODEL} uvicorn --app-dir bench fastapi_server:app --workers 2"},
+        {"what": "serve p99 latency, iris, batch 1 (ms)", "modelport": "modelport serve, 2 workers",
+         "alternative": "FastAPI + uvicorn (2 workers) + onnxruntime",
+         "modelport_value": median(mp_p99), "alternative_value": median(fa_p99),
+         "ratio": round(median(mp_p99) / median(fa_p99), 3), "goal": "<= 0.1x", "higher_is_better": False,
+         "command": "(same runs as the row above)"},
+    ]
+    return rows
+
+
+def compare(modelport, quick):
+    count = 1000 if quick else 10000
+    server = modelport_server(modelport)
+    url = f"http://127.0.0.1:{server.port}/invocations"
+    try:
+        started = time.perf_counter()
+        subprocess.run([modelport, "compare", url, MODEL, "--count", str(count), "--engine-b", "onnxruntime",
+                        "--output", "json"], cwd=ROOT, check=True, capture_output=True)
+        mp = time.perf_counter() - started
+        loop = json.loads(subprocess.run([PY, "bench/compare_loop.py", url, MODEL, str(count)], cwd=ROOT,
+                                         check=True, capture_output=True, text=True).stdout)
+    finally:
+        server.stop()
+    return [{
+        "what": f"compare {count} samples against a local endpoint (s)", "modelport": "modelport compare",
+        "alternative": "sequential one-request-per-sample loop in Python",
+        "modelport_value": mp, "alternative_value": loop["seconds"],
+        "ratio": round(loop["seconds"] / mp, 1), "goal": ">= 20x (speed-up)", "higher_is_better": True,
+        "command": f"modelport compare http://127.0.0.1:PORT/invocations {MODEL} --count {count} --engine-b onnxruntime  vs  "
+                   f"python bench/compare_loop.py http://127.0.0.1:PORT/invocations {MODEL} {count}",
+    }]
+
+
+def met(row):
+    goal = float(re.search(r"[\d.]+", row["goal"]).group(0))
+    return row["ratio"] >= goal if row["higher_is_better"] else row["ratio"] <= goal
