@@ -323,7 +323,7 @@ impl Provider for LocalProvider {
 
         reporter.on_start("storing the artifact");
         let archive = store::store_artifact(&self.workspace, &plan.artifact)?;
-        let model_dir =
+        let (model_dir, _) =
             store::unpack_model(&self.workspace, &archive, &plan.artifact.model_digest)?;
 
         let local = &spec.provider.local;
@@ -526,15 +526,22 @@ impl Provider for LocalProvider {
                 state.name
             ))
         })?;
-        let model_file = modelport_package::verify_dir(&res.model_dir)
-            .map(|m| res.model_dir.join(m.model.file))
-            .map_err(|e| ProviderError::Other {
+        // The directory was verified when it was unpacked; the server re-verifies it
+        // at start-up. Here only the signature is needed: no hashing.
+        let manifest = modelport_package::read_dir_manifest(&res.model_dir).map_err(|e| {
+            ProviderError::Other {
                 message: e.to_string(),
                 hint: e.hint(),
-            })?;
-        let signature = modelport_runtime::ModelInfo::from_path(&model_file)
-            .map_err(|e| ProviderError::other(e.to_string()))?
-            .signature;
+            }
+        })?;
+        let signature = match manifest.signature {
+            Some(s) => s,
+            None => {
+                modelport_runtime::ModelInfo::from_path(&res.model_dir.join(&manifest.model.file))
+                    .map_err(|e| ProviderError::other(e.to_string()))?
+                    .signature
+            }
+        };
         let target = HttpTarget {
             label: state.name.clone(),
             kind: TargetKind::Deployment,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use modelport_core::provider::{ArtifactRef, ProviderError};
 use modelport_core::state::Workspace;
-use modelport_package::{ARCHIVE_NAME, unpack, verify_dir};
+use modelport_package::{ARCHIVE_NAME, Manifest, unpack, verify_dir};
 
 fn io(path: &Path, e: std::io::Error) -> ProviderError {
     ProviderError::Core(modelport_core::Error::io(path, e))
@@ -37,16 +37,17 @@ pub fn store_artifact(ws: &Workspace, artifact: &ArtifactRef) -> Result<PathBuf,
     Ok(dest)
 }
 
-/// `.modelport/models/<model_digest>/`, unpacked from the archive unless present and intact.
+/// `.modelport/models/<model_digest>/` and its manifest, unpacked from the archive
+/// unless present and intact.
 pub fn unpack_model(
     ws: &Workspace,
     archive: &Path,
     model_digest: &str,
-) -> Result<PathBuf, ProviderError> {
+) -> Result<(PathBuf, Manifest), ProviderError> {
     let dest = ws.models_dir().join(model_digest);
     if dest.exists() {
-        if verify_dir(&dest).is_ok() {
-            return Ok(dest);
+        if let Ok(manifest) = verify_dir(&dest) {
+            return Ok((dest, manifest));
         }
         // Altered since it was unpacked: replace it rather than serve it.
         tracing::warn!(
@@ -56,7 +57,7 @@ pub fn unpack_model(
         fs::remove_dir_all(&dest).map_err(|e| io(&dest, e))?;
     }
     let tmp = scratch(ws, "model")?;
-    unpack(archive, &tmp).map_err(|e| ProviderError::Other {
+    let manifest = unpack(archive, &tmp).map_err(|e| ProviderError::Other {
         message: e.to_string(),
         hint: e.hint(),
     })?;
@@ -68,5 +69,5 @@ pub fn unpack_model(
             return Err(io(&dest, e));
         }
     }
-    Ok(dest)
+    Ok((dest, manifest))
 }

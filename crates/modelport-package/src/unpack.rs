@@ -306,6 +306,25 @@ fn check_files<'a>(
 /// serving process at start-up, to refuse a model directory that was altered; the
 /// error names the first file that differs.
 pub fn verify_dir(dir: &Path) -> Result<Manifest, PackageError> {
+    let manifest = read_dir_manifest(dir)?;
+    let location = dir.join(MANIFEST_NAME).display().to_string();
+    let found: BTreeMap<String, PathBuf> = walk(dir)?
+        .into_iter()
+        .filter(|s| s.rel != MANIFEST_NAME)
+        .map(|s| (s.rel, s.abs))
+        .collect();
+    check_files(
+        &manifest,
+        found.keys().map(String::as_str),
+        |rel| hash_file(&found[rel]),
+        &location,
+    )?;
+    Ok(manifest)
+}
+
+/// Reads an unpacked directory's `modelport.json` without hashing the files: for a
+/// directory already verified once, when only the manifest's content is needed.
+pub fn read_dir_manifest(dir: &Path) -> Result<Manifest, PackageError> {
     let path = dir.join(MANIFEST_NAME);
     let location = path.display().to_string();
     let file = match File::open(&path) {
@@ -319,18 +338,5 @@ pub fn verify_dir(dir: &Path) -> Result<Manifest, PackageError> {
         Err(e) => return Err(PackageError::io(&path, e)),
     };
     let bytes = read_manifest_bytes(file, &location, |e| PackageError::io(&path, e))?;
-    let manifest = Manifest::from_json(&bytes, &location)?;
-
-    let found: BTreeMap<String, PathBuf> = walk(dir)?
-        .into_iter()
-        .filter(|s| s.rel != MANIFEST_NAME)
-        .map(|s| (s.rel, s.abs))
-        .collect();
-    check_files(
-        &manifest,
-        found.keys().map(String::as_str),
-        |rel| hash_file(&found[rel]),
-        &location,
-    )?;
-    Ok(manifest)
+    Manifest::from_json(&bytes, &location)
 }

@@ -26,6 +26,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the inference workers: {0}")]
+    Workers(#[source] std::io::Error),
     #[error("the warm-up inference failed: {0}")]
     WarmUp(String),
 }

@@ -167,8 +167,12 @@ fn load(config: &ServeConfig) -> Result<Loaded, ServeError> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("a model load does not panic"))
-            .collect::<Result<Vec<_>, _>>()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| ServeError::WarmUp("loading the model panicked".into()))?
+                    .map_err(ServeError::from)
+            })
+            .collect::<Result<Vec<_>, ServeError>>()
     })?;
     let signature = models[0].signature().clone();
     let engine_info = models[0].engine().clone();
@@ -198,7 +202,8 @@ fn load(config: &ServeConfig) -> Result<Loaded, ServeError> {
         signature,
         engine: engine_info,
         digest: source.digest.clone(),
-        pool: Pool::start(models, config.queue_depth, config.max_batch_rows),
+        pool: Pool::start(models, config.queue_depth, config.max_batch_rows)
+            .map_err(ServeError::Workers)?,
         _source: source,
     })
 }

@@ -44,16 +44,15 @@ impl Pool {
         models: Vec<Arc<dyn LoadedModel>>,
         queue_depth: usize,
         max_batch_rows: usize,
-    ) -> Pool {
+    ) -> std::io::Result<Pool> {
         let (tx, rx) = crossbeam_channel::bounded::<Job>(queue_depth.max(1));
         for (i, model) in models.into_iter().enumerate() {
             let rx = rx.clone();
             thread::Builder::new()
                 .name(format!("modelport-infer-{i}"))
-                .spawn(move || worker(model, rx, max_batch_rows.max(1)))
-                .expect("the OS can start a thread");
+                .spawn(move || worker(model, rx, max_batch_rows.max(1)))?;
         }
-        Pool { tx }
+        Ok(Pool { tx })
     }
 
     /// Queues `inputs` (already checked against the signature) and waits for the outputs.

@@ -114,40 +114,41 @@ impl HttpPredictor {
         })
     }
 
-    /// Cuts `inputs` into row ranges whose encoded bodies fit the payload limit.
-    fn plan_requests(&self, inputs: &Batch) -> Result<Vec<(usize, usize)>, PredictError> {
-        let rows = inputs
-            .batch_size()
-            .map_err(|e| PredictError::InvalidInput(e.to_string()))?;
+    /// Cuts `inputs` into request bodies that fit the payload limit, each with its
+    /// row count. The rows per request are estimated from a sample; every body is
+    /// encoded once, and a body over the limit is cut in half and encoded again.
+    fn encode_requests(&self, inputs: &Batch) -> Result<Vec<(Vec<u8>, usize)>, PredictError> {
+        let rows = inputs.batch_size().map_err(invalid)?;
         if rows == 0 {
             return Ok(Vec::new());
         }
         let limit = self.target.max_request_bytes;
-        // Estimate the bytes per row from a sample, then verify every cut by encoding it.
         let probe = rows.min(16);
-        let probe_len = self.body_len(&inputs.slice_rows(0, probe).map_err(invalid)?)?;
+        let probe_len = self
+            .encode(&inputs.slice_rows(0, probe).map_err(invalid)?)?
+            .len();
         let per_row = (probe_len / probe).max(1);
         let mut step = ((limit as f64 * 0.9) as usize / per_row).clamp(1, rows);
-        let mut ranges = Vec::new();
+        let mut bodies = Vec::new();
         let mut start = 0;
         while start < rows {
             let end = (start + step).min(rows);
-            let len = self.body_len(&inputs.slice_rows(start, end).map_err(invalid)?)?;
-            if len > limit {
+            let body = self.encode(&inputs.slice_rows(start, end).map_err(invalid)?)?;
+            if body.len() > limit {
                 if end - start == 1 {
                     return Err(PredictError::TooLarge {
                         target: self.target.label.clone(),
-                        needed: len,
+                        needed: body.len(),
                         limit,
                     });
                 }
                 step = ((end - start) / 2).max(1);
                 continue;
             }
-            ranges.push((start, end));
+            bodies.push((body, end - start));
             start = end;
         }
-        Ok(ranges)
+        Ok(bodies)
     }
 
     fn encode(&self, inputs: &Batch) -> Result<Vec<u8>, PredictError> {
@@ -157,10 +158,6 @@ impl HttpPredictor {
         }
         .map_err(invalid)?;
         serde_json::to_vec(&body).map_err(|e| PredictError::InvalidInput(e.to_string()))
-    }
-
-    fn body_len(&self, inputs: &Batch) -> Result<usize, PredictError> {
-        Ok(self.encode(inputs)?.len())
     }
 
     /// Sends one request, retrying what a busy or starting server answers (429, 503)
@@ -267,14 +264,7 @@ impl Predictor for HttpPredictor {
     }
 
     async fn predict(&self, inputs: &Batch) -> Result<Prediction, PredictError> {
-        let ranges = self.plan_requests(inputs)?;
-        let mut bodies = Vec::with_capacity(ranges.len());
-        for &(start, end) in &ranges {
-            bodies.push((
-                self.encode(&inputs.slice_rows(start, end).map_err(invalid)?)?,
-                end - start,
-            ));
-        }
+        let bodies = self.encode_requests(inputs)?;
         let answers: Vec<Result<(Batch, ServedBy), PredictError>> = stream::iter(bodies)
             .map(|(body, rows)| self.send(body, rows))
             .buffered(self.target.concurrency.max(1))

@@ -39,6 +39,11 @@ impl LocalPredictor {
             model,
         })
     }
+
+    /// The signature the engine runs the model with.
+    pub fn model_signature(&self) -> &Signature {
+        self.model.signature()
+    }
 }
 
 #[async_trait::async_trait]

@@ -40,21 +40,6 @@ pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<C
     if out == OutputFormat::Text && !quiet {
         print_plan(&plan);
     }
-    if plan.is_noop() {
-        let state = previous.expect("a no-op plan has state");
-        let status = runtime.block_on(provider.status(&state))?;
-        match out {
-            OutputFormat::Json => {
-                print_json(&json!({"changed": false, "plan": plan, "status": status}))?
-            }
-            OutputFormat::Text => println!(
-                "{name} is up to date: nothing to do ({})",
-                status.predict_url.as_deref().unwrap_or("no URL")
-            ),
-        }
-        return Ok(Code::Success);
-    }
-
     let state = match runtime.block_on(provider.apply(&plan, &reporter)) {
         Ok(s) => s,
         Err(e) => {
@@ -63,14 +48,21 @@ pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<C
         }
     };
     if state.pending.is_none() {
-        // The plan only removed what an interrupted deploy left behind.
+        // Nothing new to start: an unchanged deploy, or one that only removed what an
+        // interrupted deploy left behind.
+        let changed = !plan.is_noop();
         let status = runtime.block_on(provider.status(&state))?;
         match out {
             OutputFormat::Json => {
-                print_json(&json!({"changed": true, "plan": plan, "status": status}))?
+                print_json(&json!({"changed": changed, "plan": plan, "status": status}))?
             }
             OutputFormat::Text => println!(
-                "{name} is up to date; removed what an interrupted deploy left ({})",
+                "{name} is up to date{} ({})",
+                if changed {
+                    "; removed what an interrupted deploy left"
+                } else {
+                    ": nothing to do"
+                },
                 status.predict_url.as_deref().unwrap_or("no URL")
             ),
         }
@@ -87,9 +79,7 @@ pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<C
             spec.model_path().display().to_string(),
             Some(format!("sha256:{}", artifact.model_digest)),
         )?;
-        let signature = modelport_core::Predictor::signature(&reference)
-            .cloned()
-            .expect("a local model has a signature");
+        let signature = reference.model_signature().clone();
         let mut verify = spec.verify.clone();
         verify.samples = spec.samples_path();
         let inputs = targets::inputs(&verify, &signature)?;

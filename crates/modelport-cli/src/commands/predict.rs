@@ -1,10 +1,7 @@
 //! `modelport predict MODEL --input FILE|-`: run a model locally and print its outputs.
 
-use std::io::Read;
-use std::path::Path;
-
 use anyhow::{Context, bail};
-use modelport_core::{Batch, Signature, codec, npy};
+use modelport_core::{Batch, codec};
 use modelport_runtime::{ModelInfo, open_engine, samples};
 use serde_json::json;
 
@@ -19,7 +16,7 @@ pub fn run(args: PredictArgs, out: OutputFormat) -> anyhow::Result<Code> {
     let info = ModelInfo::from_path(&args.model)
         .with_context(|| format!("cannot load {}", args.model.display()))?;
     let inputs = match (&args.input, args.generate) {
-        (Some(path), _) => read_inputs(path, &info.signature)?,
+        (Some(path), _) => modelport_verify::inputs::read_inputs(path, &info.signature)?,
         (None, Some(count)) => samples::generate(&info.signature, count, args.seed)?,
         (None, None) => bail!("give --input FILE or --generate N"),
     };
@@ -35,38 +32,6 @@ pub fn run(args: PredictArgs, out: OutputFormat) -> anyhow::Result<Code> {
         OutputFormat::Text => print!("{}", text(&outputs, &model.engine().to_string())?),
     }
     Ok(Code::Success)
-}
-
-/// Reads inputs from JSON (either wire form), `.npy`, or `-` (JSON on stdin).
-fn read_inputs(path: &Path, signature: &Signature) -> anyhow::Result<Batch> {
-    let is_npy = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    if is_npy {
-        let [only] = signature.inputs.as_slice() else {
-            bail!(
-                "{}: a .npy file holds one tensor, but the model has {} inputs; use JSON with named inputs",
-                path.display(),
-                signature.inputs.len()
-            );
-        };
-        let tensor = npy::read_file(path)?;
-        return Ok(Batch::new().with(only.name.clone(), tensor)?);
-    }
-    let text = if path == Path::new("-") {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read stdin")?;
-        s
-    } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
-    };
-    let body: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not valid JSON", path.display()))?;
-    let (batch, _) = codec::decode_request(&body, &signature.inputs)
-        .with_context(|| format!("{}: inputs do not fit the model", path.display()))?;
-    Ok(batch)
 }
 
 fn text(outputs: &Batch, engine: &str) -> anyhow::Result<String> {

@@ -113,9 +113,8 @@ pub fn deployment_model(
         .artifacts_dir()
         .join(&rev.artifact_digest)
         .join(modelport_package::ARCHIVE_NAME);
-    let dir = modelport_local::unpack_model(ws, &archive, &rev.model_digest)
+    let (dir, manifest) = modelport_local::unpack_model(ws, &archive, &rev.model_digest)
         .with_context(|| format!("cannot find the model of deployment {:?}", state.name))?;
-    let manifest = modelport_package::verify_dir(&dir)?;
     Ok((
         dir.join(&manifest.model.file),
         format!("sha256:{}", rev.model_digest),
