@@ -82,14 +82,19 @@ NOTES = [
 def main():
     latency_bin, quick, modelport = sys.argv[1], sys.argv[2] == "1", os.path.abspath(sys.argv[3])
     only = os.environ.get("BENCH_ONLY")  # "serving": rerun that table, keep the other from results.json
+    latency_date = None
     if only == "serving":
         with open(os.path.join(ROOT, "bench", "results.json")) as f:
-            rows = json.load(f)["rows"]
+            previous = json.load(f)
+        rows = previous["rows"]
+        latency_date = previous.get("latency_date", previous["date"])
     else:
         rows = latency(latency_bin, quick)
-    serving_rows = serving.serving(modelport, quick, REPEATS) + serving.compare(modelport, quick)
+    serving_rows = (serving.serving(modelport, quick, REPEATS) + serving.compare(modelport, quick)
+                    + serving.cold_start(modelport, quick))
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    results = {"date": now, "quick": quick, "machine": machine(), "threads": THREADS, "rows": rows,
+    results = {"date": now, "latency_date": latency_date or now, "quick": quick, "machine": machine(),
+               "threads": THREADS, "rows": rows,
                "serving_rows": serving_rows}
     if quick:
         print(json.dumps(results, indent=1))
@@ -100,7 +105,9 @@ def main():
     lines = [
         "# Benchmarks",
         "",
-        f"Last full run: {now}, produced by `bench/run` (machine: {machine()}).",
+        f"Last run: {now}, produced by `bench/run` (machine: {machine()}).",
+        f"The latency table is from the run of {latency_date or now}"
+        + (" (`BENCH_ONLY=serving bench/run` reran only the serving table)." if latency_date else "."),
         "",
         "Every row runs modelport and the alternative on the same machine in the same run,",
         f"interleaved {REPEATS} times; each time is the median over those rounds of each round's",
@@ -133,13 +140,16 @@ def main():
     for r in serving_rows:
         lines.append(
             f"| {r['what']} | {r['modelport']} | {r['alternative']} | {r['modelport_value']:.2f} | {r['alternative_value']:.2f} "
-            f"| {r['ratio']}x | {r['goal']} | {'yes' if serving.met(r) else 'no'} |"
+            f"| {r['ratio']}x | {r['goal']} | {dict([(True, 'yes'), (False, 'no'), (None, '-')])[serving.met(r)]} |"
         )
     lines += ["", "Commands:", ""]
     for r in serving_rows:
         lines.append(f"- {r['what']}: `{r['command']}`")
-    lines += ["", "Not measured yet: serving overhead at batch 64 against in-process inference, and cold",
-              "start to the first 200 on /ping for a ~100 MB model.", ""]
+    lines += ["", "Cold start, where the time goes (`modelport serve -vv` on the same model): about 90 ms to",
+              "check the sha256 of every file, 230 ms to read the model for its signature, 390 ms for",
+              "onnxruntime to build its session. The goal of 300 ms is not met; reading the signature",
+              "from the onnxruntime session instead of parsing the model a second time is the next step.",
+              "", "Not measured yet: serving overhead at batch 64 against in-process inference.", ""]
     lines += [""] + NOTES
     lines += ["Latency commands (per row, run from the repository root after `cargo build --release -p modelport-runtime --example latency`):", ""]
     for r in rows:

@@ -52,10 +52,10 @@ class Server:
             self.proc.wait()
 
 
-def modelport_server(modelport):
+def modelport_server(modelport, max_batch_rows=64):
     port = free_port()
     return Server([modelport, "serve", MODEL, "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-                   "--engine", "onnxruntime", "-q"], port)
+                   "--engine", "onnxruntime", "--max-batch-rows", str(max_batch_rows), "-q"], port)
 
 
 def fastapi_server():
@@ -84,16 +84,23 @@ def median(xs):
 
 def serving(modelport, quick, repeats):
     seconds = 3 if quick else 10
-    mp_rps, mp_p99, fa_rps, fa_p99 = [], [], [], []
+    mp_rps, mp_p99, fa_rps, fa_p99, single_rps = [], [], [], [], []
     for _ in range(1 if quick else repeats):
-        for kind in ["modelport", "fastapi"]:
-            server = modelport_server(modelport) if kind == "modelport" else fastapi_server()
+        for kind in ["modelport", "fastapi", "unmerged"]:
+            server = {"modelport": lambda: modelport_server(modelport), "fastapi": fastapi_server,
+                      "unmerged": lambda: modelport_server(modelport, 1)}[kind]()
             try:
                 rps, p99 = wrk(server.port, seconds)
             finally:
                 server.stop()
-            (mp_rps if kind == "modelport" else fa_rps).append(rps)
-            (mp_p99 if kind == "modelport" else fa_p99).append(p99)
+            if kind == "modelport":
+                mp_rps.append(rps)
+                mp_p99.append(p99)
+            elif kind == "fastapi":
+                fa_rps.append(rps)
+                fa_p99.append(p99)
+            else:
+                single_rps.append(rps)
     wrk_cmd = f"wrk -t2 -c16 -d{seconds}s --latency -s bench/post.lua http://127.0.0.1:PORT/invocations"
     rows = [
         {"what": "serve throughput, iris, batch 1 (req/s)", "modelport": "modelport serve, 2 workers",
@@ -107,6 +114,11 @@ def serving(modelport, quick, repeats):
          "modelport_value": median(mp_p99), "alternative_value": median(fa_p99),
          "ratio": round(median(mp_p99) / median(fa_p99), 3), "goal": "<= 0.1x", "higher_is_better": False,
          "command": "(same runs as the row above)"},
+        {"what": "serve throughput, merging queued requests (req/s)", "modelport": "--max-batch-rows 64 (default)",
+         "alternative": "modelport serve --max-batch-rows 1 (no merging)",
+         "modelport_value": median(mp_rps), "alternative_value": median(single_rps),
+         "ratio": round(median(mp_rps) / median(single_rps), 2), "goal": "(reported)", "higher_is_better": True,
+         "command": f"{wrk_cmd}  against  modelport serve {MODEL} --workers 2 --max-batch-rows 64  vs  --max-batch-rows 1"},
     ]
     return rows
 
@@ -134,6 +146,26 @@ def compare(modelport, quick):
     }]
 
 
+def cold_start(modelport, quick):
+    out = json.loads(subprocess.run([PY, "bench/cold_start.py", modelport, "1" if quick else "5"], cwd=ROOT,
+                                    check=True, capture_output=True, text=True).stdout)
+    mb = out["model_bytes"] / 1e6
+    return [{
+        "what": f"cold start to the first 200 on /ping, {mb:.0f} MB model (ms)",
+        "modelport": "modelport serve (sha256 of every file checked first)",
+        "alternative": "FastAPI + uvicorn + onnxruntime",
+        "modelport_value": out["modelport_ms"], "alternative_value": out["fastapi_ms"],
+        "ratio": round(out["modelport_ms"] / out["fastapi_ms"], 2), "goal": "< 300 ms", "absolute": True,
+        "higher_is_better": False,
+        "command": "python bench/cold_start.py target/release/modelport 5",
+    }]
+
+
 def met(row):
-    goal = float(re.search(r"[\d.]+", row["goal"]).group(0))
+    if row.get("absolute"):
+        return row["modelport_value"] < float(re.search(r"[\d.]+", row["goal"]).group(0))
+    number = re.search(r"[\d.]+", row["goal"])
+    if not number:
+        return None
+    goal = float(number.group(0))
     return row["ratio"] >= goal if row["higher_is_better"] else row["ratio"] <= goal

@@ -154,7 +154,12 @@ fn load(config: &ServeConfig) -> Result<Loaded, ServeError> {
             source.model_file.display()
         );
     }
+    tracing::debug!(
+        "model files checked in {} ms",
+        started.elapsed().as_millis()
+    );
     let info = modelport_runtime::ModelInfo::from_path(&source.model_file)?;
+    tracing::debug!("model read in {} ms", started.elapsed().as_millis());
     let opts = RuntimeOptions {
         intra_threads: config.intra_threads,
     };
@@ -174,6 +179,7 @@ fn load(config: &ServeConfig) -> Result<Loaded, ServeError> {
             })
             .collect::<Result<Vec<_>, ServeError>>()
     })?;
+    tracing::debug!("sessions loaded in {} ms", started.elapsed().as_millis());
     let signature = models[0].signature().clone();
     let engine_info = models[0].engine().clone();
     let warm =

@@ -1,0 +1,75 @@
+"""Cold start for bench/run: from process start to the first 200 on /ping, for a ~100 MB
+model, `modelport serve` (on an unpacked artifact, so every file's sha256 is checked
+first) against the FastAPI + uvicorn + onnxruntime server.
+
+    python bench/cold_start.py MODELPORT ROUNDS
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import serving
+
+ROOT = serving.ROOT
+
+
+def big_model(path, n=5000):
+    """X[?, n] @ W[n, n] + b: n*n f32 weights, 100 MB for n = 5000."""
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(n, n)).astype(np.float32), "W")
+    b = numpy_helper.from_array(np.zeros(n, dtype=np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["XW"]), helper.make_node("Add", ["XW", "b"], ["Y"])],
+        "big",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", n])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", n])],
+        [w, b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def first_200(cmd, port, env=None):
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        serving.wait_ready(f"http://127.0.0.1:{port}/ping", proc, timeout=120)
+        return (time.perf_counter() - started) * 1000
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main():
+    modelport, rounds = sys.argv[1], int(sys.argv[2])
+    with tempfile.TemporaryDirectory() as tmp:
+        model = os.path.join(tmp, "big.onnx")
+        big_model(model)
+        subprocess.run([modelport, "package", model, "--out", tmp], check=True, capture_output=True)
+        unpacked = os.path.join(tmp, "unpacked")
+        os.makedirs(unpacked)
+        subprocess.run(["tar", "xzf", os.path.join(tmp, "model.tar.gz"), "-C", unpacked], check=True)
+        mp, fa = [], []
+        for _ in range(rounds):
+            port = serving.free_port()
+            mp.append(first_200([modelport, "serve", unpacked, "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", "1", "--engine", "onnxruntime", "-q"], port))
+            port = serving.free_port()
+            fa.append(first_200([sys.executable, "-m", "uvicorn", "--app-dir", "bench", "fastapi_server:app",
+                                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                                 "--log-level", "warning"], port, {"MODEL": model}))
+        size = os.path.getsize(model)
+    print(json.dumps({"modelport_ms": serving.median(mp), "fastapi_ms": serving.median(fa), "model_bytes": size}))
+
+
+if __name__ == "__main__":
+    main()
