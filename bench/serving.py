@@ -64,8 +64,8 @@ def fastapi_server():
                    "--port", str(port), "--workers", "2", "--log-level", "warning"], port, {"MODEL": MODEL})
 
 
-def wrk(port, seconds):
-    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", "bench/post.lua",
+def wrk(port, seconds, script="bench/post.lua", threads=2, connections=16):
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
            f"http://127.0.0.1:{port}/invocations"]
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -143,6 +143,35 @@ def compare(modelport, quick):
         "ratio": round(loop["seconds"] / mp, 1), "goal": ">= 20x (speed-up)", "higher_is_better": True,
         "command": f"modelport compare http://127.0.0.1:PORT/invocations {MODEL} --count {count} --engine-b onnxruntime  vs  "
                    f"python bench/compare_loop.py http://127.0.0.1:PORT/invocations {MODEL} {count}",
+    }]
+
+
+def overhead(modelport, latency_bin, quick):
+    """Rows per second through one worker over HTTP, 64 rows per request, against the
+    same engine and thread count running in-process."""
+    seconds = 3 if quick else 10
+    iters = 300 if quick else 2000
+    served, local = [], []
+    for _ in range(1 if quick else 3):
+        port = free_port()
+        server = Server([modelport, "serve", MODEL, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                         "--threads", "1", "--engine", "onnxruntime", "--max-batch-rows", "64", "-q"], port)
+        try:
+            rps, _ = wrk(port, seconds, "bench/post64.lua", threads=1, connections=2)
+        finally:
+            server.stop()
+        served.append(rps * 64)
+        out = subprocess.run([latency_bin, MODEL, "onnxruntime", "64", str(iters), "1"], cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout
+        local.append(64 / json.loads(out.strip().splitlines()[-1])["median_us"] * 1e6)
+    return [{
+        "what": "serving overhead, iris, batch 64 (rows/s)", "modelport": "modelport serve, 1 worker, 64 rows per request",
+        "alternative": "in-process inference (same engine, 1 thread)",
+        "modelport_value": median(served), "alternative_value": median(local),
+        "ratio": round(median(served) / median(local), 2), "goal": ">= 0.8x", "higher_is_better": True,
+        "command": f"wrk -t1 -c2 -d{seconds}s -s bench/post64.lua http://127.0.0.1:PORT/invocations  against  "
+                   f"modelport serve {MODEL} --workers 1 --threads 1 --max-batch-rows 64  vs  "
+                   f"target/release/examples/latency {MODEL} onnxruntime 64 {iters} 1",
     }]
 
 
