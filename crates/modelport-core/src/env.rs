@@ -23,6 +23,10 @@ pub const NO_COLOR: &str = "NO_COLOR";
 /// Where `.modelport` (state, artifacts, server logs) lives; default `./.modelport`.
 pub const MODELPORT_HOME: &str = "MODELPORT_HOME";
 
+/// A directory whose `aws.yaml` and `gcp.yaml` replace the instance catalogs (limits and
+/// prices) embedded in the binary; a file missing from it keeps the embedded one.
+pub const MODELPORT_CATALOG_DIR: &str = "MODELPORT_CATALOG_DIR";
+
 // `modelport serve`: the platform contracts, then modelport's own knobs.
 
 /// SageMaker: the port the serving container must listen on (default 8080).
