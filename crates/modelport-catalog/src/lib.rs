@@ -22,7 +22,7 @@ pub use data::{
     AcceleratorKind, AcceleratorType, Attach, BuiltinAccelerator, Catalog, Limits, Machine,
     Platform, Price, ServerlessOffer, UsagePrice,
 };
-pub use fit::{FitFilter, ModelFootprint, Offer};
+pub use fit::{BASE_BYTES, FitFilter, ModelFootprint, Offer};
 pub use validate::{Compute, Cost, Finding, PayloadLimit, local_payload_limit};
 
 /// Hours in a month for monthly prices, as the clouds' calculators count them.

@@ -17,6 +17,7 @@ Exit codes:
   1  error (the message and a hint are on stderr)
   2  usage error (bad flags or arguments)
   3  a comparison ran and found a mismatch
+  `plan` exits 2 when the plan has changes (see `modelport plan --help`)
 
 Environment:
   MODELPORT_ENGINE         default for --engine
@@ -24,6 +25,7 @@ Environment:
   ORT_DYLIB_PATH           path of libonnxruntime for the onnxruntime engine
   MODELPORT_LOG            log filter, e.g. modelport=debug
   MODELPORT_HOME           where state, artifacts and logs live (default ./.modelport)
+  MODELPORT_CATALOG_DIR    a directory whose aws.yaml / gcp.yaml replace the built-in catalogs
 ";
 
 /// Ship a model to a managed inference endpoint and prove it answers like the model does locally.
@@ -126,6 +128,36 @@ pub enum Command {
     )]
     Deploy(DeployArgs),
 
+    /// Show what `deploy` would do and what it would cost, without changing anything.
+    #[command(
+        after_help = "Checks compute against the provider's catalog (a misspelt instance type, an \
+        accelerator that cannot attach, a serverless size that does not exist are errors naming the \
+        modelport.yaml field, with suggestions), packages the model, and prints each action with its \
+        reason, the instance type and count, $/hour and $/month before and after (730 hours a month, \
+        on-demand list prices with their date), the payload limit the comparison batches to, and \
+        warnings when the model does not fit or the machine is grossly oversized. When this build has \
+        no backend for the provider, the plan comes from modelport.yaml and the recorded state alone \
+        and says that live resources were not read.\n\n\
+        Exit codes (like `terraform plan -detailed-exitcode`):\n  \
+        0  no changes\n  1  error (the message and a hint are on stderr)\n  \
+        2  the plan has changes (clap's usage errors also exit 2, with a usage message on stderr)\n\n\
+        Examples:\n  modelport plan -f examples/iris/modelport.yaml --provider local\n  \
+        modelport plan -f modelport.yaml --provider aws --output json"
+    )]
+    Plan(PlanArgs),
+
+    /// List instance and machine types with prices, or the cheapest ones a model fits on.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Prices are on-demand list prices of one region (us-east-1 for aws, us-central1 \
+        for gcp) as of the date printed; MODELPORT_CATALOG_DIR points at refreshed copies.\n\n\
+        Examples:\n  modelport catalog --provider aws\n  \
+        modelport catalog --fits examples/iris/model.onnx\n  \
+        modelport catalog --fits model.onnx --provider gcp --gpu --max-price 2\n  \
+        modelport catalog refresh"
+    )]
+    Catalog(CatalogArgs),
+
     /// Compare an endpoint with the local runtime, or any two targets, on the same inputs.
     #[command(
         after_help = "A target is a deployment name, a model file (run here; --engine-a/--engine-b choose \
@@ -147,6 +179,16 @@ pub enum Command {
     /// List the deployments recorded in .modelport.
     #[command(after_help = "Examples:\n  modelport list\n  modelport list --output json")]
     List(ListArgs),
+
+    /// Print the least-privilege IAM policies a deployment needs, as JSON.
+    #[command(
+        name = "iam-policy",
+        after_help = "Prints `user_policy` (for whoever runs modelport), `execution_role_policy` and \
+        `execution_role_trust_policy` (for the role the endpoint runs as), scoped to the deployment's \
+        bucket prefix and resource names.\n\n\
+        Examples:\n  modelport iam-policy --provider aws -f modelport.yaml"
+    )]
+    IamPolicy(IamPolicyArgs),
 
     /// Stop a deployment's endpoint and forget it.
     #[command(
@@ -181,11 +223,61 @@ pub struct DeployArgs {
     #[arg(long)]
     pub junit: Option<PathBuf>,
 
+    /// Do not ask before creating billed resources (never asked when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
     #[command(flatten)]
     pub engine: EngineArgs,
 
     #[command(flatten)]
     pub workspace: WorkspaceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The deployment spec.
+    #[arg(long, short = 'f', default_value = "modelport.yaml")]
+    pub file: PathBuf,
+
+    /// Where `deploy` would deploy: local, aws or gcp.
+    #[arg(long, short = 'p', default_value = "local")]
+    pub provider: String,
+
+    #[command(flatten)]
+    pub workspace: WorkspaceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    #[command(subcommand)]
+    pub action: Option<CatalogAction>,
+
+    /// Only this provider's catalog (aws or gcp; default: both).
+    #[arg(long, short = 'p')]
+    pub provider: Option<String>,
+
+    /// List the cheapest types this model (.onnx) fits on, instead of every type.
+    #[arg(long, value_name = "MODEL")]
+    pub fits: Option<PathBuf>,
+
+    /// With --fits: only types with an NVIDIA GPU whose memory holds the model.
+    #[arg(long, requires = "fits")]
+    pub gpu: bool,
+
+    /// With --fits: only types at most this many USD per hour.
+    #[arg(long, requires = "fits", value_name = "USD")]
+    pub max_price: Option<f64>,
+
+    /// With --fits: how many types to show per provider.
+    #[arg(long, default_value_t = 5, requires = "fits")]
+    pub limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogAction {
+    /// Print how to rebuild the prices from the providers' price APIs (scripts/refresh-prices).
+    Refresh,
 }
 
 #[derive(Debug, Args)]
@@ -256,14 +348,38 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Also ask this provider for deployments by their tags, including ones with no
+    /// local state (aws).
+    #[arg(long)]
+    pub provider: Option<String>,
+
+    /// The modelport.yaml that says which account, region or emulator to ask.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+
     #[command(flatten)]
     pub workspace: WorkspaceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    /// The provider whose permissions to print.
+    #[arg(long, default_value = "aws")]
+    pub provider: String,
+
+    /// The deployment's modelport.yaml.
+    #[arg(short = 'f', long = "file", default_value = "modelport.yaml")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
     /// The deployment to remove.
     pub name: String,
+
+    /// Also delete the uploaded model artifacts (S3/GCS objects, the local artifact store).
+    #[arg(long)]
+    pub purge: bool,
 
     #[command(flatten)]
     pub workspace: WorkspaceArgs,

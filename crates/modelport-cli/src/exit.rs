@@ -8,11 +8,13 @@ pub enum Code {
     Success = 0,
     /// Something failed; the message and a hint are on stderr.
     Error = 1,
+    /// `plan` only: the plan has changes (like `terraform plan -detailed-exitcode`).
+    Changes = 2,
     /// A comparison ran and the two sides disagree beyond the tolerances.
     Mismatch = 3,
 }
 
-// Exit code 2 (usage errors) is clap's own, raised before any command runs.
+// Exit code 2 is also clap's for usage errors, raised before any command runs.
 
 impl From<Code> for ExitCode {
     fn from(c: Code) -> ExitCode {

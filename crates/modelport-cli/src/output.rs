@@ -48,6 +48,8 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<modelport_verify::CompareError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<modelport_catalog::CatalogError>() {
+            e.hint()
         } else {
             None
         }

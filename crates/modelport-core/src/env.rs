@@ -64,3 +64,10 @@ pub const MODELPORT_MAX_BATCH_ROWS: &str = "MODELPORT_MAX_BATCH_ROWS";
 
 /// `modelport serve`: the model name on the OIP and TF-Serving routes (default: the model file's stem).
 pub const MODELPORT_MODEL_NAME: &str = "MODELPORT_MODEL_NAME";
+
+// Cloud providers.
+
+/// AWS: send every S3, SageMaker and SageMaker Runtime call to this URL instead of AWS
+/// (an emulator such as moto, or `fakecloud`); wins over `provider.aws.endpoint_url`.
+/// With an override, S3 uses path-style addressing.
+pub const MODELPORT_AWS_ENDPOINT_URL: &str = "MODELPORT_AWS_ENDPOINT_URL";

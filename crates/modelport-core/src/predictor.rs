@@ -37,6 +37,41 @@ impl ServedBy {
     pub fn is_empty(&self) -> bool {
         self.engine.is_none() && self.engine_version.is_none() && self.digest.is_none()
     }
+
+    /// The value of SageMaker's `X-Amzn-SageMaker-Custom-Attributes` header that
+    /// carries this identity: SageMaker passes only that header from the container
+    /// back to the caller, so it is how an endpoint says which artifact answered.
+    pub fn to_custom_attributes(&self) -> String {
+        let mut parts = Vec::new();
+        for (key, value) in [
+            ("modelport-engine", &self.engine),
+            ("modelport-engine-version", &self.engine_version),
+            ("modelport-digest", &self.digest),
+        ] {
+            if let Some(v) = value {
+                parts.push(format!("{key}={v}"));
+            }
+        }
+        parts.join(",")
+    }
+
+    /// Reads what [`ServedBy::to_custom_attributes`] wrote; other attributes are ignored.
+    pub fn from_custom_attributes(value: &str) -> ServedBy {
+        let mut served = ServedBy::default();
+        for part in value.split(',') {
+            let Some((key, v)) = part.trim().split_once('=') else {
+                continue;
+            };
+            let slot = match key {
+                "modelport-engine" => &mut served.engine,
+                "modelport-engine-version" => &mut served.engine_version,
+                "modelport-digest" => &mut served.digest,
+                _ => continue,
+            };
+            *slot = Some(v.to_string());
+        }
+        served
+    }
 }
 
 /// A comparison target as a report names it.
@@ -142,4 +177,30 @@ pub mod headers {
     pub const ENGINE: &str = "x-modelport-engine";
     pub const ENGINE_VERSION: &str = "x-modelport-engine-version";
     pub const DIGEST: &str = "x-modelport-digest";
+    /// SageMaker forwards this one container header to the caller; the server puts
+    /// [`super::ServedBy::to_custom_attributes`] in it.
+    pub const SAGEMAKER_CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_attributes_round_trip() {
+        let served = ServedBy {
+            engine: Some("onnxruntime".into()),
+            engine_version: Some("1.32.0".into()),
+            digest: Some("sha256:ab12".into()),
+        };
+        let text = served.to_custom_attributes();
+        assert_eq!(
+            text,
+            "modelport-engine=onnxruntime,modelport-engine-version=1.32.0,modelport-digest=sha256:ab12"
+        );
+        assert_eq!(ServedBy::from_custom_attributes(&text), served);
+        let other = ServedBy::from_custom_attributes("trace=1, modelport-digest=sha256:cd,junk");
+        assert_eq!(other.digest.as_deref(), Some("sha256:cd"));
+        assert_eq!(other.engine, None);
+    }
 }

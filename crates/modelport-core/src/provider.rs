@@ -112,6 +112,22 @@ pub struct EndpointStatus {
     pub pending: bool,
 }
 
+/// Options of [`Provider::destroy`].
+#[derive(Debug, Clone, Default)]
+pub struct DestroyOptions {
+    /// Also delete the uploaded artifacts (S3 or GCS objects, the local artifact store).
+    pub purge: bool,
+}
+
+/// What `destroy` removed, and what it found still there afterwards.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DestroyReport {
+    pub removed: Vec<String>,
+    /// Resources of the deployment that still exist after the destroy, found by
+    /// listing the provider's resources by tag or label; empty when all is gone.
+    pub leftover: Vec<String>,
+}
+
 /// How a provider reports progress; only the CLI renders it.
 pub trait Reporter: Send + Sync {
     /// A step begins, for example `starting server`.
@@ -247,6 +263,33 @@ pub trait Provider: Send + Sync {
         which: Which,
     ) -> ProviderResult<Box<dyn Predictor>>;
 
-    /// Removes every resource of the deployment, then its state.
-    async fn destroy(&self, state: DeploymentState, reporter: &dyn Reporter) -> ProviderResult<()>;
+    /// Removes every resource of the deployment, then its state; afterwards looks
+    /// for anything of the deployment that is left and reports it.
+    async fn destroy(
+        &self,
+        state: DeploymentState,
+        options: &DestroyOptions,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DestroyReport>;
+
+    /// Deployments that exist on the provider, found by their tags or labels even
+    /// without local state. `spec` says which account, region or emulator to ask.
+    async fn discover(
+        &self,
+        _spec: Option<&DeploymentSpec>,
+    ) -> ProviderResult<Vec<EndpointStatus>> {
+        Err(ProviderError::NotSupported {
+            provider: self.name().to_string(),
+            what: "list deployments without local state".into(),
+        })
+    }
+
+    /// The least-privilege permissions for the user running modelport and for the
+    /// identity the endpoint runs as, as JSON.
+    fn iam_policy(&self, _spec: &DeploymentSpec) -> ProviderResult<serde_json::Value> {
+        Err(ProviderError::NotSupported {
+            provider: self.name().to_string(),
+            what: "print an IAM policy (it needs no cloud permissions)".into(),
+        })
+    }
 }

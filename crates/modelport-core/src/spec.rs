@@ -325,6 +325,14 @@ pub struct AwsSettings {
     /// Extra tags on every resource modelport creates. Default: none.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// How long to wait for the endpoint to be created, updated or deleted, in
+    /// seconds. Default: 3600.
+    #[serde(default = "default_deploy_timeout_s")]
+    pub deploy_timeout_s: u32,
+}
+
+fn default_deploy_timeout_s() -> u32 {
+    3600
 }
 
 /// The VPC a SageMaker endpoint runs in.

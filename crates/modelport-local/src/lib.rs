@@ -6,7 +6,7 @@
 //! Everything lives under the workspace (`.modelport/`): the artifact store, the
 //! unpacked models, one log per server and one state file per deployment.
 
-mod process;
+pub mod process;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use modelport_core::predictor::Predictor;
 use modelport_core::provider::{
-    ActionKind, ArtifactRef, EndpointStatus, Health, Plan, PlannedAction, Provider, ProviderError,
-    ProviderResult, Reporter,
+    ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
+    PlannedAction, Provider, ProviderError, ProviderResult, Reporter,
 };
 use modelport_core::spec::{DeploymentSpec, Flavour};
 use modelport_core::state::{
@@ -556,16 +556,58 @@ impl Provider for LocalProvider {
         ))
     }
 
-    async fn destroy(&self, state: DeploymentState, reporter: &dyn Reporter) -> ProviderResult<()> {
-        for rev in [&state.pending, &state.active].into_iter().flatten() {
+    async fn destroy(
+        &self,
+        state: DeploymentState,
+        options: &DestroyOptions,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DestroyReport> {
+        let mut report = DestroyReport::default();
+        let revisions: Vec<&Revision> = [&state.pending, &state.active]
+            .into_iter()
+            .flatten()
+            .collect();
+        for rev in &revisions {
             self.stop_revision(rev, reporter).await;
+            report.removed.push(format!("server {}", describe(rev)));
         }
         self.workspace.remove_state(&state.name)?;
         let dir = self.workspace.deployment_dir(&state.name);
         if dir.exists() {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        Ok(())
+        if options.purge {
+            // The artifact store is shared by content: keep what another deployment uses.
+            let others = self.workspace.list_states()?;
+            for rev in &revisions {
+                let used = others.iter().any(|o| {
+                    [&o.active, &o.pending]
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r.artifact_digest == rev.artifact_digest)
+                });
+                if used {
+                    continue;
+                }
+                for dir in [
+                    self.workspace.artifacts_dir().join(&rev.artifact_digest),
+                    self.workspace.models_dir().join(&rev.model_digest),
+                ] {
+                    if dir.exists() {
+                        std::fs::remove_dir_all(&dir).map_err(|e| {
+                            ProviderError::other(format!("cannot remove {}: {e}", dir.display()))
+                        })?;
+                        report.removed.push(dir.display().to_string());
+                    }
+                }
+            }
+        }
+        report.leftover = revisions
+            .iter()
+            .filter(|r| Self::is_alive(r))
+            .map(|r| format!("server {} is still running", describe(r)))
+            .collect();
+        Ok(report)
     }
 }
 

@@ -37,7 +37,7 @@ pub struct AppState {
     vertex_health_route: Option<String>,
     vertex_predict_route: Option<String>,
     loaded: OnceLock<Loaded>,
-    identity: OnceLock<[(&'static str, HeaderValue); 3]>,
+    identity: OnceLock<[(&'static str, HeaderValue); 4]>,
 }
 
 impl AppState {
@@ -55,10 +55,19 @@ impl AppState {
     pub(crate) fn set_ready(&self, loaded: Loaded) {
         let value =
             |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("unknown"));
+        let served = modelport_core::ServedBy {
+            engine: Some(loaded.engine.engine.name().to_string()),
+            engine_version: Some(loaded.engine.version.clone()),
+            digest: Some(loaded.digest.clone()),
+        };
         let _ = self.identity.set([
             (mp_headers::ENGINE, value(loaded.engine.engine.name())),
             (mp_headers::ENGINE_VERSION, value(&loaded.engine.version)),
             (mp_headers::DIGEST, value(&loaded.digest)),
+            (
+                mp_headers::SAGEMAKER_CUSTOM_ATTRIBUTES,
+                value(&served.to_custom_attributes()),
+            ),
         ]);
         let _ = self.loaded.set(loaded);
     }
@@ -93,7 +102,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Every response says which engine, engine version and artifact answered.
+/// Every response says which engine, engine version and artifact answered, in our own
+/// headers and in the one header SageMaker forwards to its callers.
 async fn add_identity(State(state): State<Arc<AppState>>, mut response: Response) -> Response {
     if let Some(identity) = state.identity.get() {
         for (name, value) in identity {

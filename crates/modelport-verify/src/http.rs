@@ -73,12 +73,155 @@ impl HttpTarget {
     }
 }
 
-/// A server as a predictor.
-pub struct HttpPredictor {
-    client: reqwest::Client,
-    target: HttpTarget,
+/// One answer from an endpoint, before its body is decoded.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// What the answer's headers say produced it.
+    pub served_by: ServedBy,
+}
+
+/// How request bodies reach an endpoint: plain HTTP here, a cloud SDK elsewhere
+/// (SageMaker's InvokeEndpoint). Retrying what the platform calls transient is the
+/// transport's job; turning replies into outputs is [`BatchPredictor`]'s.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    /// Sends one JSON body and returns the platform's reply.
+    async fn post(&self, body: Vec<u8>) -> Result<Reply, PredictError>;
+}
+
+/// Any JSON endpoint as a predictor: inputs are cut into bodies that fit the
+/// payload limit, sent through a [`Transport`] with bounded concurrency, and the
+/// answers put back together in input order, checking that one server answered all.
+pub struct BatchPredictor<T> {
+    transport: T,
     info: TargetInfo,
+    protocol: Protocol,
+    max_request_bytes: usize,
+    concurrency: usize,
     signature: Option<Signature>,
+}
+
+/// A server reached over plain HTTP.
+pub type HttpPredictor = BatchPredictor<HttpTransport>;
+
+impl<T: Transport> BatchPredictor<T> {
+    /// `signature` types the outputs of `{"instances"}` endpoints, whose answers do
+    /// not say their dtypes.
+    pub fn new(
+        transport: T,
+        info: TargetInfo,
+        protocol: Protocol,
+        max_request_bytes: usize,
+        concurrency: usize,
+        signature: Option<Signature>,
+    ) -> BatchPredictor<T> {
+        BatchPredictor {
+            transport,
+            info,
+            protocol,
+            max_request_bytes,
+            concurrency,
+            signature,
+        }
+    }
+
+    /// Cuts `inputs` into request bodies that fit the payload limit, each with its
+    /// row count. The rows per request are estimated from a sample; every body is
+    /// encoded once, and a body over the limit is cut in half and encoded again.
+    fn encode_requests(&self, inputs: &Batch) -> Result<Vec<(Vec<u8>, usize)>, PredictError> {
+        let rows = inputs.batch_size().map_err(invalid)?;
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = self.max_request_bytes;
+        let probe = rows.min(16);
+        let probe_len = self
+            .encode(&inputs.slice_rows(0, probe).map_err(invalid)?)?
+            .len();
+        let per_row = (probe_len / probe).max(1);
+        let mut step = ((limit as f64 * 0.9) as usize / per_row).clamp(1, rows);
+        let mut bodies = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let end = (start + step).min(rows);
+            let body = self.encode(&inputs.slice_rows(start, end).map_err(invalid)?)?;
+            if body.len() > limit {
+                if end - start == 1 {
+                    return Err(PredictError::TooLarge {
+                        target: self.info.label.clone(),
+                        needed: body.len(),
+                        limit,
+                    });
+                }
+                step = ((end - start) / 2).max(1);
+                continue;
+            }
+            bodies.push((body, end - start));
+            start = end;
+        }
+        Ok(bodies)
+    }
+
+    fn encode(&self, inputs: &Batch) -> Result<Vec<u8>, PredictError> {
+        let body = match self.protocol {
+            Protocol::Instances => codec::encode_instances(inputs),
+            Protocol::Oip => codec::encode_oip_request(inputs),
+        }
+        .map_err(invalid)?;
+        serde_json::to_vec(&body).map_err(|e| PredictError::InvalidInput(e.to_string()))
+    }
+
+    /// Sends one request and decodes its answer, which must hold `rows` rows.
+    async fn send(&self, body: Vec<u8>, rows: usize) -> Result<(Batch, ServedBy), PredictError> {
+        let label = &self.info.label;
+        let reply = self.transport.post(body).await?;
+        if reply.status != 200 {
+            let message = serde_json::from_slice::<Value>(&reply.body)
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| {
+                    String::from_utf8_lossy(&reply.body)
+                        .chars()
+                        .take(500)
+                        .collect()
+                });
+            return Err(match reply.status {
+                400 => PredictError::InvalidInput(message),
+                status => PredictError::Remote {
+                    target: label.clone(),
+                    status,
+                    message,
+                },
+            });
+        }
+        let decode_err = |message: String| PredictError::Decode {
+            target: label.clone(),
+            message,
+        };
+        let value: Value = serde_json::from_slice(&reply.body)
+            .map_err(|e| decode_err(format!("not JSON: {e}")))?;
+        let outputs = match self.protocol {
+            Protocol::Instances => codec::decode_predictions(
+                &value,
+                self.signature.as_ref().map(|s| s.outputs.as_slice()),
+            ),
+            Protocol::Oip => codec::decode_oip_response(&value),
+        }
+        .map_err(|e| decode_err(e.to_string()))?;
+        if let Some(bad) = outputs
+            .iter()
+            .find(|t| t.tensor.shape().first() != Some(&rows))
+        {
+            return Err(decode_err(format!(
+                "output `{}` has {} rows for {rows} inputs",
+                bad.name,
+                bad.tensor.shape().first().copied().unwrap_or(0)
+            )));
+        }
+        Ok((outputs, reply.served_by))
+    }
 }
 
 impl HttpPredictor {
@@ -101,68 +244,39 @@ impl HttpPredictor {
             (None, Protocol::Oip) => Some(fetch_oip_signature(&client, &target).await?),
             (None, Protocol::Instances) => None,
         };
-        Ok(HttpPredictor {
-            info: TargetInfo {
-                label: target.label.clone(),
-                kind: target.kind,
-                location: target.predict_url.clone(),
-                served_by: ServedBy::default(),
-            },
-            client,
-            target,
+        let info = TargetInfo {
+            label: target.label.clone(),
+            kind: target.kind,
+            location: target.predict_url.clone(),
+            served_by: ServedBy::default(),
+        };
+        let (protocol, limit, concurrency) = (
+            target.protocol,
+            target.max_request_bytes,
+            target.concurrency,
+        );
+        Ok(BatchPredictor::new(
+            HttpTransport { client, target },
+            info,
+            protocol,
+            limit,
+            concurrency,
             signature,
-        })
+        ))
     }
+}
 
-    /// Cuts `inputs` into request bodies that fit the payload limit, each with its
-    /// row count. The rows per request are estimated from a sample; every body is
-    /// encoded once, and a body over the limit is cut in half and encoded again.
-    fn encode_requests(&self, inputs: &Batch) -> Result<Vec<(Vec<u8>, usize)>, PredictError> {
-        let rows = inputs.batch_size().map_err(invalid)?;
-        if rows == 0 {
-            return Ok(Vec::new());
-        }
-        let limit = self.target.max_request_bytes;
-        let probe = rows.min(16);
-        let probe_len = self
-            .encode(&inputs.slice_rows(0, probe).map_err(invalid)?)?
-            .len();
-        let per_row = (probe_len / probe).max(1);
-        let mut step = ((limit as f64 * 0.9) as usize / per_row).clamp(1, rows);
-        let mut bodies = Vec::new();
-        let mut start = 0;
-        while start < rows {
-            let end = (start + step).min(rows);
-            let body = self.encode(&inputs.slice_rows(start, end).map_err(invalid)?)?;
-            if body.len() > limit {
-                if end - start == 1 {
-                    return Err(PredictError::TooLarge {
-                        target: self.target.label.clone(),
-                        needed: body.len(),
-                        limit,
-                    });
-                }
-                step = ((end - start) / 2).max(1);
-                continue;
-            }
-            bodies.push((body, end - start));
-            start = end;
-        }
-        Ok(bodies)
-    }
+/// Plain HTTP POSTs to a predict URL.
+pub struct HttpTransport {
+    client: reqwest::Client,
+    target: HttpTarget,
+}
 
-    fn encode(&self, inputs: &Batch) -> Result<Vec<u8>, PredictError> {
-        let body = match self.target.protocol {
-            Protocol::Instances => codec::encode_instances(inputs),
-            Protocol::Oip => codec::encode_oip_request(inputs),
-        }
-        .map_err(invalid)?;
-        serde_json::to_vec(&body).map_err(|e| PredictError::InvalidInput(e.to_string()))
-    }
-
-    /// Sends one request, retrying what a busy or starting server answers (429, 503)
-    /// and refused connections, with exponential backoff.
-    async fn send(&self, body: Vec<u8>, rows: usize) -> Result<(Batch, ServedBy), PredictError> {
+#[async_trait::async_trait]
+impl Transport for HttpTransport {
+    /// Retries what a busy or starting server answers (429, 503) and refused
+    /// connections, with exponential backoff.
+    async fn post(&self, body: Vec<u8>) -> Result<Reply, PredictError> {
         let label = &self.target.label;
         let mut delay = Duration::from_millis(100);
         let mut attempt = 0;
@@ -203,58 +317,25 @@ impl HttpPredictor {
                 continue;
             }
             let served_by = served_by(response.headers());
-            let bytes = response
+            let body = response
                 .bytes()
                 .await
                 .map_err(|e| PredictError::Unavailable {
                     target: label.clone(),
                     message: error_chain(&e),
-                })?;
-            if status != 200 {
-                let message = serde_json::from_slice::<Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
-                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(500).collect());
-                return Err(match status {
-                    400 => PredictError::InvalidInput(message),
-                    _ => PredictError::Remote {
-                        target: label.clone(),
-                        status,
-                        message,
-                    },
-                });
-            }
-            let decode_err = |message: String| PredictError::Decode {
-                target: label.clone(),
-                message,
-            };
-            let value: Value =
-                serde_json::from_slice(&bytes).map_err(|e| decode_err(format!("not JSON: {e}")))?;
-            let outputs = match self.target.protocol {
-                Protocol::Instances => codec::decode_predictions(
-                    &value,
-                    self.signature.as_ref().map(|s| s.outputs.as_slice()),
-                ),
-                Protocol::Oip => codec::decode_oip_response(&value),
-            }
-            .map_err(|e| decode_err(e.to_string()))?;
-            if let Some(bad) = outputs
-                .iter()
-                .find(|t| t.tensor.shape().first() != Some(&rows))
-            {
-                return Err(decode_err(format!(
-                    "output `{}` has {} rows for {rows} inputs",
-                    bad.name,
-                    bad.tensor.shape().first().copied().unwrap_or(0)
-                )));
-            }
-            return Ok((outputs, served_by));
+                })?
+                .to_vec();
+            return Ok(Reply {
+                status,
+                body,
+                served_by,
+            });
         }
     }
 }
 
 #[async_trait::async_trait]
-impl Predictor for HttpPredictor {
+impl<T: Transport> Predictor for BatchPredictor<T> {
     fn target(&self) -> &TargetInfo {
         &self.info
     }
@@ -267,7 +348,7 @@ impl Predictor for HttpPredictor {
         let bodies = self.encode_requests(inputs)?;
         let answers: Vec<Result<(Batch, ServedBy), PredictError>> = stream::iter(bodies)
             .map(|(body, rows)| self.send(body, rows))
-            .buffered(self.target.concurrency.max(1))
+            .buffered(self.concurrency.max(1))
             .collect()
             .await;
         let mut parts = Vec::with_capacity(answers.len());
@@ -276,7 +357,7 @@ impl Predictor for HttpPredictor {
             let (batch, by) = answer?;
             if !served.is_empty() && !by.is_empty() && by != served {
                 return Err(PredictError::Decode {
-                    target: self.target.label.clone(),
+                    target: self.info.label.clone(),
                     message: format!(
                         "two different servers answered ({} and {}): the endpoint changed during the comparison",
                         describe(&served),
@@ -290,7 +371,7 @@ impl Predictor for HttpPredictor {
             parts.push(batch);
         }
         let outputs = Batch::concat_rows(&parts).map_err(|e| PredictError::Decode {
-            target: self.target.label.clone(),
+            target: self.info.label.clone(),
             message: e.to_string(),
         })?;
         Ok(Prediction {
@@ -326,7 +407,8 @@ fn served_by(h: &reqwest::header::HeaderMap) -> ServedBy {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -13,7 +13,7 @@ pub mod metrics;
 pub mod report;
 pub mod run;
 
-pub use http::{HttpPredictor, HttpTarget};
+pub use http::{BatchPredictor, HttpPredictor, HttpTarget, Reply, Transport};
 pub use local::LocalPredictor;
 pub use metrics::{
     Comparison, FloatStats, LabelStats, OutputReport, RowPair, Status, WorstExample, compare,

@@ -1,7 +1,8 @@
 //! `modelport deploy`: package, plan, apply, compare, then promote or roll back.
 
 use anyhow::Context;
-use modelport_core::provider::{ArtifactRef, Plan, Reporter};
+use modelport_catalog::ModelFootprint;
+use modelport_core::provider::{ArtifactRef, Reporter};
 use modelport_core::spec::DeploymentSpec;
 use modelport_core::state::{Which, Workspace};
 use modelport_package::{PackageOptions, package};
@@ -9,8 +10,8 @@ use modelport_runtime::ModelInfo;
 use modelport_verify::{CompareReport, DEFAULT_WORST, render_text};
 use serde_json::json;
 
-use super::print_json;
 use super::targets::{self, load_local};
+use super::{plan, print_json};
 use crate::cli::{DeployArgs, OutputFormat};
 use crate::exit::Code;
 use crate::reporter::StderrReporter;
@@ -22,24 +23,31 @@ pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<C
     let name = spec.name.as_str().to_string();
     let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
 
-    let previous = ws.load_state(&name)?;
-    if let Some(prev) = &previous
-        && prev.provider != provider.name()
-    {
-        anyhow::bail!(
-            "deployment {name:?} exists on provider {:?}; `modelport destroy {name}` first, or give this one another name",
-            prev.provider
-        );
-    }
-
-    reporter.on_start(&format!("packaging {}", spec.model_path().display()));
-    let scratch = Scratch(ws.tmp_dir().join(format!("package-{}", std::process::id())));
-    let artifact = package_model(&spec, &scratch.0)?;
+    let scratch = Scratch::new(&ws, "package");
     let runtime = targets::runtime()?;
-    let plan = runtime.block_on(provider.plan(&spec, &artifact, previous.as_ref()))?;
+    // Validation against the catalog, packaging and the plan, with its cost: what
+    // `modelport plan` prints.
+    let planned = plan::prepare(
+        &spec,
+        &ws,
+        Some(provider.as_ref()),
+        provider.name(),
+        &scratch,
+        &runtime,
+        &reporter,
+    )?;
     if out == OutputFormat::Text && !quiet {
-        print_plan(&plan);
+        eprint!("{}", plan::render(&planned));
     }
+    if !plan::confirm(&planned, args.yes)? {
+        eprintln!("cancelled: nothing was created");
+        return Ok(Code::Error);
+    }
+    let plan = planned.plan;
+    let artifact = plan.artifact.clone();
+    // `compare NAME` runs exactly what was deployed, whichever the provider: the
+    // artifact is kept in the workspace's store by content.
+    modelport_local::store_artifact(&ws, &artifact)?;
     let state = match runtime.block_on(provider.apply(&plan, &reporter)) {
         Ok(s) => s,
         Err(e) => {
@@ -51,6 +59,7 @@ pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<C
         // Nothing new to start: an unchanged deploy, or one that only removed what an
         // interrupted deploy left behind.
         let changed = !plan.is_noop();
+        plan::record_deployed(&ws, &state, &spec);
         let status = runtime.block_on(provider.status(&state))?;
         match out {
             OutputFormat::Json => {
@@ -112,7 +121,9 @@ pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<C
     });
     let passed = report.as_ref().is_none_or(CompareReport::passed) && wrong_server.is_none();
     let state = if passed {
-        runtime.block_on(provider.promote(state, &reporter))?
+        let s = runtime.block_on(provider.promote(state, &reporter))?;
+        plan::record_deployed(&ws, &s, &spec);
+        s
     } else {
         let s = runtime.block_on(provider.rollback(state, &reporter))?;
         forget_if_empty(&ws, &name)?;
@@ -172,8 +183,12 @@ fn forget_if_empty(ws: &Workspace, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Packages the spec's model into the workspace's scratch space.
-fn package_model(spec: &DeploymentSpec, scratch: &std::path::Path) -> anyhow::Result<ArtifactRef> {
+/// Packages the spec's model into the workspace's scratch space; also says what the
+/// model weighs, for the fit check.
+pub(super) fn package_model(
+    spec: &DeploymentSpec,
+    scratch: &std::path::Path,
+) -> anyhow::Result<(ArtifactRef, ModelFootprint)> {
     let model = spec.model_path();
     let info =
         ModelInfo::from_path(&model).with_context(|| format!("cannot load {}", model.display()))?;
@@ -182,30 +197,32 @@ fn package_model(spec: &DeploymentSpec, scratch: &std::path::Path) -> anyhow::Re
         ..PackageOptions::default()
     };
     let artifact = package(&model, scratch, &opts)?;
-    Ok(ArtifactRef {
-        model_digest: artifact.manifest.digest(),
-        path: artifact.path,
-        digest: artifact.digest,
-        size: artifact.size,
-        signature: Some(info.signature),
-    })
-}
-
-fn print_plan(plan: &Plan) {
-    eprintln!("plan for {} ({}):", plan.name, plan.provider);
-    let width = plan
-        .actions
-        .iter()
-        .map(|a| a.resource.len())
-        .max()
-        .unwrap_or(0);
-    for a in &plan.actions {
-        eprintln!("  {} {:width$}  {}", a.kind.symbol(), a.resource, a.reason);
-    }
+    let footprint = ModelFootprint {
+        file_bytes: info.size_bytes,
+        parameters: info.parameters,
+        weight_bytes: info.weight_bytes,
+    };
+    Ok((
+        ArtifactRef {
+            model_digest: artifact.manifest.digest(),
+            path: artifact.path,
+            digest: artifact.digest,
+            size: artifact.size,
+            signature: Some(info.signature),
+        },
+        footprint,
+    ))
 }
 
 /// A scratch directory removed when the command ends, however it ends.
-struct Scratch(std::path::PathBuf);
+pub(super) struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    /// `<workspace>/tmp/<what>-<pid>`.
+    pub(super) fn new(ws: &Workspace, what: &str) -> Scratch {
+        Scratch(ws.tmp_dir().join(format!("{what}-{}", std::process::id())))
+    }
+}
 
 impl Drop for Scratch {
     fn drop(&mut self) {

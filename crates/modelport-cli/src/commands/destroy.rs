@@ -1,5 +1,6 @@
 //! `modelport destroy NAME`: stop what a deployment runs and forget it.
 
+use modelport_core::provider::DestroyOptions;
 use serde_json::json;
 
 use super::print_json;
@@ -23,10 +24,32 @@ pub fn run(args: DestroyArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<
     };
     let provider = targets::provider(&state.provider, &ws)?;
     let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
-    targets::runtime()?.block_on(provider.destroy(state, &reporter))?;
+    let options = DestroyOptions { purge: args.purge };
+    let report = targets::runtime()?.block_on(provider.destroy(state, &options, &reporter))?;
     match out {
-        OutputFormat::Json => print_json(&json!({"name": args.name, "destroyed": true}))?,
-        OutputFormat::Text => println!("destroyed {}", args.name),
+        OutputFormat::Json => print_json(&json!({
+            "name": args.name,
+            "destroyed": true,
+            "removed": report.removed,
+            "leftover": report.leftover,
+        }))?,
+        OutputFormat::Text => {
+            for r in &report.removed {
+                eprintln!("  - {r}");
+            }
+            if report.leftover.is_empty() {
+                println!("destroyed {}", args.name);
+            } else {
+                println!("destroyed {}, but these are still there:", args.name);
+                for l in &report.leftover {
+                    println!("  ! {l}");
+                }
+            }
+        }
     }
-    Ok(Code::Success)
+    Ok(if report.leftover.is_empty() {
+        Code::Success
+    } else {
+        Code::Error
+    })
 }

@@ -1,11 +1,14 @@
 //! One file per command; each takes its parsed arguments and returns an exit code.
 
+mod catalog;
 mod compare;
 mod deploy;
 mod destroy;
+mod iam;
 mod init;
 mod inspect;
 mod package;
+mod plan;
 mod predict;
 mod serve;
 mod status;
@@ -25,9 +28,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Init(args) => init::run(args, out),
         Command::Serve(args) => serve::run(args),
         Command::Deploy(args) => deploy::run(args, out, quiet),
+        Command::Plan(args) => plan::run(args, out, quiet),
+        Command::Catalog(args) => catalog::run(args, out),
         Command::Compare(args) => compare::run(args, out),
         Command::Status(args) => status::run(args.name, &args.workspace.home, out, true),
-        Command::List(args) => status::run(None, &args.workspace.home, out, false),
+        Command::List(args) => status::list(args, out),
+        Command::IamPolicy(args) => iam::run(args),
         Command::Destroy(args) => destroy::run(args, out, quiet),
     }
 }

@@ -29,7 +29,8 @@ pub fn provider(name: &str, ws: &Workspace) -> anyhow::Result<Arc<dyn Provider>>
             let exe = std::env::current_exe().context("cannot find the modelport executable")?;
             Ok(Arc::new(LocalProvider::new(ws.clone(), exe)))
         }
-        "aws" | "gcp" => Err(ProviderError::NotSupported {
+        "aws" => Ok(Arc::new(modelport_aws::AwsProvider::new(ws.clone()))),
+        "gcp" => Err(ProviderError::NotSupported {
             provider: name.to_string(),
             what: "deploy yet: this build has only the local provider".to_string(),
         })

@@ -1,0 +1,198 @@
+//! The least-privilege IAM policies for one deployment: what the user running
+//! modelport needs, and what the endpoint's execution role needs. Both are scoped
+//! to this deployment's bucket prefix and resource names.
+
+use modelport_core::spec::{AwsSettings, DeploymentSpec};
+use serde_json::{Value, json};
+
+/// The account id in an IAM role ARN (`arn:aws:iam::123456789012:role/x`).
+fn account_of(role_arn: &str) -> &str {
+    role_arn
+        .split(':')
+        .nth(4)
+        .filter(|a| !a.is_empty())
+        .unwrap_or("*")
+}
+
+/// `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG` → the repository's ARN.
+fn ecr_repository_arn(image: &str) -> Option<String> {
+    let (host, rest) = image.split_once('/')?;
+    let mut parts = host.split('.');
+    let account = parts.next()?;
+    if parts.next()? != "dkr" || parts.next()? != "ecr" {
+        return None;
+    }
+    let region = parts.next()?;
+    let repo = rest.split(['@', ':']).next()?;
+    Some(format!("arn:aws:ecr:{region}:{account}:repository/{repo}"))
+}
+
+/// The policies as one JSON document: `user_policy`, `execution_role_policy` and
+/// `execution_role_trust_policy`, each a complete IAM policy document.
+pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
+    let name = spec.name.as_str();
+    let account = account_of(&aws.role_arn);
+    let region = aws.region.as_deref().unwrap_or("*");
+    let prefix = aws.prefix.trim_matches('/');
+    let objects = if prefix.is_empty() {
+        format!("arn:aws:s3:::{}/{name}/*", aws.bucket)
+    } else {
+        format!("arn:aws:s3:::{}/{prefix}/{name}/*", aws.bucket)
+    };
+    let key_prefix = if prefix.is_empty() {
+        format!("{name}/")
+    } else {
+        format!("{prefix}/{name}/")
+    };
+    let bucket = format!("arn:aws:s3:::{}", aws.bucket);
+    let sm = |kind: &str, pattern: &str| {
+        format!("arn:aws:sagemaker:{region}:{account}:{kind}/{pattern}")
+    };
+    let endpoint = sm("endpoint", name);
+    let revisions = format!("{name}-*");
+
+    let mut user = vec![
+        json!({
+            "Sid": "ArtifactObjects",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            "Resource": objects,
+        }),
+        json!({
+            "Sid": "ArtifactBucket",
+            "Effect": "Allow",
+            "Action": ["s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+            "Resource": bucket,
+        }),
+        json!({
+            "Sid": "ArtifactListing",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": bucket,
+            "Condition": {"StringLike": {"s3:prefix": [format!("{key_prefix}*")]}},
+        }),
+        json!({
+            "Sid": "DeploymentResources",
+            "Effect": "Allow",
+            "Action": [
+                "sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel",
+                "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig",
+                "sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint",
+                "sagemaker:InvokeEndpoint", "sagemaker:AddTags", "sagemaker:ListTags",
+            ],
+            "Resource": [sm("model", &revisions), sm("endpoint-config", &revisions), endpoint.clone()],
+        }),
+        json!({
+            "Sid": "Discovery",
+            "Effect": "Allow",
+            "Action": ["sagemaker:ListEndpoints", "sagemaker:ListEndpointConfigs", "sagemaker:ListModels"],
+            "Resource": "*",
+        }),
+        json!({
+            "Sid": "PassExecutionRole",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": aws.role_arn,
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        }),
+    ];
+    let mut role = vec![
+        json!({
+            "Sid": "ReadModelArtifact",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": objects,
+        }),
+        json!({
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            "Resource": format!("arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{name}:*"),
+        }),
+        json!({
+            "Sid": "Metrics",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "AWS/SageMaker"]}},
+        }),
+        json!({
+            "Sid": "PullImageToken",
+            "Effect": "Allow",
+            "Action": "ecr:GetAuthorizationToken",
+            "Resource": "*",
+        }),
+    ];
+    let image = aws.image_uri.as_deref().or(spec.serving.image.as_deref());
+    let repository = image
+        .and_then(ecr_repository_arn)
+        .unwrap_or_else(|| "*".into());
+    role.push(json!({
+        "Sid": "PullImage",
+        "Effect": "Allow",
+        "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+        "Resource": repository,
+    }));
+    if let Some(key) = &aws.kms_key_id {
+        let key_arn = if key.starts_with("arn:") {
+            key.clone()
+        } else {
+            format!("arn:aws:kms:{region}:{account}:key/{key}")
+        };
+        user.push(json!({
+            "Sid": "EncryptArtifactAndEndpoint",
+            "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant"],
+            "Resource": key_arn,
+        }));
+        role.push(json!({
+            "Sid": "DecryptArtifact",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": key_arn,
+        }));
+    }
+    if aws.vpc.is_some() {
+        role.push(json!({
+            "Sid": "VpcNetworking",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
+                "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
+            ],
+            "Resource": "*",
+        }));
+    }
+    json!({
+        "user_policy": {"Version": "2012-10-17", "Statement": user},
+        "execution_role_policy": {"Version": "2012-10-17", "Statement": role},
+        "execution_role_trust_policy": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecr_images_map_to_repository_arns() {
+        assert_eq!(
+            ecr_repository_arn("123456789012.dkr.ecr.eu-west-1.amazonaws.com/modelport:0.1.0")
+                .as_deref(),
+            Some("arn:aws:ecr:eu-west-1:123456789012:repository/modelport")
+        );
+        assert_eq!(
+            ecr_repository_arn("123.dkr.ecr.us-east-1.amazonaws.com/team/mp@sha256:ab").as_deref(),
+            Some("arn:aws:ecr:us-east-1:123:repository/team/mp")
+        );
+        assert_eq!(ecr_repository_arn("docker.io/library/python:3"), None);
+    }
+}

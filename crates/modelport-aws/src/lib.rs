@@ -1,0 +1,952 @@
+//! The AWS provider: the artifact in S3, the endpoint on SageMaker, predictions
+//! through SageMaker Runtime. Every request goes through the official SDK crates;
+//! an endpoint override points them all at an emulator.
+//!
+//! One deployment is one endpoint, named after the deployment. Each revision (an
+//! artifact and the settings that shape its resources) gets its own model and
+//! endpoint configuration, named `NAME-ARTIFACT8-SPEC6`, so a re-run computes the
+//! same names and converges. Updates are SageMaker's blue/green UpdateEndpoint;
+//! rolling back is another UpdateEndpoint to the previous configuration. Every
+//! resource carries the `modelport-deployment` and `modelport-digest` tags.
+//!
+//! This crate knows nothing about the terminal: it reports progress through
+//! [`Reporter`] and returns data.
+
+pub mod builder;
+pub mod error;
+pub mod iam;
+pub mod names;
+pub mod predictor;
+pub mod sagemaker;
+pub mod upload;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use modelport_core::predictor::Predictor;
+use modelport_core::provider::{
+    ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
+    PlannedAction, Provider, ProviderError, ProviderResult, Reporter,
+};
+use modelport_core::spec::{AwsSettings, DeploymentSpec};
+use modelport_core::state::{
+    DeploymentState, EndpointRef, Protocol, Revision, Which, Workspace, unix_now,
+};
+use modelport_core::{Signature, TargetInfo, TargetKind, env};
+use modelport_verify::BatchPredictor;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+pub use builder::{AwsClients, ClientSettings};
+use sagemaker::{Capacity, Goal, RevisionSpec};
+
+/// What one revision created, recorded in the state's `resources`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AwsResources {
+    pub settings: ClientSettings,
+    /// The region the clients resolved, recorded even when it came from the chain.
+    pub region: String,
+    pub bucket: String,
+    pub key: String,
+    pub model_name: String,
+    pub config_name: String,
+    pub endpoint_name: String,
+    /// `1 × ml.m5.large` or `serverless 2048 MB, ...`.
+    pub capacity: String,
+    pub serverless: bool,
+    pub deploy_timeout_s: u32,
+    /// The model's signature, which types the endpoint's JSON answers.
+    pub signature: Option<Signature>,
+}
+
+impl AwsResources {
+    fn of(rev: &Revision) -> ProviderResult<AwsResources> {
+        serde_json::from_value(rev.resources.clone()).map_err(|e| {
+            ProviderError::other(format!("the state's AWS resources are unreadable: {e}"))
+        })
+    }
+
+    fn model_data_url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// The provider behind `--provider aws`.
+pub struct AwsProvider {
+    workspace: Workspace,
+    credentials: Option<aws_credential_types::Credentials>,
+    clients: Mutex<HashMap<ClientSettings, Arc<AwsClients>>>,
+}
+
+impl AwsProvider {
+    pub fn new(workspace: Workspace) -> AwsProvider {
+        AwsProvider {
+            workspace,
+            credentials: None,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Uses these credentials instead of the default chain.
+    pub fn with_credentials(
+        mut self,
+        credentials: aws_credential_types::Credentials,
+    ) -> AwsProvider {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    async fn clients(&self, settings: &ClientSettings) -> ProviderResult<Arc<AwsClients>> {
+        let mut cache = self.clients.lock().await;
+        if let Some(c) = cache.get(settings) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(builder::connect(settings, self.credentials.as_ref()).await?);
+        cache.insert(settings.clone(), c.clone());
+        Ok(c)
+    }
+
+    fn save(&self, state: &DeploymentState) -> ProviderResult<()> {
+        Ok(self.workspace.save_state(state)?)
+    }
+}
+
+/// `provider.aws`, or an error that says how to add it.
+fn settings(spec: &DeploymentSpec) -> ProviderResult<&AwsSettings> {
+    spec.provider
+        .aws
+        .as_ref()
+        .ok_or_else(|| ProviderError::InvalidInput {
+            message: format!(
+                "{}: no `provider.aws` section; --provider aws needs a bucket and an execution role",
+                spec.file.display()
+            ),
+            hint: Some(
+                "add `provider:\n  aws:\n    bucket: my-models\n    role_arn: arn:aws:iam::123456789012:role/SageMakerExecution\n    image_uri: 123456789012.dkr.ecr.us-east-1.amazonaws.com/modelport:0.1.0`"
+                    .into(),
+            ),
+        })
+}
+
+/// The spec's parts that shape this provider's resources: a change to any of them
+/// makes a new model and endpoint configuration; others (like `verify`) do not.
+pub fn resource_hash(spec: &DeploymentSpec) -> String {
+    let aws = spec.provider.aws.as_ref();
+    let shape = json!({
+        "role_arn": aws.map(|a| &a.role_arn),
+        "image": spec.aws_image(),
+        "kms_key_id": aws.and_then(|a| a.kms_key_id.as_ref()),
+        "vpc": aws.and_then(|a| a.vpc.as_ref()),
+        "network_isolation": aws.map(|a| a.network_isolation),
+        "tags": aws.map(|a| &a.tags),
+        "instance_type": spec.compute.instance_type(),
+        "instance_count": spec.compute.instance_count(),
+        "serverless": spec.compute.serverless,
+        "startup_timeout_s": spec.compute.startup_timeout_s,
+        "model_download_timeout_s": spec.compute.model_download_timeout_s,
+        "serving": spec.serving,
+    });
+    modelport_package::sha256_bytes(shape.to_string().as_bytes())
+}
+
+/// The container's environment: the user's, then modelport serve's own settings.
+fn container_environment(spec: &DeploymentSpec) -> HashMap<String, String> {
+    let mut environment: HashMap<String, String> = spec
+        .serving
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let name = spec.name.as_str();
+    for (k, v) in [
+        (
+            env::MODELPORT_ENGINE,
+            spec.serving.engine.as_str().to_string(),
+        ),
+        (
+            env::MODELPORT_MAX_BODY_BYTES,
+            spec.serving.max_body_bytes.to_string(),
+        ),
+        (env::MODELPORT_TIMEOUT_S, spec.serving.timeout_s.to_string()),
+        (env::MODELPORT_MODEL_NAME, name.to_string()),
+    ] {
+        environment.insert(k.to_string(), v);
+    }
+    environment
+}
+
+fn capacity(spec: &DeploymentSpec) -> Capacity {
+    match &spec.compute.serverless {
+        Some(s) => Capacity::Serverless {
+            memory_mb: s.memory_mb,
+            max_concurrency: s.max_concurrency,
+        },
+        None => Capacity::Instances {
+            instance_type: spec.compute.instance_type().to_string(),
+            count: spec.compute.instance_count(),
+        },
+    }
+}
+
+/// Everything about the revision a spec and artifact make, computed without I/O.
+struct Target {
+    resources: AwsResources,
+    revision: RevisionSpec,
+    endpoint: EndpointRef,
+}
+
+fn target(
+    spec: &DeploymentSpec,
+    artifact: &ArtifactRef,
+    region: &str,
+    settings: ClientSettings,
+) -> ProviderResult<Target> {
+    let aws = settings_of(spec)?;
+    let name = spec.name.as_str();
+    let hash = resource_hash(spec);
+    let revision_name = names::revision_name(name, &artifact.digest, &hash);
+    let image = spec
+        .aws_image()
+        .ok_or_else(|| ProviderError::InvalidInput {
+            message: format!(
+                "{}: no serving image: set `provider.aws.image_uri` or `serving.image`",
+                spec.file.display()
+            ),
+            hint: Some(
+                "build and push templates/Dockerfile to ECR in the endpoint's region, then set `provider.aws.image_uri: ACCOUNT.dkr.ecr.REGION.amazonaws.com/modelport:TAG`".into(),
+            ),
+        })?
+        .to_string();
+    let capacity = capacity(spec);
+    let serverless = matches!(capacity, Capacity::Serverless { .. });
+    let key = names::artifact_key(&aws.prefix, name, &artifact.digest);
+    let mut tags: BTreeMap<String, String> = aws.tags.clone();
+    tags.insert(names::TAG_DEPLOYMENT.into(), name.to_string());
+    tags.insert(
+        names::TAG_DIGEST.into(),
+        names::hex(&artifact.digest).to_string(),
+    );
+    let resources = AwsResources {
+        settings,
+        region: region.to_string(),
+        bucket: aws.bucket.clone(),
+        key,
+        model_name: revision_name.clone(),
+        config_name: revision_name.clone(),
+        endpoint_name: names::endpoint_name(name),
+        capacity: capacity.describe(),
+        serverless,
+        deploy_timeout_s: aws.deploy_timeout_s,
+        signature: artifact.signature.clone(),
+    };
+    let limit = if serverless {
+        predictor::SERVERLESS_MAX_BYTES
+    } else {
+        predictor::REALTIME_MAX_BYTES
+    } as u64;
+    let endpoint = EndpointRef {
+        predict_url: format!(
+            "sagemaker://{region}/endpoints/{}/invocations",
+            resources.endpoint_name
+        ),
+        health_url: format!("sagemaker://{region}/endpoints/{}", resources.endpoint_name),
+        protocol: Protocol::Instances,
+        max_request_bytes: limit.min(spec.serving.max_body_bytes),
+        timeout_s: spec.serving.timeout_s.min(60),
+    };
+    let revision = RevisionSpec {
+        model_name: revision_name.clone(),
+        config_name: revision_name,
+        image,
+        model_data_url: resources.model_data_url(),
+        role_arn: aws.role_arn.clone(),
+        environment: container_environment(spec),
+        vpc: aws
+            .vpc
+            .as_ref()
+            .map(|v| (v.subnets.clone(), v.security_groups.clone())),
+        network_isolation: aws.network_isolation,
+        capacity,
+        kms_key_id: aws.kms_key_id.clone(),
+        startup_timeout_s: spec.compute.startup_timeout_s,
+        download_timeout_s: spec.compute.model_download_timeout_s,
+        tags: tags.into_iter().collect(),
+    };
+    Ok(Target {
+        resources,
+        revision,
+        endpoint,
+    })
+}
+
+fn settings_of(spec: &DeploymentSpec) -> ProviderResult<&AwsSettings> {
+    settings(spec)
+}
+
+fn deadline(res: &AwsResources) -> Duration {
+    Duration::from_secs(u64::from(res.deploy_timeout_s.max(1)))
+}
+
+fn short(digest: &str) -> &str {
+    let d = names::hex(digest);
+    &d[..d.len().min(12)]
+}
+
+impl AwsProvider {
+    /// Retires a pending revision: the endpoint goes back to the active revision's
+    /// configuration (or is deleted when there is none), then the pending model
+    /// and configuration are deleted.
+    async fn retire_pending(
+        &self,
+        state: &mut DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<()> {
+        let Some(pending) = state.pending.clone() else {
+            return Ok(());
+        };
+        let p = AwsResources::of(&pending)?;
+        let clients = self.clients(&p.settings).await?;
+        let sm = &clients.sagemaker;
+        let active = state.active.as_ref().map(AwsResources::of).transpose()?;
+        let live =
+            sagemaker::wait(sm, &p.endpoint_name, Goal::Settled, deadline(&p), reporter).await?;
+        match (&active, &live) {
+            (Some(a), Some(info)) if info.config_name != a.config_name => {
+                reporter.on_start(&format!(
+                    "updating endpoint {} back to {}",
+                    a.endpoint_name, a.config_name
+                ));
+                sagemaker::update_endpoint(sm, &a.endpoint_name, &a.config_name).await?;
+                sagemaker::wait(
+                    sm,
+                    &a.endpoint_name,
+                    Goal::InService(&a.config_name),
+                    deadline(a),
+                    reporter,
+                )
+                .await?;
+            }
+            (None, Some(_)) => {
+                reporter.on_start(&format!("deleting endpoint {}", p.endpoint_name));
+                sagemaker::delete_endpoint(sm, &p.endpoint_name).await?;
+                sagemaker::wait(sm, &p.endpoint_name, Goal::Gone, deadline(&p), reporter).await?;
+            }
+            _ => {}
+        }
+        if active
+            .as_ref()
+            .is_none_or(|a| a.config_name != p.config_name)
+        {
+            reporter.on_progress(&format!(
+                "deleting endpoint config and model {}",
+                p.config_name
+            ));
+            sagemaker::delete_config(sm, &p.config_name).await?;
+            sagemaker::delete_model(sm, &p.model_name).await?;
+        }
+        state.pending = None;
+        self.save(state)
+    }
+
+    /// Brings the target revision up on the endpoint; `state.pending` is already saved.
+    async fn bring_up(
+        &self,
+        clients: &AwsClients,
+        t: &Target,
+        artifact: &ArtifactRef,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<()> {
+        let res = &t.resources;
+        let sm = &clients.sagemaker;
+        reporter.on_start(&format!(
+            "uploading the artifact to s3://{}/{}",
+            res.bucket, res.key
+        ));
+        upload::check_bucket_region(&clients.s3, &res.bucket, &clients.region).await?;
+        let kms = t.revision.kms_key_id.as_deref();
+        upload::upload_artifact(
+            &clients.s3,
+            &upload::UploadTarget {
+                bucket: &res.bucket,
+                key: &res.key,
+                kms_key_id: kms,
+            },
+            artifact,
+            reporter,
+        )
+        .await?;
+        reporter.on_start(&format!("creating model {}", res.model_name));
+        sagemaker::ensure_model(sm, &t.revision).await?;
+        reporter.on_start(&format!(
+            "creating endpoint config {} ({})",
+            res.config_name, res.capacity
+        ));
+        sagemaker::ensure_config(sm, &t.revision).await?;
+        let live = sagemaker::wait(
+            sm,
+            &res.endpoint_name,
+            Goal::Settled,
+            deadline(res),
+            reporter,
+        )
+        .await?;
+        match live {
+            None => {
+                reporter.on_start(&format!("creating endpoint {}", res.endpoint_name));
+                sagemaker::create_endpoint(
+                    sm,
+                    &res.endpoint_name,
+                    &res.config_name,
+                    &t.revision.tags,
+                )
+                .await?;
+            }
+            Some(info) if info.status == "Failed" => {
+                // A failed endpoint cannot be updated; it holds no instances, so
+                // deleting and re-creating it loses nothing.
+                reporter.on_start(&format!(
+                    "re-creating endpoint {}, which had failed",
+                    res.endpoint_name
+                ));
+                sagemaker::delete_endpoint(sm, &res.endpoint_name).await?;
+                sagemaker::wait(sm, &res.endpoint_name, Goal::Gone, deadline(res), reporter)
+                    .await?;
+                sagemaker::create_endpoint(
+                    sm,
+                    &res.endpoint_name,
+                    &res.config_name,
+                    &t.revision.tags,
+                )
+                .await?;
+            }
+            Some(info) if info.config_name == res.config_name => {}
+            Some(info) => {
+                reporter.on_start(&format!(
+                    "updating endpoint {} from {} to {} (blue/green)",
+                    res.endpoint_name, info.config_name, res.config_name
+                ));
+                sagemaker::update_endpoint(sm, &res.endpoint_name, &res.config_name).await?;
+            }
+        }
+        reporter.on_start(&format!("waiting for endpoint {}", res.endpoint_name));
+        sagemaker::wait(
+            sm,
+            &res.endpoint_name,
+            Goal::InService(&res.config_name),
+            deadline(res),
+            reporter,
+        )
+        .await?;
+        reporter.on_finish(&format!("endpoint {} is InService", res.endpoint_name));
+        Ok(())
+    }
+
+    fn revision(t: &Target, plan: &Plan) -> Revision {
+        let spec = &plan.spec;
+        let mut verify = spec.verify.clone();
+        verify.samples = spec
+            .samples_path()
+            .map(|p| std::path::absolute(&p).unwrap_or(p));
+        Revision {
+            artifact_digest: plan.artifact.digest.clone(),
+            model_digest: plan.artifact.model_digest.clone(),
+            spec_hash: plan.spec_hash.clone(),
+            endpoint: t.endpoint.clone(),
+            verify,
+            started_at: unix_now(),
+            resources: serde_json::to_value(&t.resources).expect("resources serialize"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for AwsProvider {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    async fn plan(
+        &self,
+        spec: &DeploymentSpec,
+        artifact: &ArtifactRef,
+        state: Option<&DeploymentState>,
+    ) -> ProviderResult<Plan> {
+        let settings = ClientSettings::from_spec(settings(spec)?);
+        let clients = self.clients(&settings).await?;
+        let t = target(spec, artifact, &clients.region, settings)?;
+        let res = &t.resources;
+        let mut actions = Vec::new();
+        let recorded = |rev: &Option<Revision>| rev.as_ref().and_then(|r| AwsResources::of(r).ok());
+        let pending = state.and_then(|s| recorded(&s.pending));
+        let active = state.and_then(|s| recorded(&s.active));
+        if let Some(p) = &pending
+            && p.config_name != res.config_name
+        {
+            actions.push(PlannedAction {
+                kind: ActionKind::Delete,
+                resource: format!("model + endpoint config {}", p.config_name),
+                reason: "left over from an interrupted deploy".into(),
+            });
+        }
+        let live = sagemaker::describe_endpoint(&clients.sagemaker, &res.endpoint_name).await?;
+        let serving_ours = live
+            .as_ref()
+            .is_some_and(|i| i.status == "InService" && i.config_name == res.config_name);
+        if serving_ours {
+            actions.push(PlannedAction {
+                kind: ActionKind::Keep,
+                resource: format!("SageMaker endpoint {}", res.endpoint_name),
+                reason: format!(
+                    "InService on {} ({}), artifact {}",
+                    res.config_name,
+                    res.capacity,
+                    short(&artifact.digest)
+                ),
+            });
+        } else {
+            let sm = &clients.sagemaker;
+            let object = clients
+                .s3
+                .head_object()
+                .bucket(&res.bucket)
+                .key(&res.key)
+                .send()
+                .await;
+            let uploaded = object
+                .ok()
+                .and_then(|h| {
+                    h.metadata()
+                        .and_then(|m| m.get(upload::SHA256_METADATA).cloned())
+                })
+                .is_some_and(|sha| sha == names::hex(&artifact.digest));
+            actions.push(PlannedAction {
+                kind: if uploaded {
+                    ActionKind::Keep
+                } else {
+                    ActionKind::Create
+                },
+                resource: format!("s3://{}/{}", res.bucket, res.key),
+                reason: if uploaded {
+                    "already uploaded (same sha256)".into()
+                } else {
+                    format!("upload {:.1} MB", artifact.size as f64 / 1e6)
+                },
+            });
+            let model_exists = sm
+                .describe_model()
+                .model_name(&res.model_name)
+                .send()
+                .await
+                .is_ok();
+            actions.push(PlannedAction {
+                kind: if model_exists {
+                    ActionKind::Keep
+                } else {
+                    ActionKind::Create
+                },
+                resource: format!("SageMaker model {}", res.model_name),
+                reason: format!("artifact {}", short(&artifact.digest)),
+            });
+            let config_exists = sm
+                .describe_endpoint_config()
+                .endpoint_config_name(&res.config_name)
+                .send()
+                .await
+                .is_ok();
+            actions.push(PlannedAction {
+                kind: if config_exists {
+                    ActionKind::Keep
+                } else {
+                    ActionKind::Create
+                },
+                resource: format!("SageMaker endpoint config {}", res.config_name),
+                reason: res.capacity.clone(),
+            });
+            let (kind, reason) = match &live {
+                None => (ActionKind::Create, "new endpoint".to_string()),
+                Some(i) if i.status == "Failed" => (
+                    ActionKind::Create,
+                    "the endpoint failed before: delete and create it again".to_string(),
+                ),
+                Some(i) => {
+                    let mut why = Vec::new();
+                    if let Some(a) = &active {
+                        if state
+                            .and_then(|s| s.active.as_ref())
+                            .is_some_and(|r| r.artifact_digest != artifact.digest)
+                        {
+                            why.push(format!("new artifact {}", short(&artifact.digest)));
+                        }
+                        if a.capacity != res.capacity {
+                            why.push(format!("{} → {}", a.capacity, res.capacity));
+                        }
+                    }
+                    if why.is_empty() {
+                        why.push("modelport.yaml changed".into());
+                    }
+                    (
+                        ActionKind::Update,
+                        format!(
+                            "blue/green from {} to {}: {}",
+                            i.config_name,
+                            res.config_name,
+                            why.join("; ")
+                        ),
+                    )
+                }
+            };
+            actions.push(PlannedAction {
+                kind,
+                resource: format!("SageMaker endpoint {}", res.endpoint_name),
+                reason,
+            });
+            if let Some(a) = &active
+                && a.config_name != res.config_name
+            {
+                actions.push(PlannedAction {
+                    kind: ActionKind::Delete,
+                    resource: format!("model + endpoint config {}", a.config_name),
+                    reason: "replaced once the new revision passes its comparison".into(),
+                });
+            }
+        }
+        Ok(Plan {
+            name: spec.name.as_str().to_string(),
+            provider: self.name().to_string(),
+            actions,
+            spec: spec.clone(),
+            spec_hash: resource_hash(spec),
+            artifact: artifact.clone(),
+            previous: state.cloned(),
+        })
+    }
+
+    async fn apply(&self, plan: &Plan, reporter: &dyn Reporter) -> ProviderResult<DeploymentState> {
+        let spec = &plan.spec;
+        let settings = ClientSettings::from_spec(settings(spec)?);
+        let clients = self.clients(&settings).await?;
+        let t = target(spec, &plan.artifact, &clients.region, settings)?;
+        let res = &t.resources;
+        let mut state = plan
+            .previous
+            .clone()
+            .unwrap_or_else(|| DeploymentState::new(&plan.name, self.name(), &spec.file));
+        state.spec_file = std::path::absolute(&spec.file).unwrap_or_else(|_| spec.file.clone());
+
+        // A revision left pending by an interrupted deploy: resume it when it is
+        // this one, retire it otherwise.
+        let resuming = match &state.pending {
+            Some(p) => AwsResources::of(p)?.config_name == res.config_name,
+            None => false,
+        };
+        if state.pending.is_some() && !resuming {
+            reporter.on_start("retiring what an interrupted deploy left");
+            self.retire_pending(&mut state, reporter).await?;
+        }
+        let recorded_active = state.active.as_ref().map(AwsResources::of).transpose()?;
+        let live = sagemaker::describe_endpoint(&clients.sagemaker, &res.endpoint_name).await?;
+        if !resuming
+            && live
+                .as_ref()
+                .is_some_and(|i| i.status == "InService" && i.config_name == res.config_name)
+        {
+            // Already serving this revision. Without a record of it (the state file
+            // was lost), the state is rebuilt from what the account holds.
+            if recorded_active
+                .as_ref()
+                .is_none_or(|a| a.config_name != res.config_name)
+            {
+                reporter.on_progress(&format!(
+                    "endpoint {} already serves {}: recording it",
+                    res.endpoint_name, res.config_name
+                ));
+                state.active = Some(Self::revision(&t, plan));
+                self.save(&state)?;
+            }
+            return Ok(state);
+        }
+        if !resuming {
+            state.pending = Some(Self::revision(&t, plan));
+        }
+        // Recorded before anything is created: a crash from here on leaves state
+        // that a re-run resumes and `destroy` cleans up.
+        self.save(&state)?;
+        if let Err(e) = self.bring_up(&clients, &t, &plan.artifact, reporter).await {
+            reporter.on_start("the new revision failed: removing it");
+            if let Err(cleanup) = self.retire_pending(&mut state, reporter).await {
+                reporter.on_progress(&format!(
+                    "could not remove the failed revision ({cleanup}); it stays recorded as pending for a re-run or `modelport destroy`"
+                ));
+            }
+            return Err(e);
+        }
+        Ok(state)
+    }
+
+    async fn promote(
+        &self,
+        mut state: DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DeploymentState> {
+        let Some(pending) = state.pending.take() else {
+            return Ok(state);
+        };
+        let p = AwsResources::of(&pending)?;
+        if let Some(old) = state.active.take() {
+            let o = AwsResources::of(&old)?;
+            if o.config_name != p.config_name {
+                let clients = self.clients(&o.settings).await?;
+                reporter.on_start(&format!(
+                    "deleting the previous endpoint config and model {}",
+                    o.config_name
+                ));
+                sagemaker::delete_config(&clients.sagemaker, &o.config_name).await?;
+                sagemaker::delete_model(&clients.sagemaker, &o.model_name).await?;
+            }
+        }
+        state.active = Some(pending);
+        self.save(&state)?;
+        Ok(state)
+    }
+
+    async fn rollback(
+        &self,
+        mut state: DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DeploymentState> {
+        self.retire_pending(&mut state, reporter).await?;
+        Ok(state)
+    }
+
+    async fn status(&self, state: &DeploymentState) -> ProviderResult<EndpointStatus> {
+        let pending = state.pending.is_some();
+        let Some(rev) = state.active.as_ref().or(state.pending.as_ref()) else {
+            return Ok(EndpointStatus {
+                name: state.name.clone(),
+                provider: state.provider.clone(),
+                health: Health::Stopped,
+                detail: "no endpoint recorded".into(),
+                predict_url: None,
+                model_digest: None,
+                started_at: None,
+                pending,
+            });
+        };
+        let res = AwsResources::of(rev)?;
+        let clients = self.clients(&res.settings).await?;
+        let live = sagemaker::describe_endpoint(&clients.sagemaker, &res.endpoint_name).await?;
+        let (health, detail) = match &live {
+            None => (
+                Health::Stopped,
+                format!(
+                    "endpoint {} does not exist in {}",
+                    res.endpoint_name, res.region
+                ),
+            ),
+            Some(i) => {
+                let health = match i.status.as_str() {
+                    "InService" => Health::InService,
+                    "Creating" | "Updating" | "SystemUpdating" | "RollingBack" => Health::Updating,
+                    "OutOfService" => Health::Unhealthy,
+                    "Deleting" => Health::Stopped,
+                    _ => Health::Failed,
+                };
+                let mut detail = format!(
+                    "SageMaker endpoint {} in {}: {}, {}",
+                    res.endpoint_name,
+                    res.region,
+                    i.summary(),
+                    res.capacity
+                );
+                if let Some(r) = &i.failure_reason {
+                    detail.push_str(&format!("; last failure: {r}"));
+                }
+                if i.status == "InService" && i.config_name != res.config_name {
+                    detail.push_str(&format!(
+                        "; serving {}, not the recorded {}",
+                        i.config_name, res.config_name
+                    ));
+                }
+                (health, detail)
+            }
+        };
+        Ok(EndpointStatus {
+            name: state.name.clone(),
+            provider: state.provider.clone(),
+            health,
+            detail,
+            predict_url: Some(rev.endpoint.predict_url.clone()),
+            model_digest: Some(rev.model_digest.clone()),
+            started_at: Some(rev.started_at),
+            pending,
+        })
+    }
+
+    async fn endpoint(
+        &self,
+        state: &DeploymentState,
+        which: Which,
+    ) -> ProviderResult<Box<dyn Predictor>> {
+        let rev = state
+            .revision(which)
+            .ok_or_else(|| ProviderError::NotFound {
+                what: format!("a {which:?} revision of deployment {:?}", state.name).to_lowercase(),
+            })?;
+        let res = AwsResources::of(rev)?;
+        let clients = self.clients(&res.settings).await?;
+        let transport = predictor::InvokeTransport {
+            client: clients.runtime.clone(),
+            endpoint: res.endpoint_name.clone(),
+            label: state.name.clone(),
+        };
+        let info = TargetInfo {
+            label: state.name.clone(),
+            kind: TargetKind::Deployment,
+            location: rev.endpoint.predict_url.clone(),
+            served_by: Default::default(),
+        };
+        Ok(Box::new(BatchPredictor::new(
+            transport,
+            info,
+            Protocol::Instances,
+            rev.endpoint.max_request_bytes as usize,
+            modelport_verify::http::DEFAULT_CONCURRENCY,
+            res.signature.clone(),
+        )))
+    }
+
+    async fn destroy(
+        &self,
+        state: DeploymentState,
+        options: &DestroyOptions,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DestroyReport> {
+        let mut report = DestroyReport::default();
+        let revisions: Vec<AwsResources> = [&state.pending, &state.active]
+            .into_iter()
+            .flatten()
+            .map(AwsResources::of)
+            .collect::<ProviderResult<_>>()?;
+        let Some(first) = revisions.first() else {
+            self.workspace.remove_state(&state.name)?;
+            return Ok(report);
+        };
+        let clients = self.clients(&first.settings).await?;
+        let sm = &clients.sagemaker;
+        let endpoint = &first.endpoint_name;
+        if sagemaker::describe_endpoint(sm, endpoint).await?.is_some() {
+            reporter.on_start(&format!("deleting endpoint {endpoint}"));
+            sagemaker::wait(sm, endpoint, Goal::Settled, deadline(first), reporter).await?;
+            sagemaker::delete_endpoint(sm, endpoint).await?;
+            sagemaker::wait(sm, endpoint, Goal::Gone, deadline(first), reporter).await?;
+            report
+                .removed
+                .push(format!("SageMaker endpoint {endpoint}"));
+        }
+        for r in &revisions {
+            reporter.on_progress(&format!(
+                "deleting endpoint config and model {}",
+                r.config_name
+            ));
+            sagemaker::delete_config(sm, &r.config_name).await?;
+            sagemaker::delete_model(sm, &r.model_name).await?;
+            report.removed.push(format!(
+                "SageMaker endpoint config and model {}",
+                r.config_name
+            ));
+            if options.purge {
+                clients
+                    .s3
+                    .delete_object()
+                    .bucket(&r.bucket)
+                    .key(&r.key)
+                    .send()
+                    .await
+                    .map_err(|e| error::AwsFailure::from_sdk("DeleteObject", &e))?;
+                report.removed.push(r.model_data_url());
+            }
+        }
+        self.workspace.remove_state(&state.name)?;
+        report.leftover = leftovers(sm, &state.name).await?;
+        Ok(report)
+    }
+
+    async fn discover(&self, spec: Option<&DeploymentSpec>) -> ProviderResult<Vec<EndpointStatus>> {
+        let settings = match spec.and_then(|s| s.provider.aws.as_ref()) {
+            Some(aws) => ClientSettings::from_spec(aws),
+            None => ClientSettings {
+                region: None,
+                profile: None,
+                endpoint_url: builder::endpoint_override(),
+            },
+        };
+        let clients = self.clients(&settings).await?;
+        let sm = &clients.sagemaker;
+        let inv = sagemaker::inventory(sm, None).await?;
+        let mut found = Vec::new();
+        for (name, arn) in &inv.endpoints {
+            let tags = sagemaker::list_tags(sm, arn).await?;
+            let Some(deployment) = tags.get(names::TAG_DEPLOYMENT) else {
+                continue;
+            };
+            let Some(info) = sagemaker::describe_endpoint(sm, name).await? else {
+                continue;
+            };
+            let health = match info.status.as_str() {
+                "InService" => Health::InService,
+                "Failed" | "UpdateRollbackFailed" => Health::Failed,
+                "OutOfService" => Health::Unhealthy,
+                _ => Health::Updating,
+            };
+            found.push(EndpointStatus {
+                name: deployment.clone(),
+                provider: self.name().to_string(),
+                health,
+                detail: format!(
+                    "SageMaker endpoint {name} in {}: {}; artifact {}",
+                    clients.region,
+                    info.summary(),
+                    tags.get(names::TAG_DIGEST)
+                        .map(|d| short(d))
+                        .unwrap_or("unknown")
+                ),
+                predict_url: Some(format!(
+                    "sagemaker://{}/endpoints/{name}/invocations",
+                    clients.region
+                )),
+                model_digest: None,
+                started_at: None,
+                pending: false,
+            });
+        }
+        Ok(found)
+    }
+
+    fn iam_policy(&self, spec: &DeploymentSpec) -> ProviderResult<serde_json::Value> {
+        Ok(iam::policies(spec, settings(spec)?))
+    }
+}
+
+/// Resources tagged with the deployment's name that still exist.
+async fn leftovers(
+    sm: &aws_sdk_sagemaker::Client,
+    deployment: &str,
+) -> ProviderResult<Vec<String>> {
+    let inv = sagemaker::inventory(sm, Some(deployment)).await?;
+    let mut left = Vec::new();
+    for (kind, items) in [
+        ("endpoint", &inv.endpoints),
+        ("endpoint config", &inv.configs),
+        ("model", &inv.models),
+    ] {
+        for (name, arn) in items {
+            let tags = sagemaker::list_tags(sm, arn).await?;
+            if tags.get(names::TAG_DEPLOYMENT).map(String::as_str) == Some(deployment) {
+                left.push(format!("SageMaker {kind} {name}"));
+            }
+        }
+    }
+    Ok(left)
+}

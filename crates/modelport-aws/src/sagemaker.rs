@@ -1,0 +1,602 @@
+//! SageMaker's control plane as modelport uses it: a model and an endpoint
+//! configuration per revision, one endpoint per deployment, and a wait loop that
+//! reports every status change and ends in InService, a failure reason, or a
+//! deadline.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sagemaker::types::{
+    ContainerDefinition, EndpointStatus, ProductionVariant, ProductionVariantInstanceType,
+    ProductionVariantServerlessConfig, Tag, VpcConfig,
+};
+use modelport_core::provider::{ProviderError, Reporter};
+
+use crate::error::AwsFailure;
+use crate::names::VARIANT;
+
+/// What a revision's endpoint runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Capacity {
+    Instances {
+        instance_type: String,
+        count: u32,
+    },
+    Serverless {
+        memory_mb: u32,
+        max_concurrency: u32,
+    },
+}
+
+impl Capacity {
+    pub fn describe(&self) -> String {
+        match self {
+            Capacity::Instances {
+                instance_type,
+                count,
+            } => format!("{count} × {instance_type}"),
+            Capacity::Serverless {
+                memory_mb,
+                max_concurrency,
+            } => format!("serverless {memory_mb} MB, up to {max_concurrency} concurrent"),
+        }
+    }
+}
+
+/// Everything CreateModel and CreateEndpointConfig need for one revision.
+#[derive(Debug, Clone)]
+pub struct RevisionSpec {
+    pub model_name: String,
+    pub config_name: String,
+    pub image: String,
+    pub model_data_url: String,
+    pub role_arn: String,
+    pub environment: HashMap<String, String>,
+    pub vpc: Option<(Vec<String>, Vec<String>)>,
+    pub network_isolation: bool,
+    pub capacity: Capacity,
+    pub kms_key_id: Option<String>,
+    pub startup_timeout_s: Option<u32>,
+    pub download_timeout_s: Option<u32>,
+    pub tags: Vec<(String, String)>,
+}
+
+fn tags(pairs: &[(String, String)]) -> Vec<Tag> {
+    pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// Creates the model unless it exists. Names are content-derived, so an existing
+/// model of that name is this revision's model.
+pub async fn ensure_model(
+    sm: &aws_sdk_sagemaker::Client,
+    spec: &RevisionSpec,
+) -> Result<bool, ProviderError> {
+    match sm
+        .describe_model()
+        .model_name(&spec.model_name)
+        .send()
+        .await
+    {
+        Ok(_) => return Ok(false),
+        Err(e) => {
+            let f = AwsFailure::from_sdk("DescribeModel", &e);
+            if !f.is_not_found() {
+                return Err(f.into());
+            }
+        }
+    }
+    let container = ContainerDefinition::builder()
+        .image(&spec.image)
+        .model_data_url(&spec.model_data_url)
+        .set_environment(Some(spec.environment.clone()))
+        .build();
+    let mut create = sm
+        .create_model()
+        .model_name(&spec.model_name)
+        .execution_role_arn(&spec.role_arn)
+        .primary_container(container)
+        .enable_network_isolation(spec.network_isolation)
+        .set_tags(Some(tags(&spec.tags)));
+    if let Some((subnets, groups)) = &spec.vpc {
+        create = create.vpc_config(
+            VpcConfig::builder()
+                .set_subnets(Some(subnets.clone()))
+                .set_security_group_ids(Some(groups.clone()))
+                .build(),
+        );
+    }
+    match create.send().await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let f = AwsFailure::from_sdk("CreateModel", &e);
+            if f.is_already_exists() {
+                Ok(false)
+            } else {
+                Err(f.into())
+            }
+        }
+    }
+}
+
+/// Creates the endpoint configuration unless it exists.
+pub async fn ensure_config(
+    sm: &aws_sdk_sagemaker::Client,
+    spec: &RevisionSpec,
+) -> Result<bool, ProviderError> {
+    match sm
+        .describe_endpoint_config()
+        .endpoint_config_name(&spec.config_name)
+        .send()
+        .await
+    {
+        Ok(_) => return Ok(false),
+        Err(e) => {
+            let f = AwsFailure::from_sdk("DescribeEndpointConfig", &e);
+            if !f.is_not_found() {
+                return Err(f.into());
+            }
+        }
+    }
+    let mut variant = ProductionVariant::builder()
+        .variant_name(VARIANT)
+        .model_name(&spec.model_name)
+        .set_container_startup_health_check_timeout_in_seconds(
+            spec.startup_timeout_s.map(|s| s as i32),
+        )
+        .set_model_data_download_timeout_in_seconds(spec.download_timeout_s.map(|s| s as i32));
+    variant = match &spec.capacity {
+        Capacity::Instances {
+            instance_type,
+            count,
+        } => variant
+            .instance_type(ProductionVariantInstanceType::from(instance_type.as_str()))
+            .initial_instance_count(*count as i32)
+            .initial_variant_weight(1.0),
+        Capacity::Serverless {
+            memory_mb,
+            max_concurrency,
+        } => variant.serverless_config(
+            ProductionVariantServerlessConfig::builder()
+                .memory_size_in_mb(*memory_mb as i32)
+                .max_concurrency(*max_concurrency as i32)
+                .build(),
+        ),
+    };
+    let result = sm
+        .create_endpoint_config()
+        .endpoint_config_name(&spec.config_name)
+        .production_variants(variant.build())
+        .set_kms_key_id(spec.kms_key_id.clone())
+        .set_tags(Some(tags(&spec.tags)))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let f = AwsFailure::from_sdk("CreateEndpointConfig", &e);
+            if f.is_already_exists() {
+                Ok(false)
+            } else {
+                Err(f.into())
+            }
+        }
+    }
+}
+
+/// An endpoint as DescribeEndpoint shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointInfo {
+    pub arn: String,
+    pub status: String,
+    pub config_name: String,
+    pub failure_reason: Option<String>,
+    /// One line per variant: `AllTraffic 1/1 instances` and its own statuses.
+    pub variants: Vec<String>,
+}
+
+impl EndpointInfo {
+    /// Creating, Updating, SystemUpdating, RollingBack or Deleting: wait before acting.
+    pub fn is_transitional(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "Creating" | "Updating" | "SystemUpdating" | "RollingBack" | "Deleting"
+        )
+    }
+
+    /// A sentence for progress and `status`.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{} (config {})", self.status, self.config_name);
+        if !self.variants.is_empty() {
+            s.push_str("; ");
+            s.push_str(&self.variants.join("; "));
+        }
+        s
+    }
+}
+
+/// The endpoint, or `None` when it does not exist.
+pub async fn describe_endpoint(
+    sm: &aws_sdk_sagemaker::Client,
+    name: &str,
+) -> Result<Option<EndpointInfo>, ProviderError> {
+    let out = match sm.describe_endpoint().endpoint_name(name).send().await {
+        Ok(out) => out,
+        Err(e) => {
+            let f = AwsFailure::from_sdk("DescribeEndpoint", &e);
+            return if f.is_not_found() {
+                Ok(None)
+            } else {
+                Err(f.into())
+            };
+        }
+    };
+    let variants = out
+        .production_variants()
+        .iter()
+        .map(|v| {
+            let mut line = v.variant_name().unwrap_or(VARIANT).to_string();
+            if let (Some(cur), Some(want)) =
+                (v.current_instance_count(), v.desired_instance_count())
+            {
+                line.push_str(&format!(" {cur}/{want} instances"));
+            } else if let Some(sc) = v.current_serverless_config() {
+                line.push_str(&format!(
+                    " serverless {} MB",
+                    sc.memory_size_in_mb().unwrap_or(0)
+                ));
+            }
+            let states: Vec<String> = v
+                .variant_status()
+                .iter()
+                .map(|s| {
+                    let mut t = s
+                        .status()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default();
+                    if let Some(m) = s.status_message() {
+                        t.push_str(&format!(" ({m})"));
+                    }
+                    t
+                })
+                .collect();
+            if !states.is_empty() {
+                line.push_str(&format!(", {}", states.join(", ")));
+            }
+            line
+        })
+        .collect();
+    Ok(Some(EndpointInfo {
+        arn: out.endpoint_arn().unwrap_or_default().to_string(),
+        status: out
+            .endpoint_status()
+            .map(EndpointStatus::as_str)
+            .unwrap_or("Unknown")
+            .to_string(),
+        config_name: out.endpoint_config_name().unwrap_or_default().to_string(),
+        failure_reason: out.failure_reason().map(str::to_string),
+        variants,
+    }))
+}
+
+pub async fn create_endpoint(
+    sm: &aws_sdk_sagemaker::Client,
+    name: &str,
+    config: &str,
+    tag_pairs: &[(String, String)],
+) -> Result<(), ProviderError> {
+    sm.create_endpoint()
+        .endpoint_name(name)
+        .endpoint_config_name(config)
+        .set_tags(Some(tags(tag_pairs)))
+        .send()
+        .await
+        .map_err(|e| AwsFailure::from_sdk("CreateEndpoint", &e))?;
+    Ok(())
+}
+
+pub async fn update_endpoint(
+    sm: &aws_sdk_sagemaker::Client,
+    name: &str,
+    config: &str,
+) -> Result<(), ProviderError> {
+    sm.update_endpoint()
+        .endpoint_name(name)
+        .endpoint_config_name(config)
+        .send()
+        .await
+        .map_err(|e| AwsFailure::from_sdk("UpdateEndpoint", &e))?;
+    Ok(())
+}
+
+/// Deletes the endpoint; one that is already gone is fine.
+pub async fn delete_endpoint(
+    sm: &aws_sdk_sagemaker::Client,
+    name: &str,
+) -> Result<(), ProviderError> {
+    match sm.delete_endpoint().endpoint_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => ignore_not_found(AwsFailure::from_sdk("DeleteEndpoint", &e)),
+    }
+}
+
+/// Deletes an endpoint configuration; one that is already gone is fine.
+pub async fn delete_config(
+    sm: &aws_sdk_sagemaker::Client,
+    name: &str,
+) -> Result<(), ProviderError> {
+    match sm
+        .delete_endpoint_config()
+        .endpoint_config_name(name)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => ignore_not_found(AwsFailure::from_sdk("DeleteEndpointConfig", &e)),
+    }
+}
+
+/// Deletes a model; one that is already gone is fine.
+pub async fn delete_model(sm: &aws_sdk_sagemaker::Client, name: &str) -> Result<(), ProviderError> {
+    match sm.delete_model().model_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => ignore_not_found(AwsFailure::from_sdk("DeleteModel", &e)),
+    }
+}
+
+fn ignore_not_found(f: AwsFailure) -> Result<(), ProviderError> {
+    if f.is_not_found() {
+        Ok(())
+    } else {
+        Err(f.into())
+    }
+}
+
+/// What [`wait`] waits for.
+#[derive(Debug, Clone, Copy)]
+pub enum Goal<'a> {
+    /// InService on this endpoint configuration.
+    InService(&'a str),
+    /// Not in a transitional state (before an update or delete).
+    Settled,
+    /// Deleted.
+    Gone,
+}
+
+/// Polls DescribeEndpoint with backoff until `goal`, a failure, or `deadline`,
+/// reporting each change of status.
+pub async fn wait(
+    sm: &aws_sdk_sagemaker::Client,
+    name: &str,
+    goal: Goal<'_>,
+    deadline: Duration,
+    reporter: &dyn Reporter,
+) -> Result<Option<EndpointInfo>, ProviderError> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    let mut last = String::new();
+    loop {
+        let info = describe_endpoint(sm, name).await?;
+        let summary = info
+            .as_ref()
+            .map(EndpointInfo::summary)
+            .unwrap_or_else(|| "gone".to_string());
+        if summary != last {
+            reporter.on_progress(&format!(
+                "endpoint {name}: {summary} ({} s)",
+                start.elapsed().as_secs()
+            ));
+            last = summary;
+        }
+        match (goal, &info) {
+            (Goal::Gone, None) => return Ok(None),
+            (Goal::Settled, None) => return Ok(None),
+            (Goal::InService(_), None) => {
+                return Err(ProviderError::other(format!(
+                    "endpoint {name} disappeared while it was being deployed"
+                )));
+            }
+            (_, Some(i)) if i.status == "UpdateRollbackFailed" => {
+                return Err(ProviderError::Other {
+                    message: format!(
+                        "endpoint {name} is UpdateRollbackFailed: both the update and its automatic rollback failed{}",
+                        reason_suffix(i)
+                    ),
+                    hint: Some(
+                        "the endpoint may serve a mix of configurations: inspect it in the SageMaker console, then re-run or `modelport destroy`".into(),
+                    ),
+                });
+            }
+            (Goal::Settled, Some(i)) if !i.is_transitional() => return Ok(info),
+            (Goal::InService(config), Some(i)) if i.status == "InService" => {
+                if i.config_name == config {
+                    return Ok(info);
+                }
+                // SageMaker rolls a failed update back to the previous configuration
+                // and goes back to InService with a FailureReason.
+                if let Some(reason) = &i.failure_reason {
+                    return Err(startup_failure(
+                        name,
+                        format!(
+                            "the update of endpoint {name} to {config} failed and SageMaker rolled it back to {}: {reason}",
+                            i.config_name
+                        ),
+                        reason,
+                    ));
+                }
+            }
+            (Goal::InService(_), Some(i)) if i.status == "Failed" => {
+                let reason = i.failure_reason.clone().unwrap_or_default();
+                return Err(startup_failure(
+                    name,
+                    format!("endpoint {name} failed{}", reason_suffix(i)),
+                    &reason,
+                ));
+            }
+            (Goal::InService(_), Some(i)) if i.status == "OutOfService" => {
+                return Err(ProviderError::other(format!(
+                    "endpoint {name} is OutOfService{}",
+                    reason_suffix(i)
+                )));
+            }
+            _ => {}
+        }
+        if start.elapsed() >= deadline {
+            return Err(ProviderError::Other {
+                message: format!(
+                    "endpoint {name} is still {last} after {} s",
+                    deadline.as_secs()
+                ),
+                hint: Some(
+                    "raise `provider.aws.deploy_timeout_s`; re-running the deploy picks up where this one stopped, `modelport destroy` removes it".into(),
+                ),
+            });
+        }
+        tokio::time::sleep(delay.min(deadline.saturating_sub(start.elapsed()))).await;
+        delay = (delay * 3 / 2).min(Duration::from_secs(15));
+    }
+}
+
+fn reason_suffix(i: &EndpointInfo) -> String {
+    i.failure_reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default()
+}
+
+fn startup_failure(name: &str, message: String, reason: &str) -> ProviderError {
+    ProviderError::StartupFailed {
+        message,
+        log_tail: Vec::new(),
+        hint: Some(failure_hint(name, reason)),
+    }
+}
+
+/// What a FailureReason usually means.
+pub fn failure_hint(endpoint: &str, reason: &str) -> String {
+    let logs = format!(
+        "the container's log is in CloudWatch, log group /aws/sagemaker/Endpoints/{endpoint}"
+    );
+    let r = reason.to_ascii_lowercase();
+    if r.contains("ping") || r.contains("health check") {
+        format!(
+            "the container did not answer GET /ping on port 8080 in time: {logs}; for a large model raise `compute.startup_timeout_s`"
+        )
+    } else if r.contains("image") || r.contains("ecr") || r.contains("pull") {
+        "the image could not be pulled: check `provider.aws.image_uri` exists in ECR in the endpoint's region and that the execution role may pull it (`modelport iam-policy`)".into()
+    } else if r.contains("limit") || r.contains("quota") || r.contains("capacity") {
+        "a quota or capacity limit: request an increase in Service Quotas, or pick another instance type (`modelport catalog --provider aws`)".into()
+    } else if r.contains("download") || r.contains("model data") || r.contains("s3") {
+        "SageMaker could not fetch the model: check the artifact exists and that the execution role has s3:GetObject on it (`modelport iam-policy`)".into()
+    } else if r.contains("role") || r.contains("access") || r.contains("permission") {
+        "check `provider.aws.role_arn` and its permissions (`modelport iam-policy --provider aws`)"
+            .into()
+    } else {
+        logs
+    }
+}
+
+/// Tags of a SageMaker resource, by ARN.
+pub async fn list_tags(
+    sm: &aws_sdk_sagemaker::Client,
+    arn: &str,
+) -> Result<HashMap<String, String>, ProviderError> {
+    let mut out = HashMap::new();
+    let mut token = None;
+    loop {
+        let page = sm
+            .list_tags()
+            .resource_arn(arn)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| AwsFailure::from_sdk("ListTags", &e))?;
+        for t in page.tags() {
+            out.insert(
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            );
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// What exists of the SageMaker resources, by kind and name, with their ARNs.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub endpoints: Vec<(String, String)>,
+    pub configs: Vec<(String, String)>,
+    pub models: Vec<(String, String)>,
+}
+
+/// Lists endpoints, endpoint configurations and models whose names contain `filter`.
+pub async fn inventory(
+    sm: &aws_sdk_sagemaker::Client,
+    filter: Option<&str>,
+) -> Result<Inventory, ProviderError> {
+    let mut inv = Inventory::default();
+    let mut token = None;
+    loop {
+        let page = sm
+            .list_endpoints()
+            .set_name_contains(filter.map(str::to_string))
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| AwsFailure::from_sdk("ListEndpoints", &e))?;
+        for e in page.endpoints() {
+            inv.endpoints.push((
+                e.endpoint_name().unwrap_or_default().to_string(),
+                e.endpoint_arn().unwrap_or_default().to_string(),
+            ));
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    loop {
+        let page = sm
+            .list_endpoint_configs()
+            .set_name_contains(filter.map(str::to_string))
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| AwsFailure::from_sdk("ListEndpointConfigs", &e))?;
+        for c in page.endpoint_configs() {
+            inv.configs.push((
+                c.endpoint_config_name().unwrap_or_default().to_string(),
+                c.endpoint_config_arn().unwrap_or_default().to_string(),
+            ));
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    loop {
+        let page = sm
+            .list_models()
+            .set_name_contains(filter.map(str::to_string))
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| AwsFailure::from_sdk("ListModels", &e))?;
+        for m in page.models() {
+            inv.models.push((
+                m.model_name().unwrap_or_default().to_string(),
+                m.model_arn().unwrap_or_default().to_string(),
+            ));
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(inv)
+}

@@ -1,0 +1,339 @@
+//! `modelport plan`, `modelport catalog` and the cost column of `list`, as a user runs
+//! them: exit codes 0/2/1, the JSON shape, validation errors with suggestions, plans of
+//! providers without a backend in this build, and catalog overrides.
+
+mod common;
+
+use common::{Project, root};
+
+/// `exit: N`, stdout and stderr of one run, for a snapshot.
+fn transcript(p: &Project, args: &[&str]) -> String {
+    let r = p.run(args);
+    format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        r.code(),
+        r.stdout(),
+        r.stderr()
+    )
+}
+
+/// The iris example with `compute:` replaced by `compute` and `extra` appended.
+fn iris_with(compute: &str, extra: &str) -> Project {
+    let p = Project::new().with_example("iris");
+    let file = p.path().join("iris/modelport.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    let start = yaml.find("compute:").unwrap();
+    let end = yaml.find("verify:").unwrap();
+    let yaml = format!(
+        "{}compute:\n{compute}\n{}{extra}",
+        &yaml[..start],
+        &yaml[end..]
+    );
+    std::fs::write(&file, yaml).unwrap();
+    p
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn plan_exit_codes_follow_terraform_detailed_exitcode() {
+    let p = Project::new().with_example("iris");
+    let spec = "iris/modelport.yaml";
+
+    // Nothing deployed: one server to create, exit 2.
+    let first = p.run(&["plan", "-f", spec]).expect(2);
+    assert!(
+        first
+            .stdout()
+            .contains("+ server (sagemaker contract)  new deployment of artifact"),
+        "{}",
+        first.stdout()
+    );
+    assert!(first.stdout().ends_with("1 change\n"), "{}", first.stdout());
+    assert!(p.state("iris").is_none(), "plan must not create state");
+
+    // Deployed and unchanged: exit 0. Not a terminal, so deploy never asks.
+    p.run(&["deploy", "-f", spec]).expect(0);
+    let same = p.run(&["plan", "-f", spec]).expect(0);
+    assert!(same.stdout().contains("= server pid"), "{}", same.stdout());
+    assert!(same.stdout().ends_with("no changes\n"), "{}", same.stdout());
+
+    let v = json(
+        &p.run(&["plan", "-f", spec, "--output", "json"])
+            .expect(0)
+            .stdout(),
+    );
+    assert_eq!(v["changes"], false);
+    assert_eq!(v["live"], true);
+    assert_eq!(v["actions"][0]["kind"], "keep");
+    assert_eq!(v["compute"]["kind"], "local");
+    assert_eq!(v["cost"]["after"]["billable"], false);
+    assert_eq!(v["cost"]["before"]["usd_per_hour"], 0.0);
+    assert_eq!(v["payload_limit"]["bytes"], 6_291_456);
+    assert_eq!(v["warnings"], serde_json::json!([]));
+
+    // A changed spec is a change again.
+    let file = p.path().join(spec);
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{yaml}\nserving:\n  timeout_s: 61\n")).unwrap();
+    let changed = p.run(&["plan", "-f", spec]).expect(2);
+    assert!(
+        changed.stdout().contains("modelport.yaml changed"),
+        "{}",
+        changed.stdout()
+    );
+
+    // `list` prices what runs and says for how long.
+    let list = p.run(&["list"]).expect(0);
+    assert!(
+        list.stdout().starts_with("NAME  PROVIDER  HEALTH      UP"),
+        "{}",
+        list.stdout()
+    );
+    assert!(list.stdout().contains("COST"), "{}", list.stdout());
+    assert!(list.stdout().contains("$0/h"), "{}", list.stdout());
+    let listed = json(&p.run(&["list", "--output", "json"]).expect(0).stdout());
+    assert_eq!(listed[0]["usd_per_hour"], 0.0);
+    assert!(listed[0]["started_at"].as_u64().is_some());
+
+    // A deployment on one provider cannot be planned on another.
+    let other = p.run(&["plan", "-f", spec, "--provider", "gcp"]).expect(1);
+    assert!(
+        other.stderr().contains("exists on provider \"local\""),
+        "{}",
+        other.stderr()
+    );
+    p.run(&["destroy", "iris"]).expect(0);
+}
+
+#[test]
+fn a_provider_without_a_backend_is_planned_from_state_with_catalog_prices() {
+    let p = iris_with(
+        "  machine_type: n1-standard-4\n  min_replicas: 1\n  max_replicas: 2\n  accelerator: {type: NVIDIA_TESLA_T4, count: 1}\n",
+        "provider:\n  gcp:\n    region: europe-west4\n    bucket: models-1\n",
+    );
+    insta::with_settings!({filters => vec![(r"artifact [0-9a-f]{12}", "artifact [digest]")]}, {
+        insta::assert_snapshot!("plan_gcp_from_state", transcript(&p, &["plan", "-f", "iris/modelport.yaml", "--provider", "gcp"]));
+    });
+    let v = json(
+        &p.run(&[
+            "plan",
+            "-f",
+            "iris/modelport.yaml",
+            "--provider",
+            "gcp",
+            "-o",
+            "json",
+        ])
+        .expect(2)
+        .stdout(),
+    );
+    assert_eq!(v["live"], false);
+    assert!(
+        v["note"]
+            .as_str()
+            .unwrap()
+            .contains("live resources were not read")
+    );
+    assert_eq!(v["actions"][0]["kind"], "create");
+    assert_eq!(v["compute"]["kind"], "nodes");
+    assert_eq!(v["compute"]["offer"]["machine"], "n1-standard-4");
+    assert_eq!(v["compute"]["max"], 2);
+    let after = &v["cost"]["after"];
+    assert!((after["usd_per_hour"].as_f64().unwrap() - (0.2188 + 0.4025)).abs() < 1e-9);
+    assert!((after["usd_per_month_max"].as_f64().unwrap() - 2.0 * 730.0 * 0.6213).abs() < 1e-6);
+    assert_eq!(after["price_date"], "2025-01-15");
+    assert_eq!(v["cost"]["before"]["usd_per_hour"], 0.0);
+    assert_eq!(v["payload_limit"]["bytes"], 1_500_000);
+    assert_eq!(v["warnings"][0]["field"], "provider.gcp.region");
+    assert!(p.state("iris").is_none(), "plan must not create state");
+}
+
+#[test]
+fn catalog_dir_overrides_prices() {
+    let p = iris_with("  machine_type: n1-standard-2\n", "");
+    let dir = p.path().join("catalog");
+    std::fs::create_dir_all(&dir).unwrap();
+    let gcp = std::fs::read_to_string(root().join("providers/gcp.yaml"))
+        .unwrap()
+        .replacen(
+            "usd_per_hour: 0.1094, date: 2025-01-15",
+            "usd_per_hour: 1.0, date: 2026-11-30",
+            1,
+        );
+    std::fs::write(dir.join("gcp.yaml"), gcp).unwrap();
+    let out = p
+        .cmd(&["plan", "-f", "iris/modelport.yaml", "--provider", "gcp"])
+        .env("MODELPORT_CATALOG_DIR", &dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("→ $1.00/h ($730.00/month) after"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("as of 2025-01-15"),
+        "the oldest date is shown: {stdout}"
+    );
+    std::fs::write(dir.join("gcp.yaml"), "provider: gcp\n").unwrap();
+    let out = p
+        .cmd(&["plan", "-f", "iris/modelport.yaml", "--provider", "gcp"])
+        .env("MODELPORT_CATALOG_DIR", &dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("hint: fix the file, or unset MODELPORT_CATALOG_DIR"),
+        "{stderr}"
+    );
+}
+
+/// Each case: the compute section, the provider, and the snapshot of the refusal.
+#[test]
+fn invalid_compute_is_refused_before_anything_is_created() {
+    for (name, compute, provider) in [
+        (
+            "plan_err_misspelt_instance",
+            "  instance_type: ml.m5.larg\n",
+            "aws",
+        ),
+        (
+            "plan_err_accelerator_cannot_attach",
+            "  machine_type: e2-standard-4\n  accelerator:\n    type: NVIDIA_TESLA_T4\n    count: 1\n",
+            "gcp",
+        ),
+        (
+            "plan_err_builtin_accelerator",
+            "  machine_type: n1-standard-4\n  accelerator: {type: NVIDIA_L4, count: 1}\n",
+            "gcp",
+        ),
+        (
+            "plan_err_serverless_memory",
+            "  serverless:\n    memory_mb: 1500\n",
+            "aws",
+        ),
+    ] {
+        let p = iris_with(compute, "");
+        insta::assert_snapshot!(
+            name,
+            transcript(
+                &p,
+                &["plan", "-f", "iris/modelport.yaml", "--provider", provider]
+            )
+        );
+        // deploy refuses the same way, before packaging or starting anything.
+        let deploy = p
+            .run(&[
+                "deploy",
+                "-f",
+                "iris/modelport.yaml",
+                "--provider",
+                provider,
+            ])
+            .expect(1);
+        assert!(
+            !deploy.stderr().contains("packaging"),
+            "{}",
+            deploy.stderr()
+        );
+        assert!(!p.path().join(".modelport/state").exists());
+    }
+    let p = Project::new().with_example("iris");
+    let r = p
+        .run(&["plan", "-f", "iris/modelport.yaml", "--provider", "azure"])
+        .expect(1);
+    assert!(
+        r.stderr().contains("unknown provider \"azure\""),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn catalog_lists_types_and_cheapest_fits() {
+    let p = Project::new().with_example("iris").with_example("cnn");
+    let all = p.run(&["catalog"]).expect(0).stdout();
+    assert!(all.contains(
+        "aws: SageMaker instance types, on-demand list prices in us-east-1 as of 2025-01-15"
+    ));
+    assert!(
+        all.contains("  ml.g5.xlarge     4     16 GiB    1 × NVIDIA A10G 24 GiB"),
+        "{all}"
+    );
+    assert!(all.contains("NVIDIA_TESLA_T4    NVIDIA T4 16 GiB"), "{all}");
+    let aws = p.run(&["catalog", "--provider", "aws"]).expect(0).stdout();
+    assert!(!aws.contains("n1-standard"), "{aws}");
+
+    insta::assert_snapshot!(
+        "catalog_fits_cnn",
+        transcript(&p, &["catalog", "--fits", "cnn/model.onnx", "--limit", "3"])
+    );
+    let v = json(
+        &p.run(&[
+            "catalog",
+            "--fits",
+            "iris/model.onnx",
+            "--provider",
+            "gcp",
+            "--gpu",
+            "--max-price",
+            "0.6",
+            "-o",
+            "json",
+        ])
+        .expect(0)
+        .stdout(),
+    );
+    let offers = v["providers"]["gcp"]["offers"].as_array().unwrap();
+    assert_eq!(offers.len(), 2, "{v}");
+    assert_eq!(offers[0]["machine"], "n1-standard-2");
+    assert_eq!(offers[0]["accelerator"]["type"], "NVIDIA_TESLA_T4");
+    assert_eq!(v["footprint"]["parameters"], 23);
+
+    let none = p
+        .run(&[
+            "catalog",
+            "--fits",
+            "iris/model.onnx",
+            "--provider",
+            "aws",
+            "--max-price",
+            "0.01",
+        ])
+        .expect(0);
+    assert!(
+        none.stdout()
+            .contains("nothing fits at $0.010 per hour or less"),
+        "{}",
+        none.stdout()
+    );
+    let local = p.run(&["catalog", "--provider", "local"]).expect(1);
+    assert!(
+        local.stderr().contains("catalogs exist for aws, gcp"),
+        "{}",
+        local.stderr()
+    );
+    let refresh = p.run(&["catalog", "refresh"]).expect(0);
+    assert!(
+        refresh.stdout().contains("scripts/refresh-prices"),
+        "{}",
+        refresh.stdout()
+    );
+    assert!(root().join("scripts/refresh-prices").exists());
+}
+
+#[test]
+fn help_documents_plan_exit_codes() {
+    let p = Project::new();
+    let help = p.run(&["plan", "--help"]).expect(0).stdout();
+    for line in ["0  no changes", "1  error", "2  the plan has changes"] {
+        assert!(help.contains(line), "{line}: {help}");
+    }
+    let deploy = p.run(&["deploy", "--help"]).expect(0).stdout();
+    assert!(deploy.contains("--yes"), "{deploy}");
+}

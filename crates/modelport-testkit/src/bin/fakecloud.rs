@@ -1,0 +1,99 @@
+//! `fakecloud`: moto and the strict SageMaker fake on 127.0.0.1, for trying the
+//! AWS provider by hand without a cloud. Prints the environment to export, then
+//! runs until Ctrl-C and stops everything it started.
+//!
+//!     cargo build -p modelport-cli
+//!     cargo run -p modelport-testkit --bin fakecloud
+//!
+//! Faults can be injected while it runs:
+//!
+//!     curl -X POST $MODELPORT_AWS_ENDPOINT_URL/_fake/faults \
+//!          -d '{"operation": "CreateEndpoint", "kind": "ResourceLimitExceeded"}'
+//!
+//! A GCP fake (Vertex AI) will join it here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use modelport_testkit::Moto;
+use modelport_testkit::sagemaker::{FakeConfig, FakeSageMaker};
+
+/// Runs local stand-ins for the clouds modelport deploys to.
+#[derive(Debug, Parser)]
+#[command(name = "fakecloud")]
+struct Args {
+    /// The `modelport` binary the SageMaker fake runs as each endpoint's server
+    /// (default: `modelport` next to this program).
+    #[arg(long)]
+    server: Option<PathBuf>,
+
+    /// The S3 bucket to create in moto.
+    #[arg(long, default_value = "modelport-dev")]
+    bucket: String,
+
+    /// Seconds an endpoint stays Creating/Updating before its server starts.
+    #[arg(long, default_value_t = 1.0)]
+    create_delay: f64,
+
+    /// Seconds an endpoint stays Deleting.
+    #[arg(long, default_value_t = 1.0)]
+    delete_delay: f64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fakecloud: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let server = match args.server {
+        Some(p) => p,
+        None => modelport_testkit::modelport_exe()?,
+    };
+    let moto = Moto::start().context("cannot start moto")?;
+    moto.create_bucket(&args.bucket)?;
+    let mut config = FakeConfig::new(moto.url(), server);
+    config.create_delay = Duration::from_secs_f64(args.create_delay);
+    config.delete_delay = Duration::from_secs_f64(args.delete_delay);
+    let sagemaker = FakeSageMaker::start(config)?;
+
+    println!(
+        "# AWS: SageMaker, SageMaker Runtime and S3 (bucket {}) at one URL",
+        args.bucket
+    );
+    println!("export MODELPORT_AWS_ENDPOINT_URL={}", sagemaker.url());
+    println!("export AWS_ACCESS_KEY_ID=testing");
+    println!("export AWS_SECRET_ACCESS_KEY=testing");
+    println!("export AWS_REGION=us-east-1");
+    println!("export AWS_EC2_METADATA_DISABLED=true");
+    println!(
+        "# moto itself: {}; the fake's call log: {}/_fake/calls",
+        moto.url(),
+        sagemaker.url()
+    );
+    eprintln!("fakecloud: running; Ctrl-C stops moto, the fake and every endpoint server");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(tokio::signal::ctrl_c())?;
+    eprintln!("fakecloud: stopping");
+    drop(sagemaker);
+    drop(moto);
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Starts `moto_server` (PyPI `moto[server]`) from the test venv on a free port.
+//!
+//! The venv is the one `scripts/test` sets up from `.ci/requirements.txt`. A test
+//! that needs moto fails with a message saying how to install it, never skips.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use modelport_local::process::{free_port, log_tail, spawn_detached};
+
+use crate::{http1, repo_root};
+
+/// The variable naming the test venv, as in `scripts/test`.
+pub const VENV_ENV: &str = "MODELPORT_VENV";
+
+/// How long moto gets to answer after it is started.
+const START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The test venv: `$MODELPORT_VENV` (relative to the repository root when not
+/// absolute), else `<repo>/.venv`; `None` when that directory does not exist.
+pub fn venv() -> Option<PathBuf> {
+    let root = repo_root();
+    let dir = match std::env::var_os(VENV_ENV) {
+        Some(v) if !v.is_empty() => root.join(PathBuf::from(v)),
+        _ => root.join(".venv"),
+    };
+    dir.is_dir().then_some(dir)
+}
+
+/// The venv's `site-packages` directory (the first `lib/python3*/site-packages`).
+pub fn site_packages() -> Option<PathBuf> {
+    let lib = venv()?.join("lib");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("python3"))
+        })
+        .map(|p| p.join("site-packages"))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// A running `moto_server`, killed (by pid) on drop.
+pub struct Moto {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Moto {
+    /// Starts `<venv>/bin/moto_server -H 127.0.0.1 -p PORT` in its own process group,
+    /// logging to a file in a temporary directory, and waits until it answers HTTP.
+    pub fn start() -> io::Result<Moto> {
+        let exe = venv()
+            .map(|v| v.join("bin").join("moto_server"))
+            .filter(|p| p.is_file())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "moto_server not found in the test venv ({}); run `scripts/test` once, \
+                         or `.venv/bin/pip install -r .ci/requirements.txt` (set {VENV_ENV} for \
+                         another venv)",
+                        venv()
+                            .unwrap_or_else(|| repo_root().join(".venv"))
+                            .display()
+                    ),
+                )
+            })?;
+        let dir = tempfile::Builder::new()
+            .prefix("modelport-moto-")
+            .tempdir()?;
+        let log = dir.path().join("moto.log");
+        let port = free_port()?;
+        let mut cmd = Command::new(&exe);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let child = spawn_detached(cmd, &log)?;
+        let mut moto = Moto {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok((status, _)) = http1::request(port, "GET", "/moto-api/data.json", b"") {
+                if status < 500 {
+                    tracing::debug!(port, elapsed = ?started.elapsed(), "moto is up");
+                    return Ok(moto);
+                }
+            }
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                return Err(io::Error::other(format!(
+                    "moto_server exited ({status}) before answering; its log:\n{}",
+                    log_tail(&moto.log, 20).join("\n")
+                )));
+            }
+            if started.elapsed() > START_DEADLINE {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "moto_server did not answer on port {port} within {START_DEADLINE:?}; its log:\n{}",
+                        log_tail(&moto.log, 20).join("\n")
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port moto listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The pid of the `moto_server` process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Forgets every resource moto holds (`POST /moto-api/reset`).
+    pub fn reset(&self) -> io::Result<()> {
+        let (status, body) = http1::request(self.port, "POST", "/moto-api/reset", b"")?;
+        if status != 200 {
+            return Err(io::Error::other(format!(
+                "moto reset answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates an S3 bucket (a plain `PUT /BUCKET`; moto checks no signature).
+    pub fn create_bucket(&self, bucket: &str) -> io::Result<()> {
+        let (status, body) = http1::request(self.port, "PUT", &format!("/{bucket}"), b"")?;
+        if status != 200 {
+            return Err(io::Error::other(format!(
+                "creating bucket {bucket} in moto answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The last lines of moto's log.
+    pub fn log_tail(&self, lines: usize) -> Vec<String> {
+        log_tail(&self.log, lines)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        // Child::kill sends SIGKILL to this pid only; moto_server runs no children.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

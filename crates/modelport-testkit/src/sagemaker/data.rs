@@ -1,0 +1,445 @@
+//! The data plane: for each production variant, the model's `ModelDataUrl` is
+//! fetched from S3 (moto), unpacked like the local provider does, and served by
+//! `modelport serve` under SageMaker's container contract; the endpoint's status
+//! follows the server's `/ping`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use modelport_core::state::Workspace;
+use modelport_local::process::{free_port, log_tail, spawn_detached, stop};
+use serde_json::{Map, Value};
+
+use super::control::{Snapshot, now};
+use super::{FaultKind, ServerProc, Shared};
+
+/// How long a stopping server gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What DescribeEndpoint says about a variant.
+#[derive(Debug, Clone)]
+pub(crate) struct VariantInfo {
+    pub name: String,
+    pub image: Option<String>,
+    pub weight: f64,
+    pub instance_count: i64,
+    pub serverless: Option<Value>,
+    pub started: f64,
+}
+
+impl VariantInfo {
+    pub fn of(variant: &Value, snap: &Snapshot, started: f64) -> VariantInfo {
+        let model = variant
+            .get("ModelName")
+            .and_then(Value::as_str)
+            .and_then(|m| snap.models.get(&m.to_lowercase()));
+        VariantInfo {
+            name: variant
+                .get("VariantName")
+                .and_then(Value::as_str)
+                .unwrap_or("AllTraffic")
+                .to_string(),
+            image: model
+                .and_then(container)
+                .and_then(|c| c.get("Image"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            weight: variant
+                .get("InitialVariantWeight")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0),
+            instance_count: variant
+                .get("InitialInstanceCount")
+                .and_then(Value::as_i64)
+                .unwrap_or(1),
+            serverless: variant.get("ServerlessConfig").cloned(),
+            started,
+        }
+    }
+}
+
+/// One running server.
+pub(crate) struct VariantServer {
+    pub info: VariantInfo,
+    pub port: u16,
+    pub pid: u32,
+}
+
+/// The servers of one endpoint configuration.
+pub(crate) struct Deployment {
+    pub variants: Vec<VariantServer>,
+}
+
+impl Deployment {
+    /// The server for `variant`, or the first one.
+    pub fn target(&self, variant: Option<&str>) -> Option<&VariantServer> {
+        match variant {
+            Some(name) => self.variants.iter().find(|v| v.info.name == name),
+            None => self.variants.first(),
+        }
+    }
+}
+
+/// The container a model runs: `PrimaryContainer`, else the first of `Containers`.
+fn container(model: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    model
+        .get("PrimaryContainer")
+        .or_else(|| model.get("Containers").and_then(|c| c.get(0)))
+        .and_then(Value::as_object)
+}
+
+fn ping_failure(variant: &str) -> String {
+    format!(
+        "The primary container for production variant {variant} did not pass the ping health \
+         check. Please check CloudWatch logs for this endpoint."
+    )
+}
+
+fn download_failure(url: &str) -> String {
+    format!(
+        "Failed to download model data for container \"container_1\" from URL: \"{url}\". \
+         Please ensure that there is an object located at the URL and that the role passed to \
+         CreateModel has permissions to download the object."
+    )
+}
+
+fn extract_failure(url: &str, why: &str) -> String {
+    format!(
+        "Failed to extract model data archive from URL \"{url}\". Please ensure that the object \
+         located at the URL is a valid tar.gz archive. ({why})"
+    )
+}
+
+/// CreateEndpoint's background work: wait, start the data plane, settle the status.
+pub(crate) fn spawn_create(shared: Arc<Shared>, key: String, generation: u64, snap: Snapshot) {
+    tokio::spawn(async move {
+        tokio::time::sleep(shared.config.create_delay).await;
+        let never_ready = shared
+            .take_fault("CreateEndpoint", |k| *k == FaultKind::ServerNeverReady)
+            .is_some();
+        let result = start_deployment(&shared, &key, generation, &snap, never_ready).await;
+        let orphan = {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            match state.endpoints.get_mut(&key) {
+                Some(rec) if rec.generation == generation => {
+                    rec.modified = now();
+                    match result {
+                        Ok(dep) => {
+                            rec.live = Some(dep);
+                            rec.status = "InService";
+                        }
+                        Err(reason) => {
+                            rec.status = "Failed";
+                            rec.failure_reason = Some(reason);
+                        }
+                    }
+                    tracing::info!(endpoint = %rec.name, status = rec.status, "endpoint settled");
+                    None
+                }
+                _ => result.ok(),
+            }
+        };
+        if let Some(dep) = orphan {
+            stop_deployment(&shared, dep).await;
+        }
+    });
+}
+
+/// UpdateEndpoint's background work: start the new configuration's servers next
+/// to the old ones, then swap, or roll back and keep the old ones.
+pub(crate) fn spawn_update(shared: Arc<Shared>, key: String, generation: u64, snap: Snapshot) {
+    tokio::spawn(async move {
+        tokio::time::sleep(shared.config.create_delay).await;
+        let never_ready = shared
+            .take_fault("UpdateEndpoint", |k| *k == FaultKind::ServerNeverReady)
+            .is_some();
+        let result = start_deployment(&shared, &key, generation, &snap, never_ready).await;
+        let mut to_stop = None;
+        let mut rolled_back = None;
+        {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            match state.endpoints.get_mut(&key) {
+                Some(rec) if rec.generation == generation => {
+                    rec.modified = now();
+                    rec.pending = None;
+                    match result {
+                        Ok(dep) => {
+                            to_stop = rec.live.replace(dep);
+                            rec.config_name = snap.config_name.clone();
+                            rec.status = "InService";
+                            rec.failure_reason = None;
+                        }
+                        Err(reason) => {
+                            rec.status = "RollingBack";
+                            rolled_back = Some(reason);
+                        }
+                    }
+                    tracing::info!(endpoint = %rec.name, status = rec.status, "endpoint update settled");
+                }
+                _ => to_stop = result.ok(),
+            }
+        }
+        if let Some(dep) = to_stop {
+            stop_deployment(&shared, dep).await;
+        }
+        if let Some(reason) = rolled_back {
+            tokio::time::sleep(shared.config.delete_delay).await;
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(rec) = state.endpoints.get_mut(&key) {
+                if rec.generation == generation {
+                    rec.status = if rec.live.is_some() {
+                        "InService"
+                    } else {
+                        "Failed"
+                    };
+                    rec.failure_reason = Some(reason);
+                    rec.modified = now();
+                    tracing::info!(endpoint = %rec.name, status = rec.status, "endpoint rolled back");
+                }
+            }
+        }
+    });
+}
+
+/// DeleteEndpoint's background work: after the delay the endpoint and its tags are
+/// gone and its servers stopped.
+pub(crate) fn spawn_delete(shared: Arc<Shared>, key: String, generation: u64) {
+    tokio::spawn(async move {
+        tokio::time::sleep(shared.config.delete_delay).await;
+        let live = {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            match state.endpoints.get(&key) {
+                Some(rec) if rec.generation == generation => {
+                    let rec = state.endpoints.remove(&key);
+                    rec.and_then(|rec| {
+                        state.tags.remove(&rec.arn);
+                        tracing::info!(endpoint = %rec.name, "endpoint deleted");
+                        rec.live
+                    })
+                }
+                _ => None,
+            }
+        };
+        if let Some(dep) = live {
+            stop_deployment(&shared, dep).await;
+        }
+    });
+}
+
+async fn start_deployment(
+    shared: &Arc<Shared>,
+    endpoint: &str,
+    generation: u64,
+    snap: &Snapshot,
+    never_ready: bool,
+) -> Result<Deployment, String> {
+    let mut dep = Deployment {
+        variants: Vec::new(),
+    };
+    for variant in &snap.variants {
+        let info = VariantInfo::of(variant, snap, now());
+        let timeout = variant
+            .get("ContainerStartupHealthCheckTimeoutInSeconds")
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+            .unwrap_or(shared.config.default_startup_timeout);
+        let model = variant
+            .get("ModelName")
+            .and_then(Value::as_str)
+            .and_then(|m| snap.models.get(&m.to_lowercase()));
+        let started = match model.and_then(container) {
+            Some(c) => {
+                start_variant(
+                    shared,
+                    endpoint,
+                    generation,
+                    &info.name,
+                    c,
+                    timeout,
+                    never_ready,
+                )
+                .await
+            }
+            None => Err(format!(
+                "The model of production variant {} has no container.",
+                info.name
+            )),
+        };
+        match started {
+            Ok((port, pid)) => dep.variants.push(VariantServer { info, port, pid }),
+            Err(reason) => {
+                stop_deployment(shared, dep).await;
+                return Err(reason);
+            }
+        }
+    }
+    Ok(dep)
+}
+
+/// Fetches, unpacks and serves one variant's model; `(port, pid)` once `/ping` answers 200.
+async fn start_variant(
+    shared: &Arc<Shared>,
+    endpoint: &str,
+    generation: u64,
+    variant: &str,
+    container: &Map<String, Value>,
+    timeout: Duration,
+    never_ready: bool,
+) -> Result<(u16, u32), String> {
+    let Some(url) = container.get("ModelDataUrl").and_then(Value::as_str) else {
+        return Err(format!(
+            "The container of production variant {variant} has no ModelDataUrl (the fake serves \
+             only model.tar.gz archives from S3)."
+        ));
+    };
+    let Some((bucket, object)) = url.strip_prefix("s3://").and_then(|r| r.split_once('/')) else {
+        return Err(download_failure(url));
+    };
+    let fetch_url = format!(
+        "{}/{bucket}/{object}",
+        shared.config.s3_upstream.trim_end_matches('/')
+    );
+    // moto refuses anonymous reads of private objects (403) but checks no
+    // signature: any SigV4-shaped Authorization header is taken as the account's.
+    let request = shared.http.get(&fetch_url).header(
+        "authorization",
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, \
+         SignedHeaders=host, Signature=0",
+    );
+    let bytes = match request.send().await {
+        Ok(r) if r.status().is_success() => r.bytes().await.map_err(|_| download_failure(url))?,
+        Ok(r) => {
+            tracing::warn!(%url, status = %r.status(), "model data not found in S3");
+            return Err(download_failure(url));
+        }
+        Err(e) => {
+            tracing::warn!(%url, "cannot fetch model data: {e}");
+            return Err(download_failure(url));
+        }
+    };
+    let downloads = shared.workdir.join("downloads");
+    let archive = downloads.join(format!("{endpoint}-{generation}-{variant}.tar.gz"));
+    let ws = Workspace::new(shared.workdir.join("ws"));
+    let unpacked = {
+        let archive = archive.clone();
+        tokio::task::spawn_blocking(move || -> Result<PathBuf, String> {
+            std::fs::create_dir_all(&downloads).map_err(|e| e.to_string())?;
+            std::fs::write(&archive, &bytes).map_err(|e| e.to_string())?;
+            let manifest = modelport_package::read_manifest(&archive).map_err(|e| e.to_string())?;
+            let result = modelport_local::unpack_model(&ws, &archive, &manifest.digest());
+            let _ = std::fs::remove_file(&archive);
+            result.map(|(dir, _)| dir).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+    };
+    let model_dir = unpacked.map_err(|why| {
+        tracing::warn!(%url, "cannot unpack model data: {why}");
+        extract_failure(url, &why)
+    })?;
+
+    let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+    let started = Instant::now();
+    if never_ready {
+        tracing::info!(%endpoint, %variant, "fault: the server never becomes ready");
+        tokio::time::sleep(timeout).await;
+        return Err(ping_failure(variant));
+    }
+    let log = shared
+        .workdir
+        .join("logs")
+        .join(format!("{endpoint}-{generation}-{variant}.log"));
+    let marker = model_dir.display().to_string();
+    let pid = {
+        let mut servers = shared.servers.lock().unwrap_or_else(|e| e.into_inner());
+        if shared.closing.load(Ordering::SeqCst) {
+            return Err("the fake is shutting down".into());
+        }
+        let mut cmd = Command::new(&shared.config.server_exe);
+        cmd.arg("serve")
+            .arg(&model_dir)
+            .args(["--host", "127.0.0.1"])
+            .env("SAGEMAKER_BIND_TO_PORT", port.to_string());
+        for (k, v) in container
+            .get("Environment")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            cmd.env(k, v.as_str().unwrap_or_default());
+        }
+        let child = spawn_detached(cmd, &log)
+            .map_err(|e| format!("cannot start {}: {e}", shared.config.server_exe.display()))?;
+        let pid = child.id();
+        servers.insert(pid, ServerProc { child, marker });
+        pid
+    };
+    tracing::info!(%endpoint, %variant, pid, port, "data plane started");
+    let ping = format!("http://127.0.0.1:{port}/ping");
+    loop {
+        let answered = shared
+            .http
+            .get(&ping)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if matches!(answered, Ok(200)) {
+            return Ok((port, pid));
+        }
+        let exited = {
+            let mut servers = shared.servers.lock().unwrap_or_else(|e| e.into_inner());
+            servers
+                .get_mut(&pid)
+                .is_none_or(|s| !matches!(s.child.try_wait(), Ok(None)))
+        };
+        if exited || started.elapsed() > timeout {
+            tracing::warn!(
+                %endpoint, %variant, pid, exited,
+                "data plane did not pass the ping health check; its log:\n{}",
+                log_tail(&log, 20).join("\n")
+            );
+            stop_server(shared, pid).await;
+            return Err(ping_failure(variant));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn stop_deployment(shared: &Arc<Shared>, dep: Deployment) {
+    for v in dep.variants {
+        stop_server(shared, v.pid).await;
+    }
+}
+
+/// Stops one server the fake started (SIGTERM, grace, SIGKILL, by pid) and reaps it.
+pub(crate) async fn stop_server(shared: &Shared, pid: u32) {
+    let proc = shared
+        .servers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&pid);
+    if let Some(mut proc) = proc {
+        let how = stop(pid, &proc.marker, STOP_GRACE).await;
+        let _ = proc.child.try_wait();
+        tracing::debug!(pid, ?how, "data plane stopped");
+    }
+}
+
+/// Stops every server the fake started.
+pub(crate) async fn stop_all(shared: &Shared) {
+    let pids: Vec<u32> = shared
+        .servers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .copied()
+        .collect();
+    for pid in pids {
+        stop_server(shared, pid).await;
+    }
+}

@@ -1,0 +1,375 @@
+//! A strict fake of SageMaker (control plane and runtime) that the official AWS
+//! SDK crates talk to through an endpoint URL override.
+//!
+//! One URL serves everything; the request's SigV4 credential scope decides:
+//! service `sagemaker` with `X-Amz-Target: SageMaker.<Operation>` is the control
+//! plane (awsJson1.1), service `sagemaker` with `POST /endpoints/{name}/invocations`
+//! is InvokeEndpoint (restJson1), anything else (S3) is forwarded verbatim to moto.
+//! `/_fake/...` is the fake's own API (faults, call log).
+//!
+//! Every control-plane request is checked against botocore's service model before
+//! it is handled, and in debug builds every response is checked against the
+//! operation's output shape, so what the fake says is known to parse in the SDK.
+//! Endpoints move through the real status machine, and their data plane is the
+//! real `modelport serve`, started from the model's `ModelDataUrl` in moto.
+
+mod control;
+mod data;
+mod http;
+mod shapes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+pub use shapes::{MODEL_PATH, ServiceModel, validation_message};
+
+/// SageMaker's real-time payload limit (6 MB).
+pub const MAX_PAYLOAD_BYTES: usize = 6_291_456;
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    /// Where S3 requests are forwarded and model data is fetched from (moto's URL).
+    pub s3_upstream: String,
+    /// The `modelport` binary, run as `serve` for each endpoint variant.
+    pub server_exe: PathBuf,
+    /// The region in ARNs.
+    pub region: String,
+    /// The account in ARNs.
+    pub account: String,
+    /// How long an endpoint stays `Creating` (or `Updating`) before its data plane starts.
+    pub create_delay: Duration,
+    /// How long an endpoint stays `Deleting`; also how long a failed update stays
+    /// `RollingBack`.
+    pub delete_delay: Duration,
+    /// How long a server may take to answer `/ping` when the variant does not set
+    /// `ContainerStartupHealthCheckTimeoutInSeconds`.
+    pub default_startup_timeout: Duration,
+    /// botocore's `sagemaker/2017-07-24/service-2.json(.gz)`; `None` finds it in the
+    /// test venv.
+    pub service_model: Option<PathBuf>,
+}
+
+impl FakeConfig {
+    /// Defaults for tests: us-east-1, account 123456789012, one-second transitions.
+    pub fn new(s3_upstream: impl Into<String>, server_exe: impl Into<PathBuf>) -> FakeConfig {
+        FakeConfig {
+            s3_upstream: s3_upstream.into(),
+            server_exe: server_exe.into(),
+            region: "us-east-1".to_string(),
+            account: "123456789012".to_string(),
+            create_delay: Duration::from_secs(1),
+            delete_delay: Duration::from_secs(1),
+            default_startup_timeout: Duration::from_secs(60),
+            service_model: None,
+        }
+    }
+}
+
+/// What an injected fault does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// 400 `ThrottlingException` "Rate exceeded" (the SDK retries it).
+    Throttling,
+    /// 400 `ResourceLimitExceeded` naming the instance quota.
+    ResourceLimitExceeded,
+    /// 500 `InternalFailure` (the SDK retries it).
+    InternalError,
+    /// The request waits this long before it is handled.
+    Delay(Duration),
+    /// The next endpoint create or update starts a data plane that never answers
+    /// `/ping`, so it fails after the startup timeout.
+    ServerNeverReady,
+    /// InvokeEndpoint answers 429 `ModelNotReadyException`.
+    ModelNotReady,
+}
+
+/// A fault for the next `times` requests of `operation` (`"*"` for any).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// An operation name such as `CreateEndpoint` or `InvokeEndpoint`, or `"*"`.
+    pub operation: String,
+    pub kind: FaultKind,
+    /// How many requests it affects.
+    pub times: u32,
+}
+
+impl Fault {
+    /// A fault for the next request of `operation`.
+    pub fn new(operation: impl Into<String>, kind: FaultKind) -> Fault {
+        Fault {
+            operation: operation.into(),
+            kind,
+            times: 1,
+        }
+    }
+
+    /// Affects the next `n` requests instead of one.
+    pub fn times(mut self, n: u32) -> Fault {
+        self.times = n;
+        self
+    }
+
+    fn matches(&self, operation: &str) -> bool {
+        self.operation == "*" || self.operation == operation
+    }
+}
+
+/// The JSON form of a fault for `POST /_fake/faults`:
+/// `{"operation": "CreateEndpoint", "kind": "Delay", "delay_ms": 1500, "times": 1}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultSpec {
+    pub operation: String,
+    /// `Throttling`, `ResourceLimitExceeded`, `InternalError`, `Delay`,
+    /// `ServerNeverReady` or `ModelNotReady`.
+    pub kind: String,
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+impl TryFrom<FaultSpec> for Fault {
+    type Error = String;
+
+    fn try_from(spec: FaultSpec) -> Result<Fault, String> {
+        let kind = match spec.kind.as_str() {
+            "Throttling" => FaultKind::Throttling,
+            "ResourceLimitExceeded" => FaultKind::ResourceLimitExceeded,
+            "InternalError" => FaultKind::InternalError,
+            "Delay" => FaultKind::Delay(Duration::from_millis(
+                spec.delay_ms.ok_or("a Delay fault needs delay_ms")?,
+            )),
+            "ServerNeverReady" => FaultKind::ServerNeverReady,
+            "ModelNotReady" => FaultKind::ModelNotReady,
+            other => {
+                return Err(format!(
+                    "unknown fault kind {other:?}; one of Throttling, ResourceLimitExceeded, \
+                     InternalError, Delay, ServerNeverReady, ModelNotReady"
+                ));
+            }
+        };
+        Ok(Fault {
+            operation: spec.operation,
+            kind,
+            times: spec.times.unwrap_or(1),
+        })
+    }
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    /// The operation (`CreateModel`, `InvokeEndpoint`), or `s3:METHOD` for a
+    /// request passed through to S3.
+    pub operation: String,
+    /// The resource the request names (model, config or endpoint name, tagged
+    /// ARN, or the S3 path), when it names one.
+    pub name: Option<String>,
+    /// The HTTP status the fake answered.
+    pub status: u16,
+}
+
+/// A data-plane process the fake started.
+struct ServerProc {
+    child: Child,
+    marker: String,
+}
+
+/// State shared by the HTTP handlers and background tasks.
+pub(crate) struct Shared {
+    config: FakeConfig,
+    model: Arc<ServiceModel>,
+    state: Mutex<control::State>,
+    faults: Mutex<Vec<Fault>>,
+    calls: Mutex<Vec<Call>>,
+    servers: Mutex<HashMap<u32, ServerProc>>,
+    closing: AtomicBool,
+    http: reqwest::Client,
+    workdir: PathBuf,
+}
+
+impl Shared {
+    /// Takes one use of the first fault that matches `operation` and `accept`.
+    fn take_fault(
+        &self,
+        operation: &str,
+        accept: impl Fn(&FaultKind) -> bool,
+    ) -> Option<FaultKind> {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let i = faults
+            .iter()
+            .position(|f| f.times > 0 && f.matches(operation) && accept(&f.kind))?;
+        let kind = faults[i].kind.clone();
+        faults[i].times -= 1;
+        if faults[i].times == 0 {
+            faults.remove(i);
+        }
+        Some(kind)
+    }
+
+    fn record(&self, call: Call) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(call);
+    }
+}
+
+/// A running fake, on its own thread and tokio runtime; stops its server and every
+/// serving process it started when dropped.
+pub struct FakeSageMaker {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    _workdir: tempfile::TempDir,
+}
+
+impl FakeSageMaker {
+    /// Loads the service model, binds 127.0.0.1 on a free port and serves.
+    pub fn start(config: FakeConfig) -> anyhow::Result<FakeSageMaker> {
+        let model = ServiceModel::shared(config.service_model.as_deref())?;
+        anyhow::ensure!(
+            config.server_exe.is_file(),
+            "the data-plane server {} does not exist; build it with `cargo build -p modelport-cli`",
+            config.server_exe.display()
+        );
+        let workdir = tempfile::Builder::new()
+            .prefix("modelport-fake-sagemaker-")
+            .tempdir()?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()?;
+        let shared = Arc::new(Shared {
+            config,
+            model,
+            state: Mutex::new(control::State::default()),
+            faults: Mutex::new(Vec::new()),
+            calls: Mutex::new(Vec::new()),
+            servers: Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
+            http,
+            workdir: workdir.path().to_path_buf(),
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("fake-sagemaker")
+            .enable_all()
+            .build()
+            .context("cannot build the fake's tokio runtime")?;
+        let app = http::router(shared.clone());
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("fake-sagemaker".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!("fake SageMaker cannot listen: {e}");
+                            return;
+                        }
+                    };
+                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    });
+                    if let Err(e) = served.await {
+                        tracing::error!("fake SageMaker stopped: {e}");
+                    }
+                    data::stop_all(&thread_shared).await;
+                });
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        tracing::info!(
+            url = %format!("http://{addr}"),
+            patterns_checked = shared.model.checked_patterns(),
+            patterns_skipped = shared.model.skipped_patterns().len(),
+            "fake SageMaker listening"
+        );
+        Ok(FakeSageMaker {
+            addr,
+            shared,
+            shutdown: Some(tx),
+            thread: Some(thread),
+            _workdir: workdir,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: the endpoint URL for SageMaker, SageMaker Runtime and S3.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The service model requests are checked against.
+    pub fn service_model(&self) -> &ServiceModel {
+        &self.shared.model
+    }
+
+    /// Adds a fault; faults are used in the order they were added.
+    pub fn inject(&self, fault: Fault) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(fault);
+    }
+
+    /// Removes every pending fault.
+    pub fn clear_faults(&self) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Every request received so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The pids of the serving processes currently running.
+    pub fn server_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .shared
+            .servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        pids.sort();
+        pids
+    }
+}
+
+impl Drop for FakeSageMaker {
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
