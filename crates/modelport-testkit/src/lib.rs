@@ -14,6 +14,7 @@
 //! // and S3 (passed through to moto) all answer there.
 //! ```
 
+pub mod conformance;
 pub mod moto;
 pub mod sagemaker;
 
