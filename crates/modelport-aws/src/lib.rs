@@ -531,7 +531,7 @@ impl Provider for AwsProvider {
                 reason: if uploaded {
                     "already uploaded (same sha256)".into()
                 } else {
-                    format!("upload {:.1} MB", artifact.size as f64 / 1e6)
+                    format!("upload {}", upload::human(artifact.size))
                 },
             });
             let model_exists = sm

@@ -327,7 +327,17 @@ fn read_error(artifact: &ArtifactRef, e: impl std::fmt::Display) -> ProviderErro
 }
 
 fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
+    human(bytes)
+}
+
+/// `12.3 MB`, `4.5 kB`: sizes in decimal units, as S3 and the AWS console show them.
+pub fn human(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.2} GB", bytes as f64 / 1e9),
+    }
 }
 
 #[cfg(test)]
