@@ -17,15 +17,16 @@ fn transcript(p: &Project, args: &[&str]) -> String {
     )
 }
 
-/// The iris example with `compute:` replaced by `compute` and `extra` appended.
-fn iris_with(compute: &str, extra: &str) -> Project {
+/// The iris example with its `compute` section replaced by `compute`, and `providers`
+/// added under `provider` next to `local`.
+fn iris_with(compute: &str, providers: &str) -> Project {
     let p = Project::new().with_example("iris");
     let file = p.path().join("iris/modelport.yaml");
     let yaml = std::fs::read_to_string(&file).unwrap();
-    let start = yaml.find("compute:").unwrap();
+    let start = yaml.find("provider:").unwrap();
     let end = yaml.find("verify:").unwrap();
     let yaml = format!(
-        "{}compute:\n{compute}\n{}{extra}",
+        "{}provider:\n  local:\n    flavour: sagemaker\n{providers}\ncompute:\n{compute}\n{}",
         &yaml[..start],
         &yaml[end..]
     );
@@ -112,7 +113,7 @@ fn plan_exit_codes_follow_terraform_detailed_exitcode() {
 fn a_provider_without_a_backend_is_planned_from_state_with_catalog_prices() {
     let p = iris_with(
         "  machine_type: n1-standard-4\n  min_replicas: 1\n  max_replicas: 2\n  accelerator: {type: NVIDIA_TESLA_T4, count: 1}\n",
-        "provider:\n  gcp:\n    region: europe-west4\n    bucket: models-1\n",
+        "  gcp:\n    region: europe-west4\n    bucket: models-1\n",
     );
     insta::with_settings!({filters => vec![(r"artifact [0-9a-f]{12}", "artifact [digest]")]}, {
         insta::assert_snapshot!("plan_gcp_from_state", transcript(&p, &["plan", "-f", "iris/modelport.yaml", "--provider", "gcp"]));
@@ -261,9 +262,24 @@ fn catalog_lists_types_and_cheapest_fits() {
     assert!(all.contains(
         "aws: SageMaker instance types, on-demand list prices in us-east-1 as of 2025-01-15"
     ));
-    assert!(
-        all.contains("  ml.g5.xlarge     4     16 GiB    1 × NVIDIA A10G 24 GiB"),
-        "{all}"
+    let g5: Vec<&str> = all
+        .lines()
+        .find(|l| l.trim_start().starts_with("ml.g5.xlarge "))
+        .unwrap()
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        g5,
+        [
+            "ml.g5.xlarge",
+            "4",
+            "16 GiB",
+            "1 × NVIDIA A10G 24 GiB",
+            "$1.41/h",
+            "$1027.84/month"
+        ]
     );
     assert!(all.contains("NVIDIA_TESLA_T4    NVIDIA T4 16 GiB"), "{all}");
     let aws = p.run(&["catalog", "--provider", "aws"]).expect(0).stdout();
