@@ -350,6 +350,32 @@ impl AwsProvider {
         self.save(state)
     }
 
+    /// Refuses to touch an endpoint of the same name that this deployment did not
+    /// create: its tags must name the deployment, or the state must record it.
+    async fn check_owned(
+        &self,
+        clients: &AwsClients,
+        info: &sagemaker::EndpointInfo,
+        deployment: &str,
+        state: &DeploymentState,
+    ) -> ProviderResult<()> {
+        if state.active.is_some() || state.pending.is_some() {
+            return Ok(());
+        }
+        let tags = sagemaker::list_tags(&clients.sagemaker, &info.arn).await?;
+        if tags.get(names::TAG_DEPLOYMENT).map(String::as_str) == Some(deployment) {
+            return Ok(());
+        }
+        Err(ProviderError::InvalidInput {
+            message: format!(
+                "a SageMaker endpoint named {deployment} already exists in {} and modelport did not create it (it has no `{}: {deployment}` tag)",
+                clients.region,
+                names::TAG_DEPLOYMENT
+            ),
+            hint: Some("give the deployment another `name` in modelport.yaml; modelport never updates an endpoint it does not own".into()),
+        })
+    }
+
     /// Brings the target revision up on the endpoint; `state.pending` is already saved.
     async fn bring_up(
         &self,
@@ -647,6 +673,9 @@ impl Provider for AwsProvider {
         }
         let recorded_active = state.active.as_ref().map(AwsResources::of).transpose()?;
         let live = sagemaker::describe_endpoint(&clients.sagemaker, &res.endpoint_name).await?;
+        if let Some(info) = &live {
+            self.check_owned(&clients, info, &plan.name, &state).await?;
+        }
         if !resuming
             && live
                 .as_ref()
@@ -664,6 +693,14 @@ impl Provider for AwsProvider {
                 ));
                 state.active = Some(Self::revision(&t, plan));
                 self.save(&state)?;
+            } else if let Some(active) = &mut state.active {
+                // Settings that shape no resource (how `compare` checks) still
+                // take effect.
+                let current = Self::revision(&t, plan);
+                if active.verify != current.verify {
+                    active.verify = current.verify;
+                    self.save(&state)?;
+                }
             }
             return Ok(state);
         }

@@ -285,3 +285,77 @@ async fn sagemaker_resources_are_created_once_tagged_and_deleted() {
         "{inv:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_modelport_did_not_create_is_never_touched() {
+    use modelport_aws::AwsProvider;
+    use modelport_core::provider::Provider;
+    use modelport_core::spec::{AwsSettings, DeploymentName, DeploymentSpec};
+    use modelport_core::state::Workspace;
+
+    let moto = Moto::start().unwrap();
+    moto.create_bucket("models").unwrap();
+    let c = clients(&moto, "us-east-1").await;
+    // Someone else's endpoint, untagged, with the deployment's name.
+    let theirs = sagemaker::RevisionSpec {
+        model_name: "theirs".into(),
+        config_name: "theirs".into(),
+        image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/other:1".into(),
+        model_data_url: "s3://models/other/model.tar.gz".into(),
+        role_arn: "arn:aws:iam::123456789012:role/Other".into(),
+        environment: Default::default(),
+        vpc: None,
+        network_isolation: false,
+        capacity: sagemaker::Capacity::Instances {
+            instance_type: "ml.m5.large".into(),
+            count: 1,
+        },
+        kms_key_id: None,
+        startup_timeout_s: None,
+        download_timeout_s: None,
+        tags: vec![],
+    };
+    sagemaker::ensure_model(&c.sagemaker, &theirs)
+        .await
+        .unwrap();
+    sagemaker::ensure_config(&c.sagemaker, &theirs)
+        .await
+        .unwrap();
+    sagemaker::create_endpoint(&c.sagemaker, "iris", "theirs", &[])
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = DeploymentSpec::new(DeploymentName::new("iris").unwrap(), "model.onnx");
+    spec.file = dir.path().join("modelport.yaml");
+    spec.provider.aws = Some(AwsSettings {
+        region: Some("us-east-1".into()),
+        profile: None,
+        bucket: "models".into(),
+        prefix: "mp".into(),
+        role_arn: "arn:aws:iam::123456789012:role/SageMakerExecution".into(),
+        image_uri: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/modelport:0.1.0".into()),
+        kms_key_id: None,
+        vpc: None,
+        network_isolation: false,
+        endpoint_url: Some(moto.url()),
+        tags: Default::default(),
+        deploy_timeout_s: 60,
+    });
+    let ws = Workspace::new(dir.path().join(".modelport"));
+    let provider = AwsProvider::new(ws.clone()).with_credentials(credentials());
+    let a = artifact(dir.path(), 1000, 4);
+    let plan = provider.plan(&spec, &a, None).await.unwrap();
+    let err = provider.apply(&plan, &Silent).await.unwrap_err();
+    assert!(
+        err.to_string().contains("modelport did not create it"),
+        "{err}"
+    );
+    assert!(err.hint().unwrap().contains("another `name`"));
+    assert!(ws.load_state("iris").unwrap().is_none());
+    let info = sagemaker::describe_endpoint(&c.sagemaker, "iris")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.config_name, "theirs");
+}

@@ -1,0 +1,80 @@
+//! Uploads one file to S3 through `upload::upload_artifact`, the way `deploy` does,
+//! for bench/run's upload row.
+//!
+//! `cargo run -p modelport-aws --example upload -- FILE s3://BUCKET/KEY --endpoint-url URL`
+//!
+//! Credentials and region come from the default chain (`AWS_ACCESS_KEY_ID`,
+//! `AWS_REGION`, ...). The file's sha256 is computed first, because the upload
+//! skips an object that already holds it; the one JSON line printed at the end
+//! says how long each part took and how many bytes went over the network.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use modelport_aws::builder::{ClientSettings, connect};
+use modelport_aws::upload::{UploadTarget, Uploaded, upload_artifact};
+use modelport_core::provider::{ArtifactRef, Silent};
+use sha2::{Digest, Sha256};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (file, url, endpoint) = match args.as_slice() {
+        [file, url, flag, endpoint] if flag == "--endpoint-url" => (file, url, endpoint),
+        _ => return Err("usage: upload FILE s3://BUCKET/KEY --endpoint-url URL".into()),
+    };
+    let (bucket, key) = url
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or("the destination must look like s3://BUCKET/KEY")?;
+
+    let start = Instant::now();
+    let mut hasher = Sha256::new();
+    let mut reader = std::fs::File::open(file)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let digest = format!("sha256:{:x}", hasher.finalize());
+    let hash_seconds = start.elapsed().as_secs_f64();
+
+    let settings = ClientSettings {
+        region: None,
+        profile: None,
+        endpoint_url: Some(endpoint.clone()),
+    };
+    let clients = connect(&settings, None).await?;
+    let artifact = ArtifactRef {
+        path: PathBuf::from(file),
+        digest: digest.clone(),
+        model_digest: digest,
+        size,
+        signature: None,
+    };
+    let target = UploadTarget {
+        bucket,
+        key,
+        kms_key_id: None,
+    };
+    let upload_start = Instant::now();
+    let uploaded = upload_artifact(&clients.s3, &target, &artifact, &Silent).await?;
+    let parts = match uploaded {
+        Uploaded::AlreadyPresent => 0,
+        Uploaded::Single { .. } => 1,
+        Uploaded::Multipart { parts, .. } => parts,
+    };
+    let bytes_sent = uploaded.bytes_sent();
+    let upload_seconds = upload_start.elapsed().as_secs_f64();
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"bytes_sent\": {bytes_sent}, \"parts\": {parts}, \"size\": {size}, \"hash_seconds\": {hash_seconds:.3}, \"upload_seconds\": {upload_seconds:.3}, \"seconds\": {seconds:.3}}}"
+    );
+    Ok(())
+}
