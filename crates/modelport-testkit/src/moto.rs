@@ -92,11 +92,11 @@ impl Moto {
         };
         let started = Instant::now();
         loop {
-            if let Ok((status, _)) = http1::request(port, "GET", "/moto-api/data.json", b"") {
-                if status < 500 {
-                    tracing::debug!(port, elapsed = ?started.elapsed(), "moto is up");
-                    return Ok(moto);
-                }
+            if let Ok((status, _)) = http1::request(port, "GET", "/moto-api/data.json", b"")
+                && status < 500
+            {
+                tracing::debug!(port, elapsed = ?started.elapsed(), "moto is up");
+                return Ok(moto);
             }
             if let Ok(Some(status)) = moto.child.try_wait() {
                 return Err(io::Error::other(format!(

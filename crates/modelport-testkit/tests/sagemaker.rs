@@ -67,7 +67,11 @@ async fn requests_are_validated_against_the_service_model() {
         "CreateEndpoint",
         &format!(r#"{{"EndpointName": "{}", "EndpointConfigName": "c"}}"#, "a".repeat(64)),
         "ValidationException",
-        &format!("1 validation error detected: Value '{}' at 'endpointName' failed to satisfy constraint: Member must have length less than or equal to 63", "a".repeat(64)),
+        &format!(
+            "2 validation errors detected: Value '{a}' at 'endpointName' failed to satisfy constraint: Member must have length less than or equal to 63; \
+             Value '{a}' at 'endpointName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){{0,62}}",
+            a = "a".repeat(64)
+        ),
     )
     .await;
     check(
@@ -711,12 +715,15 @@ async fn an_endpoint_is_created_served_updated_rolled_back_and_deleted() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        !std::path::Path::new(&format!("/proc/{}", pids[0])).exists()
-            || std::fs::read(format!("/proc/{}/cmdline", pids[0]))
-                .map(|c| c.is_empty())
-                .unwrap_or(true)
-    );
+    // Stopped means gone, not a zombie: /proc has no command line for it.
+    while std::fs::read(format!("/proc/{}/cmdline", pids[0])).is_ok_and(|c| !c.is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server {} still runs",
+            pids[0]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The call log: one CreateEndpoint, two UpdateEndpoints, the invocations.
     let calls = cloud.fake.calls();
@@ -934,7 +941,10 @@ async fn s3_requests_pass_through_to_moto() {
         .unwrap_err();
     assert!(err.into_service_error().is_no_such_key());
     // moto holds it: a plain GET to moto finds the object.
-    let direct = reqwest::get(format!("{}/pass/a/b.txt", cloud.moto.url()))
+    let direct = reqwest::Client::new()
+        .get(format!("{}/pass/a/b.txt", cloud.moto.url()))
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+        .send()
         .await
         .unwrap();
     assert_eq!(direct.text().await.unwrap(), "hello through the fake");

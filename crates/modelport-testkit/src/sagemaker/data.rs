@@ -188,17 +188,17 @@ pub(crate) fn spawn_update(shared: Arc<Shared>, key: String, generation: u64, sn
         if let Some(reason) = rolled_back {
             tokio::time::sleep(shared.config.delete_delay).await;
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(rec) = state.endpoints.get_mut(&key) {
-                if rec.generation == generation {
-                    rec.status = if rec.live.is_some() {
-                        "InService"
-                    } else {
-                        "Failed"
-                    };
-                    rec.failure_reason = Some(reason);
-                    rec.modified = now();
-                    tracing::info!(endpoint = %rec.name, status = rec.status, "endpoint rolled back");
-                }
+            if let Some(rec) = state.endpoints.get_mut(&key)
+                && rec.generation == generation
+            {
+                rec.status = if rec.live.is_some() {
+                    "InService"
+                } else {
+                    "Failed"
+                };
+                rec.failure_reason = Some(reason);
+                rec.modified = now();
+                tracing::info!(endpoint = %rec.name, status = rec.status, "endpoint rolled back");
             }
         }
     });
@@ -425,7 +425,12 @@ pub(crate) async fn stop_server(shared: &Shared, pid: u32) {
         .remove(&pid);
     if let Some(mut proc) = proc {
         let how = stop(pid, &proc.marker, STOP_GRACE).await;
-        let _ = proc.child.try_wait();
+        // Still ours until reaped, so the pid cannot have been reused: make sure
+        // it is gone and reap it.
+        if matches!(proc.child.try_wait(), Ok(None)) {
+            let _ = proc.child.kill();
+            let _ = tokio::task::spawn_blocking(move || proc.child.wait()).await;
+        }
         tracing::debug!(pid, ?how, "data plane stopped");
     }
 }

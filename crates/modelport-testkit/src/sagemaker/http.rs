@@ -63,12 +63,15 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -236,20 +239,20 @@ async fn run_control(shared: &Arc<Shared>, op: &str, input: Value) -> Result<Val
         ));
     };
     let output = control::handle(shared, op, input)?;
-    if cfg!(debug_assertions) {
-        if let Some(shape) = model.output_shape(op) {
-            let errors = model.validate(shape, &output);
-            if !errors.is_empty() {
-                tracing::error!(operation = op, ?errors, %output, "the fake's response does not fit the output shape");
-                return Err(ApiError {
-                    status: 500,
-                    code: "InternalFailure".into(),
-                    message: format!(
-                        "fake SageMaker bug: the {op} response does not fit {shape}: {}",
-                        errors.join("; ")
-                    ),
-                });
-            }
+    if cfg!(debug_assertions)
+        && let Some(shape) = model.output_shape(op)
+    {
+        let errors = model.validate(shape, &output);
+        if !errors.is_empty() {
+            tracing::error!(operation = op, ?errors, %output, "the fake's response does not fit the output shape");
+            return Err(ApiError {
+                status: 500,
+                code: "InternalFailure".into(),
+                message: format!(
+                    "fake SageMaker bug: the {op} response does not fit {shape}: {}",
+                    errors.join("; ")
+                ),
+            });
         }
     }
     Ok(output)

@@ -181,7 +181,6 @@ impl ServiceModel {
                 show(value)
             ));
         };
-        let num = |key: &str| shape.get(key).and_then(Value::as_f64);
         match kind {
             "structure" => {
                 let Some(obj) = value.as_object() else {
@@ -279,25 +278,24 @@ impl ServiceModel {
                 let Some(s) = value.as_str() else {
                     return fail(errors, "Member must be a string".into());
                 };
-                if let Some(values) = shape.get("enum").and_then(Value::as_array) {
-                    if !values.iter().any(|v| v.as_str() == Some(s)) {
-                        let set: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
-                        fail(
-                            errors,
-                            format!("Member must satisfy enum value set: [{}]", set.join(", ")),
-                        );
-                    }
+                if let Some(values) = shape.get("enum").and_then(Value::as_array)
+                    && !values.iter().any(|v| v.as_str() == Some(s))
+                {
+                    let set: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
+                    fail(
+                        errors,
+                        format!("Member must satisfy enum value set: [{}]", set.join(", ")),
+                    );
                 }
                 self.check_len(s.chars().count(), shape, value, at, errors);
-                if let Some(p) = shape.get("pattern").and_then(Value::as_str) {
-                    if let Some(re) = self.patterns.get(p) {
-                        if !re.is_match(s) {
-                            fail(
-                                errors,
-                                format!("Member must satisfy regular expression pattern: {p}"),
-                            );
-                        }
-                    }
+                if let Some(p) = shape.get("pattern").and_then(Value::as_str)
+                    && let Some(re) = self.patterns.get(p)
+                    && !re.is_match(s)
+                {
+                    fail(
+                        errors,
+                        format!("Member must satisfy regular expression pattern: {p}"),
+                    );
                 }
             }
             "integer" | "long" => {
@@ -307,21 +305,8 @@ impl ServiceModel {
                 if kind == "integer" && i32::try_from(n).is_err() {
                     return fail(errors, "Member must be of type integer".into());
                 }
-                if let Some(min) = num("min") {
-                    if (n as f64) < min {
-                        fail(
-                            errors,
-                            format!("Member must have value greater than or equal to {min}"),
-                        );
-                    }
-                }
-                if let Some(max) = num("max") {
-                    if (n as f64) > max {
-                        fail(
-                            errors,
-                            format!("Member must have value less than or equal to {max}"),
-                        );
-                    }
+                for constraint in range(shape, n as f64) {
+                    fail(errors, constraint);
                 }
             }
             "float" | "double" => {
@@ -332,23 +317,8 @@ impl ServiceModel {
                     }
                     _ => return fail(errors, format!("Member must be of type {kind}")),
                 };
-                if let Some(n) = n {
-                    if let Some(min) = num("min") {
-                        if n < min {
-                            fail(
-                                errors,
-                                format!("Member must have value greater than or equal to {min}"),
-                            );
-                        }
-                    }
-                    if let Some(max) = num("max") {
-                        if n > max {
-                            fail(
-                                errors,
-                                format!("Member must have value less than or equal to {max}"),
-                            );
-                        }
-                    }
+                for constraint in n.map(|n| range(shape, n)).unwrap_or_default() {
+                    fail(errors, constraint);
                 }
             }
             "boolean" => {
@@ -383,23 +353,38 @@ impl ServiceModel {
         errors: &mut Vec<String>,
     ) {
         let len = len as f64;
-        if let Some(min) = shape.get("min").and_then(Value::as_f64) {
-            if len < min {
-                errors.push(format!(
-                    "Value {} at '{at}' failed to satisfy constraint: Member must have length greater than or equal to {min}",
-                    show(value)
-                ));
-            }
+        let bound = |key: &str| shape.get(key).and_then(Value::as_f64);
+        let mut broken = Vec::new();
+        if let Some(min) = bound("min").filter(|min| len < *min) {
+            broken.push(format!("greater than or equal to {min}"));
         }
-        if let Some(max) = shape.get("max").and_then(Value::as_f64) {
-            if len > max {
-                errors.push(format!(
-                    "Value {} at '{at}' failed to satisfy constraint: Member must have length less than or equal to {max}",
-                    show(value)
-                ));
-            }
+        if let Some(max) = bound("max").filter(|max| len > *max) {
+            broken.push(format!("less than or equal to {max}"));
+        }
+        for what in broken {
+            errors.push(format!(
+                "Value {} at '{at}' failed to satisfy constraint: Member must have length {what}",
+                show(value)
+            ));
         }
     }
+}
+
+/// The range constraints (`min`, `max`) that `n` breaks.
+fn range(shape: &Value, n: f64) -> Vec<String> {
+    let bound = |key: &str| shape.get(key).and_then(Value::as_f64);
+    let mut broken = Vec::new();
+    if let Some(min) = bound("min").filter(|min| n < *min) {
+        broken.push(format!(
+            "Member must have value greater than or equal to {min}"
+        ));
+    }
+    if let Some(max) = bound("max").filter(|max| n > *max) {
+        broken.push(format!(
+            "Member must have value less than or equal to {max}"
+        ));
+    }
+    broken
 }
 
 /// The service's summary line: `1 validation error detected: ...; ...`.
