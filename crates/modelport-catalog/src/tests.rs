@@ -64,6 +64,18 @@ fn embedded_catalogs_are_sound() {
         aws.serverless.as_ref().unwrap().memory_mb,
         modelport_core::spec::SERVERLESS_MEMORY_MB
     );
+    assert_eq!(
+        aws.serverless.as_ref().unwrap().max_concurrency,
+        modelport_core::spec::SERVERLESS_MAX_CONCURRENCY
+    );
+    assert_eq!(
+        aws.limits.realtime_payload_bytes,
+        Some(modelport_core::spec::DEFAULT_MAX_BODY_BYTES)
+    );
+    assert_eq!(
+        gcp.limits.public_payload_bytes,
+        Some(modelport_core::spec::VERTEX_PUBLIC_MAX_BODY_BYTES)
+    );
     assert!(c.get("local").is_none());
 }
 
