@@ -17,6 +17,7 @@
 pub mod conformance;
 pub mod moto;
 pub mod sagemaker;
+pub mod vertex;
 
 mod http1;
 

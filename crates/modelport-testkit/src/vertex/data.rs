@@ -1,0 +1,456 @@
+//! The data plane: deployModel runs `modelport serve` under Vertex's custom
+//! container contract and the operation follows the server's health route.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use modelport_local::process::{free_port, log_tail, spawn_detached, stop};
+use serde_json::{Map, Value, json};
+
+use super::control::{ApiError, Deployed, finish_operation, set_stage};
+use super::{ServerProc, Shared};
+
+/// How long a stopping server gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything a deployModel operation needs once accepted.
+pub(crate) struct DeployJob {
+    pub op_id: String,
+    pub endpoint: String,
+    pub model: String,
+    pub model_resource: Map<String, Value>,
+    pub deployed: Map<String, Value>,
+    pub split: BTreeMap<String, i64>,
+    pub never_ready: bool,
+}
+
+fn never_ready_message(endpoint: &str) -> String {
+    let id = endpoint.rsplit('/').next().unwrap_or(endpoint);
+    format!(
+        "Model server never became ready. Please validate that your model file or container \
+         configuration are valid. Model server logs can be found at \
+         https://console.cloud.google.com/logs/viewer?resource=aiplatform.googleapis.com%2FEndpoint&endpoint_id={id}."
+    )
+}
+
+/// The deployModel operation's background work: PREPARING_MODEL (the operation
+/// delay, then the model files), STARTING_MODEL_SERVER (until the health route
+/// answers 200), FINISHING_UP (the endpoint gets the model and its traffic).
+pub(crate) async fn deploy(shared: Arc<Shared>, job: DeployJob) {
+    let result = run_deploy(&shared, &job).await;
+    let finished = {
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let rec = state.endpoints.get_mut(&job.endpoint);
+        match (rec, result) {
+            (Some(rec), Ok(dep)) => {
+                rec.deploying = rec.deploying.saturating_sub(1);
+                let id = dep.resource["id"].as_str().unwrap_or_default().to_string();
+                if !job.split.is_empty() {
+                    rec.traffic = job
+                        .split
+                        .iter()
+                        .map(|(k, v)| (if k == "0" { id.clone() } else { k.clone() }, *v))
+                        .filter(|(_, v)| *v > 0)
+                        .collect();
+                } else if rec.traffic.is_empty() && rec.deployed.is_empty() {
+                    rec.traffic.insert(id.clone(), 100);
+                }
+                let response = json!({
+                    "@type": "type.googleapis.com/google.cloud.aiplatform.v1.DeployModelResponse",
+                    "deployedModel": dep.resource,
+                });
+                rec.deployed.push(dep);
+                tracing::info!(endpoint = %job.endpoint, deployed_model = %id, "model deployed");
+                Ok(response)
+            }
+            (Some(rec), Err(e)) => {
+                rec.deploying = rec.deploying.saturating_sub(1);
+                Err((e, None))
+            }
+            (None, Ok(dep)) => Err((
+                ApiError::not_found(format!("Endpoint \"{}\" not found.", job.endpoint)),
+                Some(dep.pid),
+            )),
+            (None, Err(e)) => Err((e, None)),
+        }
+    };
+    match finished {
+        Ok(response) => {
+            set_stage(&shared, &job.op_id, "FINISHING_UP");
+            tokio::time::sleep(shared.config.operation_delay / 4).await;
+            finish_operation(&shared, &job.op_id, Ok(response));
+        }
+        Err((e, orphan)) => {
+            if let Some(pid) = orphan {
+                stop_server(&shared, pid).await;
+            }
+            finish_operation(&shared, &job.op_id, Err(e));
+        }
+    }
+}
+
+async fn run_deploy(shared: &Arc<Shared>, job: &DeployJob) -> Result<Deployed, ApiError> {
+    tokio::time::sleep(shared.config.operation_delay).await;
+    let id = job.deployed["id"].as_str().unwrap_or_default().to_string();
+    let endpoint_id = job
+        .endpoint
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let artifact = job
+        .model_resource
+        .get("artifactUri")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let storage = if artifact.is_empty() {
+        None
+    } else {
+        Some(model_files(shared, artifact, &id).await?)
+    };
+    set_stage(shared, &job.op_id, "STARTING_MODEL_SERVER");
+    let spec = job
+        .model_resource
+        .get("containerSpec")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let route = format!("/v1/endpoints/{endpoint_id}/deployedModels/{id}");
+    let health_route = spec
+        .get("healthRoute")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| route.clone());
+    let predict_route = spec
+        .get("predictRoute")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{route}:predict"));
+    let port = free_port().map_err(|e| internal(format!("no free port: {e}")))?;
+    let started = Instant::now();
+    let timeout = shared.config.startup_timeout;
+    if job.never_ready {
+        tracing::info!(endpoint = %job.endpoint, deployed_model = %id, "fault: the server never becomes ready");
+        tokio::time::sleep(timeout).await;
+        return Err(ApiError::precondition(never_ready_message(&job.endpoint)));
+    }
+    let log = shared
+        .workdir
+        .join("logs")
+        .join(format!("{endpoint_id}-{id}.log"));
+    // The model directory is on the command line, which is how `stop` recognises
+    // the process as ours.
+    let model_dir = storage.clone().unwrap_or_default();
+    let pid = {
+        let mut servers = shared.servers.lock().unwrap_or_else(|e| e.into_inner());
+        if shared.closing.load(Ordering::SeqCst) {
+            return Err(internal("the fake is shutting down".into()));
+        }
+        let mut cmd = Command::new(&shared.config.server_exe);
+        for var in [
+            "SAGEMAKER_BIND_TO_PORT",
+            "AIP_HTTP_PORT",
+            "AIP_HEALTH_ROUTE",
+            "AIP_PREDICT_ROUTE",
+            "AIP_STORAGE_URI",
+        ] {
+            cmd.env_remove(var);
+        }
+        // `<image> serve`: the container's command is modelport itself. The model
+        // directory is also an argument so that the process can be recognised by
+        // its command line when it is stopped.
+        cmd.arg("serve")
+            .env("AIP_HTTP_PORT", port.to_string())
+            .env("AIP_HEALTH_ROUTE", &health_route)
+            .env("AIP_PREDICT_ROUTE", &predict_route)
+            .env("AIP_MODE", "PREDICTION")
+            .env("AIP_DEPLOYED_MODEL_ID", &id)
+            .env("AIP_ENDPOINT_ID", &endpoint_id)
+            .env("AIP_PROJECT_NUMBER", project_of(&job.endpoint))
+            .env("AIP_MACHINE_TYPE", machine_type(&job.deployed));
+        if let Some(dir) = &storage {
+            cmd.env("AIP_STORAGE_URI", dir).arg(dir);
+        }
+        cmd.args(["--host", "127.0.0.1"]);
+        for e in spec
+            .get("env")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(k), Some(v)) = (
+                e.get("name").and_then(Value::as_str),
+                e.get("value").and_then(Value::as_str),
+            ) {
+                cmd.env(k, v);
+            }
+        }
+        let child = spawn_detached(cmd, &log).map_err(|e| {
+            internal(format!(
+                "cannot start {}: {e}",
+                shared.config.server_exe.display()
+            ))
+        })?;
+        let pid = child.id();
+        let marker = if model_dir.is_empty() {
+            "serve".to_string()
+        } else {
+            model_dir
+        };
+        servers.insert(pid, ServerProc { child, marker });
+        pid
+    };
+    tracing::info!(endpoint = %job.endpoint, deployed_model = %id, pid, port, "data plane started");
+    let health = format!("http://127.0.0.1:{port}{health_route}");
+    loop {
+        let answered = shared
+            .http
+            .get(&health)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if matches!(answered, Ok(200)) {
+            break;
+        }
+        let exited = {
+            let mut servers = shared.servers.lock().unwrap_or_else(|e| e.into_inner());
+            servers
+                .get_mut(&pid)
+                .is_none_or(|s| !matches!(s.child.try_wait(), Ok(None)))
+        };
+        if exited || started.elapsed() > timeout {
+            tracing::warn!(
+                endpoint = %job.endpoint, deployed_model = %id, pid, exited,
+                "the model server did not answer its health route; its log:\n{}",
+                log_tail(&log, 20).join("\n")
+            );
+            stop_server(shared, pid).await;
+            return Err(ApiError::precondition(never_ready_message(&job.endpoint)));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut resource = job.deployed.clone();
+    resource.insert(
+        "status".into(),
+        json!({"availableReplicaCount": min_replicas(&job.deployed), "lastUpdateTime": super::control::timestamp()}),
+    );
+    Ok(Deployed {
+        resource,
+        model: job.model.clone(),
+        port,
+        pid,
+        predict_route,
+        undeploying: false,
+    })
+}
+
+fn internal(message: String) -> ApiError {
+    ApiError {
+        http: 500,
+        status: "INTERNAL",
+        message,
+    }
+}
+
+fn project_of(name: &str) -> String {
+    name.split('/').nth(1).unwrap_or_default().to_string()
+}
+
+fn machine_type(deployed: &Map<String, Value>) -> String {
+    deployed
+        .get("dedicatedResources")
+        .and_then(|d| d.pointer("/machineSpec/machineType"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn min_replicas(deployed: &Map<String, Value>) -> i64 {
+    deployed
+        .get("dedicatedResources")
+        .and_then(|d| d.get("minReplicaCount"))
+        .and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+        .unwrap_or(1)
+}
+
+/// The model files for AIP_STORAGE_URI: a local path as it is, or a `gs://`
+/// prefix copied from the GCS emulator into a directory of the fake's.
+///
+/// On Vertex, AIP_STORAGE_URI is a gs:// URI and the container downloads the
+/// files itself. `modelport serve` cannot read gs:// yet, so the fake downloads
+/// them here; this moves into `modelport serve` (issue 5, item 5), and then the
+/// fake passes the gs:// URI through.
+async fn model_files(
+    shared: &Shared,
+    artifact: &str,
+    deployed_id: &str,
+) -> Result<String, ApiError> {
+    let Some(rest) = artifact.strip_prefix("gs://") else {
+        return Ok(artifact
+            .strip_prefix("file://")
+            .unwrap_or(artifact)
+            .to_string());
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let Some(gcs) = shared.config.gcs_upstream.as_deref() else {
+        return Err(ApiError::precondition(format!(
+            "The fake Vertex AI has no GCS upstream configured and cannot read {artifact}."
+        )));
+    };
+    let dest = shared.workdir.join("models").join(deployed_id);
+    download_prefix(shared, gcs, bucket, prefix, &dest)
+        .await
+        .map_err(|why| {
+            tracing::warn!(%artifact, "cannot copy the model files: {why}");
+            ApiError::precondition(format!(
+                "Failed to download the model artifacts from {artifact}: {why}"
+            ))
+        })?;
+    Ok(dest.display().to_string())
+}
+
+/// Copies every object under `gs://bucket/prefix/` into `dest`, keeping the paths
+/// below the prefix (fake-gcs-server's JSON API).
+async fn download_prefix(
+    shared: &Shared,
+    gcs: &str,
+    bucket: &str,
+    prefix: &str,
+    dest: &Path,
+) -> Result<(), String> {
+    let gcs = gcs.trim_end_matches('/');
+    let dir_prefix = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    };
+    let mut names = Vec::new();
+    let mut page: Option<String> = None;
+    loop {
+        let mut url = format!(
+            "{gcs}/storage/v1/b/{}/o?prefix={}",
+            encode(bucket),
+            encode(&dir_prefix)
+        );
+        if let Some(p) = &page {
+            url.push_str(&format!("&pageToken={}", encode(p)));
+        }
+        let resp = shared
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("listing: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("listing answered {}", resp.status()));
+        }
+        let raw = resp.bytes().await.map_err(|e| format!("listing: {e}"))?;
+        let listing: Value =
+            serde_json::from_slice(&raw).map_err(|e| format!("listing is not JSON: {e}"))?;
+        for item in listing
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(n) = item.get("name").and_then(Value::as_str) {
+                names.push(n.to_string());
+            }
+        }
+        match listing.get("nextPageToken").and_then(Value::as_str) {
+            Some(t) if !t.is_empty() => page = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    if names.is_empty() {
+        return Err("no objects under that prefix".into());
+    }
+    for name in names {
+        let rel = PathBuf::from(name.strip_prefix(&dir_prefix).unwrap_or(&name));
+        if rel.as_os_str().is_empty() || name.ends_with('/') {
+            continue;
+        }
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(format!("object name {name:?} leaves the model directory"));
+        }
+        let url = format!(
+            "{gcs}/storage/v1/b/{}/o/{}?alt=media",
+            encode(bucket),
+            encode(&name)
+        );
+        let resp = shared
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("{name}: answered {}", resp.status()));
+        }
+        let bytes = resp.bytes().await.map_err(|e| format!("{name}: {e}"))?;
+        let path = dest.join(&rel);
+        // Small files on a local disk: written in place, as the rest of the
+        // testkit does.
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+pub(crate) fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Stops one server the fake started (SIGTERM, grace, SIGKILL, by pid) and reaps it.
+pub(crate) async fn stop_server(shared: &Shared, pid: u32) {
+    let proc = shared
+        .servers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&pid);
+    if let Some(mut proc) = proc {
+        let how = stop(pid, &proc.marker, STOP_GRACE).await;
+        // Still ours until reaped, so the pid cannot have been reused: make sure
+        // it is gone and reap it.
+        if matches!(proc.child.try_wait(), Ok(None)) {
+            let _ = proc.child.kill();
+            let _ = tokio::task::spawn_blocking(move || proc.child.wait()).await;
+        }
+        tracing::debug!(pid, ?how, "data plane stopped");
+    }
+}
+
+/// Stops every server the fake started.
+pub(crate) async fn stop_all(shared: &Shared) {
+    let pids: Vec<u32> = shared
+        .servers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .copied()
+        .collect();
+    for pid in pids {
+        stop_server(shared, pid).await;
+    }
+}

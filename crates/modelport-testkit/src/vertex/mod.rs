@@ -1,0 +1,360 @@
+//! A strict fake of Vertex AI's REST API (model, endpoint and prediction
+//! services) for tests and for trying the GCP flow without an account.
+//!
+//! Paths are Vertex's: `/v1/projects/{p}/locations/{l}/models:upload`,
+//! `.../endpoints/{id}:deployModel`, `:predict`, `:rawPredict` and so on; the same
+//! paths without `/v1` are not served, because the official crate always sends
+//! them. Long-running operations are answered at `GET /v1/{name}` and at
+//! `GET /ui/{name}`, where the official Rust crate polls them.
+//!
+//! Every request body is checked against the method's request schema in the
+//! official discovery document (`aiplatform.v1.json` from google-api-python-client)
+//! before it is handled: unknown fields, missing `Required.` fields, enum values
+//! (names or integers, because the crate sends `$alt=json;enum-encoding=int`) and
+//! JSON types are refused with Google's `INVALID_ARGUMENT` wording.
+//!
+//! deployModel runs the real `modelport serve` under Vertex's container contract
+//! (`AIP_HTTP_PORT`, `AIP_HEALTH_ROUTE`, `AIP_PREDICT_ROUTE`, `AIP_STORAGE_URI`,
+//! ...), and `:predict` / `:rawPredict` forward to it, the endpoint's traffic split
+//! choosing which deployed model answers. `/_fake/...` is the fake's own API
+//! (faults, call log).
+
+mod control;
+mod data;
+mod discovery;
+mod http;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+pub use discovery::{DISCOVERY_PATH, Discovery};
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct VertexConfig {
+    /// The `modelport` binary, run as `serve` for each deployed model.
+    pub server_exe: PathBuf,
+    /// A fake-gcs-server URL (JSON API) that `gs://` artifact URIs are read from;
+    /// `None` refuses `gs://` artifacts at deploy time.
+    pub gcs_upstream: Option<String>,
+    /// How long an operation stays `done: false` before its work starts. A
+    /// deployModel operation spends it in `PREPARING_MODEL`.
+    pub operation_delay: Duration,
+    /// How long a server may take to answer its health route before the deployment
+    /// fails with "Model server never became ready".
+    pub startup_timeout: Duration,
+    /// `aiplatform.v1.json`; `None` finds it in the test venv.
+    pub discovery: Option<PathBuf>,
+}
+
+impl VertexConfig {
+    /// Defaults for tests: one-second operations, a 60 s startup deadline, no GCS.
+    pub fn new(server_exe: impl Into<PathBuf>) -> VertexConfig {
+        VertexConfig {
+            server_exe: server_exe.into(),
+            gcs_upstream: None,
+            operation_delay: Duration::from_secs(1),
+            startup_timeout: Duration::from_secs(60),
+            discovery: None,
+        }
+    }
+}
+
+/// What an injected fault does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// 429 `RESOURCE_EXHAUSTED` naming the serving CPU quota. On deployModel the
+    /// request itself is refused, as Vertex checks quota before it starts.
+    QuotaExceeded,
+    /// 429 `RESOURCE_EXHAUSTED` "Quota exceeded ... online prediction requests"
+    /// (a rate limit: retrying later helps).
+    TooManyRequests,
+    /// 503 `UNAVAILABLE`.
+    Unavailable,
+    /// The request waits this long before it is handled.
+    Delay(Duration),
+    /// The next deployModel starts a server that never answers its health route,
+    /// so the operation fails after the startup timeout.
+    ServerNeverReady,
+}
+
+/// A fault for the next `times` requests of `method` (`"*"` for any).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// A method name as in the discovery document (`models.upload`,
+    /// `endpoints.deployModel`, `endpoints.predict`, ...), or `"*"`.
+    pub method: String,
+    pub kind: FaultKind,
+    /// How many requests it affects.
+    pub times: u32,
+}
+
+impl Fault {
+    /// A fault for the next request of `method`.
+    pub fn new(method: impl Into<String>, kind: FaultKind) -> Fault {
+        Fault {
+            method: method.into(),
+            kind,
+            times: 1,
+        }
+    }
+
+    /// Affects the next `n` requests instead of one.
+    pub fn times(mut self, n: u32) -> Fault {
+        self.times = n;
+        self
+    }
+
+    fn matches(&self, method: &str) -> bool {
+        self.method == "*" || self.method == method
+    }
+}
+
+/// The JSON form of a fault for `POST /_fake/faults`:
+/// `{"method": "endpoints.predict", "kind": "TooManyRequests", "times": 2}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultSpec {
+    pub method: String,
+    /// `QuotaExceeded`, `TooManyRequests`, `Unavailable`, `Delay` (with
+    /// `delay_ms`) or `ServerNeverReady`.
+    pub kind: String,
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+impl TryFrom<FaultSpec> for Fault {
+    type Error = String;
+
+    fn try_from(spec: FaultSpec) -> Result<Fault, String> {
+        let kind = match spec.kind.as_str() {
+            "QuotaExceeded" => FaultKind::QuotaExceeded,
+            "TooManyRequests" => FaultKind::TooManyRequests,
+            "Unavailable" => FaultKind::Unavailable,
+            "Delay" => FaultKind::Delay(Duration::from_millis(
+                spec.delay_ms.ok_or("a Delay fault needs delay_ms")?,
+            )),
+            "ServerNeverReady" => FaultKind::ServerNeverReady,
+            other => {
+                return Err(format!(
+                    "unknown fault kind {other:?}; one of QuotaExceeded, TooManyRequests, \
+                     Unavailable, Delay, ServerNeverReady"
+                ));
+            }
+        };
+        Ok(Fault {
+            method: spec.method,
+            kind,
+            times: spec.times.unwrap_or(1),
+        })
+    }
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    /// The discovery method (`models.upload`, `endpoints.predict`,
+    /// `operations.get`), or `unknown`.
+    pub method: String,
+    /// The resource name the request names, when it names one.
+    pub name: Option<String>,
+    /// The HTTP status the fake answered.
+    pub status: u16,
+}
+
+/// A data-plane process the fake started.
+struct ServerProc {
+    child: Child,
+    marker: String,
+}
+
+/// State shared by the HTTP handlers and background tasks.
+pub(crate) struct Shared {
+    config: VertexConfig,
+    discovery: Arc<Discovery>,
+    state: Mutex<control::State>,
+    faults: Mutex<Vec<Fault>>,
+    calls: Mutex<Vec<Call>>,
+    servers: Mutex<HashMap<u32, ServerProc>>,
+    closing: AtomicBool,
+    http: reqwest::Client,
+    workdir: PathBuf,
+}
+
+impl Shared {
+    /// Takes one use of the first fault that matches `method` and `accept`.
+    fn take_fault(&self, method: &str, accept: impl Fn(&FaultKind) -> bool) -> Option<FaultKind> {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let i = faults
+            .iter()
+            .position(|f| f.times > 0 && f.matches(method) && accept(&f.kind))?;
+        let kind = faults[i].kind.clone();
+        faults[i].times -= 1;
+        if faults[i].times == 0 {
+            faults.remove(i);
+        }
+        Some(kind)
+    }
+
+    fn record(&self, call: Call) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(call);
+    }
+}
+
+/// A running fake, on its own thread and tokio runtime; stops its server and every
+/// serving process it started when dropped.
+pub struct FakeVertex {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    _workdir: tempfile::TempDir,
+}
+
+impl FakeVertex {
+    /// Loads the discovery document, binds 127.0.0.1 on a free port and serves.
+    pub fn start(config: VertexConfig) -> anyhow::Result<FakeVertex> {
+        let discovery = Discovery::shared(config.discovery.as_deref())?;
+        anyhow::ensure!(
+            config.server_exe.is_file(),
+            "the data-plane server {} does not exist; build it with `cargo build -p modelport-cli`",
+            config.server_exe.display()
+        );
+        let workdir = tempfile::Builder::new()
+            .prefix("modelport-fake-vertex-")
+            .tempdir()?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()?;
+        let shared = Arc::new(Shared {
+            config,
+            discovery,
+            state: Mutex::new(control::State::default()),
+            faults: Mutex::new(Vec::new()),
+            calls: Mutex::new(Vec::new()),
+            servers: Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
+            http,
+            workdir: workdir.path().to_path_buf(),
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("fake-vertex")
+            .enable_all()
+            .build()
+            .context("cannot build the fake's tokio runtime")?;
+        let app = http::router(shared.clone());
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("fake-vertex".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!("fake Vertex AI cannot listen: {e}");
+                            return;
+                        }
+                    };
+                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    });
+                    if let Err(e) = served.await {
+                        tracing::error!("fake Vertex AI stopped: {e}");
+                    }
+                    data::stop_all(&thread_shared).await;
+                });
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        tracing::info!(url = %format!("http://{addr}"), "fake Vertex AI listening");
+        Ok(FakeVertex {
+            addr,
+            shared,
+            shutdown: Some(tx),
+            thread: Some(thread),
+            _workdir: workdir,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: the endpoint to give the aiplatform client (it
+    /// appends `/v1/...`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The discovery document requests are checked against.
+    pub fn discovery(&self) -> &Discovery {
+        &self.shared.discovery
+    }
+
+    /// Adds a fault; faults are used in the order they were added.
+    pub fn inject(&self, fault: Fault) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(fault);
+    }
+
+    /// Removes every pending fault.
+    pub fn clear_faults(&self) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Every request received so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The pids of the serving processes currently running.
+    pub fn server_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .shared
+            .servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        pids.sort();
+        pids
+    }
+}
+
+impl Drop for FakeVertex {
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
