@@ -611,3 +611,139 @@ async fn injected_faults_answer_like_vertex() {
         .collect();
     assert_eq!(statuses, vec![429, 429, 200]);
 }
+
+/// A stand-in for fake-gcs-server's JSON API (object list and media download),
+/// serving `objects` from memory, so the fake's gs:// copy is tested without the
+/// emulator installed.
+async fn serve_gcs(objects: Vec<(String, Vec<u8>)>) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::extract::Request;
+    use axum::response::IntoResponse;
+    let objects = std::sync::Arc::new(objects);
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let objects = objects.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            let query = req.uri().query().unwrap_or_default().to_string();
+            let decode = |s: &str| {
+                let mut out = Vec::new();
+                let b = s.as_bytes();
+                let mut i = 0;
+                while i < b.len() {
+                    if b[i] == b'%' && i + 2 < b.len() {
+                        out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                        i += 3;
+                    } else {
+                        out.push(b[i]);
+                        i += 1;
+                    }
+                }
+                String::from_utf8(out).unwrap()
+            };
+            let Some(rest) = path.strip_prefix("/storage/v1/b/models/o") else {
+                return (axum::http::StatusCode::NOT_FOUND, "no such bucket").into_response();
+            };
+            if rest.is_empty() {
+                let prefix = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("prefix="))
+                    .map(decode)
+                    .unwrap_or_default();
+                let items: Vec<Value> = objects
+                    .iter()
+                    .filter(|(n, _)| n.starts_with(&prefix))
+                    .map(|(n, b)| json!({"name": n, "bucket": "models", "size": b.len().to_string()}))
+                    .collect();
+                return axum::Json(json!({"kind": "storage#objects", "items": items})).into_response();
+            }
+            let name = decode(rest.trim_start_matches('/'));
+            assert!(query.contains("alt=media"), "{query}");
+            match objects.iter().find(|(n, _)| *n == name) {
+                Some((_, bytes)) => bytes.clone().into_response(),
+                None => (axum::http::StatusCode::NOT_FOUND, "no such object").into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, task)
+}
+
+/// Every file under `dir`, as (path relative to `dir` with `/`, bytes).
+fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gs_artifacts_are_copied_from_the_gcs_emulator() {
+    // The objects exist before the fake starts, so its URL is known up front.
+    let dir = tempfile::tempdir().unwrap();
+    let iris = iris_dir(dir.path());
+    let mut objects: Vec<(String, Vec<u8>)> = files_under(&iris)
+        .into_iter()
+        .map(|(rel, b)| (format!("iris/v1/{rel}"), b))
+        .collect();
+    // A sibling prefix that must not be copied.
+    objects.push(("iris/v10/model.onnx".into(), b"not a model".to_vec()));
+    let (gcs, task) = serve_gcs(objects).await;
+    let h = Harness::start(|c| c.gcs_upstream = Some(gcs.clone()));
+    let endpoint = h.create_endpoint(json!({})).await;
+    for (uri, ok) in [
+        ("gs://models/iris/v1", true),
+        ("gs://models/iris/none", false),
+    ] {
+        let (status, op) = h
+            .post(
+                &format!("{PARENT}/models:upload"),
+                json!({"model": {"displayName": "iris", "artifactUri": uri,
+                       "containerSpec": {"imageUri": "img"}}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{op}");
+        let (done, _) = h.wait(&op).await;
+        let model = done["response"]["model"].as_str().unwrap().to_string();
+        let (_, op) = h.deploy(&endpoint, &model, json!({})).await;
+        let (done, _) = h.wait(&op).await;
+        if ok {
+            assert!(done.get("error").is_none(), "{done}");
+            let (status, answer) = h
+                .post(
+                    &format!("{endpoint}:predict"),
+                    serde_json::from_str(IRIS_ROW).unwrap(),
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["predictions"][0]["output_label"], 0);
+        } else {
+            assert_eq!(done["error"]["code"], 9, "{done}");
+            assert!(
+                done["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("gs://models/iris/none"),
+                "{done}"
+            );
+        }
+    }
+    drop(h);
+    task.abort();
+}
