@@ -111,6 +111,28 @@ fn deploy_compare_redeploy_update_and_destroy() {
     let cloud = Cloud::start("iris");
     let spec = cloud.spec();
 
+    // plan reads the live account and changes nothing: 2 (changes) before, 0 after.
+    let plan = cloud
+        .run(&["plan", "--provider", "aws", "-f", &spec])
+        .expect(2);
+    assert!(
+        plan.stdout().contains("SageMaker endpoint iris")
+            || plan.stderr().contains("SageMaker endpoint iris"),
+        "{}{}",
+        plan.stdout(),
+        plan.stderr()
+    );
+    assert!(cloud.project.state("iris").is_none(), "plan wrote state");
+    assert!(
+        !cloud
+            .fake
+            .calls()
+            .iter()
+            .any(|c| c.operation.starts_with("Create")),
+        "plan created something: {:?}",
+        cloud.fake.calls()
+    );
+
     let first = cloud
         .run(&["deploy", "--provider", "aws", "-f", &spec])
         .expect(0);
@@ -149,6 +171,9 @@ fn deploy_compare_redeploy_update_and_destroy() {
         .expect(0);
     assert!(again.stdout().contains("up to date"), "{}", again.stdout());
     assert_eq!(creates(&cloud.calls_since(before)), Vec::<String>::new());
+    cloud
+        .run(&["plan", "--provider", "aws", "-f", &spec])
+        .expect(0);
 
     // A changed spec makes a new model and endpoint config and updates the endpoint.
     let path = cloud.project.path().join(&spec);
