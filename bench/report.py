@@ -166,7 +166,7 @@ def main():
         + (" (`BENCH_ONLY=serving bench/run` reran only the serving table)." if latency_date else "."),
         "",
         "Every row runs modelport and the alternative on the same machine in the same run,",
-        f"interleaved {REPEATS} times; each time is the median over those rounds of each round's",
+        f"interleaved {1 if quick else REPEATS} times; each time is the median over those rounds of each round's",
         "median, and the ratio is modelport time / alternative time (below 1.0: modelport is faster).",
         f"Each side uses {THREADS} intra-op thread and the same batch shape; onnxruntime runs at",
         "graph optimization level BASIC on both sides (modelport's reference setting).",
