@@ -10,7 +10,9 @@
 //!     curl -X POST $MODELPORT_AWS_ENDPOINT_URL/_fake/faults \
 //!          -d '{"operation": "CreateEndpoint", "kind": "ResourceLimitExceeded"}'
 //!
-//! A GCP fake (Vertex AI) will join it here.
+//! With `--gcp` the strict Vertex AI fake runs too (faults the same way, with a
+//! `method` such as `endpoints.deployModel`). GCS is not started here yet: pass a
+//! running fake-gcs-server with `--gcs-upstream` for `gs://` artifact URIs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +22,7 @@ use anyhow::Context;
 use clap::Parser;
 use modelport_testkit::Moto;
 use modelport_testkit::sagemaker::{FakeConfig, FakeSageMaker};
+use modelport_testkit::vertex::{FakeVertex, VertexConfig};
 
 /// Runs local stand-ins for the clouds modelport deploys to.
 #[derive(Debug, Parser)]
@@ -41,6 +44,14 @@ struct Args {
     /// Seconds an endpoint stays Deleting.
     #[arg(long, default_value_t = 1.0)]
     delete_delay: f64,
+
+    /// Also run the strict Vertex AI fake.
+    #[arg(long)]
+    gcp: bool,
+
+    /// A fake-gcs-server URL the Vertex fake reads `gs://` artifact URIs from.
+    #[arg(long, requires = "gcp")]
+    gcs_upstream: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -67,10 +78,18 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let moto = Moto::start().context("cannot start moto")?;
     moto.create_bucket(&args.bucket)?;
-    let mut config = FakeConfig::new(moto.url(), server);
+    let mut config = FakeConfig::new(moto.url(), server.clone());
     config.create_delay = Duration::from_secs_f64(args.create_delay);
     config.delete_delay = Duration::from_secs_f64(args.delete_delay);
     let sagemaker = FakeSageMaker::start(config)?;
+    let vertex = if args.gcp {
+        let mut config = VertexConfig::new(server);
+        config.operation_delay = Duration::from_secs_f64(args.create_delay);
+        config.gcs_upstream = args.gcs_upstream.clone();
+        Some(FakeVertex::start(config)?)
+    } else {
+        None
+    };
 
     println!(
         "# AWS: SageMaker, SageMaker Runtime and S3 (bucket {}) at one URL",
@@ -86,13 +105,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         moto.url(),
         sagemaker.url()
     );
-    eprintln!("fakecloud: running; Ctrl-C stops moto, the fake and every endpoint server");
+    if let Some(vertex) = &vertex {
+        println!("# GCP: Vertex AI (models, endpoints, predict) at one URL");
+        println!("export MODELPORT_GCP_VERTEX_ENDPOINT={}", vertex.url());
+        println!("# the Vertex fake's call log: {}/_fake/calls", vertex.url());
+    }
+    eprintln!("fakecloud: running; Ctrl-C stops moto, the fakes and every endpoint server");
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(tokio::signal::ctrl_c())?;
     eprintln!("fakecloud: stopping");
+    drop(vertex);
     drop(sagemaker);
     drop(moto);
     Ok(())
