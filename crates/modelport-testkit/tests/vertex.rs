@@ -522,7 +522,7 @@ async fn a_model_is_uploaded_deployed_served_split_undeployed_and_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_faults_answer_like_vertex() {
-    let h = Harness::start(|c| c.startup_timeout = Duration::from_millis(500));
+    let h = Harness::start(|c| c.startup_timeout = Duration::from_millis(1500));
     let model = h.upload(json!({})).await;
     let endpoint = h.create_endpoint(json!({})).await;
 
@@ -554,6 +554,11 @@ async fn injected_faults_answer_like_vertex() {
     assert_eq!(resp.status(), 200);
     let (status, op) = h.deploy(&endpoint, &model, json!({})).await;
     assert_eq!(status, 200);
+    // While a model is being deployed the endpoint cannot be deleted (the
+    // deployment takes at least the operation delay plus the startup timeout).
+    let (status, answer) = h.delete(&endpoint).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["status"], "FAILED_PRECONDITION");
     let (done, _) = h.wait(&op).await;
     assert_eq!(done["error"]["code"], 9, "{done}");
     assert!(
@@ -590,6 +595,20 @@ async fn injected_faults_answer_like_vertex() {
         )
         .await;
     assert_eq!(status, 200);
+
+    // What the fake does not implement says so.
+    let (status, answer) = h
+        .post(
+            &format!("{endpoint}:mutateDeployedModel"),
+            json!({"deployedModel": {"id": "1"}, "updateMask": "dedicatedResources"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["status"].as_str()),
+        (501, Some("UNIMPLEMENTED"))
+    );
+    let (status, _) = h.get(&format!("{PARENT}/featurestores")).await;
+    assert_eq!(status, 404);
 
     // The call log, also over HTTP.
     let log = h

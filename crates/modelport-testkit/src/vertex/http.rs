@@ -173,6 +173,16 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     };
     let int_enums = decode(&query).contains("enum-encoding=int");
     let resp = match dispatch(&shared, method, &loc, &name, &query, &parts.headers, body).await {
+        Ok(Answer::Json(v)) if cfg!(debug_assertions) && !response_fits(&shared, method, &v) => {
+            google_error(&ApiError {
+                http: 500,
+                status: "INTERNAL",
+                message: format!(
+                    "fake Vertex AI bug: the {method} response does not fit the discovery \
+                     document (see the fake's log)"
+                ),
+            })
+        }
         Ok(Answer::Json(mut v)) => {
             if int_enums {
                 int_encode(&mut v);
@@ -193,6 +203,52 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         status,
     });
     resp
+}
+
+/// Checks an answer against the method's response schema, and an operation's
+/// `metadata` and `response` against the schema their `@type` names, so that what
+/// the fake says is known to parse in the official clients.
+fn response_fits(shared: &Shared, method: &str, v: &Value) -> bool {
+    let d = &shared.discovery;
+    let Some(schema) = d.method(method).and_then(|m| m.response.clone()) else {
+        return true;
+    };
+    let mut errors = d.validate(&schema, v);
+    if schema == "GoogleLongrunningOperation" {
+        for key in ["metadata", "response"] {
+            let Some(Value::Object(inner)) = v.get(key) else {
+                continue;
+            };
+            let Some(ty) = inner.get("@type").and_then(Value::as_str) else {
+                errors.push(Violation::Required {
+                    path: format!("{key}.@type"),
+                });
+                continue;
+            };
+            let schema = match ty.rsplit('/').next().unwrap_or_default() {
+                "google.protobuf.Empty" => "GoogleProtobufEmpty".to_string(),
+                t => match t.strip_prefix("google.cloud.aiplatform.v1.") {
+                    Some(name) => format!("GoogleCloudAiplatformV1{name}"),
+                    None => String::new(),
+                },
+            };
+            if !d.has_schema(&schema) {
+                errors.push(Violation::Invalid {
+                    path: format!("{key}.@type"),
+                    kind: "TYPE_URL".into(),
+                    value: ty.to_string(),
+                });
+                continue;
+            }
+            let mut body = inner.clone();
+            body.remove("@type");
+            errors.extend(d.validate(&schema, &Value::Object(body)));
+        }
+    }
+    if !errors.is_empty() {
+        tracing::error!(method, ?errors, %v, "the fake's response does not fit the discovery document");
+    }
+    errors.is_empty()
 }
 
 /// The proto numbers of the one enum the fake answers with
