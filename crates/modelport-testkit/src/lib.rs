@@ -1,7 +1,8 @@
 //! Dev-only helpers for modelport's tests: launchers for third-party emulators
 //! (`moto`) and strict fakes of the clouds' control planes that no emulator covers
-//! well enough (SageMaker endpoints with real state transitions and a data plane
-//! that runs the real `modelport serve`).
+//! well enough (SageMaker endpoints and Vertex AI models and endpoints, with real
+//! state transitions and a data plane that runs the real `modelport serve`), and
+//! the provider conformance suite.
 //!
 //! Everything listens on 127.0.0.1 on a free port and stops on `Drop`; every
 //! process started here is stopped by its pid.
