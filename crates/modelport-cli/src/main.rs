@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     let args = cli::Cli::parse();
     // A server logs what it does by default; other commands only warn.
     let verbose = match args.command {
@@ -28,4 +29,18 @@ fn main() -> ExitCode {
             exit::Code::Error.into()
         }
     }
+}
+
+/// `modelport catalog | head` closes stdout early. The reader got what it wanted,
+/// so that ends the command quietly (exit 0, as ripgrep does) instead of printing
+/// the panic `println!` raises.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

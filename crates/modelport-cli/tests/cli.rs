@@ -290,3 +290,22 @@ fn help_lists_exit_codes() {
         assert!(out.contains("Examples:"), "{cmd}: {out}");
     }
 }
+
+/// A reader that closes the pipe early (`modelport catalog | head -1`) ends the
+/// command quietly instead of with a panic message.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    use assert_cmd::cargo::CommandCargoExt;
+    let mut child = std::process::Command::cargo_bin("modelport")
+        .unwrap()
+        .args(["catalog", "--provider", "aws"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
