@@ -829,7 +829,14 @@ impl Provider for AwsProvider {
         let rev = state
             .revision(which)
             .ok_or_else(|| ProviderError::NotFound {
-                what: format!("a {which:?} revision of deployment {:?}", state.name).to_lowercase(),
+                what: format!(
+                    "a {} revision of deployment {:?}",
+                    match which {
+                        Which::Active => "active",
+                        Which::Pending => "pending",
+                    },
+                    state.name
+                ),
             })?;
         let res = AwsResources::of(rev)?;
         let clients = self.clients(&res.settings).await?;
