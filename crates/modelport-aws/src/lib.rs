@@ -27,7 +27,7 @@ use std::time::Duration;
 use modelport_core::predictor::Predictor;
 use modelport_core::provider::{
     ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
-    PlannedAction, Provider, ProviderError, ProviderResult, Reporter,
+    PlannedAction, Provider, ProviderError, ProviderResult, Reporter, require_revision,
 };
 use modelport_core::spec::{AwsSettings, DeploymentSpec};
 use modelport_core::state::{
@@ -758,18 +758,11 @@ impl Provider for AwsProvider {
     }
 
     async fn status(&self, state: &DeploymentState) -> ProviderResult<EndpointStatus> {
-        let pending = state.pending.is_some();
         let Some(rev) = state.active.as_ref().or(state.pending.as_ref()) else {
-            return Ok(EndpointStatus {
-                name: state.name.clone(),
-                provider: state.provider.clone(),
-                health: Health::Stopped,
-                detail: "no endpoint recorded".into(),
-                predict_url: None,
-                model_digest: None,
-                started_at: None,
-                pending,
-            });
+            return Ok(EndpointStatus::nothing_recorded(
+                state,
+                "no endpoint recorded",
+            ));
         };
         let res = AwsResources::of(rev)?;
         let clients = self.clients(&res.settings).await?;
@@ -809,16 +802,7 @@ impl Provider for AwsProvider {
                 (health, detail)
             }
         };
-        Ok(EndpointStatus {
-            name: state.name.clone(),
-            provider: state.provider.clone(),
-            health,
-            detail,
-            predict_url: Some(rev.endpoint.predict_url.clone()),
-            model_digest: Some(rev.model_digest.clone()),
-            started_at: Some(rev.started_at),
-            pending,
-        })
+        Ok(EndpointStatus::of(state, rev, health, detail))
     }
 
     async fn endpoint(
@@ -826,18 +810,7 @@ impl Provider for AwsProvider {
         state: &DeploymentState,
         which: Which,
     ) -> ProviderResult<Box<dyn Predictor>> {
-        let rev = state
-            .revision(which)
-            .ok_or_else(|| ProviderError::NotFound {
-                what: format!(
-                    "a {} revision of deployment {:?}",
-                    match which {
-                        Which::Active => "active",
-                        Which::Pending => "pending",
-                    },
-                    state.name
-                ),
-            })?;
+        let rev = require_revision(state, which)?;
         let res = AwsResources::of(rev)?;
         let clients = self.clients(&res.settings).await?;
         let transport = predictor::InvokeTransport {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::Signature;
 use crate::predictor::{PredictError, Predictor};
 use crate::spec::DeploymentSpec;
-use crate::state::{DeploymentState, Which};
+use crate::state::{DeploymentState, Revision, Which};
 
 /// A packaged model as a provider receives it.
 #[derive(Debug, Clone, Serialize)]
@@ -110,6 +110,54 @@ pub struct EndpointStatus {
     pub started_at: Option<u64>,
     /// True when a revision is recorded as pending: a deploy stopped half-way.
     pub pending: bool,
+}
+
+impl EndpointStatus {
+    /// The status of `rev`, one of `state`'s revisions, as a provider found it.
+    pub fn of(
+        state: &DeploymentState,
+        rev: &Revision,
+        health: Health,
+        detail: String,
+    ) -> EndpointStatus {
+        EndpointStatus {
+            name: state.name.clone(),
+            provider: state.provider.clone(),
+            health,
+            detail,
+            predict_url: Some(rev.endpoint.predict_url.clone()),
+            model_digest: Some(rev.model_digest.clone()),
+            started_at: Some(rev.started_at),
+            pending: state.pending.is_some(),
+        }
+    }
+
+    /// A deployment whose state records no revision at all.
+    pub fn nothing_recorded(state: &DeploymentState, detail: &str) -> EndpointStatus {
+        EndpointStatus {
+            name: state.name.clone(),
+            provider: state.provider.clone(),
+            health: Health::Stopped,
+            detail: detail.to_string(),
+            predict_url: None,
+            model_digest: None,
+            started_at: None,
+            pending: state.pending.is_some(),
+        }
+    }
+}
+
+/// The revision `which` of `state`, or the NotFound error every provider gives.
+pub fn require_revision(state: &DeploymentState, which: Which) -> ProviderResult<&Revision> {
+    state
+        .revision(which)
+        .ok_or_else(|| ProviderError::NotFound {
+            what: format!(
+                "a {} revision of deployment {:?}",
+                which.as_str(),
+                state.name
+            ),
+        })
 }
 
 /// Options of [`Provider::destroy`].

@@ -117,6 +117,15 @@ pub enum Which {
     Pending,
 }
 
+impl Which {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Which::Active => "active",
+            Which::Pending => "pending",
+        }
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     SystemTime::now()

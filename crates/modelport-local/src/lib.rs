@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use modelport_core::predictor::Predictor;
 use modelport_core::provider::{
     ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
-    PlannedAction, Provider, ProviderError, ProviderResult, Reporter,
+    PlannedAction, Provider, ProviderError, ProviderResult, Reporter, require_revision,
 };
 use modelport_core::spec::{DeploymentSpec, Flavour};
 use modelport_core::state::{
@@ -438,18 +438,11 @@ impl Provider for LocalProvider {
     }
 
     async fn status(&self, state: &DeploymentState) -> ProviderResult<EndpointStatus> {
-        let pending = state.pending.is_some();
         let Some(active) = state.active.as_ref().or(state.pending.as_ref()) else {
-            return Ok(EndpointStatus {
-                name: state.name.clone(),
-                provider: state.provider.clone(),
-                health: Health::Stopped,
-                detail: "no server recorded".into(),
-                predict_url: None,
-                model_digest: None,
-                started_at: None,
-                pending,
-            });
+            return Ok(EndpointStatus::nothing_recorded(
+                state,
+                "no server recorded",
+            ));
         };
         let res = LocalResources::of(active);
         let (health, detail) = match &res {
@@ -494,16 +487,7 @@ impl Provider for LocalProvider {
                 )
             }
         };
-        Ok(EndpointStatus {
-            name: state.name.clone(),
-            provider: state.provider.clone(),
-            health,
-            detail,
-            predict_url: Some(active.endpoint.predict_url.clone()),
-            model_digest: Some(active.model_digest.clone()),
-            started_at: Some(active.started_at),
-            pending,
-        })
+        Ok(EndpointStatus::of(state, active, health, detail))
     }
 
     async fn endpoint(
@@ -511,15 +495,7 @@ impl Provider for LocalProvider {
         state: &DeploymentState,
         which: Which,
     ) -> ProviderResult<Box<dyn Predictor>> {
-        let rev = state
-            .revision(which)
-            .ok_or_else(|| ProviderError::NotFound {
-                what: format!(
-                    "a {} revision of deployment {:?}",
-                    which_name(which),
-                    state.name
-                ),
-            })?;
+        let rev = require_revision(state, which)?;
         let res = LocalResources::of(rev).ok_or_else(|| {
             ProviderError::other(format!(
                 "the state of {:?} has no readable local resources",
@@ -608,13 +584,6 @@ impl Provider for LocalProvider {
             .map(|r| format!("server {} is still running", describe(r)))
             .collect();
         Ok(report)
-    }
-}
-
-fn which_name(which: Which) -> &'static str {
-    match which {
-        Which::Active => "active",
-        Which::Pending => "pending",
     }
 }
 
