@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use modelport_aws::AwsProvider;
-use modelport_core::spec::{AwsSettings, DeploymentSpec};
+use modelport_core::spec::{AwsSettings, DeploymentSpec, GcpSettings};
 use modelport_core::state::Workspace;
+use modelport_gcp::GcpProvider;
 use modelport_local::LocalProvider;
 use modelport_testkit::Moto;
 use modelport_testkit::conformance;
+use modelport_testkit::gcs::FakeGcs;
 use modelport_testkit::sagemaker::{FakeConfig, FakeSageMaker};
+use modelport_testkit::vertex::{FakeVertex, VertexConfig};
 
 /// `examples/iris` as the spec, and the same with other serving settings as the change.
 fn specs(
@@ -71,6 +74,41 @@ fn aws_provider_conforms_against_moto_and_the_sagemaker_fake() {
             network_isolation: false,
             endpoint_url: Some(fake.url()),
             tags: Default::default(),
+            deploy_timeout_s: 120,
+        });
+    });
+    runtime()
+        .block_on(conformance::lifecycle(&provider, &ws, &spec, &changed))
+        .unwrap();
+    assert!(fake.server_pids().is_empty(), "{:?}", fake.server_pids());
+}
+
+#[test]
+fn gcp_provider_conforms_against_fake_gcs_server_and_the_vertex_fake() {
+    let gcs = FakeGcs::start().unwrap();
+    gcs.create_bucket("models").unwrap();
+    let mut config = VertexConfig::new(env!("CARGO_BIN_EXE_modelport"));
+    config.gcs_upstream = Some(gcs.url());
+    config.operation_delay = Duration::from_millis(300);
+    let fake = FakeVertex::start(config).unwrap();
+    let project = common::Project::new().with_example("iris");
+    let ws = Workspace::new(project.path().join(".modelport"));
+    let provider = GcpProvider::new(ws.clone());
+    let (spec, changed) = specs(&project, |s| {
+        s.provider.gcp = Some(GcpSettings {
+            project: Some("test-project".into()),
+            region: "us-central1".into(),
+            bucket: "models".into(),
+            prefix: "conformance".into(),
+            image_uri: Some(
+                "us-central1-docker.pkg.dev/test-project/modelport/modelport:0.1.0".into(),
+            ),
+            service_account: None,
+            kms_key_name: None,
+            labels: Default::default(),
+            dedicated_endpoint: false,
+            endpoint_url: Some(fake.url()),
+            storage_endpoint_url: Some(gcs.url()),
             deploy_timeout_s: 120,
         });
     });

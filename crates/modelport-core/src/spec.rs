@@ -382,6 +382,10 @@ pub struct GcpSettings {
     /// Send GCS calls to this URL instead of Google (fake-gcs-server). Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_endpoint_url: Option<String>,
+    /// How long to wait for each Vertex AI operation (model upload, deployment,
+    /// undeployment), in seconds. Default: 3600.
+    #[serde(default = "default_deploy_timeout_s")]
+    pub deploy_timeout_s: u32,
 }
 
 fn default_prefix() -> String {

@@ -121,8 +121,21 @@ impl PlatformEnv {
         Ok(DEFAULT_PORT)
     }
 
+    /// The `gs://` URI to fetch the model from: `AIP_STORAGE_URI` when it is one and
+    /// no model argument was given.
+    pub fn gcs_model(&self, arg: Option<&std::path::Path>) -> Option<String> {
+        if arg.is_some() {
+            return None;
+        }
+        self.aip_storage_uri
+            .as_ref()
+            .filter(|u| u.starts_with("gs://"))
+            .cloned()
+    }
+
     /// The model: the argument, else `AIP_STORAGE_URI` when it is a local path,
-    /// else `/opt/ml/model`.
+    /// else `/opt/ml/model`. A `gs://` URI is fetched by the caller first
+    /// ([`PlatformEnv::gcs_model`]).
     pub fn model(&self, arg: Option<PathBuf>) -> Result<PathBuf, ServeError> {
         if let Some(p) = arg {
             return Ok(p);
@@ -134,10 +147,10 @@ impl PlatformEnv {
             if uri.contains("://") {
                 return Err(ServeError::Config {
                     message: format!(
-                        "{}={uri:?}: this modelport reads models from local paths only",
+                        "{}={uri:?}: modelport reads models from local paths and gs:// URIs only",
                         env::AIP_STORAGE_URI
                     ),
-                    hint: "downloading from gs:// arrives with Google Cloud support; copy the files into the container and pass their path".into(),
+                    hint: "copy the files into the container and pass their path, or upload them to Cloud Storage".into(),
                 });
             }
             return Ok(PathBuf::from(uri));
@@ -165,6 +178,8 @@ impl PlatformEnv {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -194,8 +209,12 @@ mod tests {
             PathBuf::from("m.onnx")
         );
         e.aip_storage_uri = Some("gs://bucket/iris".into());
+        assert_eq!(e.gcs_model(None).as_deref(), Some("gs://bucket/iris"));
+        assert_eq!(e.gcs_model(Some(Path::new("m.onnx"))), None);
+        e.aip_storage_uri = Some("s3://bucket/iris".into());
+        assert_eq!(e.gcs_model(None), None);
         let err = e.model(None).unwrap_err();
-        assert!(err.to_string().contains("gs://bucket/iris"), "{err}");
+        assert!(err.to_string().contains("s3://bucket/iris"), "{err}");
     }
 
     #[test]

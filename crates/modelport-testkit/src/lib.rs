@@ -1,8 +1,8 @@
 //! Dev-only helpers for modelport's tests: launchers for third-party emulators
-//! (`moto`) and strict fakes of the clouds' control planes that no emulator covers
-//! well enough (SageMaker endpoints and Vertex AI models and endpoints, with real
-//! state transitions and a data plane that runs the real `modelport serve`), and
-//! the provider conformance suite.
+//! (`moto`, fake-gcs-server) and strict fakes of the clouds' control planes that no
+//! emulator covers well enough (SageMaker endpoints and Vertex AI models and
+//! endpoints, with real state transitions and a data plane that runs the real
+//! `modelport serve`), and the provider conformance suite.
 //!
 //! Everything listens on 127.0.0.1 on a free port and stops on `Drop`; every
 //! process started here is stopped by its pid.
@@ -16,6 +16,7 @@
 //! ```
 
 pub mod conformance;
+pub mod gcs;
 pub mod moto;
 pub mod sagemaker;
 pub mod vertex;
@@ -24,6 +25,7 @@ mod http1;
 
 use std::path::PathBuf;
 
+pub use gcs::FakeGcs;
 pub use moto::{Moto, venv};
 
 /// The repository root (two levels above this crate).

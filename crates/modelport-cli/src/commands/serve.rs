@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use modelport_serve::{PlatformEnv, ServeConfig};
 
 use crate::cli::ServeArgs;
@@ -9,7 +11,29 @@ use crate::exit::Code;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<Code> {
     let platform = PlatformEnv::from_env();
-    let mut config = ServeConfig::new(platform.model(args.model)?);
+    // Vertex AI hands a custom container its model as a gs:// AIP_STORAGE_URI: the
+    // files are fetched into a scratch directory (removed on exit) before the
+    // server binds, so the health route answers only once the model is loaded.
+    let mut _fetched: Option<tempfile::TempDir> = None;
+    let model = match platform.gcs_model(args.model.as_deref()) {
+        Some(uri) => {
+            let dir = tempfile::Builder::new()
+                .prefix("modelport-model-")
+                .tempdir()
+                .context("cannot create a directory for the model")?;
+            tracing::info!("downloading the model from {uri}");
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(modelport_gcp::fetch_model(&uri, dir.path()))
+                .with_context(|| format!("cannot fetch the model from AIP_STORAGE_URI={uri}"))?;
+            let path = dir.path().to_path_buf();
+            _fetched = Some(dir);
+            path
+        }
+        None => platform.model(args.model)?,
+    };
+    let mut config = ServeConfig::new(model);
     config.port = platform.port(args.port)?;
     let (health, predict) = platform.vertex_routes()?;
     config.vertex_health_route = health;

@@ -30,11 +30,7 @@ pub fn provider(name: &str, ws: &Workspace) -> anyhow::Result<Arc<dyn Provider>>
             Ok(Arc::new(LocalProvider::new(ws.clone(), exe)))
         }
         "aws" => Ok(Arc::new(modelport_aws::AwsProvider::new(ws.clone()))),
-        "gcp" => Err(ProviderError::NotSupported {
-            provider: name.to_string(),
-            what: "deploy yet: this build has only the local provider".to_string(),
-        })
-        .with_context(|| format!("--provider {name}")),
+        "gcp" => Ok(Arc::new(modelport_gcp::GcpProvider::new(ws.clone()))),
         other => {
             let near = PROVIDERS
                 .iter()

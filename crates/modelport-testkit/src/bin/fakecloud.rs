@@ -11,8 +11,10 @@
 //!          -d '{"operation": "CreateEndpoint", "kind": "ResourceLimitExceeded"}'
 //!
 //! With `--gcp` the strict Vertex AI fake runs too (faults the same way, with a
-//! `method` such as `endpoints.deployModel`). GCS is not started here yet: pass a
-//! running fake-gcs-server with `--gcs-upstream` for `gs://` artifact URIs.
+//! `method` such as `endpoints.deployModel`), and fake-gcs-server (from the test
+//! venv, behind the testkit's Host-fixing proxy) with the bucket `--gcs-bucket`;
+//! the Vertex fake reads `gs://` artifact URIs from it. `--gcs-upstream URL` uses a
+//! running GCS emulator instead (no bucket is created there).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,9 +22,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use modelport_testkit::Moto;
 use modelport_testkit::sagemaker::{FakeConfig, FakeSageMaker};
 use modelport_testkit::vertex::{FakeVertex, VertexConfig};
+use modelport_testkit::{FakeGcs, Moto};
 
 /// Runs local stand-ins for the clouds modelport deploys to.
 #[derive(Debug, Parser)]
@@ -49,9 +51,14 @@ struct Args {
     #[arg(long)]
     gcp: bool,
 
-    /// A fake-gcs-server URL the Vertex fake reads `gs://` artifact URIs from.
+    /// A running GCS emulator's URL the Vertex fake reads `gs://` artifact URIs
+    /// from, instead of starting fake-gcs-server.
     #[arg(long, requires = "gcp")]
     gcs_upstream: Option<String>,
+
+    /// The GCS bucket to create in the fake-gcs-server started with `--gcp`.
+    #[arg(long, default_value = "modelport-models")]
+    gcs_bucket: String,
 }
 
 fn main() -> ExitCode {
@@ -82,10 +89,21 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.create_delay = Duration::from_secs_f64(args.create_delay);
     config.delete_delay = Duration::from_secs_f64(args.delete_delay);
     let sagemaker = FakeSageMaker::start(config)?;
+    let gcs = if args.gcp && args.gcs_upstream.is_none() {
+        let gcs = FakeGcs::start().context("cannot start fake-gcs-server")?;
+        gcs.create_bucket(&args.gcs_bucket)?;
+        Some(gcs)
+    } else {
+        None
+    };
+    let gcs_url = args
+        .gcs_upstream
+        .clone()
+        .or_else(|| gcs.as_ref().map(FakeGcs::url));
     let vertex = if args.gcp {
         let mut config = VertexConfig::new(server);
         config.operation_delay = Duration::from_secs_f64(args.create_delay);
-        config.gcs_upstream = args.gcs_upstream.clone();
+        config.gcs_upstream = gcs_url.clone();
         Some(FakeVertex::start(config)?)
     } else {
         None
@@ -109,8 +127,21 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("# GCP: Vertex AI (models, endpoints, predict) at one URL");
         println!("export MODELPORT_GCP_VERTEX_ENDPOINT={}", vertex.url());
         println!("# the Vertex fake's call log: {}/_fake/calls", vertex.url());
+        if let Some(url) = &gcs_url {
+            match &gcs {
+                Some(gcs) => println!(
+                    "# GCS: fake-gcs-server (bucket {}, pid {}) behind its proxy",
+                    args.gcs_bucket,
+                    gcs.pid()
+                ),
+                None => println!("# GCS: the emulator given with --gcs-upstream"),
+            }
+            println!("export MODELPORT_GCP_STORAGE_ENDPOINT={url}");
+        }
     }
-    eprintln!("fakecloud: running; Ctrl-C stops moto, the fakes and every endpoint server");
+    eprintln!(
+        "fakecloud: running; Ctrl-C stops moto, fake-gcs-server, the fakes and every endpoint server"
+    );
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -118,6 +149,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(tokio::signal::ctrl_c())?;
     eprintln!("fakecloud: stopping");
     drop(vertex);
+    drop(gcs);
     drop(sagemaker);
     drop(moto);
     Ok(())

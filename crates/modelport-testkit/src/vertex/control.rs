@@ -507,11 +507,22 @@ pub(crate) fn create_endpoint(
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     let id = match endpoint_id.filter(|s| !s.is_empty()) {
         Some(id) => {
-            let valid =
-                id.len() <= 63 && id.chars().all(|c| c.is_ascii_digit()) && !id.starts_with('0');
+            // The discovery document's rule: a letter first and up to 63 of
+            // `[a-z0-9-]` not ending in `-`, or a number of at most 9 digits
+            // without leading zeros.
+            let valid = if id.starts_with(|c: char| c.is_ascii_lowercase()) {
+                id.len() <= 63
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !id.ends_with('-')
+            } else {
+                id.len() <= 9 && id.chars().all(|c| c.is_ascii_digit()) && !id.starts_with('0')
+            };
             if !valid {
                 return Err(ApiError::invalid(format!(
-                    "Invalid endpoint_id \"{id}\": it must be a number of at most 63 digits \
+                    "Invalid endpoint_id \"{id}\": it must start with a letter and hold at most \
+                     63 lowercase letters, digits and hyphens, or be a number of at most 9 digits \
                      without leading zeros."
                 )));
             }

@@ -2,7 +2,7 @@
 //! container contract and the operation follows the server's health route.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -110,7 +110,7 @@ async fn run_deploy(shared: &Arc<Shared>, job: &DeployJob) -> Result<Deployed, A
     let storage = if artifact.is_empty() {
         None
     } else {
-        Some(model_files(shared, artifact, &id).await?)
+        Some(model_files(shared, artifact).await?)
     };
     set_stage(shared, &job.op_id, "STARTING_MODEL_SERVER");
     let spec = job
@@ -146,7 +146,10 @@ async fn run_deploy(shared: &Arc<Shared>, job: &DeployJob) -> Result<Deployed, A
         .join(format!("{endpoint_id}-{id}.log"));
     // The model directory is on the command line, which is how `stop` recognises
     // the process as ours.
-    let model_dir = storage.clone().unwrap_or_default();
+    let model_dir = storage
+        .clone()
+        .filter(|s| !s.starts_with("gs://"))
+        .unwrap_or_default();
     let pid = {
         let mut servers = shared.servers.lock().unwrap_or_else(|e| e.into_inner());
         if shared.closing.load(Ordering::SeqCst) {
@@ -159,6 +162,7 @@ async fn run_deploy(shared: &Arc<Shared>, job: &DeployJob) -> Result<Deployed, A
             "AIP_HEALTH_ROUTE",
             "AIP_PREDICT_ROUTE",
             "AIP_STORAGE_URI",
+            "MODELPORT_GCP_STORAGE_ENDPOINT",
         ] {
             cmd.env_remove(var);
         }
@@ -174,8 +178,15 @@ async fn run_deploy(shared: &Arc<Shared>, job: &DeployJob) -> Result<Deployed, A
             .env("AIP_ENDPOINT_ID", &endpoint_id)
             .env("AIP_PROJECT_NUMBER", project_of(&job.endpoint))
             .env("AIP_MACHINE_TYPE", machine_type(&job.deployed));
-        if let Some(dir) = &storage {
-            cmd.env("AIP_STORAGE_URI", dir).arg(dir);
+        match (&storage, &shared.config.gcs_upstream) {
+            (Some(uri), Some(gcs)) if uri.starts_with("gs://") => {
+                cmd.env("AIP_STORAGE_URI", uri)
+                    .env("MODELPORT_GCP_STORAGE_ENDPOINT", gcs);
+            }
+            (Some(dir), _) => {
+                cmd.env("AIP_STORAGE_URI", dir).arg(dir);
+            }
+            (None, _) => {}
         }
         cmd.args(["--host", "127.0.0.1"]);
         for e in spec
@@ -284,17 +295,10 @@ fn min_replicas(deployed: &Map<String, Value>) -> i64 {
 }
 
 /// The model files for AIP_STORAGE_URI: a local path as it is, or a `gs://`
-/// prefix copied from the GCS emulator into a directory of the fake's.
-///
-/// On Vertex, AIP_STORAGE_URI is a gs:// URI and the container downloads the
-/// files itself. `modelport serve` cannot read gs:// yet, so the fake downloads
-/// them here; this moves into `modelport serve` (issue 5, item 5), and then the
-/// fake passes the gs:// URI through.
-async fn model_files(
-    shared: &Shared,
-    artifact: &str,
-    deployed_id: &str,
-) -> Result<String, ApiError> {
+/// prefix, checked to hold objects in the GCS emulator and passed through: as on
+/// Vertex, the container downloads the files itself (`modelport serve` does, from
+/// `MODELPORT_GCP_STORAGE_ENDPOINT`, which the fake points at the emulator).
+async fn model_files(shared: &Shared, artifact: &str) -> Result<String, ApiError> {
     let Some(rest) = artifact.strip_prefix("gs://") else {
         return Ok(artifact
             .strip_prefix("file://")
@@ -307,26 +311,24 @@ async fn model_files(
             "The fake Vertex AI has no GCS upstream configured and cannot read {artifact}."
         )));
     };
-    let dest = shared.workdir.join("models").join(deployed_id);
-    download_prefix(shared, gcs, bucket, prefix, &dest)
+    check_prefix(shared, gcs, bucket, prefix)
         .await
         .map_err(|why| {
-            tracing::warn!(%artifact, "cannot copy the model files: {why}");
+            tracing::warn!(%artifact, "the model files are missing: {why}");
             ApiError::precondition(format!(
                 "Failed to download the model artifacts from {artifact}: {why}"
             ))
         })?;
-    Ok(dest.display().to_string())
+    Ok(artifact.to_string())
 }
 
-/// Copies every object under `gs://bucket/prefix/` into `dest`, keeping the paths
-/// below the prefix (fake-gcs-server's JSON API).
-async fn download_prefix(
+/// Checks that `gs://bucket/prefix/` holds at least one object (fake-gcs-server's
+/// JSON API).
+async fn check_prefix(
     shared: &Shared,
     gcs: &str,
     bucket: &str,
     prefix: &str,
-    dest: &Path,
 ) -> Result<(), String> {
     let gcs = gcs.trim_end_matches('/');
     let dir_prefix = if prefix.is_empty() || prefix.ends_with('/') {
@@ -334,79 +336,32 @@ async fn download_prefix(
     } else {
         format!("{prefix}/")
     };
-    let mut names = Vec::new();
-    let mut page: Option<String> = None;
-    loop {
-        let mut url = format!(
-            "{gcs}/storage/v1/b/{}/o?prefix={}",
-            encode(bucket),
-            encode(&dir_prefix)
-        );
-        if let Some(p) = &page {
-            url.push_str(&format!("&pageToken={}", encode(p)));
-        }
-        let resp = shared
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("listing: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("listing answered {}", resp.status()));
-        }
-        let raw = resp.bytes().await.map_err(|e| format!("listing: {e}"))?;
-        let listing: Value =
-            serde_json::from_slice(&raw).map_err(|e| format!("listing is not JSON: {e}"))?;
-        for item in listing
-            .get("items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(n) = item.get("name").and_then(Value::as_str) {
-                names.push(n.to_string());
-            }
-        }
-        match listing.get("nextPageToken").and_then(Value::as_str) {
-            Some(t) if !t.is_empty() => page = Some(t.to_string()),
-            _ => break,
-        }
+    let url = format!(
+        "{gcs}/storage/v1/b/{}/o?prefix={}",
+        encode(bucket),
+        encode(&dir_prefix)
+    );
+    let resp = shared
+        .http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("listing: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("listing answered {}", resp.status()));
     }
-    if names.is_empty() {
-        return Err("no objects under that prefix".into());
+    let raw = resp.bytes().await.map_err(|e| format!("listing: {e}"))?;
+    let listing: Value =
+        serde_json::from_slice(&raw).map_err(|e| format!("listing is not JSON: {e}"))?;
+    let any = listing
+        .get("items")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if any {
+        Ok(())
+    } else {
+        Err("no objects under that prefix".into())
     }
-    for name in names {
-        let rel = PathBuf::from(name.strip_prefix(&dir_prefix).unwrap_or(&name));
-        if rel.as_os_str().is_empty() || name.ends_with('/') {
-            continue;
-        }
-        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(format!("object name {name:?} leaves the model directory"));
-        }
-        let url = format!(
-            "{gcs}/storage/v1/b/{}/o/{}?alt=media",
-            encode(bucket),
-            encode(&name)
-        );
-        let resp = shared
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("{name}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("{name}: answered {}", resp.status()));
-        }
-        let bytes = resp.bytes().await.map_err(|e| format!("{name}: {e}"))?;
-        let path = dest.join(&rel);
-        // Small files on a local disk: written in place, as the rest of the
-        // testkit does.
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-        }
-        std::fs::write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(())
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.

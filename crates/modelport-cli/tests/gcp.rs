@@ -1,0 +1,532 @@
+//! `--provider gcp` end to end through the CLI, as a user runs it, against
+//! fake-gcs-server (Cloud Storage) and modelport's strict Vertex AI fake (every
+//! request validated against the official discovery document, a real
+//! `modelport serve` as the data plane, fetching its model from the emulator).
+//! Every request is made by Google's official crates inside the CLI; only the far
+//! end is an emulator.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Project, Run};
+use modelport_testkit::gcs::FakeGcs;
+use modelport_testkit::vertex::{Call, FakeVertex, Fault, FaultKind, VertexConfig};
+
+/// fake-gcs-server, the Vertex fake reading from it, and a project whose
+/// modelport.yaml deploys `example` to Google Cloud.
+struct Cloud {
+    fake: FakeVertex,
+    gcs: FakeGcs,
+    project: Project,
+}
+
+const BUCKET: &str = "models";
+
+impl Cloud {
+    fn start(example: &str) -> Cloud {
+        Cloud::with_config(example, |_| {})
+    }
+
+    fn with_config(example: &str, tweak: impl FnOnce(&mut VertexConfig)) -> Cloud {
+        let gcs = FakeGcs::start().unwrap();
+        gcs.create_bucket(BUCKET).unwrap();
+        let mut config = VertexConfig::new(env!("CARGO_BIN_EXE_modelport"));
+        config.gcs_upstream = Some(gcs.url());
+        config.operation_delay = Duration::from_millis(300);
+        tweak(&mut config);
+        let fake = FakeVertex::start(config).unwrap();
+        let project = Project::new().with_example(example);
+        let spec = project.path().join(example).join("modelport.yaml");
+        let yaml = std::fs::read_to_string(&spec).unwrap().replace(
+            "provider:\n",
+            "provider:\n  gcp:\n    project: test-project\n    region: us-central1\n    \
+             bucket: models\n    prefix: mp\n    \
+             image_uri: us-central1-docker.pkg.dev/test-project/modelport/modelport:0.1.0\n    \
+             deploy_timeout_s: 120\n",
+        );
+        std::fs::write(&spec, yaml).unwrap();
+        Cloud { fake, gcs, project }
+    }
+
+    fn spec(&self) -> String {
+        let dir = std::fs::read_dir(self.project.path())
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().join("modelport.yaml").exists())
+            .unwrap();
+        format!("{}/modelport.yaml", dir.file_name().to_string_lossy())
+    }
+
+    /// The CLI with the environment a user of the fakes exports, and nothing from
+    /// this machine's own Google Cloud setup. Any request that would leave the
+    /// overrides goes to a closed loopback proxy instead of the internet.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = self.project.cmd(args);
+        cmd.env("MODELPORT_GCP_VERTEX_ENDPOINT", self.fake.url())
+            .env("MODELPORT_GCP_STORAGE_ENDPOINT", self.gcs.url())
+            .env("GCE_METADATA_HOST", "127.0.0.1:9")
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("CLOUDSDK_CONFIG", self.project.path().join("no-gcloud"))
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env_remove("GOOGLE_CLOUD_PROJECT");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        Run(self.cmd(args).output().unwrap())
+    }
+
+    fn calls_since(&self, n: usize) -> Vec<Call> {
+        self.fake.calls().into_iter().skip(n).collect()
+    }
+}
+
+/// The calls that change something, as `method name`.
+fn changes(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| {
+            c.status == 200
+                && matches!(
+                    c.method.as_str(),
+                    "models.upload"
+                        | "models.delete"
+                        | "endpoints.create"
+                        | "endpoints.delete"
+                        | "endpoints.patch"
+                        | "endpoints.deployModel"
+                        | "endpoints.undeployModel"
+                )
+        })
+        .map(|c| format!("{} {}", c.method, c.name.as_deref().unwrap_or("")))
+        .collect()
+}
+
+fn count(calls: &[String], method: &str) -> usize {
+    calls
+        .iter()
+        .filter(|c| c.starts_with(&format!("{method} ")))
+        .count()
+}
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
+}
+
+#[test]
+fn deploy_compare_redeploy_update_and_destroy() {
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+
+    // plan reads the live project and changes nothing: 2 (changes) before, 0 after.
+    let plan = cloud
+        .run(&["plan", "--provider", "gcp", "-f", &spec])
+        .expect(2);
+    let text = format!("{}{}", plan.stdout(), plan.stderr());
+    assert!(text.contains("Vertex AI endpoint"), "{text}");
+    assert!(cloud.project.state("iris").is_none(), "plan wrote state");
+    assert_eq!(changes(&cloud.fake.calls()), Vec::<String>::new());
+
+    // Progress lines (the deployment stages among them) are debug logs.
+    let first = Run(cloud
+        .cmd(&["deploy", "--provider", "gcp", "-f", &spec])
+        .env("MODELPORT_LOG", "modelport=debug")
+        .output()
+        .unwrap())
+    .expect(0);
+    assert!(first.stdout().contains("PASS"), "{}", first.stdout());
+    assert!(
+        first.stdout().contains("deployed iris"),
+        "{}",
+        first.stdout()
+    );
+    let err = first.stderr();
+    assert!(
+        err.contains("PREPARING_MODEL") || err.contains("STARTING_MODEL_SERVER"),
+        "{err}"
+    );
+    let state = cloud.project.state("iris").unwrap();
+    assert_eq!(state["provider"], "gcp");
+    let resources = &state["active"]["resources"];
+    assert_eq!(
+        resources["endpoint_name"],
+        "projects/test-project/locations/us-central1/endpoints/iris"
+    );
+    let dir = resources["dir"].as_str().unwrap();
+    assert!(dir.starts_with("mp/iris/"), "{dir}");
+    // The unpacked files, the manifest and the archive.
+    let objects = cloud.gcs.list_objects(BUCKET, dir).unwrap();
+    for name in ["model.onnx", "modelport.json", "model.tar.gz"] {
+        assert!(
+            objects.iter().any(|o| o == &format!("{dir}/{name}")),
+            "{name} missing in {objects:?}"
+        );
+    }
+
+    let status = cloud.run(&["status", "iris", "--output", "json"]).expect(0);
+    assert_eq!(
+        json(&status)[0]["health"],
+        "in_service",
+        "{}",
+        status.stdout()
+    );
+
+    // compare goes through :predict, batching to the 1.5 MB limit.
+    let compare = cloud.run(&["compare", "iris", "--count", "300"]).expect(0);
+    assert!(compare.stdout().contains("PASS"), "{}", compare.stdout());
+
+    // Unchanged: nothing is uploaded, created or deployed.
+    let before = cloud.fake.calls().len();
+    let again = cloud
+        .run(&["deploy", "--provider", "gcp", "-f", &spec])
+        .expect(0);
+    assert!(again.stdout().contains("up to date"), "{}", again.stdout());
+    assert_eq!(changes(&cloud.calls_since(before)), Vec::<String>::new());
+    cloud
+        .run(&["plan", "--provider", "gcp", "-f", &spec])
+        .expect(0);
+
+    // A changed spec: a new model deployed next to the old one at 0 %, the traffic
+    // moved, the old one undeployed and deleted; the same endpoint throughout, and
+    // the unchanged files are not uploaded again.
+    let path = cloud.project.path().join(&spec);
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{yaml}\nserving:\n  timeout_s: 59\n")).unwrap();
+    let before = cloud.fake.calls().len();
+    let update = cloud
+        .run(&["deploy", "--provider", "gcp", "-f", &spec])
+        .expect(0);
+    assert!(update.stdout().contains("PASS"), "{}", update.stdout());
+    assert!(
+        update.stderr().contains("0 objects uploaded"),
+        "{}",
+        update.stderr()
+    );
+    let calls = changes(&cloud.calls_since(before));
+    for (method, n) in [
+        ("models.upload", 1),
+        ("endpoints.deployModel", 1),
+        ("endpoints.patch", 1),
+        ("endpoints.undeployModel", 1),
+        ("models.delete", 1),
+        ("endpoints.create", 0),
+        ("endpoints.delete", 0),
+    ] {
+        assert_eq!(count(&calls, method), n, "{method} in {calls:?}");
+    }
+    let new_state = cloud.project.state("iris").unwrap();
+    assert_ne!(
+        new_state["active"]["resources"]["deployed_model_id"],
+        state["active"]["resources"]["deployed_model_id"]
+    );
+
+    // Found by label even without local state.
+    std::fs::rename(
+        cloud.project.path().join(".modelport/state/iris.json"),
+        cloud.project.path().join("iris.json.bak"),
+    )
+    .unwrap();
+    let listed = cloud
+        .run(&["list", "--provider", "gcp", "-f", &spec, "--output", "json"])
+        .expect(0);
+    let listed = json(&listed);
+    assert_eq!(listed[0]["name"], "iris", "{listed}");
+    std::fs::rename(
+        cloud.project.path().join("iris.json.bak"),
+        cloud.project.path().join(".modelport/state/iris.json"),
+    )
+    .unwrap();
+
+    let destroyed = cloud
+        .run(&["destroy", "iris", "--purge", "--output", "json"])
+        .expect(0);
+    let destroyed = json(&destroyed);
+    assert_eq!(destroyed["leftover"], serde_json::json!([]), "{destroyed}");
+    assert!(cloud.project.state("iris").is_none());
+    assert_eq!(
+        cloud.gcs.list_objects(BUCKET, "mp/iris/").unwrap(),
+        Vec::<String>::new()
+    );
+    let listed = cloud
+        .run(&["list", "--provider", "gcp", "-f", &spec, "--output", "json"])
+        .expect(0);
+    assert_eq!(json(&listed), serde_json::json!([]));
+    assert!(
+        cloud.fake.server_pids().is_empty(),
+        "{:?}",
+        cloud.fake.server_pids()
+    );
+}
+
+#[test]
+fn an_update_that_answers_differently_is_undeployed_with_exit_3() {
+    let cloud = Cloud::start("mlp");
+    let spec = cloud.spec();
+    cloud
+        .run(&["deploy", "--provider", "gcp", "-f", &spec, "-q"])
+        .expect(0);
+    let before = cloud.project.state("mlp").unwrap();
+    // tract in the endpoint, onnxruntime as the reference, zero tolerance: the
+    // engines round differently (runtime skew), so the comparison fails.
+    let path = cloud.project.path().join(&spec);
+    let yaml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("atol: 1.0e-5", "atol: 0.0")
+        .replace("rtol: 1.0e-4", "rtol: 0.0");
+    std::fs::write(&path, format!("{yaml}\nserving:\n  engine: tract\n")).unwrap();
+    let n = cloud.fake.calls().len();
+    let out = cloud
+        .run(&[
+            "deploy",
+            "--provider",
+            "gcp",
+            "-f",
+            &spec,
+            "--engine",
+            "onnxruntime",
+        ])
+        .expect(3);
+    assert!(out.stdout().contains("FAIL"), "{}", out.stdout());
+    assert!(
+        out.stdout().contains("previous one keeps serving"),
+        "{}",
+        out.stdout()
+    );
+    let calls = changes(&cloud.calls_since(n));
+    for (method, n) in [
+        ("endpoints.deployModel", 1),
+        // The traffic to the new model, then back to the old one.
+        ("endpoints.patch", 2),
+        ("endpoints.undeployModel", 1),
+        ("models.delete", 1),
+    ] {
+        assert_eq!(count(&calls, method), n, "{method} in {calls:?}");
+    }
+    let after = cloud.project.state("mlp").unwrap();
+    assert_eq!(after["active"], before["active"]);
+    assert!(after["pending"].is_null());
+    let status = cloud.run(&["status", "mlp", "--output", "json"]).expect(0);
+    let status = json(&status);
+    assert_eq!(status[0]["health"], "in_service", "{status}");
+    let old_id = before["active"]["resources"]["deployed_model_id"]
+        .as_str()
+        .unwrap();
+    assert!(
+        status[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{old_id}: 100%")),
+        "{status}"
+    );
+    cloud.run(&["destroy", "mlp"]).expect(0);
+}
+
+#[test]
+fn a_deploy_killed_after_the_model_upload_converges_on_rerun() {
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+    cloud.fake.inject(Fault::new(
+        "endpoints.create",
+        FaultKind::Delay(Duration::from_secs(5)),
+    ));
+    let mut child = cloud
+        .cmd(&["deploy", "--provider", "gcp", "-f", &spec, "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !cloud
+        .fake
+        .calls()
+        .iter()
+        .any(|c| c.method == "models.upload" && c.status == 200)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no models.upload: {:?}",
+            cloud.fake.calls()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the deploy ended before models.upload"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The upload operation finishes (0.3 s) and is polled (1 s); then the CLI
+    // waits in endpoints.create, which the fault holds for 5 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the deploy ended early"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let state = cloud
+        .project
+        .state("iris")
+        .expect("the pending revision is recorded");
+    assert!(state["pending"].is_object(), "{state}");
+    assert!(state["active"].is_null());
+
+    let before = cloud.fake.calls().len();
+    let rerun = cloud
+        .run(&["deploy", "--provider", "gcp", "-f", &spec])
+        .expect(0);
+    assert!(rerun.stdout().contains("PASS"), "{}", rerun.stdout());
+    let calls = changes(&cloud.calls_since(before));
+    assert_eq!(count(&calls, "models.upload"), 0, "{calls:?}");
+    assert_eq!(count(&calls, "endpoints.deployModel"), 1, "{calls:?}");
+    assert!(count(&calls, "endpoints.create") <= 1, "{calls:?}");
+    cloud.run(&["destroy", "iris"]).expect(0);
+}
+
+#[test]
+fn rate_limits_on_every_call_are_retried() {
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+    for method in [
+        "models.get",
+        "models.upload",
+        "endpoints.get",
+        "endpoints.create",
+        "endpoints.deployModel",
+        "endpoints.predict",
+    ] {
+        cloud
+            .fake
+            .inject(Fault::new(method, FaultKind::TooManyRequests).times(2));
+    }
+    cloud
+        .fake
+        .inject(Fault::new("endpoints.predict", FaultKind::Unavailable));
+    let out = cloud
+        .run(&["deploy", "--provider", "gcp", "-f", &spec])
+        .expect(0);
+    assert!(out.stdout().contains("PASS"), "{}", out.stdout());
+    let refused = cloud
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.status == 429 || c.status == 503)
+        .count();
+    assert!(refused >= 13, "{:?}", cloud.fake.calls());
+    cloud.run(&["destroy", "iris"]).expect(0);
+}
+
+#[test]
+fn a_quota_error_names_the_quota_and_leaves_no_orphan_endpoint() {
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+    cloud.fake.inject(Fault::new(
+        "endpoints.deployModel",
+        FaultKind::QuotaExceeded,
+    ));
+    let out = cloud
+        .run(&["deploy", "--provider", "gcp", "-f", &spec])
+        .expect(1);
+    let err = out.stderr();
+    assert!(err.contains("RESOURCE_EXHAUSTED"), "{err}");
+    assert!(err.contains("custom_model_serving_cpus"), "{err}");
+    assert!(err.contains("hint:") && err.contains("Quotas"), "{err}");
+    assert!(
+        cloud.project.state("iris").is_none(),
+        "a failed first deploy is forgotten"
+    );
+    let listed = cloud
+        .run(&["list", "--provider", "gcp", "-f", &spec, "--output", "json"])
+        .expect(0);
+    assert_eq!(json(&listed), serde_json::json!([]));
+    let calls = changes(&cloud.fake.calls());
+    assert_eq!(count(&calls, "endpoints.delete"), 1, "{calls:?}");
+    assert_eq!(count(&calls, "models.delete"), 1, "{calls:?}");
+}
+
+#[test]
+fn a_server_that_never_becomes_ready_fails_with_the_reason_and_no_orphan() {
+    let cloud = Cloud::with_config("iris", |c| c.startup_timeout = Duration::from_secs(3));
+    let spec = cloud.spec();
+    cloud.fake.inject(Fault::new(
+        "endpoints.deployModel",
+        FaultKind::ServerNeverReady,
+    ));
+    let out = cloud
+        .run(&["deploy", "--provider", "gcp", "-f", &spec])
+        .expect(1);
+    let err = out.stderr();
+    assert!(err.contains("never became ready"), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("AIP_HEALTH_ROUTE"),
+        "{err}"
+    );
+    let listed = cloud
+        .run(&["list", "--provider", "gcp", "-f", &spec, "--output", "json"])
+        .expect(0);
+    assert_eq!(
+        json(&listed),
+        serde_json::json!([]),
+        "the endpoint was deleted"
+    );
+}
+
+#[test]
+fn missing_application_default_credentials_give_one_clear_error() {
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+    // No overrides: the real Google endpoints, which the loopback proxy and the
+    // closed metadata server keep this test from ever reaching.
+    let out = Run(cloud
+        .cmd(&["deploy", "--provider", "gcp", "-f", &spec])
+        .env_remove("MODELPORT_GCP_VERTEX_ENDPOINT")
+        .env_remove("MODELPORT_GCP_STORAGE_ENDPOINT")
+        .output()
+        .unwrap())
+    .expect(1);
+    let err = out.stderr();
+    assert!(
+        err.contains("hint:") && err.contains("gcloud auth application-default login"),
+        "{err}"
+    );
+    assert!(
+        cloud
+            .project
+            .state("iris")
+            .is_none_or(|s| s["active"].is_null()),
+        "nothing recorded as deployed"
+    );
+}
+
+#[test]
+fn iam_policy_names_the_roles_scoped_to_the_deployment() {
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+    let out = cloud
+        .run(&["iam-policy", "--provider", "gcp", "-f", &spec])
+        .expect(0);
+    let policy = json(&out);
+    let deployer = policy["deployer"]["bindings"].as_array().unwrap();
+    assert!(
+        deployer
+            .iter()
+            .any(|b| b["role"] == "roles/aiplatform.user"),
+        "{policy}"
+    );
+    let serving = policy["serving"]["bindings"].as_array().unwrap();
+    let read = serving
+        .iter()
+        .find(|b| b["role"] == "roles/storage.objectViewer")
+        .unwrap();
+    assert_eq!(
+        read["condition"],
+        "resource.name.startsWith(\"projects/_/buckets/models/objects/mp/iris/\")"
+    );
+    assert!(
+        serving
+            .iter()
+            .any(|b| b["role"] == "roles/artifactregistry.reader"),
+        "{policy}"
+    );
+}

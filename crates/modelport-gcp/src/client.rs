@@ -1,0 +1,200 @@
+//! Client construction: the project, the regional Vertex AI host, credentials from
+//! Application Default Credentials, and the endpoint overrides that point every
+//! client at an emulator or fake (with anonymous credentials).
+
+use google_cloud_aiplatform_v1::client::{EndpointService, ModelService, PredictionService};
+use google_cloud_auth::credentials::Credentials;
+use google_cloud_storage::client::Storage;
+use modelport_core::provider::{ProviderError, ProviderResult};
+use modelport_core::spec::GcpSettings;
+use serde::{Deserialize, Serialize};
+
+/// Sends Vertex AI calls to this URL instead of Google (a fake); wins over
+/// `provider.gcp.endpoint_url`. Credentials are then anonymous.
+pub const MODELPORT_GCP_VERTEX_ENDPOINT: &str = "MODELPORT_GCP_VERTEX_ENDPOINT";
+/// Sends Cloud Storage calls to this URL instead of Google (fake-gcs-server); wins
+/// over `provider.gcp.storage_endpoint_url`. Credentials are then anonymous.
+pub const MODELPORT_GCP_STORAGE_ENDPOINT: &str = "MODELPORT_GCP_STORAGE_ENDPOINT";
+
+/// What a set of clients is built from; recorded in state so that `status`,
+/// `compare` and `destroy` reach the same project, region and endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientSettings {
+    pub project: String,
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertex_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_endpoint: Option<String>,
+}
+
+fn env_override(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The project when `provider.gcp.project` is not set: `GOOGLE_CLOUD_PROJECT`, then
+/// `CLOUDSDK_CORE_PROJECT` (what gcloud's configuration exports).
+fn default_project() -> Option<String> {
+    env_override("GOOGLE_CLOUD_PROJECT").or_else(|| env_override("CLOUDSDK_CORE_PROJECT"))
+}
+
+impl ClientSettings {
+    /// The settings `provider.gcp` asks for, environment overrides applied.
+    pub fn from_spec(gcp: &GcpSettings) -> ProviderResult<ClientSettings> {
+        let project = gcp
+            .project
+            .clone()
+            .or_else(default_project)
+            .ok_or_else(|| ProviderError::InvalidInput {
+                message: "provider.gcp.project is not set and neither GOOGLE_CLOUD_PROJECT nor CLOUDSDK_CORE_PROJECT names one".into(),
+                hint: Some("set `provider.gcp.project: my-project` in modelport.yaml".into()),
+            })?;
+        Ok(ClientSettings {
+            project,
+            region: gcp.region.clone(),
+            vertex_endpoint: env_override(MODELPORT_GCP_VERTEX_ENDPOINT)
+                .or_else(|| gcp.endpoint_url.clone()),
+            storage_endpoint: env_override(MODELPORT_GCP_STORAGE_ENDPOINT)
+                .or_else(|| gcp.storage_endpoint_url.clone()),
+        })
+    }
+
+    /// `https://{region}-aiplatform.googleapis.com`, or the override. The crate's
+    /// default host is the global one, which serves no regional resources.
+    pub fn vertex_host(&self) -> String {
+        self.vertex_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://{}-aiplatform.googleapis.com", self.region))
+    }
+
+    /// `projects/P/locations/R`.
+    pub fn parent(&self) -> String {
+        format!("projects/{}/locations/{}", self.project, self.region)
+    }
+}
+
+/// The clients one deployment talks to.
+#[derive(Clone)]
+pub struct GcpClients {
+    pub settings: ClientSettings,
+    pub models: ModelService,
+    pub endpoints: EndpointService,
+    pub predictions: PredictionService,
+    pub storage: Storage,
+    /// For the JSON API calls the storage crate cannot make (see `storage`).
+    pub storage_credentials: Credentials,
+}
+
+/// Application Default Credentials, with a debug line naming where they come from.
+fn adc() -> ProviderResult<Credentials> {
+    let source = if let Some(path) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS") {
+        format!(
+            "GOOGLE_APPLICATION_CREDENTIALS ({})",
+            path.to_string_lossy()
+        )
+    } else if gcloud_adc_file().is_some_and(|p| p.is_file()) {
+        "the gcloud application-default credentials file".to_string()
+    } else {
+        "the metadata server".to_string()
+    };
+    tracing::debug!("Google Cloud credentials from {source}");
+    google_cloud_auth::credentials::Builder::default()
+        .build()
+        .map_err(|e| ProviderError::Other {
+            message: format!("no Google Cloud credentials: {e}"),
+            hint: Some(
+                "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file"
+                    .into(),
+            ),
+        })
+}
+
+fn gcloud_adc_file() -> Option<std::path::PathBuf> {
+    let config = match std::env::var_os("CLOUDSDK_CONFIG") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".config/gcloud"),
+    };
+    Some(config.join("application_default_credentials.json"))
+}
+
+fn anonymous() -> Credentials {
+    google_cloud_auth::credentials::anonymous::Builder::new().build()
+}
+
+fn build_error(what: &str, e: impl std::fmt::Display) -> ProviderError {
+    ProviderError::Other {
+        message: format!("cannot build the {what} client: {e}"),
+        hint: None,
+    }
+}
+
+/// The Cloud Storage client alone (what `modelport serve` needs to fetch a model):
+/// anonymous against an override, Application Default Credentials otherwise.
+pub async fn storage(endpoint: Option<&str>) -> ProviderResult<Storage> {
+    let builder = Storage::builder();
+    let builder = match endpoint {
+        Some(url) => builder.with_endpoint(url).with_credentials(anonymous()),
+        None => builder.with_credentials(adc()?),
+    };
+    builder
+        .build()
+        .await
+        .map_err(|e| build_error("Cloud Storage", e))
+}
+
+/// Builds every client; credentials are resolved once, up front.
+pub async fn connect(settings: &ClientSettings) -> ProviderResult<GcpClients> {
+    let vertex_creds = match &settings.vertex_endpoint {
+        Some(_) => anonymous(),
+        None => adc()?,
+    };
+    let host = settings.vertex_host();
+    let models = ModelService::builder()
+        .with_endpoint(&host)
+        .with_credentials(vertex_creds.clone())
+        .build()
+        .await
+        .map_err(|e| build_error("Vertex AI model service", e))?;
+    let endpoints = EndpointService::builder()
+        .with_endpoint(&host)
+        .with_credentials(vertex_creds.clone())
+        .build()
+        .await
+        .map_err(|e| build_error("Vertex AI endpoint service", e))?;
+    let predictions = PredictionService::builder()
+        .with_endpoint(&host)
+        .with_credentials(vertex_creds.clone())
+        .build()
+        .await
+        .map_err(|e| build_error("Vertex AI prediction service", e))?;
+    let storage_credentials = match &settings.storage_endpoint {
+        Some(_) => anonymous(),
+        None if settings.vertex_endpoint.is_some() => {
+            return Err(ProviderError::InvalidInput {
+                message:
+                    "Vertex AI calls go to an override but Cloud Storage calls would go to Google"
+                        .into(),
+                hint: Some(format!(
+                    "set {MODELPORT_GCP_STORAGE_ENDPOINT} (or provider.gcp.storage_endpoint_url) too, or neither"
+                )),
+            });
+        }
+        None => vertex_creds.clone(),
+    };
+    let mut builder = Storage::builder().with_credentials(storage_credentials.clone());
+    if let Some(url) = &settings.storage_endpoint {
+        builder = builder.with_endpoint(url);
+    }
+    let storage = builder
+        .build()
+        .await
+        .map_err(|e| build_error("Cloud Storage", e))?;
+    Ok(GcpClients {
+        settings: settings.clone(),
+        models,
+        endpoints,
+        predictions,
+        storage,
+        storage_credentials,
+    })
+}

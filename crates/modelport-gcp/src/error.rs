@@ -1,0 +1,186 @@
+//! Google API errors as modelport errors: the status code and message in one line,
+//! a hint per kind of failure, and one retry rule for what Google calls transient.
+
+use std::future::Future;
+use std::time::Duration;
+
+use google_cloud_gax::error::Error;
+use google_cloud_gax::error::rpc::Code;
+use modelport_core::provider::ProviderError;
+
+/// Attempts per call when Google answers 429 (a rate limit) or 503.
+const ATTEMPTS: u32 = 6;
+
+/// True when the credentials could not produce a token, also when the failure
+/// reaches us wrapped (a retry loop that gave up on it).
+pub fn is_authentication(e: &Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<Error>()
+            .is_some_and(Error::is_authentication)
+            || s.downcast_ref::<google_cloud_gax::error::CredentialsError>()
+                .is_some()
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The last two distinct messages of the error's source chain: where the
+/// failure started, without the layers that repeat it.
+fn root_cause(e: &Error) -> String {
+    let mut chain: Vec<String> = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if chain.last().is_none_or(|l| !l.contains(&text)) {
+            chain.push(text);
+        }
+        source = s.source();
+    }
+    let n = chain.len();
+    chain[n.saturating_sub(2)..].join(": ")
+}
+
+/// The status code's name (`NOT_FOUND`), or what kind of failure it was.
+pub fn code_name(e: &Error) -> String {
+    match e.status() {
+        Some(s) => s.code.name().to_string(),
+        None if is_authentication(e) => "UNAUTHENTICATED".into(),
+        None if e.is_connect() => "CONNECT".into(),
+        None if e.is_timeout() => "DEADLINE_EXCEEDED".into(),
+        None => match e.http_status_code() {
+            Some(c) => format!("HTTP {c}"),
+            None => "ERROR".into(),
+        },
+    }
+}
+
+/// The message Google sent, or the error's own text.
+pub fn message(e: &Error) -> String {
+    match e.status() {
+        Some(s) if !s.message.is_empty() => s.message.clone(),
+        _ => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+pub fn is_not_found(e: &Error) -> bool {
+    e.status().is_some_and(|s| s.code == Code::NotFound) || e.http_status_code() == Some(404)
+}
+
+pub fn is_already_exists(e: &Error) -> bool {
+    e.status().is_some_and(|s| s.code == Code::AlreadyExists) || e.http_status_code() == Some(409)
+}
+
+/// A quota on resources (serving CPUs, GPUs): retrying does not help.
+pub fn is_quota(e: &Error) -> bool {
+    e.status().is_some_and(|s| {
+        s.code == Code::ResourceExhausted && s.message.contains("exceed quota limits")
+    })
+}
+
+/// 503, or a 429 that is a rate limit rather than a quota on resources.
+pub fn is_transient(e: &Error) -> bool {
+    match e.status() {
+        Some(s) => {
+            s.code == Code::Unavailable || (s.code == Code::ResourceExhausted && !is_quota(e))
+        }
+        None => matches!(e.http_status_code(), Some(429 | 503)),
+    }
+}
+
+/// Runs `call` until it succeeds, fails for good, or has been tried [`ATTEMPTS`]
+/// times, waiting 0.5 s, 1 s, 2 s ... (at most 8 s) between attempts.
+pub async fn retry<T, F, Fut>(what: &str, mut call: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
+                tracing::debug!(
+                    "{what}: {} {}; retrying in {delay:?}",
+                    code_name(&e),
+                    message(&e)
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(8));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A failed Google API call as a provider error: `models.upload: NOT_FOUND: ...`
+/// with a hint.
+pub fn failure(what: &str, e: &Error) -> ProviderError {
+    if e.status().is_none() && is_authentication(e) {
+        return ProviderError::Other {
+            message: format!(
+                "{what} failed: no usable Google Cloud credentials: {}",
+                root_cause(e)
+            ),
+            hint: hint("UNAUTHENTICATED", ""),
+        };
+    }
+    let code = code_name(e);
+    let message = message(e);
+    ProviderError::Other {
+        hint: hint(&code, &message),
+        message: format!("{what} failed: {code}: {message}"),
+    }
+}
+
+fn hint(code: &str, message: &str) -> Option<String> {
+    let h = match code {
+        "PERMISSION_DENIED"
+            if message.contains("has not been used")
+                || message.contains("SERVICE_DISABLED")
+                || message.contains("is disabled") =>
+        {
+            "enable the API: `gcloud services enable aiplatform.googleapis.com storage.googleapis.com --project PROJECT`"
+        }
+        "PERMISSION_DENIED" => {
+            "the credentials lack a permission: `modelport iam-policy --provider gcp -f modelport.yaml` lists the roles modelport and the serving account need"
+        }
+        "UNAUTHENTICATED" => {
+            "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file"
+        }
+        "NOT_FOUND" if message.contains("project") || message.contains("Project") => {
+            "check `provider.gcp.project` and `provider.gcp.region` in modelport.yaml"
+        }
+        "NOT_FOUND" if message.contains("bucket") || message.contains("Bucket") => {
+            "create the bucket in the endpoint's region first: `gcloud storage buckets create gs://BUCKET --location REGION`"
+        }
+        "RESOURCE_EXHAUSTED" if message.contains("exceed quota limits") => {
+            "request a higher quota for the named metric in the Cloud console (IAM & Admin → Quotas), or choose a smaller `compute.machine_type` or fewer replicas"
+        }
+        "RESOURCE_EXHAUSTED" => {
+            "Google is rate-limiting the project: wait a minute and run the command again"
+        }
+        "CONNECT" => {
+            "cannot reach Google Cloud: check the network, or the endpoint overrides (MODELPORT_GCP_VERTEX_ENDPOINT, MODELPORT_GCP_STORAGE_ENDPOINT)"
+        }
+        "FAILED_PRECONDITION"
+            if message.contains("never became ready") || message.contains("health") =>
+        {
+            "the serving container did not pass its health check: check the image's logs in Cloud Logging (resource aiplatform.googleapis.com/Endpoint) and that it serves AIP_HEALTH_ROUTE on AIP_HTTP_PORT"
+        }
+        _ => return None,
+    };
+    Some(h.to_string())
+}

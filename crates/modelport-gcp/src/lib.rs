@@ -1,0 +1,1065 @@
+//! The Google Cloud provider: the model's files in Cloud Storage, the endpoint on
+//! Vertex AI, predictions through Vertex's `:predict`. Every request goes through
+//! Google's official crates (`google-cloud-storage`, `google-cloud-aiplatform-v1`,
+//! `google-cloud-auth`), except object metadata, listing and deletion, which the
+//! storage crate offers over gRPC only (see [`storage`]); endpoint overrides point
+//! them all at an emulator or fake.
+//!
+//! One deployment is one Vertex AI endpoint, whose id is derived from the
+//! deployment name. Each revision (an artifact and the settings that shape its
+//! resources) is one Vertex model, `NAME-ARTIFACT8-SPEC6`, deployed to the
+//! endpoint under a DeployedModel id derived from the same name, so a re-run
+//! computes the same ids and converges.
+//!
+//! An update deploys the new model next to the serving one with 0 % of the
+//! traffic, waits until it is ready, then moves the traffic to it while the old
+//! one stays deployed and warm: Vertex's shared endpoints route only by traffic
+//! split, so a deployed model with 0 % cannot be asked directly. The comparison
+//! then runs against the endpoint, and every answer names the deployed model that
+//! gave it. Promoting undeploys the old model; rolling back moves the traffic back
+//! at once and undeploys the new one. Models and endpoints carry the
+//! `modelport-deployment` and `modelport-digest` labels.
+//!
+//! This crate knows nothing about the terminal: it reports progress through
+//! [`Reporter`] and returns data.
+
+pub mod client;
+pub mod error;
+pub mod iam;
+pub mod names;
+pub mod predictor;
+pub mod storage;
+pub mod vertex;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use google_cloud_aiplatform_v1::client::PredictionService;
+use google_cloud_aiplatform_v1::model::Endpoint;
+use modelport_core::predictor::Predictor;
+use modelport_core::provider::{
+    ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
+    PlannedAction, Provider, ProviderError, ProviderResult, Reporter, require_revision,
+};
+use modelport_core::spec::{DeploymentSpec, GcpSettings};
+use modelport_core::state::{
+    DeploymentState, EndpointRef, Protocol, Revision, Which, Workspace, unix_now,
+};
+use modelport_core::{Signature, TargetInfo, TargetKind, env};
+use modelport_verify::BatchPredictor;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+pub use client::{ClientSettings, GcpClients};
+use vertex::{Machine, ModelSpec};
+
+/// What one revision created, recorded in the state's `resources`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GcpResources {
+    pub settings: ClientSettings,
+    pub bucket: String,
+    /// `PREFIX/NAME/DIGEST`: the revision's objects.
+    pub dir: String,
+    pub model_id: String,
+    /// `projects/P/locations/R/models/MODEL_ID`.
+    pub model_name: String,
+    /// `projects/P/locations/R/endpoints/ENDPOINT_ID`.
+    pub endpoint_name: String,
+    pub deployed_model_id: String,
+    /// `1 × n1-standard-2`, `1–3 × g2-standard-4 + 1 × NVIDIA_L4`.
+    pub machine: String,
+    pub dedicated: bool,
+    pub deploy_timeout_s: u32,
+    /// The model's signature, which types the endpoint's JSON answers.
+    pub signature: Option<Signature>,
+}
+
+impl GcpResources {
+    fn of(rev: &Revision) -> ProviderResult<GcpResources> {
+        serde_json::from_value(rev.resources.clone()).map_err(|e| {
+            ProviderError::other(format!(
+                "the state's Google Cloud resources are unreadable: {e}"
+            ))
+        })
+    }
+
+    fn artifact_uri(&self) -> String {
+        format!("gs://{}/{}", self.bucket, self.dir)
+    }
+
+    fn deadline(&self) -> Duration {
+        Duration::from_secs(u64::from(self.deploy_timeout_s.max(1)))
+    }
+}
+
+/// The provider behind `--provider gcp`.
+pub struct GcpProvider {
+    workspace: Workspace,
+    clients: Mutex<HashMap<ClientSettings, Arc<GcpClients>>>,
+}
+
+impl GcpProvider {
+    pub fn new(workspace: Workspace) -> GcpProvider {
+        GcpProvider {
+            workspace,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn clients(&self, settings: &ClientSettings) -> ProviderResult<Arc<GcpClients>> {
+        let mut cache = self.clients.lock().await;
+        if let Some(c) = cache.get(settings) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(client::connect(settings).await?);
+        cache.insert(settings.clone(), c.clone());
+        Ok(c)
+    }
+
+    fn save(&self, state: &DeploymentState) -> ProviderResult<()> {
+        Ok(self.workspace.save_state(state)?)
+    }
+}
+
+/// `provider.gcp`, or an error that says how to add it.
+fn settings(spec: &DeploymentSpec) -> ProviderResult<&GcpSettings> {
+    spec.provider
+        .gcp
+        .as_ref()
+        .ok_or_else(|| ProviderError::InvalidInput {
+            message: format!(
+                "{}: no `provider.gcp` section; --provider gcp needs a project, a region and a bucket",
+                spec.file.display()
+            ),
+            hint: Some(
+                "add `provider:\n  gcp:\n    project: my-project\n    region: us-central1\n    bucket: my-models\n    image_uri: us-central1-docker.pkg.dev/my-project/modelport/modelport:0.1.0`"
+                    .into(),
+            ),
+        })
+}
+
+/// The spec's parts that shape this provider's resources: a change to any of them
+/// makes a new model and deployed model; others (like `verify`) do not.
+pub fn resource_hash(spec: &DeploymentSpec) -> String {
+    let gcp = spec.provider.gcp.as_ref();
+    let shape = json!({
+        "image": spec.gcp_image(),
+        "service_account": gcp.and_then(|g| g.service_account.as_ref()),
+        "kms_key_name": gcp.and_then(|g| g.kms_key_name.as_ref()),
+        "labels": gcp.map(|g| &g.labels),
+        "dedicated_endpoint": gcp.map(|g| g.dedicated_endpoint),
+        "machine_type": spec.compute.machine_type(),
+        "min_replicas": spec.compute.min_replicas,
+        "max_replicas": spec.compute.max_replicas(),
+        "accelerator": spec.compute.accelerator,
+        "startup_timeout_s": spec.compute.startup_timeout_s,
+        "serving": spec.serving,
+    });
+    modelport_package::sha256_bytes(shape.to_string().as_bytes())
+}
+
+/// The container's environment: the user's, then modelport serve's own settings.
+fn container_environment(spec: &DeploymentSpec) -> BTreeMap<String, String> {
+    let mut environment: BTreeMap<String, String> = spec.serving.env.clone().into_iter().collect();
+    for (k, v) in [
+        (
+            env::MODELPORT_ENGINE,
+            spec.serving.engine.as_str().to_string(),
+        ),
+        (
+            env::MODELPORT_MAX_BODY_BYTES,
+            spec.serving.max_body_bytes.to_string(),
+        ),
+        (env::MODELPORT_TIMEOUT_S, spec.serving.timeout_s.to_string()),
+        (env::MODELPORT_MODEL_NAME, spec.name.as_str().to_string()),
+    ] {
+        environment.insert(k.to_string(), v);
+    }
+    environment
+}
+
+/// Everything about the revision a spec and artifact make, computed without I/O.
+struct Target {
+    deployment: String,
+    resources: GcpResources,
+    model: ModelSpec,
+    machine: Machine,
+    endpoint_labels: BTreeMap<String, String>,
+    kms_key_name: Option<String>,
+    endpoint: EndpointRef,
+}
+
+fn target(
+    spec: &DeploymentSpec,
+    artifact: &ArtifactRef,
+    settings: ClientSettings,
+) -> ProviderResult<Target> {
+    let gcp = self::settings(spec)?;
+    let name = spec.name.as_str();
+    let hash = resource_hash(spec);
+    let model_id = names::model_id(name, &artifact.digest, &hash);
+    let image = spec
+        .gcp_image()
+        .ok_or_else(|| ProviderError::InvalidInput {
+            message: format!(
+                "{}: no serving image: set `provider.gcp.image_uri` or `serving.image`",
+                spec.file.display()
+            ),
+            hint: Some(
+                "build templates/Dockerfile and push it to Artifact Registry in the endpoint's region, then set `provider.gcp.image_uri: REGION-docker.pkg.dev/PROJECT/REPO/modelport:TAG`".into(),
+            ),
+        })?
+        .to_string();
+    let dir = names::artifact_dir(&gcp.prefix, name, &artifact.digest);
+    let mut labels: BTreeMap<String, String> = gcp.labels.clone();
+    labels.insert(names::LABEL_DEPLOYMENT.into(), names::id_of(name));
+    let mut endpoint_labels = labels.clone();
+    labels.insert(
+        names::LABEL_DIGEST.into(),
+        names::digest_label(&artifact.digest),
+    );
+    // The endpoint outlives revisions: it is labelled with the deployment only.
+    endpoint_labels.remove(names::LABEL_DIGEST);
+    let machine = Machine {
+        machine_type: spec.compute.machine_type().to_string(),
+        accelerator: spec
+            .compute
+            .accelerator
+            .as_ref()
+            .map(|a| (a.kind.clone(), a.count)),
+        min_replicas: spec.compute.min_replicas.max(1),
+        max_replicas: spec
+            .compute
+            .max_replicas()
+            .max(spec.compute.min_replicas.max(1)),
+        service_account: gcp.service_account.clone(),
+    };
+    let parent = settings.parent();
+    let endpoint_id = names::endpoint_id(name);
+    let resources = GcpResources {
+        bucket: gcp.bucket.clone(),
+        dir: dir.clone(),
+        model_name: format!("{parent}/models/{model_id}"),
+        endpoint_name: format!("{parent}/endpoints/{endpoint_id}"),
+        deployed_model_id: names::deployed_model_id(&model_id),
+        model_id: model_id.clone(),
+        machine: machine.describe(),
+        dedicated: gcp.dedicated_endpoint,
+        deploy_timeout_s: gcp.deploy_timeout_s,
+        signature: artifact.signature.clone(),
+        settings,
+    };
+    let limit = if gcp.dedicated_endpoint {
+        predictor::DEDICATED_MAX_BYTES
+    } else {
+        predictor::SHARED_MAX_BYTES
+    } as u64;
+    let endpoint = EndpointRef {
+        predict_url: format!(
+            "{}/v1/{}:predict",
+            resources.settings.vertex_host(),
+            resources.endpoint_name
+        ),
+        health_url: format!(
+            "{}/v1/{}",
+            resources.settings.vertex_host(),
+            resources.endpoint_name
+        ),
+        protocol: Protocol::Instances,
+        max_request_bytes: limit.min(spec.serving.max_body_bytes),
+        timeout_s: spec.serving.timeout_s,
+    };
+    let model = ModelSpec {
+        model_id,
+        display_name: format!("{name} {}", short(&artifact.digest)),
+        image,
+        artifact_uri: resources.artifact_uri(),
+        env: container_environment(spec),
+        labels,
+        kms_key_name: gcp.kms_key_name.clone(),
+        startup_timeout_s: spec.compute.startup_timeout_s,
+    };
+    Ok(Target {
+        deployment: name.to_string(),
+        resources,
+        model,
+        machine,
+        endpoint_labels,
+        kms_key_name: gcp.kms_key_name.clone(),
+        endpoint,
+    })
+}
+
+fn short(digest: &str) -> &str {
+    let d = names::hex(digest);
+    &d[..d.len().min(12)]
+}
+
+/// The traffic split, as `id: percent` sorted by id.
+fn traffic_of(ep: &Endpoint) -> String {
+    let mut split: Vec<_> = ep.traffic_split.iter().collect();
+    split.sort();
+    split
+        .iter()
+        .map(|(id, pct)| format!("{id}: {pct}%"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn serves(ep: &Endpoint, deployed_id: &str) -> bool {
+    ep.deployed_models.iter().any(|d| d.id == deployed_id)
+        && ep.traffic_split.get(deployed_id).copied() == Some(100)
+}
+
+fn has(ep: &Endpoint, deployed_id: &str) -> bool {
+    ep.deployed_models.iter().any(|d| d.id == deployed_id)
+}
+
+fn split(pairs: &[(&str, i32)]) -> HashMap<String, i32> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+impl GcpProvider {
+    /// Retires a pending revision: traffic goes back to the active revision (or the
+    /// endpoint is deleted when there is none), then the pending deployed model is
+    /// undeployed and its model deleted.
+    async fn retire_pending(
+        &self,
+        state: &mut DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<()> {
+        let Some(pending) = state.pending.clone() else {
+            return Ok(());
+        };
+        let p = GcpResources::of(&pending)?;
+        let c = self.clients(&p.settings).await?;
+        let active = state.active.as_ref().map(GcpResources::of).transpose()?;
+        let same = active
+            .as_ref()
+            .is_some_and(|a| a.deployed_model_id == p.deployed_model_id);
+        if !same {
+            let live = vertex::get_endpoint(&c, &p.endpoint_name).await?;
+            if let (Some(a), Some(ep)) = (&active, &live)
+                && has(ep, &a.deployed_model_id)
+            {
+                if !serves(ep, &a.deployed_model_id) {
+                    reporter.on_start(&format!(
+                        "moving the traffic back to deployed model {}",
+                        a.deployed_model_id
+                    ));
+                    vertex::set_traffic(
+                        &c,
+                        &p.endpoint_name,
+                        split(&[(&a.deployed_model_id, 100)]),
+                    )
+                    .await?;
+                }
+                reporter.on_start(&format!(
+                    "undeploying deployed model {}",
+                    p.deployed_model_id
+                ));
+                vertex::undeploy(
+                    &c,
+                    &p.endpoint_name,
+                    &p.deployed_model_id,
+                    split(&[(&a.deployed_model_id, 100)]),
+                    p.deadline(),
+                    reporter,
+                )
+                .await?;
+            } else if live.is_some() {
+                reporter.on_start(&format!("removing endpoint {}", p.endpoint_name));
+                self.empty_and_delete_endpoint(&c, &p.endpoint_name, p.deadline(), reporter)
+                    .await?;
+            }
+            reporter.on_progress(&format!("deleting model {}", p.model_id));
+            vertex::delete_model(&c, &p.model_name, p.deadline(), reporter).await?;
+        }
+        state.pending = None;
+        self.save(state)
+    }
+
+    /// Undeploys every deployed model of the endpoint, then deletes it.
+    async fn empty_and_delete_endpoint(
+        &self,
+        c: &GcpClients,
+        endpoint: &str,
+        deadline: Duration,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<bool> {
+        let Some(ep) = vertex::get_endpoint(c, endpoint).await? else {
+            return Ok(false);
+        };
+        for d in &ep.deployed_models {
+            reporter.on_progress(&format!("undeploying deployed model {}", d.id));
+            vertex::undeploy(c, endpoint, &d.id, HashMap::new(), deadline, reporter).await?;
+        }
+        vertex::delete_endpoint(c, endpoint, deadline, reporter).await
+    }
+
+    /// Refuses to touch an endpoint with this id that this deployment did not
+    /// create: its labels must name the deployment, or the state must record it.
+    fn check_owned(
+        &self,
+        ep: &Endpoint,
+        deployment: &str,
+        state: &DeploymentState,
+    ) -> ProviderResult<()> {
+        if state.active.is_some() || state.pending.is_some() {
+            return Ok(());
+        }
+        if ep.labels.get(names::LABEL_DEPLOYMENT) == Some(&names::id_of(deployment)) {
+            return Ok(());
+        }
+        Err(ProviderError::InvalidInput {
+            message: format!(
+                "the Vertex AI endpoint {} already exists and modelport did not create it (it has no `{}: {}` label)",
+                ep.name,
+                names::LABEL_DEPLOYMENT,
+                names::id_of(deployment)
+            ),
+            hint: Some("give the deployment another `name` in modelport.yaml; modelport never changes an endpoint it does not own".into()),
+        })
+    }
+
+    /// Brings the target revision up on the endpoint next to the active one and
+    /// moves the traffic to it; `state.pending` is already saved.
+    async fn bring_up(
+        &self,
+        c: &GcpClients,
+        t: &Target,
+        active: Option<&GcpResources>,
+        artifact: &ArtifactRef,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<()> {
+        let res = &t.resources;
+        let api = storage::ObjectsApi::new(
+            c.settings.storage_endpoint.as_deref(),
+            c.storage_credentials.clone(),
+        )?;
+        reporter.on_start(&format!("uploading the model to {}", res.artifact_uri()));
+        storage::check_bucket_region(&api, &res.bucket, &c.settings.region).await?;
+        let summary = storage::upload_revision(
+            &c.storage,
+            &api,
+            &storage::UploadTarget {
+                bucket: &res.bucket,
+                dir: &res.dir,
+                kms_key_name: t.kms_key_name.as_deref(),
+            },
+            artifact,
+            reporter,
+        )
+        .await?;
+        reporter.on_finish(&format!(
+            "{} objects uploaded ({}), {} already there",
+            summary.uploaded.len(),
+            storage::human(summary.bytes_sent),
+            summary.skipped.len()
+        ));
+        reporter.on_start(&format!("uploading Vertex AI model {}", res.model_id));
+        vertex::ensure_model(c, &t.model, res.deadline(), reporter).await?;
+        reporter.on_start(&format!("creating endpoint {}", res.endpoint_name));
+        let ep = vertex::ensure_endpoint(
+            c,
+            &vertex::EndpointSpec {
+                endpoint_id: &names::endpoint_id(&t.deployment),
+                display_name: &t.deployment,
+                labels: &t.endpoint_labels,
+                dedicated: res.dedicated,
+                kms_key_name: t.kms_key_name.as_deref(),
+            },
+            res.deadline(),
+            reporter,
+        )
+        .await?;
+        let serving_old = active.filter(|a| {
+            a.deployed_model_id != res.deployed_model_id && has(&ep, &a.deployed_model_id)
+        });
+        if !has(&ep, &res.deployed_model_id) {
+            let traffic = match serving_old {
+                Some(a) => split(&[(&a.deployed_model_id, 100), ("0", 0)]),
+                None => split(&[("0", 100)]),
+            };
+            reporter.on_start(&format!(
+                "deploying model {} as {} on {}{}",
+                res.model_id,
+                res.deployed_model_id,
+                res.machine,
+                if serving_old.is_some() {
+                    " with 0% of the traffic"
+                } else {
+                    ""
+                }
+            ));
+            vertex::deploy(
+                c,
+                &vertex::Deployment {
+                    endpoint: &res.endpoint_name,
+                    model: &res.model_name,
+                    deployed_id: &res.deployed_model_id,
+                    display_name: &t.model.display_name,
+                    machine: &t.machine,
+                },
+                traffic,
+                res.deadline(),
+                reporter,
+            )
+            .await?;
+        }
+        let ep = vertex::get_endpoint(c, &res.endpoint_name)
+            .await?
+            .ok_or_else(|| {
+                ProviderError::other(format!("endpoint {} vanished", res.endpoint_name))
+            })?;
+        if !serves(&ep, &res.deployed_model_id) {
+            reporter.on_start(&format!(
+                "moving the traffic to deployed model {} (the previous one stays deployed until the comparison passes)",
+                res.deployed_model_id
+            ));
+            let mut traffic = split(&[(&res.deployed_model_id, 100)]);
+            for d in &ep.deployed_models {
+                traffic.entry(d.id.clone()).or_insert(0);
+            }
+            vertex::set_traffic(c, &res.endpoint_name, traffic).await?;
+        }
+        reporter.on_finish(&format!(
+            "deployed model {} serves endpoint {}",
+            res.deployed_model_id, res.endpoint_name
+        ));
+        Ok(())
+    }
+
+    fn revision(t: &Target, plan: &Plan) -> Revision {
+        let spec = &plan.spec;
+        let mut verify = spec.verify.clone();
+        verify.samples = spec
+            .samples_path()
+            .map(|p| std::path::absolute(&p).unwrap_or(p));
+        Revision {
+            artifact_digest: plan.artifact.digest.clone(),
+            model_digest: plan.artifact.model_digest.clone(),
+            spec_hash: plan.spec_hash.clone(),
+            endpoint: t.endpoint.clone(),
+            verify,
+            started_at: unix_now(),
+            resources: serde_json::to_value(&t.resources).expect("resources serialize"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for GcpProvider {
+    fn name(&self) -> &'static str {
+        "gcp"
+    }
+
+    async fn plan(
+        &self,
+        spec: &DeploymentSpec,
+        artifact: &ArtifactRef,
+        state: Option<&DeploymentState>,
+    ) -> ProviderResult<Plan> {
+        let settings = ClientSettings::from_spec(settings(spec)?)?;
+        let c = self.clients(&settings).await?;
+        let t = target(spec, artifact, settings)?;
+        let res = &t.resources;
+        let mut actions = Vec::new();
+        let recorded = |rev: &Option<Revision>| rev.as_ref().and_then(|r| GcpResources::of(r).ok());
+        let pending = state.and_then(|s| recorded(&s.pending));
+        let active = state.and_then(|s| recorded(&s.active));
+        if let Some(p) = &pending
+            && p.model_id != res.model_id
+        {
+            actions.push(PlannedAction {
+                kind: ActionKind::Delete,
+                resource: format!(
+                    "Vertex AI model {} (deployed as {})",
+                    p.model_id, p.deployed_model_id
+                ),
+                reason: "left over from an interrupted deploy".into(),
+            });
+        }
+        let live = vertex::get_endpoint(&c, &res.endpoint_name).await?;
+        if live
+            .as_ref()
+            .is_some_and(|ep| serves(ep, &res.deployed_model_id))
+        {
+            actions.push(PlannedAction {
+                kind: ActionKind::Keep,
+                resource: format!("Vertex AI endpoint {}", res.endpoint_name),
+                reason: format!(
+                    "deployed model {} serves 100% on {}, artifact {}",
+                    res.deployed_model_id,
+                    res.machine,
+                    short(&artifact.digest)
+                ),
+            });
+        } else {
+            let api = storage::ObjectsApi::new(
+                c.settings.storage_endpoint.as_deref(),
+                c.storage_credentials.clone(),
+            )?;
+            let archive = format!("{}/{}", res.dir, modelport_package::ARCHIVE_NAME);
+            let uploaded = api.meta(&res.bucket, &archive).await?.is_some()
+                && api
+                    .meta(
+                        &res.bucket,
+                        &format!("{}/{}", res.dir, modelport_package::MANIFEST_NAME),
+                    )
+                    .await?
+                    .is_some();
+            actions.push(PlannedAction {
+                kind: if uploaded {
+                    ActionKind::Keep
+                } else {
+                    ActionKind::Create
+                },
+                resource: format!("{}/", res.artifact_uri()),
+                reason: if uploaded {
+                    "already uploaded (content-addressed; unchanged files are skipped by crc32c)"
+                        .into()
+                } else {
+                    format!(
+                        "upload the model files and model.tar.gz ({})",
+                        storage::human(artifact.size)
+                    )
+                },
+            });
+            let model_exists = vertex::get_model(&c, &res.model_name).await?.is_some();
+            actions.push(PlannedAction {
+                kind: if model_exists {
+                    ActionKind::Keep
+                } else {
+                    ActionKind::Create
+                },
+                resource: format!("Vertex AI model {}", res.model_id),
+                reason: format!("artifact {}", short(&artifact.digest)),
+            });
+            actions.push(PlannedAction {
+                kind: if live.is_some() {
+                    ActionKind::Keep
+                } else {
+                    ActionKind::Create
+                },
+                resource: format!("Vertex AI endpoint {}", res.endpoint_name),
+                reason: if live.is_some() {
+                    "exists".into()
+                } else {
+                    format!(
+                        "new {} endpoint",
+                        if res.dedicated {
+                            "dedicated"
+                        } else {
+                            "shared public"
+                        }
+                    )
+                },
+            });
+            let old = live.as_ref().and_then(|ep| {
+                ep.deployed_models
+                    .iter()
+                    .find(|d| {
+                        d.id != res.deployed_model_id
+                            && ep.traffic_split.get(&d.id).is_some_and(|p| *p > 0)
+                    })
+                    .map(|d| d.id.clone())
+            });
+            let mut why = Vec::new();
+            if let Some(a) = &active {
+                if state
+                    .and_then(|s| s.active.as_ref())
+                    .is_some_and(|r| r.artifact_digest != artifact.digest)
+                {
+                    why.push(format!("new artifact {}", short(&artifact.digest)));
+                }
+                if a.machine != res.machine {
+                    why.push(format!("{} → {}", a.machine, res.machine));
+                }
+            }
+            if why.is_empty() && old.is_some() {
+                why.push("modelport.yaml changed".into());
+            }
+            actions.push(PlannedAction {
+                kind: ActionKind::Create,
+                resource: format!(
+                    "deployed model {} on {}",
+                    res.deployed_model_id, res.machine
+                ),
+                reason: match &old {
+                    Some(o) => format!(
+                        "deploy at 0% next to {o}, then move the traffic to it: {}",
+                        why.join("; ")
+                    ),
+                    None => "deploy with 100% of the traffic".into(),
+                },
+            });
+            if let Some(o) = old {
+                actions.push(PlannedAction {
+                    kind: ActionKind::Delete,
+                    resource: format!("deployed model {o} and its Vertex AI model"),
+                    reason: "undeployed once the new revision passes its comparison".into(),
+                });
+            }
+        }
+        Ok(Plan {
+            name: spec.name.as_str().to_string(),
+            provider: self.name().to_string(),
+            actions,
+            spec: spec.clone(),
+            spec_hash: resource_hash(spec),
+            artifact: artifact.clone(),
+            previous: state.cloned(),
+        })
+    }
+
+    async fn apply(&self, plan: &Plan, reporter: &dyn Reporter) -> ProviderResult<DeploymentState> {
+        let spec = &plan.spec;
+        let settings = ClientSettings::from_spec(settings(spec)?)?;
+        let c = self.clients(&settings).await?;
+        let t = target(spec, &plan.artifact, settings)?;
+        let res = &t.resources;
+        let mut state = plan
+            .previous
+            .clone()
+            .unwrap_or_else(|| DeploymentState::new(&plan.name, self.name(), &spec.file));
+        state.spec_file = std::path::absolute(&spec.file).unwrap_or_else(|_| spec.file.clone());
+
+        // A revision left pending by an interrupted deploy: resume it when it is
+        // this one, retire it otherwise.
+        let resuming = match &state.pending {
+            Some(p) => GcpResources::of(p)?.model_id == res.model_id,
+            None => false,
+        };
+        if state.pending.is_some() && !resuming {
+            reporter.on_start("retiring what an interrupted deploy left");
+            self.retire_pending(&mut state, reporter).await?;
+        }
+        let live = vertex::get_endpoint(&c, &res.endpoint_name).await?;
+        if let Some(ep) = &live {
+            self.check_owned(ep, &plan.name, &state)?;
+        }
+        let recorded_active = state.active.as_ref().map(GcpResources::of).transpose()?;
+        if !resuming
+            && live
+                .as_ref()
+                .is_some_and(|ep| serves(ep, &res.deployed_model_id))
+        {
+            // Already serving this revision. Without a record of it (the state file
+            // was lost), the state is rebuilt from what the project holds.
+            if recorded_active
+                .as_ref()
+                .is_none_or(|a| a.model_id != res.model_id)
+            {
+                reporter.on_progress(&format!(
+                    "endpoint {} already serves {}: recording it",
+                    res.endpoint_name, res.model_id
+                ));
+                state.active = Some(Self::revision(&t, plan));
+                self.save(&state)?;
+            } else if let Some(active) = &mut state.active {
+                let current = Self::revision(&t, plan);
+                if active.verify != current.verify {
+                    active.verify = current.verify;
+                    self.save(&state)?;
+                }
+            }
+            return Ok(state);
+        }
+        if !resuming {
+            state.pending = Some(Self::revision(&t, plan));
+        }
+        // Recorded before anything is created: a crash from here on leaves state
+        // that a re-run resumes and `destroy` cleans up.
+        self.save(&state)?;
+        let result = self
+            .bring_up(&c, &t, recorded_active.as_ref(), &plan.artifact, reporter)
+            .await;
+        if let Err(e) = result {
+            reporter.on_start("the new revision failed: removing it");
+            if let Err(cleanup) = self.retire_pending(&mut state, reporter).await {
+                reporter.on_progress(&format!(
+                    "could not remove the failed revision ({cleanup}); it stays recorded as pending for a re-run or `modelport destroy`"
+                ));
+            }
+            return Err(e);
+        }
+        Ok(state)
+    }
+
+    async fn promote(
+        &self,
+        mut state: DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DeploymentState> {
+        let Some(pending) = state.pending.take() else {
+            return Ok(state);
+        };
+        let p = GcpResources::of(&pending)?;
+        if let Some(old) = state.active.take() {
+            let o = GcpResources::of(&old)?;
+            if o.deployed_model_id != p.deployed_model_id {
+                let c = self.clients(&o.settings).await?;
+                reporter.on_start(&format!(
+                    "undeploying the previous deployed model {}",
+                    o.deployed_model_id
+                ));
+                vertex::undeploy(
+                    &c,
+                    &o.endpoint_name,
+                    &o.deployed_model_id,
+                    split(&[(&p.deployed_model_id, 100)]),
+                    o.deadline(),
+                    reporter,
+                )
+                .await?;
+                reporter.on_progress(&format!("deleting model {}", o.model_id));
+                vertex::delete_model(&c, &o.model_name, o.deadline(), reporter).await?;
+            }
+        }
+        state.active = Some(pending);
+        self.save(&state)?;
+        Ok(state)
+    }
+
+    async fn rollback(
+        &self,
+        mut state: DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DeploymentState> {
+        self.retire_pending(&mut state, reporter).await?;
+        Ok(state)
+    }
+
+    async fn status(&self, state: &DeploymentState) -> ProviderResult<EndpointStatus> {
+        let Some(rev) = state.active.as_ref().or(state.pending.as_ref()) else {
+            return Ok(EndpointStatus::nothing_recorded(
+                state,
+                "no endpoint recorded",
+            ));
+        };
+        let res = GcpResources::of(rev)?;
+        let c = self.clients(&res.settings).await?;
+        let live = vertex::get_endpoint(&c, &res.endpoint_name).await?;
+        let (health, detail) = match &live {
+            None => (
+                Health::Stopped,
+                format!("endpoint {} does not exist", res.endpoint_name),
+            ),
+            Some(ep) => {
+                let mut detail = format!(
+                    "Vertex AI endpoint {} ({}), traffic {{{}}}",
+                    res.endpoint_name,
+                    res.machine,
+                    traffic_of(ep)
+                );
+                let health = if serves(ep, &res.deployed_model_id) {
+                    Health::InService
+                } else if has(ep, &res.deployed_model_id) || state.pending.is_some() {
+                    detail.push_str(&format!(
+                        "; deployed model {} does not take all the traffic",
+                        res.deployed_model_id
+                    ));
+                    Health::Updating
+                } else {
+                    detail.push_str(&format!(
+                        "; deployed model {} is not deployed",
+                        res.deployed_model_id
+                    ));
+                    Health::Unhealthy
+                };
+                (health, detail)
+            }
+        };
+        Ok(EndpointStatus::of(state, rev, health, detail))
+    }
+
+    async fn endpoint(
+        &self,
+        state: &DeploymentState,
+        which: Which,
+    ) -> ProviderResult<Box<dyn Predictor>> {
+        let rev = require_revision(state, which)?;
+        let res = GcpResources::of(rev)?;
+        let c = self.clients(&res.settings).await?;
+        let mut digests = HashMap::new();
+        for r in [&state.active, &state.pending].into_iter().flatten() {
+            if let Ok(g) = GcpResources::of(r) {
+                digests.insert(g.deployed_model_id, format!("sha256:{}", r.model_digest));
+            }
+        }
+        // Dedicated endpoints answer predictions on their own DNS name only.
+        let mut client = c.predictions.clone();
+        if res.dedicated
+            && res.settings.vertex_endpoint.is_none()
+            && let Some(ep) = vertex::get_endpoint(&c, &res.endpoint_name).await?
+            && !ep.dedicated_endpoint_dns.is_empty()
+        {
+            client = PredictionService::builder()
+                .with_endpoint(format!("https://{}", ep.dedicated_endpoint_dns))
+                .build()
+                .await
+                .map_err(|e| {
+                    ProviderError::other(format!("cannot build the prediction client: {e}"))
+                })?;
+        }
+        let transport = predictor::PredictTransport {
+            client,
+            endpoint: res.endpoint_name.clone(),
+            label: state.name.clone(),
+            digests,
+        };
+        let info = TargetInfo {
+            label: state.name.clone(),
+            kind: TargetKind::Deployment,
+            location: rev.endpoint.predict_url.clone(),
+            served_by: Default::default(),
+        };
+        Ok(Box::new(BatchPredictor::new(
+            transport,
+            info,
+            Protocol::Instances,
+            rev.endpoint.max_request_bytes as usize,
+            modelport_verify::http::DEFAULT_CONCURRENCY,
+            res.signature.clone(),
+        )))
+    }
+
+    async fn destroy(
+        &self,
+        state: DeploymentState,
+        options: &DestroyOptions,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DestroyReport> {
+        let mut report = DestroyReport::default();
+        let revisions: Vec<GcpResources> = [&state.pending, &state.active]
+            .into_iter()
+            .flatten()
+            .map(GcpResources::of)
+            .collect::<ProviderResult<_>>()?;
+        let Some(first) = revisions.first() else {
+            self.workspace.remove_state(&state.name)?;
+            return Ok(report);
+        };
+        let c = self.clients(&first.settings).await?;
+        let endpoint = &first.endpoint_name;
+        reporter.on_start(&format!("removing endpoint {endpoint}"));
+        if self
+            .empty_and_delete_endpoint(&c, endpoint, first.deadline(), reporter)
+            .await?
+        {
+            report
+                .removed
+                .push(format!("Vertex AI endpoint {endpoint}"));
+        }
+        let label = names::id_of(&state.name);
+        let mut models: Vec<String> = revisions.iter().map(|r| r.model_name.clone()).collect();
+        for m in vertex::list_models(&c, names::LABEL_DEPLOYMENT, &label).await? {
+            if !models.contains(&m.name) {
+                models.push(m.name);
+            }
+        }
+        for m in &models {
+            reporter.on_progress(&format!("deleting model {m}"));
+            if vertex::delete_model(&c, m, first.deadline(), reporter).await? {
+                report.removed.push(format!("Vertex AI model {m}"));
+            }
+        }
+        if options.purge {
+            let api = storage::ObjectsApi::new(
+                c.settings.storage_endpoint.as_deref(),
+                c.storage_credentials.clone(),
+            )?;
+            for r in &revisions {
+                let prefix = format!("{}/", r.dir);
+                for o in api.list(&r.bucket, &prefix).await? {
+                    api.delete(&r.bucket, &o.name).await?;
+                }
+                report.removed.push(format!("{}/", r.artifact_uri()));
+            }
+        }
+        self.workspace.remove_state(&state.name)?;
+        let mut left = Vec::new();
+        for ep in vertex::list_endpoints(&c, names::LABEL_DEPLOYMENT, Some(&label)).await? {
+            left.push(format!("Vertex AI endpoint {}", ep.name));
+        }
+        for m in vertex::list_models(&c, names::LABEL_DEPLOYMENT, &label).await? {
+            left.push(format!("Vertex AI model {}", m.name));
+        }
+        report.leftover = left;
+        Ok(report)
+    }
+
+    async fn discover(&self, spec: Option<&DeploymentSpec>) -> ProviderResult<Vec<EndpointStatus>> {
+        let Some(gcp) = spec.and_then(|s| s.provider.gcp.as_ref()) else {
+            return Err(ProviderError::InvalidInput {
+                message: "listing Vertex AI deployments needs a project and a region".into(),
+                hint: Some("pass `-f modelport.yaml` with a `provider.gcp` section".into()),
+            });
+        };
+        let settings = ClientSettings::from_spec(gcp)?;
+        let c = self.clients(&settings).await?;
+        let mut found = Vec::new();
+        for ep in vertex::list_endpoints(&c, names::LABEL_DEPLOYMENT, None).await? {
+            let serving = ep
+                .traffic_split
+                .iter()
+                .find(|(_, p)| **p == 100)
+                .map(|(id, _)| id.clone());
+            let health = match (&serving, ep.deployed_models.is_empty()) {
+                (Some(_), _) => Health::InService,
+                (None, true) => Health::Stopped,
+                (None, false) => Health::Updating,
+            };
+            let digest = match &serving {
+                Some(id) => match ep.deployed_models.iter().find(|d| &d.id == id) {
+                    Some(d) => vertex::get_model(&c, &d.model)
+                        .await?
+                        .and_then(|m| m.labels.get(names::LABEL_DIGEST).cloned()),
+                    None => None,
+                },
+                None => None,
+            };
+            found.push(EndpointStatus {
+                name: if ep.display_name.is_empty() {
+                    ep.labels
+                        .get(names::LABEL_DEPLOYMENT)
+                        .cloned()
+                        .unwrap_or_default()
+                } else {
+                    ep.display_name.clone()
+                },
+                provider: self.name().to_string(),
+                health,
+                detail: format!(
+                    "Vertex AI endpoint {}: traffic {{{}}}; artifact {}",
+                    ep.name,
+                    traffic_of(&ep),
+                    digest.as_deref().unwrap_or("unknown")
+                ),
+                predict_url: Some(format!("{}/v1/{}:predict", settings.vertex_host(), ep.name)),
+                model_digest: None,
+                started_at: None,
+                pending: false,
+            });
+        }
+        Ok(found)
+    }
+
+    fn iam_policy(&self, spec: &DeploymentSpec) -> ProviderResult<serde_json::Value> {
+        Ok(iam::policies(spec, settings(spec)?))
+    }
+}
+
+/// Fetches the model `modelport serve` was given as a `gs://` `AIP_STORAGE_URI`
+/// into `dest`, with Application Default Credentials (or anonymously from
+/// `MODELPORT_GCP_STORAGE_ENDPOINT`, an emulator).
+pub async fn fetch_model(uri: &str, dest: &std::path::Path) -> ProviderResult<()> {
+    let endpoint = std::env::var(client::MODELPORT_GCP_STORAGE_ENDPOINT)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let storage = client::storage(endpoint.as_deref()).await?;
+    storage::download_model_dir(&storage, uri, dest).await
+}
