@@ -135,9 +135,8 @@ pub enum Command {
         modelport.yaml field, with suggestions), packages the model, and prints each action with its \
         reason, the instance type and count, $/hour and $/month before and after (730 hours a month, \
         on-demand list prices with their date), the payload limit the comparison batches to, and \
-        warnings when the model does not fit or the machine is grossly oversized. When this build has \
-        no backend for the provider, the plan comes from modelport.yaml and the recorded state alone \
-        and says that live resources were not read.\n\n\
+        warnings when the model does not fit or the machine is grossly oversized. Cloud plans read the \
+        live resources (and the state): nothing is created, uploaded or deleted.\n\n\
         Exit codes (like `terraform plan -detailed-exitcode`):\n  \
         0  no changes\n  1  error (the message and a hint are on stderr)\n  \
         2  the plan has changes (clap's usage errors also exit 2, with a usage message on stderr)\n\n\

@@ -1,10 +1,47 @@
 //! `modelport plan`, `modelport catalog` and the cost column of `list`, as a user runs
-//! them: exit codes 0/2/1, the JSON shape, validation errors with suggestions, plans of
-//! providers without a backend in this build, and catalog overrides.
+//! them: exit codes 0/2/1, the JSON shape, validation errors with suggestions, a cloud
+//! plan read from the live (emulated) project, and catalog overrides.
 
 mod common;
 
 use common::{Project, root};
+use modelport_testkit::gcs::FakeGcs;
+use modelport_testkit::vertex::{FakeVertex, VertexConfig};
+
+/// fake-gcs-server and the Vertex AI fake, for plans of `--provider gcp`.
+struct Gcp {
+    gcs: FakeGcs,
+    vertex: FakeVertex,
+}
+
+impl Gcp {
+    fn start(bucket: &str) -> Gcp {
+        let gcs = FakeGcs::start().unwrap();
+        gcs.create_bucket(bucket).unwrap();
+        let mut config = VertexConfig::new(env!("CARGO_BIN_EXE_modelport"));
+        config.gcs_upstream = Some(gcs.url());
+        let vertex = FakeVertex::start(config).unwrap();
+        Gcp { gcs, vertex }
+    }
+
+    /// `modelport ARGS` in `p`, its Google Cloud calls sent to the fakes.
+    fn cmd(&self, p: &Project, args: &[&str]) -> std::process::Command {
+        let mut cmd = p.cmd(args);
+        cmd.env("MODELPORT_GCP_VERTEX_ENDPOINT", self.vertex.url())
+            .env("MODELPORT_GCP_STORAGE_ENDPOINT", self.gcs.url());
+        cmd
+    }
+
+    fn transcript(&self, p: &Project, args: &[&str]) -> String {
+        let r = common::Run(self.cmd(p, args).output().unwrap());
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            r.code(),
+            r.stdout(),
+            r.stderr()
+        )
+    }
+}
 
 /// `exit: N`, stdout and stderr of one run, for a snapshot.
 fn transcript(p: &Project, args: &[&str]) -> String {
@@ -67,7 +104,6 @@ fn plan_exit_codes_follow_terraform_detailed_exitcode() {
             .stdout(),
     );
     assert_eq!(v["changes"], false);
-    assert_eq!(v["live"], true);
     assert_eq!(v["actions"][0]["kind"], "keep");
     assert_eq!(v["compute"]["kind"], "local");
     assert_eq!(v["cost"]["after"]["billable"], false);
@@ -110,34 +146,41 @@ fn plan_exit_codes_follow_terraform_detailed_exitcode() {
 }
 
 #[test]
-fn a_provider_without_a_backend_is_planned_from_state_with_catalog_prices() {
+fn a_gcp_plan_reads_the_live_project_and_prices_from_the_catalog() {
+    let gcp = Gcp::start("models-1");
     let p = iris_with(
         "  machine_type: n1-standard-4\n  min_replicas: 1\n  max_replicas: 2\n  accelerator: {type: NVIDIA_TESLA_T4, count: 1}\n",
-        "  gcp:\n    region: europe-west4\n    bucket: models-1\n",
+        "  gcp:\n    project: test-project\n    region: europe-west4\n    bucket: models-1\n    image_uri: europe-west4-docker.pkg.dev/test-project/modelport/modelport:0.1.0\n",
     );
-    insta::with_settings!({filters => vec![(r"artifact [0-9a-f]{12}", "artifact [digest]")]}, {
-        insta::assert_snapshot!("plan_gcp_from_state", transcript(&p, &["plan", "-f", "iris/modelport.yaml", "--provider", "gcp"]));
+    let filters = vec![
+        (r"artifact [0-9a-f]{12}", "artifact [digest]"),
+        (r"iris/[0-9a-f]{64}/", "iris/[digest]/"),
+        (r"iris-[0-9a-f]{8}-[0-9a-f]{6}", "iris-[artifact8]-[spec6]"),
+        (r"deployed model [0-9]{10}", "deployed model [id]"),
+        (r"\(\d+ B\)", "([size])"),
+        (r" +\n", "\n"),
+    ];
+    insta::with_settings!({filters => filters}, {
+        insta::assert_snapshot!("plan_gcp_live", gcp.transcript(&p, &["plan", "-f", "iris/modelport.yaml", "--provider", "gcp"]));
     });
-    let v = json(
-        &p.run(&[
-            "plan",
-            "-f",
-            "iris/modelport.yaml",
-            "--provider",
-            "gcp",
-            "-o",
-            "json",
-        ])
-        .expect(2)
-        .stdout(),
-    );
-    assert_eq!(v["live"], false);
-    assert!(
-        v["note"]
-            .as_str()
-            .unwrap()
-            .contains("live resources were not read")
-    );
+    let out = common::Run(
+        gcp.cmd(
+            &p,
+            &[
+                "plan",
+                "-f",
+                "iris/modelport.yaml",
+                "--provider",
+                "gcp",
+                "-o",
+                "json",
+            ],
+        )
+        .output()
+        .unwrap(),
+    )
+    .expect(2);
+    let v = json(&out.stdout());
     assert_eq!(v["actions"][0]["kind"], "create");
     assert_eq!(v["compute"]["kind"], "nodes");
     assert_eq!(v["compute"]["offer"]["machine"], "n1-standard-4");
@@ -150,23 +193,42 @@ fn a_provider_without_a_backend_is_planned_from_state_with_catalog_prices() {
     assert_eq!(v["payload_limit"]["bytes"], 1_500_000);
     assert_eq!(v["warnings"][0]["field"], "provider.gcp.region");
     assert!(p.state("iris").is_none(), "plan must not create state");
+    assert!(
+        gcp.vertex
+            .calls()
+            .iter()
+            .all(|c| c.method.ends_with(".get") || c.method.ends_with(".list")),
+        "plan only reads: {:?}",
+        gcp.vertex.calls()
+    );
+    assert_eq!(
+        gcp.gcs.list_objects("models-1", "").unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
 fn catalog_dir_overrides_prices() {
-    let p = iris_with("  machine_type: n1-standard-2\n", "");
+    let gcp = Gcp::start("models");
+    let p = iris_with(
+        "  machine_type: n1-standard-2\n",
+        "  gcp:\n    project: test-project\n    region: us-central1\n    bucket: models\n    image_uri: us-central1-docker.pkg.dev/test-project/modelport/modelport:0.1.0\n",
+    );
     let dir = p.path().join("catalog");
     std::fs::create_dir_all(&dir).unwrap();
-    let gcp = std::fs::read_to_string(root().join("providers/gcp.yaml"))
+    let catalog = std::fs::read_to_string(root().join("providers/gcp.yaml"))
         .unwrap()
         .replacen(
             "usd_per_hour: 0.1094, date: 2025-01-15",
             "usd_per_hour: 1.0, date: 2026-11-30",
             1,
         );
-    std::fs::write(dir.join("gcp.yaml"), gcp).unwrap();
-    let out = p
-        .cmd(&["plan", "-f", "iris/modelport.yaml", "--provider", "gcp"])
+    std::fs::write(dir.join("gcp.yaml"), catalog).unwrap();
+    let out = gcp
+        .cmd(
+            &p,
+            &["plan", "-f", "iris/modelport.yaml", "--provider", "gcp"],
+        )
         .env("MODELPORT_CATALOG_DIR", &dir)
         .output()
         .unwrap();
@@ -181,8 +243,11 @@ fn catalog_dir_overrides_prices() {
         "the oldest date is shown: {stdout}"
     );
     std::fs::write(dir.join("gcp.yaml"), "provider: gcp\n").unwrap();
-    let out = p
-        .cmd(&["plan", "-f", "iris/modelport.yaml", "--provider", "gcp"])
+    let out = gcp
+        .cmd(
+            &p,
+            &["plan", "-f", "iris/modelport.yaml", "--provider", "gcp"],
+        )
         .env("MODELPORT_CATALOG_DIR", &dir)
         .output()
         .unwrap();

@@ -298,8 +298,8 @@ impl Seek for CountingFile {
     }
 }
 
-/// crc32c of a file, base64 of its big-endian bytes as GCS reports it.
-fn crc32c_file(path: &Path) -> std::io::Result<(u32, String)> {
+/// crc32c of a file, and base64 of its big-endian bytes as GCS reports it.
+pub fn crc32c_file(path: &Path) -> std::io::Result<(u32, String)> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; READ_SIZE];
@@ -399,7 +399,15 @@ pub async fn upload_revision(
             .map_err(|e| other(format!("reading {}: {e}", path.display())))?
             .len();
         let sent = Arc::new(AtomicU64::new(0));
-        let upload = upload_file(storage, target, &name, path, size, crc, sent.clone());
+        let upload = upload_object(
+            storage,
+            target.bucket,
+            &name,
+            path,
+            crc,
+            target.kms_key_name,
+            sent.clone(),
+        );
         tokio::pin!(upload);
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         tick.tick().await;
@@ -427,34 +435,39 @@ pub async fn upload_revision(
     Ok(summary)
 }
 
-async fn upload_file(
+/// Uploads one file, streamed from disk, as `gs://bucket/name`; the server checks
+/// it against `crc` (its crc32c). Files of 16 MiB and more go up as resumable
+/// uploads (the storage crate's threshold), retried from where they stopped.
+/// `sent` counts the bytes read so far, for progress.
+pub async fn upload_object(
     storage: &Storage,
-    target: &UploadTarget<'_>,
+    bucket: &str,
     name: &str,
     path: &Path,
-    size: u64,
     crc: u32,
+    kms_key_name: Option<&str>,
     sent: Arc<AtomicU64>,
 ) -> ProviderResult<()> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| other(format!("reading {}: {e}", path.display())))?;
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| other(format!("reading {}: {e}", path.display())))?
+        .len();
     let source = CountingFile { file, size, sent };
     let mut write = storage
-        .write_object(
-            format!("projects/_/buckets/{}", target.bucket),
-            name,
-            source,
-        )
+        .write_object(format!("projects/_/buckets/{bucket}"), name, source)
         .set_content_type(content_type(name))
         .with_known_crc32c(crc);
-    if let Some(key) = target.kms_key_name {
+    if let Some(key) = kms_key_name {
         write = write.set_kms_key(key);
     }
     write
         .send_unbuffered()
         .await
-        .map_err(|e| error::failure(&format!("uploading gs://{}/{name}", target.bucket), &e))?;
+        .map_err(|e| error::failure(&format!("uploading gs://{bucket}/{name}"), &e))?;
     Ok(())
 }
 

@@ -631,65 +631,6 @@ async fn injected_faults_answer_like_vertex() {
     assert_eq!(statuses, vec![429, 429, 200]);
 }
 
-/// A stand-in for fake-gcs-server's JSON API (object list and media download),
-/// serving `objects` from memory, so the fake's gs:// copy is tested without the
-/// emulator installed.
-async fn serve_gcs(objects: Vec<(String, Vec<u8>)>) -> (String, tokio::task::JoinHandle<()>) {
-    use axum::extract::Request;
-    use axum::response::IntoResponse;
-    let objects = std::sync::Arc::new(objects);
-    let app = axum::Router::new().fallback(move |req: Request| {
-        let objects = objects.clone();
-        async move {
-            let path = req.uri().path().to_string();
-            let query = req.uri().query().unwrap_or_default().to_string();
-            let decode = |s: &str| {
-                let mut out = Vec::new();
-                let b = s.as_bytes();
-                let mut i = 0;
-                while i < b.len() {
-                    if b[i] == b'%' && i + 2 < b.len() {
-                        out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                        i += 3;
-                    } else {
-                        out.push(b[i]);
-                        i += 1;
-                    }
-                }
-                String::from_utf8(out).unwrap()
-            };
-            let Some(rest) = path.strip_prefix("/storage/v1/b/models/o") else {
-                return (axum::http::StatusCode::NOT_FOUND, "no such bucket").into_response();
-            };
-            if rest.is_empty() {
-                let prefix = query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("prefix="))
-                    .map(decode)
-                    .unwrap_or_default();
-                let items: Vec<Value> = objects
-                    .iter()
-                    .filter(|(n, _)| n.starts_with(&prefix))
-                    .map(|(n, b)| json!({"name": n, "bucket": "models", "size": b.len().to_string()}))
-                    .collect();
-                return axum::Json(json!({"kind": "storage#objects", "items": items})).into_response();
-            }
-            let name = decode(rest.trim_start_matches('/'));
-            assert!(query.contains("alt=media"), "{query}");
-            match objects.iter().find(|(n, _)| *n == name) {
-                Some((_, bytes)) => bytes.clone().into_response(),
-                None => (axum::http::StatusCode::NOT_FOUND, "no such object").into_response(),
-            }
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    (url, task)
-}
-
 /// Every file under `dir`, as (path relative to `dir` with `/`, bytes).
 fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -713,18 +654,32 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gs_artifacts_are_copied_from_the_gcs_emulator() {
-    // The objects exist before the fake starts, so its URL is known up front.
+async fn gs_artifacts_are_fetched_by_the_server_from_the_gcs_emulator() {
     let dir = tempfile::tempdir().unwrap();
     let iris = iris_dir(dir.path());
+    let gcs = modelport_testkit::FakeGcs::start().unwrap();
+    gcs.create_bucket("models").unwrap();
     let mut objects: Vec<(String, Vec<u8>)> = files_under(&iris)
         .into_iter()
         .map(|(rel, b)| (format!("iris/v1/{rel}"), b))
         .collect();
-    // A sibling prefix that must not be copied.
+    // A sibling prefix that must not be read.
     objects.push(("iris/v10/model.onnx".into(), b"not a model".to_vec()));
-    let (gcs, task) = serve_gcs(objects).await;
-    let h = Harness::start(|c| c.gcs_upstream = Some(gcs.clone()));
+    let http = reqwest::Client::new();
+    for (name, bytes) in objects {
+        let r = http
+            .post(format!(
+                "{}/upload/storage/v1/b/models/o?uploadType=media&name={}",
+                gcs.url(),
+                modelport_testkit::gcs::encode(&name)
+            ))
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{name}: {}", r.status());
+    }
+    let h = Harness::start(|c| c.gcs_upstream = Some(gcs.url()));
     let endpoint = h.create_endpoint(json!({})).await;
     for (uri, ok) in [
         ("gs://models/iris/v1", true),
@@ -764,5 +719,4 @@ async fn gs_artifacts_are_copied_from_the_gcs_emulator() {
         }
     }
     drop(h);
-    task.abort();
 }

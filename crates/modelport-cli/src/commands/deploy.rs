@@ -27,15 +27,7 @@ pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<C
     let runtime = targets::runtime()?;
     // Validation against the catalog, packaging and the plan, with its cost: what
     // `modelport plan` prints.
-    let planned = plan::prepare(
-        &spec,
-        &ws,
-        Some(provider.as_ref()),
-        provider.name(),
-        &scratch,
-        &runtime,
-        &reporter,
-    )?;
+    let planned = plan::prepare(&spec, &ws, provider.as_ref(), &scratch, &runtime, &reporter)?;
     if out == OutputFormat::Text && !quiet {
         eprint!("{}", plan::render(&planned));
     }

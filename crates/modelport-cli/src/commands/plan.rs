@@ -2,8 +2,7 @@
 //! is created.
 //!
 //! The actions come from the provider's own `plan` (which reads state and, for clouds,
-//! the live resources). When this build has no backend for the provider, the plan is
-//! computed here from the spec and the recorded state alone, and says so. The cost
+//! the live resources). The cost
 //! lines never come from the provider: they come from the catalog (`modelport-catalog`)
 //! and the spec, so every provider gets the same prices, limits and fit checks, and a
 //! new backend gets them for free.
@@ -16,7 +15,7 @@ use anyhow::Context;
 use modelport_catalog::{
     Catalog, Catalogs, Compute, Cost, Finding, PayloadLimit, dollars, local_payload_limit,
 };
-use modelport_core::provider::{ActionKind, Plan, PlannedAction, Provider, ProviderError};
+use modelport_core::provider::{ActionKind, Plan, Provider};
 use modelport_core::spec::DeploymentSpec;
 use modelport_core::state::{DeploymentState, Workspace};
 use serde_json::json;
@@ -34,23 +33,11 @@ const DEPLOYED_SPEC: &str = "deployed-spec.json";
 pub fn run(args: PlanArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Code> {
     let spec = DeploymentSpec::from_file(&args.file)?;
     let ws = super::workspace(&args.workspace.home)?;
-    let provider = match targets::provider(&args.provider, &ws) {
-        Ok(p) => Some(p),
-        Err(e) if not_supported(&e) => None,
-        Err(e) => return Err(e),
-    };
+    let provider = targets::provider(&args.provider, &ws)?;
     let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
     let scratch = Scratch::new(&ws, "plan");
     let runtime = targets::runtime()?;
-    let planned = prepare(
-        &spec,
-        &ws,
-        provider.as_deref(),
-        &args.provider,
-        &scratch,
-        &runtime,
-        &reporter,
-    )?;
+    let planned = prepare(&spec, &ws, provider.as_ref(), &scratch, &runtime, &reporter)?;
     match out {
         OutputFormat::Json => print_json(&planned.to_json())?,
         OutputFormat::Text => print!("{}", render(&planned)),
@@ -65,8 +52,6 @@ pub fn run(args: PlanArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Cod
 /// A plan with its cost, limits and warnings.
 pub struct Planned {
     pub plan: Plan,
-    /// Why the provider's own plan was not used, when it was not.
-    pub offline: Option<String>,
     pub compute: Compute,
     /// What runs now costs; `None` when the recorded state does not say what runs.
     pub before: Option<Cost>,
@@ -93,8 +78,6 @@ impl Planned {
             "name": self.plan.name,
             "provider": self.plan.provider,
             "changes": !self.plan.is_noop(),
-            "live": self.offline.is_none(),
-            "note": self.offline,
             "actions": self.plan.actions,
             "artifact": self.plan.artifact,
             "compute": self.compute,
@@ -112,20 +95,18 @@ impl Planned {
 }
 
 /// Checks the spec against the catalog, packages the model and plans, without
-/// changing anything. `provider` is `None` when this build has no backend for
-/// `provider_name`: the plan is then computed from the spec and the recorded state.
+/// changing anything.
 pub fn prepare(
     spec: &DeploymentSpec,
     ws: &Workspace,
-    provider: Option<&dyn Provider>,
-    provider_name: &str,
+    provider: &dyn Provider,
     scratch: &Scratch,
     runtime: &tokio::runtime::Runtime,
     reporter: &StderrReporter,
 ) -> anyhow::Result<Planned> {
     use modelport_core::provider::Reporter;
 
-    let name = provider.map_or(provider_name, |p| p.name());
+    let name = provider.name();
     let catalogs = Catalogs::from_env()?;
     let catalog = catalogs.get(name);
     // Before anything is packaged or created: a wrong instance type fails here.
@@ -148,19 +129,7 @@ pub fn prepare(
 
     reporter.on_start(&format!("packaging {}", spec.model_path().display()));
     let (artifact, footprint) = package_model(spec, &scratch.0)?;
-    let (plan, offline) = match provider {
-        Some(p) => (
-            runtime.block_on(p.plan(spec, &artifact, previous.as_ref()))?,
-            None,
-        ),
-        None => (
-            plan_from_state(name, spec, &artifact, previous.as_ref()),
-            Some(format!(
-                "this build has no {name} backend: planned from modelport.yaml and the recorded \
-                 state; live resources were not read"
-            )),
-        ),
-    };
+    let plan = runtime.block_on(provider.plan(spec, &artifact, previous.as_ref()))?;
 
     let after = compute.cost();
     let before = match previous.as_ref().filter(|s| s.active.is_some()) {
@@ -177,7 +146,6 @@ pub fn prepare(
         payload: catalog.map_or_else(|| local_payload_limit(spec), |c| c.payload_limit(spec)),
         prices: catalog.map(price_line),
         plan,
-        offline,
         compute,
         before,
         after,
@@ -199,9 +167,6 @@ fn price_line(c: &Catalog) -> String {
 pub fn render(p: &Planned) -> String {
     let plan = &p.plan;
     let mut s = format!("plan for {} ({}):\n", plan.name, plan.provider);
-    if let Some(note) = &p.offline {
-        s.push_str(&format!("  note: {note}\n"));
-    }
     let width = plan
         .actions
         .iter()
@@ -266,75 +231,6 @@ pub fn confirm(p: &Planned, yes: bool) -> anyhow::Result<bool> {
         .read_line(&mut answer)
         .context("cannot read the answer")?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-}
-
-/// True when the provider exists but this build has no backend for it.
-fn not_supported(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| matches!(c.downcast_ref(), Some(ProviderError::NotSupported { .. })))
-}
-
-/// The plan of a provider without a backend in this build: create everything when
-/// nothing is recorded, replace when the artifact or the spec changed.
-fn plan_from_state(
-    provider: &str,
-    spec: &DeploymentSpec,
-    artifact: &modelport_core::provider::ArtifactRef,
-    state: Option<&DeploymentState>,
-) -> Plan {
-    let spec_hash = spec_hash(spec);
-    let endpoint = format!("endpoint {}", spec.name);
-    let short = |d: &str| d.chars().take(12).collect::<String>();
-    let mut actions = Vec::new();
-    if state.is_some_and(|s| s.pending.is_some()) {
-        actions.push(PlannedAction {
-            kind: ActionKind::Delete,
-            resource: format!("pending revision of {endpoint}"),
-            reason: "left over from an interrupted deploy".into(),
-        });
-    }
-    match state.and_then(|s| s.active.as_ref()) {
-        None => actions.push(PlannedAction {
-            kind: ActionKind::Create,
-            resource: endpoint,
-            reason: format!("new deployment of artifact {}", short(&artifact.digest)),
-        }),
-        Some(active) => {
-            let mut reasons = Vec::new();
-            if active.artifact_digest != artifact.digest {
-                reasons.push(format!(
-                    "new artifact {} (serving {})",
-                    short(&artifact.digest),
-                    short(&active.artifact_digest)
-                ));
-            }
-            if active.spec_hash != spec_hash {
-                reasons.push("modelport.yaml changed".into());
-            }
-            if reasons.is_empty() {
-                actions.push(PlannedAction {
-                    kind: ActionKind::Keep,
-                    resource: endpoint,
-                    reason: "unchanged".into(),
-                });
-            } else {
-                actions.push(PlannedAction {
-                    kind: ActionKind::Update,
-                    resource: endpoint,
-                    reason: reasons.join("; "),
-                });
-            }
-        }
-    }
-    Plan {
-        name: spec.name.to_string(),
-        provider: provider.to_string(),
-        actions,
-        spec: spec.clone(),
-        spec_hash,
-        artifact: artifact.clone(),
-        previous: state.cloned(),
-    }
 }
 
 fn spec_hash(spec: &DeploymentSpec) -> String {
