@@ -151,12 +151,14 @@ pub async fn connect(settings: &ClientSettings) -> ProviderResult<GcpClients> {
     let host = settings.vertex_host();
     let models = ModelService::builder()
         .with_endpoint(&host)
+        .with_polling_error_policy(crate::error::TransientPolling)
         .with_credentials(vertex_creds.clone())
         .build()
         .await
         .map_err(|e| build_error("Vertex AI model service", e))?;
     let endpoints = EndpointService::builder()
         .with_endpoint(&host)
+        .with_polling_error_policy(crate::error::TransientPolling)
         .with_credentials(vertex_creds.clone())
         .build()
         .await

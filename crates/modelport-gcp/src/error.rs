@@ -184,3 +184,24 @@ fn hint(code: &str, message: &str) -> Option<String> {
     };
     Some(h.to_string())
 }
+
+/// How the operation pollers treat a failed poll: what [`is_transient`] calls
+/// transient (429 rate limits too, which the crate's default policy gives up on)
+/// and I/O errors go on; [`crate::vertex::run_operation`] bounds how many.
+#[derive(Debug, Clone, Copy)]
+pub struct TransientPolling;
+
+impl google_cloud_gax::polling_error_policy::PollingErrorPolicy for TransientPolling {
+    fn on_error(
+        &self,
+        _state: &google_cloud_gax::polling_state::PollingState,
+        error: Error,
+    ) -> google_cloud_gax::retry_result::RetryResult {
+        use google_cloud_gax::retry_result::RetryResult;
+        if is_transient(&error) || error.is_io() || error.is_transient_and_before_rpc() {
+            RetryResult::Continue(error)
+        } else {
+            RetryResult::Permanent(error)
+        }
+    }
+}

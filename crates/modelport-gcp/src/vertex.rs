@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use google_cloud_aiplatform_v1::model::probe::HttpGetAction;
 use google_cloud_aiplatform_v1::model::{
     AcceleratorType, DedicatedResources, DeployModelOperationMetadata, DeployedModel,
-    EncryptionSpec, Endpoint, EnvVar, MachineSpec, Model, ModelContainerSpec, Port,
+    EncryptionSpec, Endpoint, EnvVar, MachineSpec, Model, ModelContainerSpec, Port, Probe,
 };
 use google_cloud_gax::error::Error;
 use google_cloud_lro::{Poller, PollingResult};
@@ -107,7 +108,8 @@ where
                 if let Some(line) = m.as_ref().and_then(&describe)
                     && last.as_deref() != Some(line.as_str())
                 {
-                    reporter.on_progress(&line);
+                    // Stage changes are few and minutes apart: shown, not logged.
+                    reporter.on_start(&line);
                     last = Some(line);
                 }
             }
@@ -179,7 +181,21 @@ fn container(spec: &ModelSpec) -> ModelContainerSpec {
         .set_predict_route(PREDICT_ROUTE)
         .set_health_route(HEALTH_ROUTE);
     if let Some(s) = spec.startup_timeout_s {
-        c = c.set_deployment_timeout(wkt::Duration::clamp(i64::from(s), 0));
+        // The whole deployment may take that long, and the startup probe gives the
+        // server that long to answer its health route (every 10 s).
+        c = c
+            .set_deployment_timeout(wkt::Duration::clamp(i64::from(s), 0))
+            .set_startup_probe(
+                Probe::new()
+                    .set_http_get(
+                        HttpGetAction::new()
+                            .set_path(HEALTH_ROUTE)
+                            .set_port(CONTAINER_PORT),
+                    )
+                    .set_period_seconds(10)
+                    .set_timeout_seconds(5)
+                    .set_failure_threshold(s.div_ceil(10).max(1) as i32),
+            );
     }
     c
 }
