@@ -30,10 +30,8 @@ use modelport_core::provider::{
     PlannedAction, Provider, ProviderError, ProviderResult, Reporter, require_revision,
 };
 use modelport_core::spec::{AwsSettings, DeploymentSpec};
-use modelport_core::state::{
-    DeploymentState, EndpointRef, Protocol, Revision, Which, Workspace, unix_now,
-};
-use modelport_core::{Signature, TargetInfo, TargetKind, env};
+use modelport_core::state::{DeploymentState, EndpointRef, Protocol, Revision, Which, Workspace};
+use modelport_core::{Signature, env};
 use modelport_verify::BatchPredictor;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -470,20 +468,7 @@ impl AwsProvider {
     }
 
     fn revision(t: &Target, plan: &Plan) -> Revision {
-        let spec = &plan.spec;
-        let mut verify = spec.verify.clone();
-        verify.samples = spec
-            .samples_path()
-            .map(|p| std::path::absolute(&p).unwrap_or(p));
-        Revision {
-            artifact_digest: plan.artifact.digest.clone(),
-            model_digest: plan.artifact.model_digest.clone(),
-            spec_hash: plan.spec_hash.clone(),
-            endpoint: t.endpoint.clone(),
-            verify,
-            started_at: unix_now(),
-            resources: serde_json::to_value(&t.resources).expect("resources serialize"),
-        }
+        plan.revision(t.endpoint.clone(), &t.resources)
     }
 }
 
@@ -818,18 +803,10 @@ impl Provider for AwsProvider {
             endpoint: res.endpoint_name.clone(),
             label: state.name.clone(),
         };
-        let info = TargetInfo {
-            label: state.name.clone(),
-            kind: TargetKind::Deployment,
-            location: rev.endpoint.predict_url.clone(),
-            served_by: Default::default(),
-        };
-        Ok(Box::new(BatchPredictor::new(
+        Ok(Box::new(BatchPredictor::for_revision(
             transport,
-            info,
-            Protocol::Instances,
-            rev.endpoint.max_request_bytes as usize,
-            modelport_verify::http::DEFAULT_CONCURRENCY,
+            &state.name,
+            &rev.endpoint,
             res.signature.clone(),
         )))
     }

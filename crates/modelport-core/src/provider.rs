@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::Signature;
 use crate::predictor::{PredictError, Predictor};
 use crate::spec::DeploymentSpec;
-use crate::state::{DeploymentState, Revision, Which};
+use crate::state::{DeploymentState, EndpointRef, Revision, Which, unix_now};
 
 /// A packaged model as a provider receives it.
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +74,27 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The revision this plan brings up, started now: the artifact, the spec hash,
+    /// how `compare` checks it (samples made absolute, so it runs from anywhere),
+    /// the endpoint and the provider's own record of what it created.
+    pub fn revision(&self, endpoint: EndpointRef, resources: impl Serialize) -> Revision {
+        let mut verify = self.spec.verify.clone();
+        verify.samples = self
+            .spec
+            .samples_path()
+            .map(|p| std::path::absolute(&p).unwrap_or(p));
+        Revision {
+            artifact_digest: self.artifact.digest.clone(),
+            model_digest: self.artifact.model_digest.clone(),
+            spec_hash: self.spec_hash.clone(),
+            endpoint,
+            verify,
+            started_at: unix_now(),
+            // Plain structs of strings and numbers: serializing them cannot fail.
+            resources: serde_json::to_value(resources).expect("resources serialize"),
+        }
+    }
+
     /// True when applying the plan would change nothing.
     pub fn is_noop(&self) -> bool {
         self.actions.iter().all(|a| a.kind == ActionKind::Keep)

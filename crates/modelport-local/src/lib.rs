@@ -361,26 +361,18 @@ impl Provider for LocalProvider {
                 message: format!("cannot start {}: {e}", self.server.display()),
                 hint: None,
             })?;
-        let mut verify = spec.verify.clone();
-        verify.samples = spec
-            .samples_path()
-            .map(|p| std::path::absolute(&p).unwrap_or(p));
-        state.pending = Some(Revision {
-            artifact_digest: plan.artifact.digest.clone(),
-            model_digest: plan.artifact.model_digest.clone(),
-            spec_hash: plan.spec_hash.clone(),
-            endpoint: endpoint.clone(),
-            verify,
-            started_at,
-            resources: serde_json::to_value(LocalResources {
+        let mut revision = plan.revision(
+            endpoint.clone(),
+            LocalResources {
                 pid: child.id(),
                 port,
                 flavour: local.flavour,
                 model_dir: model_dir.clone(),
                 log: log.clone(),
-            })
-            .expect("resources serialize"),
-        });
+            },
+        );
+        revision.started_at = started_at;
+        state.pending = Some(revision);
         // Recorded before waiting, so that a crash or Ctrl-C leaves nothing untracked.
         self.save(&state)?;
 

@@ -127,6 +127,30 @@ impl<T: Transport> BatchPredictor<T> {
         }
     }
 
+    /// A deployed revision's cloud endpoint, reached through `transport`: named after
+    /// the deployment, `{"instances"}` bodies batched to the revision's limit.
+    pub fn for_revision(
+        transport: T,
+        deployment: &str,
+        endpoint: &modelport_core::state::EndpointRef,
+        signature: Option<Signature>,
+    ) -> BatchPredictor<T> {
+        let info = TargetInfo {
+            label: deployment.to_string(),
+            kind: modelport_core::TargetKind::Deployment,
+            location: endpoint.predict_url.clone(),
+            served_by: Default::default(),
+        };
+        BatchPredictor::new(
+            transport,
+            info,
+            Protocol::Instances,
+            endpoint.max_request_bytes as usize,
+            DEFAULT_CONCURRENCY,
+            signature,
+        )
+    }
+
     /// Cuts `inputs` into request bodies that fit the payload limit, each with its
     /// row count. The rows per request are estimated from a sample; every body is
     /// encoded once, and a body over the limit is cut in half and encoded again.
