@@ -338,8 +338,8 @@ async fn check_prefix(
     };
     let url = format!(
         "{gcs}/storage/v1/b/{}/o?prefix={}",
-        encode(bucket),
-        encode(&dir_prefix)
+        crate::gcs::encode(bucket),
+        crate::gcs::encode(&dir_prefix)
     );
     let resp = shared
         .http
@@ -362,19 +362,6 @@ async fn check_prefix(
     } else {
         Err("no objects under that prefix".into())
     }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub(crate) fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Stops one server the fake started (SIGTERM, grace, SIGKILL, by pid) and reaps it.
