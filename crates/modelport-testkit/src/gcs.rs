@@ -18,10 +18,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+use crate::background::Background;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -98,8 +99,7 @@ pub struct FakeGcs {
     emulator_port: u16,
     addr: SocketAddr,
     log: PathBuf,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    proxy: Option<Background>,
     _dir: tempfile::TempDir,
 }
 
@@ -141,8 +141,7 @@ impl FakeGcs {
             emulator_port,
             addr,
             log,
-            shutdown: None,
-            thread: None,
+            proxy: None,
             _dir: dir,
         };
         let started = Instant::now();
@@ -178,35 +177,12 @@ impl FakeGcs {
             public: addr.to_string(),
         });
         let app = axum::Router::new().fallback(forward).with_state(state);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("fake-gcs-proxy")
-            .enable_all()
-            .build()
-            .context("cannot build the GCS proxy's tokio runtime")?;
-        let thread = std::thread::Builder::new()
-            .name("fake-gcs-proxy".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!("the GCS proxy cannot listen: {e}");
-                            return;
-                        }
-                    };
-                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    });
-                    if let Err(e) = served.await {
-                        tracing::error!("the GCS proxy stopped: {e}");
-                    }
-                });
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })?;
-        gcs.shutdown = Some(tx);
-        gcs.thread = Some(thread);
+        gcs.proxy = Some(Background::serve(
+            "fake-gcs-proxy",
+            listener,
+            app,
+            || async {},
+        )?);
         tracing::info!(url = %gcs.url(), emulator = %gcs.emulator_url(), "fake-gcs-server listening");
         Ok(gcs)
     }
@@ -290,11 +266,8 @@ impl FakeGcs {
 
 impl Drop for FakeGcs {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let Some(proxy) = &mut self.proxy {
+            proxy.stop();
         }
         // Child::kill sends SIGKILL to this pid only; fake-gcs-server runs no children.
         let _ = self.child.kill();

@@ -15,6 +15,7 @@
 //! // and S3 (passed through to moto) all answer there.
 //! ```
 
+mod background;
 pub mod conformance;
 pub mod gcs;
 pub mod moto;

@@ -24,10 +24,9 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::background::Background;
 use serde::{Deserialize, Serialize};
 
 pub use shapes::{MODEL_PATH, ServiceModel, validation_message};
@@ -230,8 +229,7 @@ impl Shared {
 pub struct FakeSageMaker {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: Background,
     _workdir: tempfile::TempDir,
 }
 
@@ -265,36 +263,11 @@ impl FakeSageMaker {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("fake-sagemaker")
-            .enable_all()
-            .build()
-            .context("cannot build the fake's tokio runtime")?;
         let app = http::router(shared.clone());
         let thread_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("fake-sagemaker".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!("fake SageMaker cannot listen: {e}");
-                            return;
-                        }
-                    };
-                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    });
-                    if let Err(e) = served.await {
-                        tracing::error!("fake SageMaker stopped: {e}");
-                    }
-                    data::stop_all(&thread_shared).await;
-                });
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })?;
+        let server = Background::serve("fake-sagemaker", listener, app, move || async move {
+            data::stop_all(&thread_shared).await;
+        })?;
         tracing::info!(
             url = %format!("http://{addr}"),
             patterns_checked = shared.model.checked_patterns(),
@@ -304,8 +277,7 @@ impl FakeSageMaker {
         Ok(FakeSageMaker {
             addr,
             shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            server,
             _workdir: workdir,
         })
     }
@@ -365,11 +337,6 @@ impl FakeSageMaker {
 impl Drop for FakeSageMaker {
     fn drop(&mut self) {
         self.shared.closing.store(true, Ordering::SeqCst);
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.server.stop();
     }
 }

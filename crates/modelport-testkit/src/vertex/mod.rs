@@ -30,10 +30,9 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::background::Background;
 use serde::{Deserialize, Serialize};
 
 pub use discovery::{DISCOVERY_PATH, Discovery};
@@ -219,8 +218,7 @@ impl Shared {
 pub struct FakeVertex {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: Background,
     _workdir: tempfile::TempDir,
 }
 
@@ -254,42 +252,16 @@ impl FakeVertex {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("fake-vertex")
-            .enable_all()
-            .build()
-            .context("cannot build the fake's tokio runtime")?;
         let app = http::router(shared.clone());
         let thread_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("fake-vertex".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!("fake Vertex AI cannot listen: {e}");
-                            return;
-                        }
-                    };
-                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    });
-                    if let Err(e) = served.await {
-                        tracing::error!("fake Vertex AI stopped: {e}");
-                    }
-                    data::stop_all(&thread_shared).await;
-                });
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })?;
+        let server = Background::serve("fake-vertex", listener, app, move || async move {
+            data::stop_all(&thread_shared).await;
+        })?;
         tracing::info!(url = %format!("http://{addr}"), "fake Vertex AI listening");
         Ok(FakeVertex {
             addr,
             shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            server,
             _workdir: workdir,
         })
     }
@@ -350,11 +322,6 @@ impl FakeVertex {
 impl Drop for FakeVertex {
     fn drop(&mut self) {
         self.shared.closing.store(true, Ordering::SeqCst);
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.server.stop();
     }
 }
