@@ -76,3 +76,21 @@ impl Drop for Background {
         self.stop();
     }
 }
+
+/// Hop-by-hop and framing headers that proxies (the GCS proxy, the SageMaker
+/// fake's S3 pass-through) forward neither way.
+pub(crate) fn hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "host"
+            | "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+            | "proxy-connection"
+            | "proxy-authorization"
+    )
+}

@@ -321,23 +321,6 @@ impl Proxy {
     }
 }
 
-/// Hop-by-hop and framing headers that are not forwarded either way.
-fn hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "host"
-            | "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "expect"
-            | "proxy-connection"
-            | "proxy-authorization"
-    )
-}
-
 /// Forwards one request to the emulator with `Host: <proxy>` (bodies buffered).
 async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -359,7 +342,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
     let url = format!("{}{path_and_query}", proxy.upstream);
     let mut upstream = proxy.http.request(parts.method.clone(), &url);
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name.as_str()) && name != header::CONTENT_LENGTH {
+        if !crate::background::hop_by_hop(name.as_str()) && name != header::CONTENT_LENGTH {
             upstream = upstream.header(name, value);
         }
     }
@@ -377,7 +360,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
     let status = answer.status();
     let mut headers = HeaderMap::new();
     for (name, value) in answer.headers() {
-        if hop_by_hop(name.as_str()) || name == header::CONTENT_LENGTH {
+        if crate::background::hop_by_hop(name.as_str()) || name == header::CONTENT_LENGTH {
             continue;
         }
         let value = match (name == header::LOCATION)

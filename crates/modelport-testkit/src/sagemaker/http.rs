@@ -532,23 +532,6 @@ fn model_error(
     resp
 }
 
-/// Hop-by-hop and framing headers that are not forwarded either way.
-fn hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "host"
-            | "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "expect"
-            | "proxy-connection"
-            | "proxy-authorization"
-    )
-}
-
 async fn proxy_s3(shared: &Shared, parts: axum::http::request::Parts, body: Bytes) -> Response {
     let path_and_query = parts
         .uri
@@ -561,7 +544,7 @@ async fn proxy_s3(shared: &Shared, parts: axum::http::request::Parts, body: Byte
     );
     let mut req = shared.http.request(parts.method.clone(), &url);
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name.as_str()) && name != header::CONTENT_LENGTH {
+        if !crate::background::hop_by_hop(name.as_str()) && name != header::CONTENT_LENGTH {
             req = req.header(name, value);
         }
     }
@@ -571,7 +554,7 @@ async fn proxy_s3(shared: &Shared, parts: axum::http::request::Parts, body: Byte
             let status = answer.status();
             let mut headers = HeaderMap::new();
             for (name, value) in answer.headers() {
-                if !hop_by_hop(name.as_str()) {
+                if !crate::background::hop_by_hop(name.as_str()) {
                     headers.append(name, value.clone());
                 }
             }
