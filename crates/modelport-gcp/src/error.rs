@@ -205,3 +205,56 @@ impl google_cloud_gax::polling_error_policy::PollingErrorPolicy for TransientPol
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use google_cloud_gax::error::rpc::Status;
+
+    use super::*;
+
+    fn status(code: Code, message: &str) -> Error {
+        Error::service(Status::default().set_code(code).set_message(message))
+    }
+
+    #[test]
+    fn rate_limits_are_retried_and_resource_quotas_are_not() {
+        let rate = status(
+            Code::ResourceExhausted,
+            "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model",
+        );
+        let quota = status(
+            Code::ResourceExhausted,
+            "The following quota metrics exceed quota limits: aiplatform.googleapis.com/custom_model_serving_cpus",
+        );
+        assert!(is_transient(&rate) && !is_quota(&rate));
+        assert!(is_quota(&quota) && !is_transient(&quota));
+        assert!(is_transient(&status(Code::Unavailable, "try again")));
+        assert!(!is_transient(&status(Code::InvalidArgument, "bad")));
+    }
+
+    #[test]
+    fn failures_name_the_call_and_code_with_a_hint() {
+        let e = failure(
+            "models.upload",
+            &status(
+                Code::PermissionDenied,
+                "Vertex AI API has not been used in project 123 before or it is disabled.",
+            ),
+        );
+        assert!(
+            e.to_string()
+                .starts_with("models.upload failed: PERMISSION_DENIED: "),
+            "{e}"
+        );
+        assert!(
+            e.hint()
+                .unwrap()
+                .contains("gcloud services enable aiplatform.googleapis.com")
+        );
+        let e = failure("x", &status(Code::PermissionDenied, "denied"));
+        assert!(e.hint().unwrap().contains("iam-policy"));
+        let e = failure("x", &status(Code::NotFound, "Project 'p' not found"));
+        assert!(e.hint().unwrap().contains("provider.gcp.project"));
+        assert!(is_not_found(&status(Code::NotFound, "no")));
+    }
+}
