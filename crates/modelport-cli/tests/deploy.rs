@@ -265,7 +265,15 @@ fn the_vertex_flavour_uses_vertex_routes() {
         url.contains("/v1/endpoints/iris/deployedModels/") && url.ends_with(":predict"),
         "{url}"
     );
+    // The model directory is in the server's environment, not on its command line:
+    // destroy must still recognise and stop it.
+    let pid = p.pid("iris");
+    assert!(alive(pid));
     p.run(&["destroy", "iris"]).expect(0);
+    assert!(
+        wait_gone(pid),
+        "the vertex-flavour server {pid} survived destroy"
+    );
 }
 
 /// A deploy interrupted after recording its pending server is finished by the next run.

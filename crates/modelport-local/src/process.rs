@@ -29,8 +29,10 @@ pub fn spawn_detached(mut command: Command, log: &Path) -> std::io::Result<Child
     command.spawn()
 }
 
-/// True when `pid` is a live process whose command line mentions `marker` (the
-/// model directory), so that a recycled pid is not mistaken for our server.
+/// True when `pid` is a live process whose command line or environment mentions
+/// `marker` (the model directory), so that a recycled pid is not mistaken for our
+/// server. Under the SageMaker contract the directory is an argument; under
+/// Vertex's it is in `AIP_STORAGE_URI`.
 pub fn is_alive(pid: u32, marker: &str) -> bool {
     let Some(raw) = Pid::from_raw(pid as i32) else {
         return false;
@@ -38,9 +40,15 @@ pub fn is_alive(pid: u32, marker: &str) -> bool {
     if rustix::process::test_kill_process(raw).is_err() {
         return false;
     }
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        // An exited child not yet reaped (a zombie) has an empty command line.
-        Ok(cmdline) => String::from_utf8_lossy(&cmdline).contains(marker),
+    // An exited child not yet reaped (a zombie) has an empty command line and
+    // environment.
+    let mentions = |file: &str| {
+        std::fs::read(format!("/proc/{pid}/{file}"))
+            .map(|bytes| String::from_utf8_lossy(&bytes).contains(marker))
+    };
+    match mentions("cmdline") {
+        Ok(true) => true,
+        Ok(false) => mentions("environ").unwrap_or(false),
         // Without /proc, trust the signal test.
         Err(_) => true,
     }
