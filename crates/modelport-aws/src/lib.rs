@@ -466,10 +466,6 @@ impl AwsProvider {
         reporter.on_finish(&format!("endpoint {} is InService", res.endpoint_name));
         Ok(())
     }
-
-    fn revision(t: &Target, plan: &Plan) -> Revision {
-        plan.revision(t.endpoint.clone(), &t.resources)
-    }
 }
 
 #[async_trait::async_trait]
@@ -676,12 +672,12 @@ impl Provider for AwsProvider {
                     "endpoint {} already serves {}: recording it",
                     res.endpoint_name, res.config_name
                 ));
-                state.active = Some(Self::revision(&t, plan));
+                state.active = Some(plan.revision(t.endpoint.clone(), &t.resources)?);
                 self.save(&state)?;
             } else if let Some(active) = &mut state.active {
                 // Settings that shape no resource (how `compare` checks) still
                 // take effect.
-                let current = Self::revision(&t, plan);
+                let current = plan.revision(t.endpoint.clone(), &t.resources)?;
                 if active.verify != current.verify {
                     active.verify = current.verify;
                     self.save(&state)?;
@@ -690,7 +686,7 @@ impl Provider for AwsProvider {
             return Ok(state);
         }
         if !resuming {
-            state.pending = Some(Self::revision(&t, plan));
+            state.pending = Some(plan.revision(t.endpoint.clone(), &t.resources)?);
         }
         // Recorded before anything is created: a crash from here on leaves state
         // that a re-run resumes and `destroy` cleans up.

@@ -76,23 +76,33 @@ pub struct Plan {
 impl Plan {
     /// The revision this plan brings up, started now: the artifact, the spec hash,
     /// how `compare` checks it (samples made absolute, so it runs from anywhere),
-    /// the endpoint and the provider's own record of what it created.
-    pub fn revision(&self, endpoint: EndpointRef, resources: impl Serialize) -> Revision {
+    /// the endpoint and the provider's own record of what it created (which must
+    /// serialize to JSON: a path that is not UTF-8 does not).
+    pub fn revision(
+        &self,
+        endpoint: EndpointRef,
+        resources: impl Serialize,
+    ) -> ProviderResult<Revision> {
         let mut verify = self.spec.verify.clone();
         verify.samples = self
             .spec
             .samples_path()
             .map(|p| std::path::absolute(&p).unwrap_or(p));
-        Revision {
+        let resources = serde_json::to_value(resources).map_err(|e| {
+            ProviderError::other(format!(
+                "cannot record the resources of {} in its state: {e}",
+                self.name
+            ))
+        })?;
+        Ok(Revision {
             artifact_digest: self.artifact.digest.clone(),
             model_digest: self.artifact.model_digest.clone(),
             spec_hash: self.spec_hash.clone(),
             endpoint,
             verify,
             started_at: unix_now(),
-            // Plain structs of strings and numbers: serializing them cannot fail.
-            resources: serde_json::to_value(resources).expect("resources serialize"),
-        }
+            resources,
+        })
     }
 
     /// True when applying the plan would change nothing.

@@ -529,10 +529,6 @@ impl GcpProvider {
         ));
         Ok(())
     }
-
-    fn revision(t: &Target, plan: &Plan) -> Revision {
-        plan.revision(t.endpoint.clone(), &t.resources)
-    }
 }
 
 #[async_trait::async_trait]
@@ -742,10 +738,10 @@ impl Provider for GcpProvider {
                     "endpoint {} already serves {}: recording it",
                     res.endpoint_name, res.model_id
                 ));
-                state.active = Some(Self::revision(&t, plan));
+                state.active = Some(plan.revision(t.endpoint.clone(), &t.resources)?);
                 self.save(&state)?;
             } else if let Some(active) = &mut state.active {
-                let current = Self::revision(&t, plan);
+                let current = plan.revision(t.endpoint.clone(), &t.resources)?;
                 if active.verify != current.verify {
                     active.verify = current.verify;
                     self.save(&state)?;
@@ -754,7 +750,7 @@ impl Provider for GcpProvider {
             return Ok(state);
         }
         if !resuming {
-            state.pending = Some(Self::revision(&t, plan));
+            state.pending = Some(plan.revision(t.endpoint.clone(), &t.resources)?);
         }
         // Recorded before anything is created: a crash from here on leaves state
         // that a re-run resumes and `destroy` cleans up.

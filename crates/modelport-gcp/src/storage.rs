@@ -78,10 +78,12 @@ impl ObjectsApi {
         })
     }
 
+    /// Sends the request `req` builds, with the credentials' headers, retrying
+    /// 429 and 503 up to six times with backoff.
     async fn send(
         &self,
         what: &str,
-        req: reqwest::RequestBuilder,
+        req: impl Fn() -> reqwest::RequestBuilder,
     ) -> ProviderResult<reqwest::Response> {
         let headers = match self
             .credentials
@@ -95,26 +97,25 @@ impl ObjectsApi {
             CacheableResource::NotModified => Default::default(),
         };
         let mut delay = Duration::from_millis(500);
-        for attempt in 1.. {
-            let r = req
-                .try_clone()
-                .expect("bodiless requests clone")
-                .headers(headers.clone())
-                .send()
-                .await
-                .map_err(|e| ProviderError::Other {
-                    message: format!("{what}: {}", modelport_verify::http::error_chain(&e)),
-                    hint: Some("check the network, or MODELPORT_GCP_STORAGE_ENDPOINT".into()),
-                })?;
+        let mut attempt = 1;
+        loop {
+            let r =
+                req()
+                    .headers(headers.clone())
+                    .send()
+                    .await
+                    .map_err(|e| ProviderError::Other {
+                        message: format!("{what}: {}", modelport_verify::http::error_chain(&e)),
+                        hint: Some("check the network, or MODELPORT_GCP_STORAGE_ENDPOINT".into()),
+                    })?;
             let status = r.status().as_u16();
-            if matches!(status, 429 | 503) && attempt < 6 {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(8));
-                continue;
+            if !matches!(status, 429 | 503) || attempt == 6 {
+                return Ok(r);
             }
-            return Ok(r);
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(8));
+            attempt += 1;
         }
-        unreachable!("the loop returns")
     }
 
     async fn failed(what: &str, r: reqwest::Response) -> ProviderError {
@@ -152,7 +153,7 @@ impl ObjectsApi {
             encode(name)
         );
         let what = format!("reading gs://{bucket}/{name}");
-        let r = self.send(&what, self.http.get(url)).await?;
+        let r = self.send(&what, || self.http.get(&url)).await?;
         match r.status().as_u16() {
             404 => Ok(None),
             200 => r
@@ -173,7 +174,7 @@ impl ObjectsApi {
         }
         let url = format!("{}/storage/v1/b/{}", self.base, encode(bucket));
         let what = format!("reading bucket gs://{bucket}");
-        let r = self.send(&what, self.http.get(url)).await?;
+        let r = self.send(&what, || self.http.get(&url)).await?;
         if !r.status().is_success() {
             return Err(Self::failed(&what, r).await);
         }
@@ -199,7 +200,9 @@ impl ObjectsApi {
                 query.push(("pageToken", t.clone()));
             }
             let url = format!("{}/storage/v1/b/{}/o", self.base, encode(bucket));
-            let r = self.send(&what, self.http.get(url).query(&query)).await?;
+            let r = self
+                .send(&what, || self.http.get(&url).query(&query))
+                .await?;
             if !r.status().is_success() {
                 return Err(Self::failed(&what, r).await);
             }
@@ -221,7 +224,7 @@ impl ObjectsApi {
             encode(name)
         );
         let what = format!("deleting gs://{bucket}/{name}");
-        let r = self.send(&what, self.http.delete(url)).await?;
+        let r = self.send(&what, || self.http.delete(&url)).await?;
         match r.status().as_u16() {
             404 => Ok(false),
             200..=299 => Ok(true),

@@ -361,20 +361,30 @@ impl Provider for LocalProvider {
                 message: format!("cannot start {}: {e}", self.server.display()),
                 hint: None,
             })?;
-        let mut revision = plan.revision(
-            endpoint.clone(),
-            LocalResources {
-                pid: child.id(),
-                port,
-                flavour: local.flavour,
-                model_dir: model_dir.clone(),
-                log: log.clone(),
-            },
-        );
-        revision.started_at = started_at;
-        state.pending = Some(revision);
-        // Recorded before waiting, so that a crash or Ctrl-C leaves nothing untracked.
-        self.save(&state)?;
+        let recorded = plan
+            .revision(
+                endpoint.clone(),
+                LocalResources {
+                    pid: child.id(),
+                    port,
+                    flavour: local.flavour,
+                    model_dir: model_dir.clone(),
+                    log: log.clone(),
+                },
+            )
+            .and_then(|mut revision| {
+                revision.started_at = started_at;
+                state.pending = Some(revision);
+                // Recorded before waiting, so that a crash or Ctrl-C leaves nothing
+                // untracked.
+                self.save(&state)
+            });
+        if let Err(e) = recorded {
+            // Not recorded, so nothing else would ever stop it.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
 
         let deadline = Duration::from_secs(u64::from(local.startup_timeout_s.max(1)));
         match self

@@ -20,6 +20,7 @@ pub mod conformance;
 pub mod gcs;
 pub mod moto;
 pub mod sagemaker;
+mod servers;
 pub mod vertex;
 
 mod http1;

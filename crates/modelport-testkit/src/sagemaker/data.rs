@@ -6,18 +6,14 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use modelport_core::state::Workspace;
-use modelport_local::process::{free_port, log_tail, spawn_detached, stop};
+use modelport_local::process::{free_port, log_tail};
 use serde_json::{Map, Value};
 
 use super::control::{Snapshot, now};
-use super::{FaultKind, ServerProc, Shared};
-
-/// How long a stopping server gets between SIGTERM and SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+use super::{FaultKind, Shared};
 
 /// What DescribeEndpoint says about a variant.
 #[derive(Debug, Clone)]
@@ -354,30 +350,20 @@ async fn start_variant(
         .join("logs")
         .join(format!("{endpoint}-{generation}-{variant}.log"));
     let marker = model_dir.display().to_string();
-    let pid = {
-        let mut servers = shared.servers.lock().unwrap_or_else(|e| e.into_inner());
-        if shared.closing.load(Ordering::SeqCst) {
-            return Err("the fake is shutting down".into());
-        }
-        let mut cmd = Command::new(&shared.config.server_exe);
-        cmd.arg("serve")
-            .arg(&model_dir)
-            .args(["--host", "127.0.0.1"])
-            .env("SAGEMAKER_BIND_TO_PORT", port.to_string());
-        for (k, v) in container
-            .get("Environment")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            cmd.env(k, v.as_str().unwrap_or_default());
-        }
-        let child = spawn_detached(cmd, &log)
-            .map_err(|e| format!("cannot start {}: {e}", shared.config.server_exe.display()))?;
-        let pid = child.id();
-        servers.insert(pid, ServerProc { child, marker });
-        pid
-    };
+    let mut cmd = Command::new(&shared.config.server_exe);
+    cmd.arg("serve")
+        .arg(&model_dir)
+        .args(["--host", "127.0.0.1"])
+        .env("SAGEMAKER_BIND_TO_PORT", port.to_string());
+    for (k, v) in container
+        .get("Environment")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        cmd.env(k, v.as_str().unwrap_or_default());
+    }
+    let pid = shared.servers.spawn(cmd, &log, marker)?;
     tracing::info!(%endpoint, %variant, pid, port, "data plane started");
     let ping = format!("http://127.0.0.1:{port}/ping");
     loop {
@@ -391,19 +377,14 @@ async fn start_variant(
         if matches!(answered, Ok(200)) {
             return Ok((port, pid));
         }
-        let exited = {
-            let mut servers = shared.servers.lock().unwrap_or_else(|e| e.into_inner());
-            servers
-                .get_mut(&pid)
-                .is_none_or(|s| !matches!(s.child.try_wait(), Ok(None)))
-        };
+        let exited = shared.servers.exited(pid);
         if exited || started.elapsed() > timeout {
             tracing::warn!(
                 %endpoint, %variant, pid, exited,
                 "data plane did not pass the ping health check; its log:\n{}",
                 log_tail(&log, 20).join("\n")
             );
-            stop_server(shared, pid).await;
+            shared.servers.stop(pid).await;
             return Err(ping_failure(variant));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -412,39 +393,6 @@ async fn start_variant(
 
 async fn stop_deployment(shared: &Arc<Shared>, dep: Deployment) {
     for v in dep.variants {
-        stop_server(shared, v.pid).await;
-    }
-}
-
-/// Stops one server the fake started (SIGTERM, grace, SIGKILL, by pid) and reaps it.
-pub(crate) async fn stop_server(shared: &Shared, pid: u32) {
-    let proc = shared
-        .servers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&pid);
-    if let Some(mut proc) = proc {
-        let how = stop(pid, &proc.marker, STOP_GRACE).await;
-        // Still ours until reaped, so the pid cannot have been reused: make sure
-        // it is gone and reap it.
-        if matches!(proc.child.try_wait(), Ok(None)) {
-            let _ = proc.child.kill();
-            let _ = tokio::task::spawn_blocking(move || proc.child.wait()).await;
-        }
-        tracing::debug!(pid, ?how, "data plane stopped");
-    }
-}
-
-/// Stops every server the fake started.
-pub(crate) async fn stop_all(shared: &Shared) {
-    let pids: Vec<u32> = shared
-        .servers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .keys()
-        .copied()
-        .collect();
-    for pid in pids {
-        stop_server(shared, pid).await;
+        shared.servers.stop(v.pid).await;
     }
 }

@@ -18,15 +18,13 @@ mod data;
 mod http;
 mod shapes;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Child;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::background::Background;
+use crate::servers::Servers;
 use serde::{Deserialize, Serialize};
 
 pub use shapes::{MODEL_PATH, ServiceModel, validation_message};
@@ -178,12 +176,6 @@ pub struct Call {
     pub status: u16,
 }
 
-/// A data-plane process the fake started.
-struct ServerProc {
-    child: Child,
-    marker: String,
-}
-
 /// State shared by the HTTP handlers and background tasks.
 pub(crate) struct Shared {
     config: FakeConfig,
@@ -191,8 +183,7 @@ pub(crate) struct Shared {
     state: Mutex<control::State>,
     faults: Mutex<Vec<Fault>>,
     calls: Mutex<Vec<Call>>,
-    servers: Mutex<HashMap<u32, ServerProc>>,
-    closing: AtomicBool,
+    servers: Servers,
     http: reqwest::Client,
     workdir: PathBuf,
 }
@@ -255,8 +246,7 @@ impl FakeSageMaker {
             state: Mutex::new(control::State::default()),
             faults: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
-            servers: Mutex::new(HashMap::new()),
-            closing: AtomicBool::new(false),
+            servers: Servers::default(),
             http,
             workdir: workdir.path().to_path_buf(),
         });
@@ -266,7 +256,7 @@ impl FakeSageMaker {
         let app = http::router(shared.clone());
         let thread_shared = shared.clone();
         let server = Background::serve("fake-sagemaker", listener, app, move || async move {
-            data::stop_all(&thread_shared).await;
+            thread_shared.servers.stop_all().await;
         })?;
         tracing::info!(
             url = %format!("http://{addr}"),
@@ -321,22 +311,13 @@ impl FakeSageMaker {
 
     /// The pids of the serving processes currently running.
     pub fn server_pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self
-            .shared
-            .servers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect();
-        pids.sort();
-        pids
+        self.shared.servers.pids()
     }
 }
 
 impl Drop for FakeSageMaker {
     fn drop(&mut self) {
-        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.servers.close();
         self.server.stop();
     }
 }

@@ -434,7 +434,7 @@ pub(crate) fn list_models(shared: &Shared, loc: &Loc, filter: &str) -> Result<Va
 }
 
 pub(crate) fn delete_model(shared: &Arc<Shared>, name: &str) -> Result<Value, ApiError> {
-    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     if !state.models.contains_key(name) {
         return Err(model_not_found(name));
     }
@@ -450,30 +450,9 @@ pub(crate) fn delete_model(shared: &Arc<Shared>, name: &str) -> Result<Value, Ap
             users.join(", ")
         )));
     }
-    let (op_id, op) = new_operation(
-        &mut state,
-        name,
-        generic_metadata("DeleteOperationMetadata"),
-    );
-    drop(state);
-    let shared = shared.clone();
-    let name = name.to_string();
-    tokio::spawn(async move {
-        tokio::time::sleep(shared.config.operation_delay).await;
-        shared
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .models
-            .remove(&name);
-        tracing::info!(model = %name, "model deleted");
-        finish_operation(
-            &shared,
-            &op_id,
-            Ok(json!({"@type": "type.googleapis.com/google.protobuf.Empty"})),
-        );
-    });
-    Ok(op)
+    Ok(delete_later(shared, state, name, |st, n| {
+        st.models.remove(n);
+    }))
 }
 
 // ---- endpoints -----------------------------------------------------------
@@ -704,6 +683,19 @@ pub(crate) fn delete_endpoint(shared: &Arc<Shared>, name: &str) -> Result<Value,
         )));
     }
     rec.deleting = true;
+    Ok(delete_later(shared, state, name, |st, n| {
+        st.endpoints.remove(n);
+    }))
+}
+
+/// Starts the delete operation of resource `name`: after the operation delay,
+/// `remove` takes it out of the state and the operation finishes with `Empty`.
+fn delete_later(
+    shared: &Arc<Shared>,
+    mut state: std::sync::MutexGuard<'_, State>,
+    name: &str,
+    remove: impl FnOnce(&mut State, &str) + Send + 'static,
+) -> Value {
     let (op_id, op) = new_operation(
         &mut state,
         name,
@@ -714,20 +706,18 @@ pub(crate) fn delete_endpoint(shared: &Arc<Shared>, name: &str) -> Result<Value,
     let name = name.to_string();
     tokio::spawn(async move {
         tokio::time::sleep(shared.config.operation_delay).await;
-        shared
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .endpoints
-            .remove(&name);
-        tracing::info!(endpoint = %name, "endpoint deleted");
+        remove(
+            &mut shared.state.lock().unwrap_or_else(|e| e.into_inner()),
+            &name,
+        );
+        tracing::info!(resource = %name, "deleted");
         finish_operation(
             &shared,
             &op_id,
             Ok(json!({"@type": "type.googleapis.com/google.protobuf.Empty"})),
         );
     });
-    Ok(op)
+    op
 }
 
 fn parse_split(v: Option<&Value>) -> Result<BTreeMap<String, i64>, ApiError> {
@@ -1026,7 +1016,7 @@ pub(crate) fn undeploy_model(
             })
         };
         if let Some(pid) = pid {
-            data::stop_server(&shared, pid).await;
+            shared.servers.stop(pid).await;
         }
         tracing::info!(%endpoint, deployed_model = %id, "model undeployed");
         finish_operation(

@@ -5,17 +5,13 @@ use std::collections::BTreeMap;
 
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use modelport_local::process::{free_port, log_tail, spawn_detached, stop};
+use modelport_local::process::{free_port, log_tail};
 use serde_json::{Map, Value, json};
 
+use super::Shared;
 use super::control::{ApiError, Deployed, finish_operation, set_stage};
-use super::{ServerProc, Shared};
-
-/// How long a stopping server gets between SIGTERM and SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Everything a deployModel operation needs once accepted.
 pub(crate) struct DeployJob {
@@ -86,7 +82,7 @@ pub(crate) async fn deploy(shared: Arc<Shared>, job: DeployJob) {
         }
         Err((e, orphan)) => {
             if let Some(pid) = orphan {
-                stop_server(&shared, pid).await;
+                shared.servers.stop(pid).await;
             }
             finish_operation(&shared, &job.op_id, Err(e));
         }
@@ -144,79 +140,55 @@ async fn run_deploy(shared: &Arc<Shared>, job: &DeployJob) -> Result<Deployed, A
         .workdir
         .join("logs")
         .join(format!("{endpoint_id}-{id}.log"));
-    // The model directory is on the command line, which is how `stop` recognises
-    // the process as ours.
-    let model_dir = storage
-        .clone()
-        .filter(|s| !s.starts_with("gs://"))
-        .unwrap_or_default();
-    let pid = {
-        let mut servers = shared.servers.lock().unwrap_or_else(|e| e.into_inner());
-        if shared.closing.load(Ordering::SeqCst) {
-            return Err(internal("the fake is shutting down".into()));
+    let mut cmd = Command::new(&shared.config.server_exe);
+    for var in [
+        "SAGEMAKER_BIND_TO_PORT",
+        "AIP_HTTP_PORT",
+        "AIP_HEALTH_ROUTE",
+        "AIP_PREDICT_ROUTE",
+        "AIP_STORAGE_URI",
+        "MODELPORT_GCP_STORAGE_ENDPOINT",
+    ] {
+        cmd.env_remove(var);
+    }
+    // `<image> serve`: the container's command is modelport itself.
+    cmd.arg("serve")
+        .env("AIP_HTTP_PORT", port.to_string())
+        .env("AIP_HEALTH_ROUTE", &health_route)
+        .env("AIP_PREDICT_ROUTE", &predict_route)
+        .env("AIP_MODE", "PREDICTION")
+        .env("AIP_DEPLOYED_MODEL_ID", &id)
+        .env("AIP_ENDPOINT_ID", &endpoint_id)
+        .env("AIP_PROJECT_NUMBER", project_of(&job.endpoint))
+        .env("AIP_MACHINE_TYPE", machine_type(&job.deployed));
+    match (&storage, &shared.config.gcs_upstream) {
+        (Some(uri), Some(gcs)) if uri.starts_with("gs://") => {
+            cmd.env("AIP_STORAGE_URI", uri)
+                .env("MODELPORT_GCP_STORAGE_ENDPOINT", gcs);
         }
-        let mut cmd = Command::new(&shared.config.server_exe);
-        for var in [
-            "SAGEMAKER_BIND_TO_PORT",
-            "AIP_HTTP_PORT",
-            "AIP_HEALTH_ROUTE",
-            "AIP_PREDICT_ROUTE",
-            "AIP_STORAGE_URI",
-            "MODELPORT_GCP_STORAGE_ENDPOINT",
-        ] {
-            cmd.env_remove(var);
+        (Some(dir), _) => {
+            cmd.env("AIP_STORAGE_URI", dir);
         }
-        // `<image> serve`: the container's command is modelport itself. The model
-        // directory is also an argument so that the process can be recognised by
-        // its command line when it is stopped.
-        cmd.arg("serve")
-            .env("AIP_HTTP_PORT", port.to_string())
-            .env("AIP_HEALTH_ROUTE", &health_route)
-            .env("AIP_PREDICT_ROUTE", &predict_route)
-            .env("AIP_MODE", "PREDICTION")
-            .env("AIP_DEPLOYED_MODEL_ID", &id)
-            .env("AIP_ENDPOINT_ID", &endpoint_id)
-            .env("AIP_PROJECT_NUMBER", project_of(&job.endpoint))
-            .env("AIP_MACHINE_TYPE", machine_type(&job.deployed));
-        match (&storage, &shared.config.gcs_upstream) {
-            (Some(uri), Some(gcs)) if uri.starts_with("gs://") => {
-                cmd.env("AIP_STORAGE_URI", uri)
-                    .env("MODELPORT_GCP_STORAGE_ENDPOINT", gcs);
-            }
-            (Some(dir), _) => {
-                cmd.env("AIP_STORAGE_URI", dir).arg(dir);
-            }
-            (None, _) => {}
+        (None, _) => {}
+    }
+    cmd.args(["--host", "127.0.0.1"]);
+    for e in spec
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(k), Some(v)) = (
+            e.get("name").and_then(Value::as_str),
+            e.get("value").and_then(Value::as_str),
+        ) {
+            cmd.env(k, v);
         }
-        cmd.args(["--host", "127.0.0.1"]);
-        for e in spec
-            .get("env")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(k), Some(v)) = (
-                e.get("name").and_then(Value::as_str),
-                e.get("value").and_then(Value::as_str),
-            ) {
-                cmd.env(k, v);
-            }
-        }
-        let child = spawn_detached(cmd, &log).map_err(|e| {
-            internal(format!(
-                "cannot start {}: {e}",
-                shared.config.server_exe.display()
-            ))
-        })?;
-        let pid = child.id();
-        let marker = if model_dir.is_empty() {
-            "serve".to_string()
-        } else {
-            model_dir
-        };
-        servers.insert(pid, ServerProc { child, marker });
-        pid
-    };
+    }
+    // The model's location is in the server's environment, which is how `stop`
+    // recognises the process as ours.
+    let marker = storage.clone().unwrap_or_else(|| "serve".into());
+    let pid = shared.servers.spawn(cmd, &log, marker).map_err(internal)?;
     tracing::info!(endpoint = %job.endpoint, deployed_model = %id, pid, port, "data plane started");
     let health = format!("http://127.0.0.1:{port}{health_route}");
     loop {
@@ -230,19 +202,14 @@ async fn run_deploy(shared: &Arc<Shared>, job: &DeployJob) -> Result<Deployed, A
         if matches!(answered, Ok(200)) {
             break;
         }
-        let exited = {
-            let mut servers = shared.servers.lock().unwrap_or_else(|e| e.into_inner());
-            servers
-                .get_mut(&pid)
-                .is_none_or(|s| !matches!(s.child.try_wait(), Ok(None)))
-        };
+        let exited = shared.servers.exited(pid);
         if exited || started.elapsed() > timeout {
             tracing::warn!(
                 endpoint = %job.endpoint, deployed_model = %id, pid, exited,
                 "the model server did not answer its health route; its log:\n{}",
                 log_tail(&log, 20).join("\n")
             );
-            stop_server(shared, pid).await;
+            shared.servers.stop(pid).await;
             return Err(ApiError::precondition(never_ready_message(&job.endpoint)));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -361,38 +328,5 @@ async fn check_prefix(
         Ok(())
     } else {
         Err("no objects under that prefix".into())
-    }
-}
-
-/// Stops one server the fake started (SIGTERM, grace, SIGKILL, by pid) and reaps it.
-pub(crate) async fn stop_server(shared: &Shared, pid: u32) {
-    let proc = shared
-        .servers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&pid);
-    if let Some(mut proc) = proc {
-        let how = stop(pid, &proc.marker, STOP_GRACE).await;
-        // Still ours until reaped, so the pid cannot have been reused: make sure
-        // it is gone and reap it.
-        if matches!(proc.child.try_wait(), Ok(None)) {
-            let _ = proc.child.kill();
-            let _ = tokio::task::spawn_blocking(move || proc.child.wait()).await;
-        }
-        tracing::debug!(pid, ?how, "data plane stopped");
-    }
-}
-
-/// Stops every server the fake started.
-pub(crate) async fn stop_all(shared: &Shared) {
-    let pids: Vec<u32> = shared
-        .servers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .keys()
-        .copied()
-        .collect();
-    for pid in pids {
-        stop_server(shared, pid).await;
     }
 }

@@ -24,15 +24,13 @@ mod data;
 mod discovery;
 mod http;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Child;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::background::Background;
+use crate::servers::Servers;
 use serde::{Deserialize, Serialize};
 
 pub use discovery::{DISCOVERY_PATH, Discovery};
@@ -171,12 +169,6 @@ pub struct Call {
     pub status: u16,
 }
 
-/// A data-plane process the fake started.
-struct ServerProc {
-    child: Child,
-    marker: String,
-}
-
 /// State shared by the HTTP handlers and background tasks.
 pub(crate) struct Shared {
     config: VertexConfig,
@@ -184,8 +176,7 @@ pub(crate) struct Shared {
     state: Mutex<control::State>,
     faults: Mutex<Vec<Fault>>,
     calls: Mutex<Vec<Call>>,
-    servers: Mutex<HashMap<u32, ServerProc>>,
-    closing: AtomicBool,
+    servers: Servers,
     http: reqwest::Client,
     workdir: PathBuf,
 }
@@ -244,8 +235,7 @@ impl FakeVertex {
             state: Mutex::new(control::State::default()),
             faults: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
-            servers: Mutex::new(HashMap::new()),
-            closing: AtomicBool::new(false),
+            servers: Servers::default(),
             http,
             workdir: workdir.path().to_path_buf(),
         });
@@ -255,7 +245,7 @@ impl FakeVertex {
         let app = http::router(shared.clone());
         let thread_shared = shared.clone();
         let server = Background::serve("fake-vertex", listener, app, move || async move {
-            data::stop_all(&thread_shared).await;
+            thread_shared.servers.stop_all().await;
         })?;
         tracing::info!(url = %format!("http://{addr}"), "fake Vertex AI listening");
         Ok(FakeVertex {
@@ -306,22 +296,13 @@ impl FakeVertex {
 
     /// The pids of the serving processes currently running.
     pub fn server_pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self
-            .shared
-            .servers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect();
-        pids.sort();
-        pids
+        self.shared.servers.pids()
     }
 }
 
 impl Drop for FakeVertex {
     fn drop(&mut self) {
-        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.servers.close();
         self.server.stop();
     }
 }
