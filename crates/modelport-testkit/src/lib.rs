@@ -17,6 +17,7 @@
 
 mod background;
 pub mod conformance;
+mod faults;
 pub mod gcs;
 pub mod moto;
 pub mod sagemaker;

@@ -606,13 +606,7 @@ fn fake_api(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Respon
             .clone())),
         (&Method::GET, "health") => ok(json!({"ok": true})),
         (&Method::POST, "faults") => {
-            let specs: Result<Vec<FaultSpec>, _> = serde_json::from_slice::<FaultSpec>(body)
-                .map(|s| vec![s])
-                .or_else(|_| serde_json::from_slice::<Vec<FaultSpec>>(body));
-            let faults: Result<Vec<Fault>, String> = specs
-                .map_err(|e| format!("expected a fault or a list of faults: {e}"))
-                .and_then(|s| s.into_iter().map(Fault::try_from).collect());
-            match faults {
+            match crate::faults::parse::<FaultSpec, Fault>(body) {
                 Ok(faults) => {
                     let n = faults.len();
                     shared
