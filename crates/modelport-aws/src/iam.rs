@@ -78,9 +78,12 @@ pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
                 "sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel",
                 "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig",
                 "sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint",
+                "sagemaker:UpdateEndpointWeightsAndCapacities",
                 "sagemaker:InvokeEndpoint", "sagemaker:AddTags", "sagemaker:ListTags",
             ],
-            "Resource": [sm("model", &revisions), sm("endpoint-config", &revisions), endpoint.clone()],
+            // Revisions, the endpoint, and the short-lived verification endpoints
+            // (`NAME-verify-...`) that serverless revisions are compared on.
+            "Resource": [sm("model", &revisions), sm("endpoint-config", &revisions), endpoint.clone(), sm("endpoint", &revisions)],
         }),
         json!({
             "Sid": "Discovery",
@@ -107,7 +110,10 @@ pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
             "Sid": "Logs",
             "Effect": "Allow",
             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            "Resource": format!("arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{name}:*"),
+            "Resource": [
+                format!("arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{name}:*"),
+                format!("arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{name}-*:*"),
+            ],
         }),
         json!({
             "Sid": "Metrics",

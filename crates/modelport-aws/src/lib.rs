@@ -3,11 +3,21 @@
 //! an endpoint override points them all at an emulator.
 //!
 //! One deployment is one endpoint, named after the deployment. Each revision (an
-//! artifact and the settings that shape its resources) gets its own model and
-//! endpoint configuration, named `NAME-ARTIFACT8-SPEC6`, so a re-run computes the
-//! same names and converges. Updates are SageMaker's blue/green UpdateEndpoint;
-//! rolling back is another UpdateEndpoint to the previous configuration. Every
+//! artifact and the settings that shape its resources) gets its own model, its own
+//! production variant and its own endpoint configuration, all named
+//! `NAME-ARTIFACT8-SPEC6`, so a re-run computes the same names and converges. Every
 //! resource carries the `modelport-deployment` and `modelport-digest` tags.
+//!
+//! How a revision reaches production ([`Strategy`]): an update of an instance-based
+//! endpoint adds the new revision as a second production variant at weight 0
+//! (UpdateEndpoint to a two-variant configuration), compares it through
+//! InvokeEndpoint with `TargetVariant`, moves the weights with
+//! UpdateEndpointWeightsAndCapacities only when it passed, then retires the old
+//! variant with UpdateEndpoint to the new revision's own configuration. Serverless
+//! endpoints take one variant only, so a serverless revision is compared on a
+//! short-lived endpoint of its own first. A first deploy creates the endpoint with
+//! the revision as its only variant. `verify.mode: after-traffic` keeps the single
+//! UpdateEndpoint of earlier versions.
 //!
 //! This crate knows nothing about the terminal: it reports progress through
 //! [`Reporter`] and returns data.
@@ -27,11 +37,14 @@ use std::time::Duration;
 use modelport_core::predictor::Predictor;
 use modelport_core::provider::{
     ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
-    PlannedAction, Provider, ProviderError, ProviderResult, Reporter, require_revision,
+    PlannedAction, Provider, ProviderError, ProviderResult, Reporter, RolloutPlan,
+    require_revision,
 };
 use modelport_core::spec::{AwsSettings, DeploymentSpec};
-use modelport_core::state::{DeploymentState, EndpointRef, Protocol, Revision, Which, Workspace};
-use modelport_core::{Signature, env};
+use modelport_core::state::{
+    DeploymentState, EndpointRef, Protocol, Revision, RolloutMode, Which, Workspace,
+};
+use modelport_core::{Expected, Signature, env};
 use modelport_verify::BatchPredictor;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -57,6 +70,44 @@ pub struct AwsResources {
     pub deploy_timeout_s: u32,
     /// The model's signature, which types the endpoint's JSON answers.
     pub signature: Option<Signature>,
+    /// The production variant that runs this revision.
+    #[serde(default = "legacy_variant")]
+    pub variant: String,
+    /// How this revision is brought to production.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// The two-variant configuration it sits in, at weight 0, while it is compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition_config: Option<String>,
+    /// The short-lived endpoint it is compared on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_endpoint: Option<String>,
+    /// The tags of everything it creates, for the endpoint it may create later.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn legacy_variant() -> String {
+    names::VARIANT.to_string()
+}
+
+/// How a revision is brought to production on SageMaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// UpdateEndpoint to the revision's own configuration: it takes the traffic as
+    /// it comes up (`verify.mode: after-traffic`, `--no-verify`, and every revision
+    /// deployed before variants).
+    #[default]
+    Replace,
+    /// A second production variant at weight 0 beside the serving one, compared
+    /// with `TargetVariant`, then given the traffic by its weight.
+    Variant,
+    /// A first deploy: the endpoint is created with the revision as its only variant.
+    NewEndpoint,
+    /// Compared on a short-lived endpoint of its own, then the serving endpoint is
+    /// updated to it (serverless endpoints take one variant only).
+    VerificationEndpoint,
 }
 
 impl AwsResources {
@@ -238,6 +289,11 @@ fn target(
         serverless,
         deploy_timeout_s: aws.deploy_timeout_s,
         signature: artifact.signature.clone(),
+        variant: revision_name.clone(),
+        strategy: Strategy::Replace,
+        transition_config: None,
+        verify_endpoint: None,
+        tags: tags.clone(),
     };
     let limit = if serverless {
         predictor::SERVERLESS_MAX_BYTES
@@ -256,7 +312,8 @@ fn target(
     };
     let revision = RevisionSpec {
         model_name: revision_name.clone(),
-        config_name: revision_name,
+        config_name: revision_name.clone(),
+        variant_name: revision_name,
         image,
         model_data_url: resources.model_data_url(),
         role_arn: aws.role_arn.clone(),
@@ -292,62 +349,44 @@ fn short(digest: &str) -> &str {
     &d[..d.len().min(12)]
 }
 
-impl AwsProvider {
-    /// Retires a pending revision: the endpoint goes back to the active revision's
-    /// configuration (or is deleted when there is none), then the pending model
-    /// and configuration are deleted.
-    async fn retire_pending(
-        &self,
-        state: &mut DeploymentState,
-        reporter: &dyn Reporter,
-    ) -> ProviderResult<()> {
-        let Some(pending) = state.pending.clone() else {
-            return Ok(());
-        };
-        let p = AwsResources::of(&pending)?;
-        let clients = self.clients(&p.settings).await?;
-        let sm = &clients.sagemaker;
-        let active = state.active.as_ref().map(AwsResources::of).transpose()?;
-        let live =
-            sagemaker::wait(sm, &p.endpoint_name, Goal::Settled, deadline(&p), reporter).await?;
-        match (&active, &live) {
-            (Some(a), Some(info)) if info.config_name != a.config_name => {
-                reporter.on_start(&format!(
-                    "updating endpoint {} back to {}",
-                    a.endpoint_name, a.config_name
-                ));
-                sagemaker::update_endpoint(sm, &a.endpoint_name, &a.config_name).await?;
-                sagemaker::wait(
-                    sm,
-                    &a.endpoint_name,
-                    Goal::InService(&a.config_name),
-                    deadline(a),
-                    reporter,
-                )
-                .await?;
-            }
-            (None, Some(_)) => {
-                reporter.on_start(&format!("deleting endpoint {}", p.endpoint_name));
-                sagemaker::delete_endpoint(sm, &p.endpoint_name).await?;
-                sagemaker::wait(sm, &p.endpoint_name, Goal::Gone, deadline(&p), reporter).await?;
-            }
-            _ => {}
-        }
-        if active
-            .as_ref()
-            .is_none_or(|a| a.config_name != p.config_name)
-        {
-            reporter.on_progress(&format!(
-                "deleting endpoint config and model {}",
-                p.config_name
-            ));
-            sagemaker::delete_config(sm, &p.config_name).await?;
-            sagemaker::delete_model(sm, &p.model_name).await?;
-        }
-        state.pending = None;
-        self.save(state)
+/// The sagemaker:// URL of an endpoint, for reports and `status`.
+fn endpoint_ref(region: &str, endpoint: &str, limit: u64, timeout_s: u32) -> EndpointRef {
+    EndpointRef {
+        predict_url: format!("sagemaker://{region}/endpoints/{endpoint}/invocations"),
+        health_url: format!("sagemaker://{region}/endpoints/{endpoint}"),
+        protocol: Protocol::Instances,
+        max_request_bytes: limit,
+        timeout_s,
     }
+}
 
+/// How the target revision reaches production, given the serving endpoint as it is.
+fn choose(mode: RolloutMode, serverless: bool, live: Option<&sagemaker::EndpointInfo>) -> Strategy {
+    if mode.traffic_first() {
+        return Strategy::Replace;
+    }
+    if serverless {
+        return Strategy::VerificationEndpoint;
+    }
+    match live {
+        None => Strategy::NewEndpoint,
+        Some(i) if i.status == "Failed" => Strategy::NewEndpoint,
+        // A second variant needs an instance-based endpoint with one variant: a
+        // serverless one (or one with other variants) is compared elsewhere first.
+        Some(i) if i.weights.len() == 1 && !i.serverless => Strategy::Variant,
+        Some(_) => Strategy::VerificationEndpoint,
+    }
+}
+
+/// The weights that give `to` all the traffic among `live`'s variants.
+fn all_to(live: &sagemaker::EndpointInfo, to: &str) -> Vec<(String, f32)> {
+    live.weights
+        .iter()
+        .map(|w| (w.name.clone(), if w.name == to { 1.0 } else { 0.0 }))
+        .collect()
+}
+
+impl AwsProvider {
     /// Refuses to touch an endpoint of the same name that this deployment did not
     /// create: its tags must name the deployment, or the state must record it.
     async fn check_owned(
@@ -374,16 +413,76 @@ impl AwsProvider {
         })
     }
 
-    /// Brings the target revision up on the endpoint; `state.pending` is already saved.
+    /// Creates `endpoint` on `config` (re-creating it when it had failed) and waits
+    /// until it is InService.
+    async fn create_endpoint(
+        &self,
+        sm: &aws_sdk_sagemaker::Client,
+        endpoint: &str,
+        config: &str,
+        tags: &[(String, String)],
+        deadline: Duration,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<()> {
+        let live = sagemaker::wait(sm, endpoint, Goal::Settled, deadline, reporter).await?;
+        match live {
+            Some(i) if i.status == "Failed" => {
+                // A failed endpoint cannot be updated; it holds no instances, so
+                // deleting and re-creating it loses nothing.
+                reporter.on_start(&format!("re-creating endpoint {endpoint}, which had failed"));
+                sagemaker::delete_endpoint(sm, endpoint).await?;
+                sagemaker::wait(sm, endpoint, Goal::Gone, deadline, reporter).await?;
+                sagemaker::create_endpoint(sm, endpoint, config, tags).await?;
+            }
+            Some(i) if i.config_name == config => {}
+            Some(i) => {
+                reporter.on_start(&format!(
+                    "updating endpoint {endpoint} from {} to {config}",
+                    i.config_name
+                ));
+                sagemaker::update_endpoint(sm, endpoint, config).await?;
+            }
+            None => {
+                reporter.on_start(&format!("creating endpoint {endpoint}"));
+                sagemaker::create_endpoint(sm, endpoint, config, tags).await?;
+            }
+        }
+        sagemaker::wait(sm, endpoint, Goal::InService(config), deadline, reporter).await?;
+        Ok(())
+    }
+
+    /// Deletes `endpoint` if it exists and waits until it is gone.
+    async fn remove_endpoint(
+        &self,
+        sm: &aws_sdk_sagemaker::Client,
+        endpoint: &str,
+        deadline: Duration,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<bool> {
+        if sagemaker::wait(sm, endpoint, Goal::Settled, deadline, reporter)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        reporter.on_start(&format!("deleting endpoint {endpoint}"));
+        sagemaker::delete_endpoint(sm, endpoint).await?;
+        sagemaker::wait(sm, endpoint, Goal::Gone, deadline, reporter).await?;
+        Ok(true)
+    }
+
+    /// Brings the target revision up; `state.pending` (with its strategy) is saved.
     async fn bring_up(
         &self,
         clients: &AwsClients,
         t: &Target,
+        res: &AwsResources,
+        live: Option<&sagemaker::EndpointInfo>,
         artifact: &ArtifactRef,
         reporter: &dyn Reporter,
     ) -> ProviderResult<()> {
-        let res = &t.resources;
         let sm = &clients.sagemaker;
+        let deadline = deadline(res);
         reporter.on_start(&format!(
             "uploading the artifact to s3://{}/{}",
             res.bucket, res.key
@@ -408,63 +507,80 @@ impl AwsProvider {
             res.config_name, res.capacity
         ));
         sagemaker::ensure_config(sm, &t.revision).await?;
-        let live = sagemaker::wait(
-            sm,
-            &res.endpoint_name,
-            Goal::Settled,
-            deadline(res),
-            reporter,
-        )
-        .await?;
-        match live {
-            None => {
-                reporter.on_start(&format!("creating endpoint {}", res.endpoint_name));
-                sagemaker::create_endpoint(
-                    sm,
-                    &res.endpoint_name,
-                    &res.config_name,
-                    &t.revision.tags,
-                )
-                .await?;
-            }
-            Some(info) if info.status == "Failed" => {
-                // A failed endpoint cannot be updated; it holds no instances, so
-                // deleting and re-creating it loses nothing.
+        match res.strategy {
+            Strategy::Variant => {
+                let live = live.ok_or_else(|| {
+                    ProviderError::other(format!("endpoint {} vanished", res.endpoint_name))
+                })?;
+                let transition = res.transition_config.as_deref().unwrap_or_default();
+                let serving = sagemaker::config_variants(sm, &live.config_name).await?;
                 reporter.on_start(&format!(
-                    "re-creating endpoint {}, which had failed",
-                    res.endpoint_name
+                    "creating endpoint config {transition}: {} as it is, and {} at weight 0",
+                    live.config_name, res.variant
                 ));
-                sagemaker::delete_endpoint(sm, &res.endpoint_name).await?;
-                sagemaker::wait(sm, &res.endpoint_name, Goal::Gone, deadline(res), reporter)
+                sagemaker::ensure_transition_config(sm, transition, serving, &t.revision)
                     .await?;
-                sagemaker::create_endpoint(
+                if live.config_name != transition {
+                    reporter.on_start(&format!(
+                        "updating endpoint {} to {transition}: the new variant joins at weight 0, so no production request reaches it",
+                        res.endpoint_name
+                    ));
+                    sagemaker::update_endpoint(sm, &res.endpoint_name, transition).await?;
+                }
+                reporter.on_start(&format!("waiting for endpoint {}", res.endpoint_name));
+                sagemaker::wait(
+                    sm,
+                    &res.endpoint_name,
+                    Goal::InService(transition),
+                    deadline,
+                    reporter,
+                )
+                .await?;
+            }
+            Strategy::VerificationEndpoint => {
+                let endpoint = res.verify_endpoint.as_deref().unwrap_or_default();
+                reporter.on_start(&format!(
+                    "creating the verification endpoint {endpoint} (deleted once the comparison is done)"
+                ));
+                self.create_endpoint(sm, endpoint, &res.config_name, &t.revision.tags, deadline, reporter)
+                    .await?;
+            }
+            Strategy::NewEndpoint | Strategy::Replace => {
+                self.create_endpoint(
                     sm,
                     &res.endpoint_name,
                     &res.config_name,
                     &t.revision.tags,
+                    deadline,
+                    reporter,
                 )
                 .await?;
-            }
-            Some(info) if info.config_name == res.config_name => {}
-            Some(info) => {
-                reporter.on_start(&format!(
-                    "updating endpoint {} from {} to {} (blue/green)",
-                    res.endpoint_name, info.config_name, res.config_name
-                ));
-                sagemaker::update_endpoint(sm, &res.endpoint_name, &res.config_name).await?;
             }
         }
-        reporter.on_start(&format!("waiting for endpoint {}", res.endpoint_name));
-        sagemaker::wait(
-            sm,
-            &res.endpoint_name,
-            Goal::InService(&res.config_name),
-            deadline(res),
-            reporter,
-        )
-        .await?;
-        reporter.on_finish(&format!("endpoint {} is InService", res.endpoint_name));
+        reporter.on_finish(&format!(
+            "variant {} of endpoint {} is InService",
+            res.variant,
+            res.verify_endpoint.as_deref().unwrap_or(&res.endpoint_name)
+        ));
         Ok(())
+    }
+
+    /// Deletes a revision's model and configurations; ones already gone are fine.
+    async fn delete_revision(
+        &self,
+        sm: &aws_sdk_sagemaker::Client,
+        res: &AwsResources,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<()> {
+        reporter.on_progress(&format!(
+            "deleting endpoint config and model {}",
+            res.config_name
+        ));
+        if let Some(t) = &res.transition_config {
+            sagemaker::delete_config(sm, t).await?;
+        }
+        sagemaker::delete_config(sm, &res.config_name).await?;
+        sagemaker::delete_model(sm, &res.model_name).await
     }
 }
 
@@ -479,6 +595,7 @@ impl Provider for AwsProvider {
         spec: &DeploymentSpec,
         artifact: &ArtifactRef,
         state: Option<&DeploymentState>,
+        mode: RolloutMode,
     ) -> ProviderResult<Plan> {
         let settings = ClientSettings::from_spec(settings(spec)?);
         let clients = self.clients(&settings).await?;
@@ -501,6 +618,43 @@ impl Provider for AwsProvider {
         let serving_ours = live
             .as_ref()
             .is_some_and(|i| i.status == "InService" && i.config_name == res.config_name);
+        let strategy = choose(mode, res.serverless, live.as_ref());
+        let vb = &res.variant;
+        let rollout = match strategy {
+            Strategy::Variant => RolloutPlan {
+                mode,
+                verify_via: format!("InvokeEndpoint with TargetVariant {vb}, a variant at weight 0"),
+                traffic: format!(
+                    "UpdateEndpointWeightsAndCapacities gives {vb} all the traffic only after it passes; \
+                     until then the serving variant keeps weight 1"
+                ),
+            },
+            Strategy::NewEndpoint => RolloutPlan {
+                mode,
+                verify_via: format!("InvokeEndpoint with TargetVariant {vb}"),
+                traffic: format!(
+                    "a new endpoint answers whoever calls it from the moment it is InService; \
+                     `deploy` compares it before it reports success, and deletes it if it fails"
+                ),
+            },
+            Strategy::VerificationEndpoint => RolloutPlan {
+                mode,
+                verify_via: format!(
+                    "InvokeEndpoint on the short-lived endpoint {}",
+                    names::verification_endpoint_name(&res.config_name)
+                ),
+                traffic: format!(
+                    "endpoint {} is moved to the verified configuration only after it passes \
+                     (a serverless endpoint takes one variant, so it cannot hold the new one at weight 0)",
+                    res.endpoint_name
+                ),
+            },
+            Strategy::Replace => RolloutPlan {
+                mode,
+                verify_via: format!("InvokeEndpoint on {}", res.endpoint_name),
+                traffic: "UpdateEndpoint moves all the traffic before the comparison (verify.mode: after-traffic, or --no-verify)".into(),
+            },
+        };
         if serving_ours {
             actions.push(PlannedAction {
                 kind: ActionKind::Keep,
@@ -569,53 +723,94 @@ impl Provider for AwsProvider {
                     ActionKind::Create
                 },
                 resource: format!("SageMaker endpoint config {}", res.config_name),
-                reason: res.capacity.clone(),
+                reason: format!("variant {vb} alone: {}", res.capacity),
             });
-            let (kind, reason) = match &live {
-                None => (ActionKind::Create, "new endpoint".to_string()),
-                Some(i) if i.status == "Failed" => (
-                    ActionKind::Create,
-                    "the endpoint failed before: delete and create it again".to_string(),
-                ),
-                Some(i) => {
-                    let mut why = Vec::new();
-                    if let Some(a) = &active {
-                        if state
-                            .and_then(|s| s.active.as_ref())
-                            .is_some_and(|r| r.artifact_digest != artifact.digest)
-                        {
-                            why.push(format!("new artifact {}", short(&artifact.digest)));
-                        }
-                        if a.capacity != res.capacity {
-                            why.push(format!("{} → {}", a.capacity, res.capacity));
-                        }
-                    }
-                    if why.is_empty() {
-                        why.push("modelport.yaml changed".into());
-                    }
-                    (
-                        ActionKind::Update,
-                        format!(
-                            "blue/green from {} to {}: {}",
-                            i.config_name,
-                            res.config_name,
-                            why.join("; ")
-                        ),
-                    )
+            let mut why = Vec::new();
+            if let Some(a) = &active {
+                if state
+                    .and_then(|s| s.active.as_ref())
+                    .is_some_and(|r| r.artifact_digest != artifact.digest)
+                {
+                    why.push(format!("new artifact {}", short(&artifact.digest)));
                 }
-            };
-            actions.push(PlannedAction {
-                kind,
-                resource: format!("SageMaker endpoint {}", res.endpoint_name),
-                reason,
-            });
+                if a.capacity != res.capacity {
+                    why.push(format!("{} → {}", a.capacity, res.capacity));
+                }
+            }
+            if why.is_empty() {
+                why.push("modelport.yaml changed".into());
+            }
+            let endpoint = format!("SageMaker endpoint {}", res.endpoint_name);
+            match (strategy, &live) {
+                (Strategy::Variant, Some(i)) => {
+                    let transition = names::transition_config_name(&res.config_name, &i.config_name);
+                    actions.push(PlannedAction {
+                        kind: ActionKind::Create,
+                        resource: format!("SageMaker endpoint config {transition}"),
+                        reason: format!("{} as it is, plus {vb} at weight 0", i.config_name),
+                    });
+                    actions.push(PlannedAction {
+                        kind: ActionKind::Update,
+                        resource: endpoint,
+                        reason: format!(
+                            "{}: UpdateEndpoint to {transition} (a new fleet for both variants, no availability loss), \
+                             compare {vb}, move the weights, then UpdateEndpoint to {} (a new fleet for {vb} alone)",
+                            why.join("; "),
+                            res.config_name
+                        ),
+                    });
+                }
+                (Strategy::VerificationEndpoint, _) => {
+                    actions.push(PlannedAction {
+                        kind: ActionKind::Create,
+                        resource: format!(
+                            "SageMaker endpoint {}",
+                            names::verification_endpoint_name(&res.config_name)
+                        ),
+                        reason: "short-lived: compares the new revision, deleted afterwards".into(),
+                    });
+                    actions.push(PlannedAction {
+                        kind: if live.is_some() {
+                            ActionKind::Update
+                        } else {
+                            ActionKind::Create
+                        },
+                        resource: endpoint,
+                        reason: format!(
+                            "{}: moved to {} once the new revision passed",
+                            why.join("; "),
+                            res.config_name
+                        ),
+                    });
+                }
+                (_, Some(i)) if i.status == "Failed" => actions.push(PlannedAction {
+                    kind: ActionKind::Create,
+                    resource: endpoint,
+                    reason: "the endpoint failed before: delete and create it again".to_string(),
+                }),
+                (_, None) => actions.push(PlannedAction {
+                    kind: ActionKind::Create,
+                    resource: endpoint,
+                    reason: "new endpoint".to_string(),
+                }),
+                (_, Some(i)) => actions.push(PlannedAction {
+                    kind: ActionKind::Update,
+                    resource: endpoint,
+                    reason: format!(
+                        "UpdateEndpoint from {} to {}: {} (traffic moves before the comparison)",
+                        i.config_name,
+                        res.config_name,
+                        why.join("; ")
+                    ),
+                }),
+            }
             if let Some(a) = &active
                 && a.config_name != res.config_name
             {
                 actions.push(PlannedAction {
                     kind: ActionKind::Delete,
                     resource: format!("model + endpoint config {}", a.config_name),
-                    reason: "replaced once the new revision passes its comparison".into(),
+                    reason: "removed once the new revision serves all the traffic".into(),
                 });
             }
         }
@@ -626,6 +821,7 @@ impl Provider for AwsProvider {
             spec: spec.clone(),
             spec_hash: resource_hash(spec),
             artifact: artifact.clone(),
+            rollout,
             previous: state.cloned(),
         })
     }
@@ -635,29 +831,22 @@ impl Provider for AwsProvider {
         let settings = ClientSettings::from_spec(settings(spec)?);
         let clients = self.clients(&settings).await?;
         let t = target(spec, &plan.artifact, &clients.region, settings)?;
-        let res = &t.resources;
-        let mut state = plan
-            .previous
-            .clone()
-            .unwrap_or_else(|| DeploymentState::new(&plan.name, self.name(), &spec.file));
-        state.spec_file = std::path::absolute(&spec.file).unwrap_or_else(|_| spec.file.clone());
-
-        // A revision left pending by an interrupted deploy: resume it when it is
-        // this one, retire it otherwise.
-        let resuming = match &state.pending {
-            Some(p) => AwsResources::of(p)?.config_name == res.config_name,
-            None => false,
-        };
-        if state.pending.is_some() && !resuming {
-            reporter.on_start("retiring what an interrupted deploy left");
-            self.retire_pending(&mut state, reporter).await?;
-        }
+        let sm = &clients.sagemaker;
+        let mut state = plan.starting_state();
         let recorded_active = state.active.as_ref().map(AwsResources::of).transpose()?;
-        let live = sagemaker::describe_endpoint(&clients.sagemaker, &res.endpoint_name).await?;
+        let live = sagemaker::describe_endpoint(sm, &t.resources.endpoint_name).await?;
         if let Some(info) = &live {
             self.check_owned(&clients, info, &plan.name, &state).await?;
         }
-        if !resuming
+        let mut res = t.resources.clone();
+        // A revision this rollout already recorded (a resumed apply) keeps its strategy.
+        let resumed = state
+            .pending
+            .as_ref()
+            .map(AwsResources::of)
+            .transpose()?
+            .filter(|p| p.config_name == res.config_name);
+        if resumed.is_none()
             && live
                 .as_ref()
                 .is_some_and(|i| i.status == "InService" && i.config_name == res.config_name)
@@ -672,12 +861,12 @@ impl Provider for AwsProvider {
                     "endpoint {} already serves {}: recording it",
                     res.endpoint_name, res.config_name
                 ));
-                state.active = Some(plan.revision(t.endpoint.clone(), &t.resources)?);
+                state.active = Some(plan.revision(t.endpoint.clone(), &res)?);
                 self.save(&state)?;
             } else if let Some(active) = &mut state.active {
                 // Settings that shape no resource (how `compare` checks) still
                 // take effect.
-                let current = plan.revision(t.endpoint.clone(), &t.resources)?;
+                let current = plan.revision(t.endpoint.clone(), &res)?;
                 if active.verify != current.verify {
                     active.verify = current.verify;
                     self.save(&state)?;
@@ -685,46 +874,170 @@ impl Provider for AwsProvider {
             }
             return Ok(state);
         }
-        if !resuming {
-            state.pending = Some(plan.revision(t.endpoint.clone(), &t.resources)?);
+        if plan.is_noop() {
+            return Ok(state);
         }
-        // Recorded before anything is created: a crash from here on leaves state
-        // that a re-run resumes and `destroy` cleans up.
-        self.save(&state)?;
-        if let Err(e) = self.bring_up(&clients, &t, &plan.artifact, reporter).await {
-            reporter.on_start("the new revision failed: removing it");
-            if let Err(cleanup) = self.retire_pending(&mut state, reporter).await {
-                reporter.on_progress(&format!(
-                    "could not remove the failed revision ({cleanup}); it stays recorded as pending for a re-run or `modelport destroy`"
-                ));
+        let live = sagemaker::wait(sm, &res.endpoint_name, Goal::Settled, deadline(&res), reporter)
+            .await?;
+        match resumed {
+            Some(p) => res = p,
+            None => {
+                res.strategy = choose(plan.mode(), res.serverless, live.as_ref());
+                match res.strategy {
+                    Strategy::Variant => {
+                        let serving = live.as_ref().map(|i| i.config_name.as_str()).unwrap_or("");
+                        res.transition_config =
+                            Some(names::transition_config_name(&res.config_name, serving));
+                    }
+                    Strategy::VerificationEndpoint => {
+                        res.verify_endpoint =
+                            Some(names::verification_endpoint_name(&res.config_name));
+                    }
+                    Strategy::NewEndpoint | Strategy::Replace => {}
+                }
+                let mut endpoint = t.endpoint.clone();
+                if let Some(v) = &res.verify_endpoint {
+                    endpoint = endpoint_ref(
+                        &res.region,
+                        v,
+                        endpoint.max_request_bytes,
+                        endpoint.timeout_s,
+                    );
+                }
+                // Recorded before anything is created: a crash from here on leaves
+                // state that a re-run resumes and `destroy` cleans up.
+                state.pending = Some(plan.revision(endpoint, &res)?);
+                self.save(&state)?;
             }
-            return Err(e);
         }
+        self.bring_up(&clients, &t, &res, live.as_ref(), &plan.artifact, reporter)
+            .await?;
         Ok(state)
     }
 
-    async fn promote(
+    async fn move_traffic(
         &self,
         mut state: DeploymentState,
         reporter: &dyn Reporter,
     ) -> ProviderResult<DeploymentState> {
-        let Some(pending) = state.pending.take() else {
+        let p = AwsResources::of(require_revision(&state, Which::Pending)?)?;
+        let clients = self.clients(&p.settings).await?;
+        let sm = &clients.sagemaker;
+        let deadline = deadline(&p);
+        match p.strategy {
+            Strategy::Variant => {
+                let transition = p.transition_config.as_deref().unwrap_or_default();
+                let live = sagemaker::wait(sm, &p.endpoint_name, Goal::Settled, deadline, reporter)
+                    .await?
+                    .ok_or_else(|| {
+                        ProviderError::other(format!("endpoint {} vanished", p.endpoint_name))
+                    })?;
+                let wanted = all_to(&live, &p.variant);
+                if live.config_name == transition && !live.has_weights(&wanted) {
+                    reporter.on_start(&format!(
+                        "moving all the traffic of endpoint {} to variant {} (UpdateEndpointWeightsAndCapacities)",
+                        p.endpoint_name, p.variant
+                    ));
+                    sagemaker::update_weights(sm, &p.endpoint_name, &wanted).await?;
+                }
+                if live.config_name == transition {
+                    sagemaker::wait(
+                        sm,
+                        &p.endpoint_name,
+                        Goal::Weights(transition, &wanted),
+                        deadline,
+                        reporter,
+                    )
+                    .await?;
+                }
+            }
+            Strategy::VerificationEndpoint => {
+                let tags: Vec<(String, String)> = p.tags.clone().into_iter().collect();
+                reporter.on_start(&format!(
+                    "moving endpoint {} to the verified configuration {}",
+                    p.endpoint_name, p.config_name
+                ));
+                self.create_endpoint(sm, &p.endpoint_name, &p.config_name, &tags, deadline, reporter)
+                    .await?;
+                if let Some(v) = &p.verify_endpoint {
+                    self.remove_endpoint(sm, v, deadline, reporter).await?;
+                }
+                // From now on the revision is reached where production reaches it.
+                let mut moved = p.clone();
+                moved.verify_endpoint = None;
+                if let Some(r) = state.pending.as_mut() {
+                    r.endpoint = endpoint_ref(
+                        &p.region,
+                        &p.endpoint_name,
+                        r.endpoint.max_request_bytes,
+                        r.endpoint.timeout_s,
+                    );
+                    r.resources = serde_json::to_value(&moved).map_err(|e| {
+                        ProviderError::other(format!("cannot record the resources: {e}"))
+                    })?;
+                }
+                self.save(&state)?;
+            }
+            Strategy::NewEndpoint | Strategy::Replace => {}
+        }
+        Ok(state)
+    }
+
+    async fn retire(
+        &self,
+        mut state: DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DeploymentState> {
+        let Some(pending) = state.pending.clone() else {
             return Ok(state);
         };
         let p = AwsResources::of(&pending)?;
-        if let Some(old) = state.active.take() {
-            let o = AwsResources::of(&old)?;
+        let clients = self.clients(&p.settings).await?;
+        let sm = &clients.sagemaker;
+        let deadline = deadline(&p);
+        if p.strategy == Strategy::Variant {
+            let live = sagemaker::wait(sm, &p.endpoint_name, Goal::Settled, deadline, reporter).await?;
+            if live.as_ref().is_some_and(|i| i.config_name != p.config_name) {
+                reporter.on_start(&format!(
+                    "updating endpoint {} to {}: variant {} alone (the previous variant is retired)",
+                    p.endpoint_name, p.config_name, p.variant
+                ));
+                sagemaker::update_endpoint(sm, &p.endpoint_name, &p.config_name).await?;
+            }
+            sagemaker::wait(sm, &p.endpoint_name, Goal::InService(&p.config_name), deadline, reporter)
+                .await?;
+            if let Some(t) = &p.transition_config {
+                sagemaker::delete_config(sm, t).await?;
+            }
+        }
+        if let Some(v) = &p.verify_endpoint {
+            self.remove_endpoint(sm, v, deadline, reporter).await?;
+        }
+        if let Some(old) = &state.active {
+            let o = AwsResources::of(old)?;
             if o.config_name != p.config_name {
-                let clients = self.clients(&o.settings).await?;
                 reporter.on_start(&format!(
                     "deleting the previous endpoint config and model {}",
                     o.config_name
                 ));
-                sagemaker::delete_config(&clients.sagemaker, &o.config_name).await?;
-                sagemaker::delete_model(&clients.sagemaker, &o.model_name).await?;
+                let oc = self.clients(&o.settings).await?;
+                self.delete_revision(&oc.sagemaker, &o, reporter).await?;
             }
         }
-        state.active = Some(pending);
+        let mut active = pending;
+        let mut served = AwsResources::of(&active)?;
+        served.transition_config = None;
+        served.verify_endpoint = None;
+        active.endpoint = endpoint_ref(
+            &p.region,
+            &p.endpoint_name,
+            active.endpoint.max_request_bytes,
+            active.endpoint.timeout_s,
+        );
+        active.resources = serde_json::to_value(&served)
+            .map_err(|e| ProviderError::other(format!("cannot record the resources: {e}")))?;
+        state.active = Some(active);
+        state.pending = None;
         self.save(&state)?;
         Ok(state)
     }
@@ -734,7 +1047,68 @@ impl Provider for AwsProvider {
         mut state: DeploymentState,
         reporter: &dyn Reporter,
     ) -> ProviderResult<DeploymentState> {
-        self.retire_pending(&mut state, reporter).await?;
+        let Some(pending) = state.pending.clone() else {
+            return Ok(state);
+        };
+        let p = AwsResources::of(&pending)?;
+        let clients = self.clients(&p.settings).await?;
+        let sm = &clients.sagemaker;
+        let deadline = deadline(&p);
+        let active = state.active.as_ref().map(AwsResources::of).transpose()?;
+        if let Some(v) = &p.verify_endpoint {
+            self.remove_endpoint(sm, v, deadline, reporter).await?;
+        }
+        let live = sagemaker::wait(sm, &p.endpoint_name, Goal::Settled, deadline, reporter).await?;
+        match (&active, &live) {
+            (Some(a), Some(info)) if info.config_name != a.config_name => {
+                if p.strategy == Strategy::Variant
+                    && p.transition_config.as_deref() == Some(info.config_name.as_str())
+                    && info.weight(&p.variant).is_some_and(|w| w > 0.0)
+                {
+                    // The weights move back at once, without waiting for a new fleet.
+                    let wanted = all_to(info, &a.variant);
+                    reporter.on_start(&format!(
+                        "moving the traffic of endpoint {} back to variant {}",
+                        a.endpoint_name, a.variant
+                    ));
+                    sagemaker::update_weights(sm, &a.endpoint_name, &wanted).await?;
+                    sagemaker::wait(
+                        sm,
+                        &a.endpoint_name,
+                        Goal::Weights(&info.config_name, &wanted),
+                        deadline,
+                        reporter,
+                    )
+                    .await?;
+                }
+                reporter.on_start(&format!(
+                    "updating endpoint {} back to {} (the previous revision alone)",
+                    a.endpoint_name, a.config_name
+                ));
+                sagemaker::update_endpoint(sm, &a.endpoint_name, &a.config_name).await?;
+                sagemaker::wait(
+                    sm,
+                    &a.endpoint_name,
+                    Goal::InService(&a.config_name),
+                    deadline,
+                    reporter,
+                )
+                .await?;
+            }
+            (None, Some(_)) => {
+                self.remove_endpoint(sm, &p.endpoint_name, deadline, reporter)
+                    .await?;
+            }
+            _ => {}
+        }
+        if active
+            .as_ref()
+            .is_none_or(|a| a.config_name != p.config_name)
+        {
+            self.delete_revision(sm, &p, reporter).await?;
+        }
+        state.pending = None;
+        self.save(&state)?;
         Ok(state)
     }
 
@@ -794,17 +1168,30 @@ impl Provider for AwsProvider {
         let rev = require_revision(state, which)?;
         let res = AwsResources::of(rev)?;
         let clients = self.clients(&res.settings).await?;
+        // The pending revision is reached by its variant, whatever the weights; the
+        // active one as production clients reach it, by the weights.
+        let (endpoint, target_variant) = match which {
+            Which::Pending => (
+                res.verify_endpoint.clone().unwrap_or_else(|| res.endpoint_name.clone()),
+                Some(res.variant.clone()),
+            ),
+            Which::Active => (res.endpoint_name.clone(), None),
+        };
         let transport = predictor::InvokeTransport {
             client: clients.runtime.clone(),
-            endpoint: res.endpoint_name.clone(),
+            endpoint,
+            target_variant,
             label: state.name.clone(),
         };
-        Ok(Box::new(BatchPredictor::for_revision(
-            transport,
-            &state.name,
-            &rev.endpoint,
-            res.signature.clone(),
-        )))
+        let expected = Expected {
+            digest: format!("sha256:{}", rev.model_digest),
+            revision: Some(res.variant.clone()),
+            revision_kind: "production variant".into(),
+        };
+        Ok(Box::new(
+            BatchPredictor::for_revision(transport, &state.name, &rev.endpoint, res.signature.clone())
+                .expecting(expected),
+        ))
     }
 
     async fn destroy(
@@ -825,23 +1212,20 @@ impl Provider for AwsProvider {
         };
         let clients = self.clients(&first.settings).await?;
         let sm = &clients.sagemaker;
-        let endpoint = &first.endpoint_name;
-        if sagemaker::describe_endpoint(sm, endpoint).await?.is_some() {
-            reporter.on_start(&format!("deleting endpoint {endpoint}"));
-            sagemaker::wait(sm, endpoint, Goal::Settled, deadline(first), reporter).await?;
-            sagemaker::delete_endpoint(sm, endpoint).await?;
-            sagemaker::wait(sm, endpoint, Goal::Gone, deadline(first), reporter).await?;
-            report
-                .removed
-                .push(format!("SageMaker endpoint {endpoint}"));
+        let mut endpoints = vec![first.endpoint_name.clone()];
+        endpoints.extend(revisions.iter().filter_map(|r| r.verify_endpoint.clone()));
+        for endpoint in &endpoints {
+            if self
+                .remove_endpoint(sm, endpoint, deadline(first), reporter)
+                .await?
+            {
+                report
+                    .removed
+                    .push(format!("SageMaker endpoint {endpoint}"));
+            }
         }
         for r in &revisions {
-            reporter.on_progress(&format!(
-                "deleting endpoint config and model {}",
-                r.config_name
-            ));
-            sagemaker::delete_config(sm, &r.config_name).await?;
-            sagemaker::delete_model(sm, &r.model_name).await?;
+            self.delete_revision(sm, r, reporter).await?;
             report.removed.push(format!(
                 "SageMaker endpoint config and model {}",
                 r.config_name

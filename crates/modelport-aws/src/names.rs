@@ -5,7 +5,8 @@
 /// SageMaker's limit for model, endpoint configuration and endpoint names.
 pub const MAX_NAME_LEN: usize = 63;
 
-/// The one production variant modelport creates.
+/// The production variant of endpoints deployed before variants were named after
+/// their revision (and SageMaker's default name).
 pub const VARIANT: &str = "AllTraffic";
 
 /// Tag keys on every resource, by which deployments are found without local state.
@@ -33,6 +34,38 @@ pub fn revision_name(deployment: &str, artifact_digest: &str, resource_hash: &st
     let room = MAX_NAME_LEN - suffix.len();
     let base: String = deployment.chars().take(room).collect();
     format!("{}{suffix}", base.trim_end_matches('-'))
+}
+
+/// `base` cut so that `base` + `suffix` fits SageMaker's 63 characters, without a
+/// trailing hyphen.
+fn fit(base: &str, suffix: &str) -> String {
+    let room = MAX_NAME_LEN - suffix.len();
+    let base: String = base.chars().take(room).collect();
+    format!("{}{suffix}", base.trim_end_matches('-'))
+}
+
+fn short_hash(text: &str) -> String {
+    modelport_package::sha256_bytes(text.as_bytes())[..6].to_string()
+}
+
+/// The two-variant endpoint configuration that holds a new revision at weight 0
+/// beside the serving one while it is compared: `NAME-ARTIFACT8-SPEC6-from-OLD6`,
+/// where OLD6 hashes the serving configuration's name.
+pub fn transition_config_name(revision: &str, serving_config: &str) -> String {
+    // The revision name already fits; keep its tail (the digests) whole.
+    let suffix = format!("-from-{}", short_hash(serving_config));
+    let tail_len = 16.min(revision.len());
+    let (head, tail) = revision.split_at(revision.len() - tail_len);
+    fit(head, &format!("{tail}{suffix}"))
+}
+
+/// The short-lived endpoint a revision is compared on when it cannot sit beside the
+/// serving one as a second variant (serverless endpoints take one variant only):
+/// `NAME-verify-ARTIFACT8-SPEC6`.
+pub fn verification_endpoint_name(revision: &str) -> String {
+    let tail_len = 16.min(revision.len());
+    let (head, tail) = revision.split_at(revision.len() - tail_len);
+    fit(head, &format!("-verify{tail}"))
 }
 
 /// `PREFIX/NAME/DIGEST/model.tar.gz`: content-addressed, so an object that exists
@@ -64,6 +97,26 @@ mod tests {
         // A cut that would end in a hyphen drops it.
         let hyphen = format!("{}-b", "a".repeat(46));
         check(&hyphen, &format!("{}-01234567-fedcba", "a".repeat(46)));
+    }
+
+    #[test]
+    fn rollout_names_fit_and_keep_the_revision_digests() {
+        let rev = revision_name("iris", "sha256:0123456789abcdef", "sha256:fedcba98");
+        let t = transition_config_name(&rev, "iris-aaaaaaaa-bbbbbb");
+        assert!(t.starts_with("iris-01234567-fedcba-from-"), "{t}");
+        assert_ne!(t, transition_config_name(&rev, "iris-cccccccc-bbbbbb"));
+        assert_eq!(
+            verification_endpoint_name(&rev),
+            "iris-verify-01234567-fedcba"
+        );
+        let long = revision_name(&"a".repeat(63), "sha256:0123456789abcdef", "sha256:fedcba98");
+        for name in [
+            transition_config_name(&long, &long),
+            verification_endpoint_name(&long),
+        ] {
+            assert!(name.len() <= MAX_NAME_LEN, "{name}");
+            assert!(name.ends_with("01234567-fedcba") || name.contains("-01234567-fedcba-from-"), "{name}");
+        }
     }
 
     #[test]

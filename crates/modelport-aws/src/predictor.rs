@@ -1,7 +1,9 @@
 //! A SageMaker endpoint as a [`Predictor`], called the way SageMaker's own clients
 //! call it: InvokeEndpoint through the official runtime client, JSON bodies cut
 //! to the payload limit, and the container's identity read from the one header
-//! SageMaker forwards (`X-Amzn-SageMaker-Custom-Attributes`).
+//! SageMaker forwards (`X-Amzn-SageMaker-Custom-Attributes`). A pending revision is
+//! reached with `TargetVariant`, which routes to that variant whatever the weights;
+//! SageMaker names the variant that answered in `InvokedProductionVariant`.
 
 use std::time::Duration;
 
@@ -24,6 +26,9 @@ const ATTEMPTS: u32 = 6;
 pub struct InvokeTransport {
     pub client: aws_sdk_sagemakerruntime::Client,
     pub endpoint: String,
+    /// The production variant every request goes to (`X-Amzn-SageMaker-Target-Variant`);
+    /// `None` lets the variant weights choose, as production clients do.
+    pub target_variant: Option<String>,
     /// How errors name the target.
     pub label: String,
 }
@@ -43,18 +48,22 @@ impl Transport for InvokeTransport {
                 .endpoint_name(&self.endpoint)
                 .content_type("application/json")
                 .accept("application/json")
+                .set_target_variant(self.target_variant.clone())
                 .body(Blob::new(body.clone()))
                 .send()
                 .await;
             let err = match result {
                 Ok(out) => {
+                    let mut served_by = out
+                        .custom_attributes()
+                        .map(ServedBy::from_custom_attributes)
+                        .unwrap_or_default();
+                    // SageMaker's own word on which variant answered wins over the container's.
+                    served_by.revision = out.invoked_production_variant().map(str::to_string);
                     return Ok(Reply {
                         status: 200,
                         body: out.body().map(|b| b.as_ref().to_vec()).unwrap_or_default(),
-                        served_by: out
-                            .custom_attributes()
-                            .map(ServedBy::from_custom_attributes)
-                            .unwrap_or_default(),
+                        served_by,
                     });
                 }
                 Err(e) => e,

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sagemaker::types::{
-    ContainerDefinition, EndpointStatus, ProductionVariant, ProductionVariantInstanceType,
-    ProductionVariantServerlessConfig, Tag, VpcConfig,
+    ContainerDefinition, DesiredWeightAndCapacity, EndpointStatus, ProductionVariant,
+    ProductionVariantInstanceType, ProductionVariantServerlessConfig, Tag, VpcConfig,
 };
 use modelport_core::provider::{ProviderError, Reporter};
 
@@ -48,6 +48,8 @@ impl Capacity {
 pub struct RevisionSpec {
     pub model_name: String,
     pub config_name: String,
+    /// The production variant that runs this revision.
+    pub variant_name: String,
     pub image: String,
     pub model_data_url: String,
     pub role_arn: String,
@@ -121,27 +123,10 @@ pub async fn ensure_model(
     }
 }
 
-/// Creates the endpoint configuration unless it exists.
-pub async fn ensure_config(
-    sm: &aws_sdk_sagemaker::Client,
-    spec: &RevisionSpec,
-) -> Result<bool, ProviderError> {
-    match sm
-        .describe_endpoint_config()
-        .endpoint_config_name(&spec.config_name)
-        .send()
-        .await
-    {
-        Ok(_) => return Ok(false),
-        Err(e) => {
-            let f = AwsFailure::from_sdk("DescribeEndpointConfig", &e);
-            if !f.is_not_found() {
-                return Err(f.into());
-            }
-        }
-    }
+/// The production variant that runs `spec`'s model, with `weight`.
+fn variant(spec: &RevisionSpec, weight: f32) -> ProductionVariant {
     let mut variant = ProductionVariant::builder()
-        .variant_name(VARIANT)
+        .variant_name(&spec.variant_name)
         .model_name(&spec.model_name)
         .set_container_startup_health_check_timeout_in_seconds(
             spec.startup_timeout_s.map(|s| s as i32),
@@ -154,7 +139,7 @@ pub async fn ensure_config(
         } => variant
             .instance_type(ProductionVariantInstanceType::from(instance_type.as_str()))
             .initial_instance_count(*count as i32)
-            .initial_variant_weight(1.0),
+            .initial_variant_weight(weight),
         Capacity::Serverless {
             memory_mb,
             max_concurrency,
@@ -165,10 +150,40 @@ pub async fn ensure_config(
                 .build(),
         ),
     };
+    variant.build()
+}
+
+/// True when the endpoint configuration `name` exists.
+async fn config_exists(sm: &aws_sdk_sagemaker::Client, name: &str) -> Result<bool, ProviderError> {
+    match sm
+        .describe_endpoint_config()
+        .endpoint_config_name(name)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let f = AwsFailure::from_sdk("DescribeEndpointConfig", &e);
+            if f.is_not_found() { Ok(false) } else { Err(f.into()) }
+        }
+    }
+}
+
+/// Creates an endpoint configuration unless one of that name exists (names are
+/// derived from their content).
+async fn create_config(
+    sm: &aws_sdk_sagemaker::Client,
+    name: &str,
+    variants: Vec<ProductionVariant>,
+    spec: &RevisionSpec,
+) -> Result<bool, ProviderError> {
+    if config_exists(sm, name).await? {
+        return Ok(false);
+    }
     let result = sm
         .create_endpoint_config()
-        .endpoint_config_name(&spec.config_name)
-        .production_variants(variant.build())
+        .endpoint_config_name(name)
+        .set_production_variants(Some(variants))
         .set_kms_key_id(spec.kms_key_id.clone())
         .set_tags(Some(tags(&spec.tags)))
         .send()
@@ -186,6 +201,68 @@ pub async fn ensure_config(
     }
 }
 
+/// Creates the revision's own configuration (its variant alone, weight 1) unless it exists.
+pub async fn ensure_config(
+    sm: &aws_sdk_sagemaker::Client,
+    spec: &RevisionSpec,
+) -> Result<bool, ProviderError> {
+    create_config(sm, &spec.config_name, vec![variant(spec, 1.0)], spec).await
+}
+
+/// The production variants of an endpoint configuration, as it was created.
+pub async fn config_variants(
+    sm: &aws_sdk_sagemaker::Client,
+    name: &str,
+) -> Result<Vec<ProductionVariant>, ProviderError> {
+    let out = sm
+        .describe_endpoint_config()
+        .endpoint_config_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsFailure::from_sdk("DescribeEndpointConfig", &e))?;
+    Ok(out.production_variants().to_vec())
+}
+
+/// Creates the transition configuration `name`: the serving configuration's
+/// variants as they are (their weights kept), plus the new revision's variant at
+/// weight 0, so that no production request reaches it.
+pub async fn ensure_transition_config(
+    sm: &aws_sdk_sagemaker::Client,
+    name: &str,
+    serving_variants: Vec<ProductionVariant>,
+    spec: &RevisionSpec,
+) -> Result<bool, ProviderError> {
+    let mut variants = serving_variants;
+    variants.retain(|v| v.variant_name() != Some(spec.variant_name.as_str()));
+    variants.push(variant(spec, 0.0));
+    create_config(sm, name, variants, spec).await
+}
+
+/// Sets the weights of an endpoint's variants without a new fleet
+/// (UpdateEndpointWeightsAndCapacities: Updating, then InService).
+pub async fn update_weights(
+    sm: &aws_sdk_sagemaker::Client,
+    endpoint: &str,
+    weights: &[(String, f32)],
+) -> Result<(), ProviderError> {
+    let desired = weights
+        .iter()
+        .map(|(v, w)| {
+            DesiredWeightAndCapacity::builder()
+                .variant_name(v)
+                .desired_weight(*w)
+                .build()
+        })
+        .collect::<Vec<_>>();
+    sm.update_endpoint_weights_and_capacities()
+        .endpoint_name(endpoint)
+        .set_desired_weights_and_capacities(Some(desired))
+        .send()
+        .await
+        .map_err(|e| AwsFailure::from_sdk("UpdateEndpointWeightsAndCapacities", &e))?;
+    Ok(())
+}
+
 /// An endpoint as DescribeEndpoint shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointInfo {
@@ -195,6 +272,37 @@ pub struct EndpointInfo {
     pub failure_reason: Option<String>,
     /// One line per variant: `AllTraffic 1/1 instances` and its own statuses.
     pub variants: Vec<String>,
+    /// Each serving variant's name with its current and desired weight.
+    pub weights: Vec<VariantWeight>,
+    /// True when a serving variant is serverless.
+    pub serverless: bool,
+}
+
+/// A variant's share of the traffic, as DescribeEndpoint says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantWeight {
+    pub name: String,
+    pub current: f32,
+    pub desired: f32,
+}
+
+impl EndpointInfo {
+    /// The weight `variant` currently gets, if it serves.
+    pub fn weight(&self, variant: &str) -> Option<f32> {
+        self.weights
+            .iter()
+            .find(|w| w.name == variant)
+            .map(|w| w.current)
+    }
+
+    /// True when every listed variant has reached its weight.
+    pub fn has_weights(&self, wanted: &[(String, f32)]) -> bool {
+        wanted.iter().all(|(v, w)| {
+            self.weights
+                .iter()
+                .any(|x| x.name == *v && x.current == *w && x.desired == *w)
+        })
+    }
 }
 
 impl EndpointInfo {
@@ -265,7 +373,21 @@ pub async fn describe_endpoint(
             if !states.is_empty() {
                 line.push_str(&format!(", {}", states.join(", ")));
             }
+            if out.production_variants().len() > 1
+                && let Some(w) = v.current_weight()
+            {
+                line.push_str(&format!(", weight {w}"));
+            }
             line
+        })
+        .collect();
+    let weights = out
+        .production_variants()
+        .iter()
+        .map(|v| VariantWeight {
+            name: v.variant_name().unwrap_or(VARIANT).to_string(),
+            current: v.current_weight().unwrap_or(1.0),
+            desired: v.desired_weight().or(v.current_weight()).unwrap_or(1.0),
         })
         .collect();
     Ok(Some(EndpointInfo {
@@ -278,6 +400,11 @@ pub async fn describe_endpoint(
         config_name: out.endpoint_config_name().unwrap_or_default().to_string(),
         failure_reason: out.failure_reason().map(str::to_string),
         variants,
+        weights,
+        serverless: out
+            .production_variants()
+            .iter()
+            .any(|v| v.current_serverless_config().is_some()),
     }))
 }
 
@@ -359,10 +486,22 @@ fn ignore_not_found(f: AwsFailure) -> Result<(), ProviderError> {
 pub enum Goal<'a> {
     /// InService on this endpoint configuration.
     InService(&'a str),
+    /// InService on this configuration with these variant weights in effect.
+    Weights(&'a str, &'a [(String, f32)]),
     /// Not in a transitional state (before an update or delete).
     Settled,
     /// Deleted.
     Gone,
+}
+
+impl<'a> Goal<'a> {
+    /// The configuration the endpoint must end up on, for goals that name one.
+    fn config(&self) -> Option<&'a str> {
+        match *self {
+            Goal::InService(c) | Goal::Weights(c, _) => Some(c),
+            Goal::Settled | Goal::Gone => None,
+        }
+    }
 }
 
 /// Polls DescribeEndpoint with backoff until `goal`, a failure, or `deadline`,
@@ -393,7 +532,7 @@ pub async fn wait(
         match (goal, &info) {
             (Goal::Gone, None) => return Ok(None),
             (Goal::Settled, None) => return Ok(None),
-            (Goal::InService(_), None) => {
+            (Goal::InService(_) | Goal::Weights(..), None) => {
                 return Err(ProviderError::other(format!(
                     "endpoint {name} disappeared while it was being deployed"
                 )));
@@ -410,7 +549,15 @@ pub async fn wait(
                 });
             }
             (Goal::Settled, Some(i)) if !i.is_transitional() => return Ok(info),
-            (Goal::InService(config), Some(i)) if i.status == "InService" => {
+            (Goal::Weights(config, wanted), Some(i))
+                if i.status == "InService" && i.config_name == config =>
+            {
+                if i.has_weights(wanted) {
+                    return Ok(info);
+                }
+            }
+            (goal, Some(i)) if goal.config().is_some() && i.status == "InService" => {
+                let config = goal.config().unwrap_or_default();
                 if i.config_name == config {
                     return Ok(info);
                 }
@@ -427,7 +574,7 @@ pub async fn wait(
                     ));
                 }
             }
-            (Goal::InService(_), Some(i)) if i.status == "Failed" => {
+            (goal, Some(i)) if goal.config().is_some() && i.status == "Failed" => {
                 let reason = i.failure_reason.clone().unwrap_or_default();
                 return Err(startup_failure(
                     name,
@@ -435,7 +582,7 @@ pub async fn wait(
                     &reason,
                 ));
             }
-            (Goal::InService(_), Some(i)) if i.status == "OutOfService" => {
+            (goal, Some(i)) if goal.config().is_some() && i.status == "OutOfService" => {
                 return Err(ProviderError::other(format!(
                     "endpoint {name} is OutOfService{}",
                     reason_suffix(i)

@@ -13,6 +13,7 @@ use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use modelport_aws::upload::{self, UploadTarget, Uploaded};
 use modelport_aws::{ClientSettings, builder, sagemaker};
 use modelport_core::provider::{ArtifactRef, ProviderError, Silent};
+use modelport_core::state::RolloutMode;
 use modelport_testkit::Moto;
 use sha2::{Digest, Sha256};
 
@@ -216,6 +217,7 @@ async fn sagemaker_resources_are_created_once_tagged_and_deleted() {
     let spec = sagemaker::RevisionSpec {
         model_name: "iris-01234567-abcdef".into(),
         config_name: "iris-01234567-abcdef".into(),
+        variant_name: "iris-01234567-abcdef".into(),
         image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelport:0.1.0".into(),
         model_data_url: "s3://models/mp/iris/0123/model.tar.gz".into(),
         role_arn: "arn:aws:iam::123456789012:role/SageMakerExecution".into(),
@@ -300,6 +302,7 @@ async fn an_endpoint_modelport_did_not_create_is_never_touched() {
     let theirs = sagemaker::RevisionSpec {
         model_name: "theirs".into(),
         config_name: "theirs".into(),
+        variant_name: "AllTraffic".into(),
         image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/other:1".into(),
         model_data_url: "s3://models/other/model.tar.gz".into(),
         role_arn: "arn:aws:iam::123456789012:role/Other".into(),
@@ -345,7 +348,10 @@ async fn an_endpoint_modelport_did_not_create_is_never_touched() {
     let ws = Workspace::new(dir.path().join(".modelport"));
     let provider = AwsProvider::new(ws.clone()).with_credentials(credentials());
     let a = artifact(dir.path(), 1000, 4);
-    let plan = provider.plan(&spec, &a, None).await.unwrap();
+    let plan = provider
+        .plan(&spec, &a, None, RolloutMode::BeforeTraffic)
+        .await
+        .unwrap();
     let err = provider.apply(&plan, &Silent).await.unwrap_err();
     assert!(
         err.to_string().contains("modelport did not create it"),

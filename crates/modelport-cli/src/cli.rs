@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use modelport_core::env::{
     MODELPORT_ENGINE, MODELPORT_HOME, MODELPORT_HOST, MODELPORT_INTRA_THREADS,
     MODELPORT_MAX_BATCH_ROWS, MODELPORT_MAX_BODY_BYTES, MODELPORT_MODEL_NAME,
-    MODELPORT_QUEUE_DEPTH, MODELPORT_TIMEOUT_S, MODELPORT_WORKERS,
+    MODELPORT_QUEUE_DEPTH, MODELPORT_REVISION, MODELPORT_TIMEOUT_S, MODELPORT_WORKERS,
 };
 use modelport_runtime::EngineChoice;
 
@@ -198,6 +198,13 @@ pub enum Command {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct LockArgs {
+    /// How long to wait when another modelport command is changing the same deployment.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub wait_lock: u64,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct WorkspaceArgs {
     /// Where state, artifacts and server logs live.
     #[arg(long, env = MODELPORT_HOME, default_value = ".modelport", global = true)]
@@ -214,7 +221,7 @@ pub struct DeployArgs {
     #[arg(long, short = 'p', default_value = "local")]
     pub provider: String,
 
-    /// Skip the comparison (the new revision replaces the old one unchecked).
+    /// Skip the comparison: the new revision takes the traffic unchecked.
     #[arg(long)]
     pub no_verify: bool,
 
@@ -228,6 +235,9 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub engine: EngineArgs,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
 
     #[command(flatten)]
     pub workspace: WorkspaceArgs,
@@ -333,6 +343,9 @@ pub struct CompareArgs {
     pub worst: usize,
 
     #[command(flatten)]
+    pub lock: LockArgs,
+
+    #[command(flatten)]
     pub workspace: WorkspaceArgs,
 }
 
@@ -379,6 +392,9 @@ pub struct DestroyArgs {
     /// Also delete the uploaded model artifacts (S3/GCS objects, the local artifact store).
     #[arg(long)]
     pub purge: bool,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
 
     #[command(flatten)]
     pub workspace: WorkspaceArgs,
@@ -429,6 +445,17 @@ pub struct ServeArgs {
     /// Threads per inference session (default 1: workers run side by side).
     #[arg(long, env = MODELPORT_INTRA_THREADS)]
     pub threads: Option<usize>,
+
+    /// A name for the revision this process serves, sent back in the x-modelport-revision
+    /// header (and SageMaker's custom attributes) of every answer.
+    #[arg(long, env = MODELPORT_REVISION)]
+    pub revision: Option<String>,
+
+    /// Also take this port when SIGUSR1 arrives (bound with SO_REUSEPORT, retried while
+    /// a previous server still holds it): how `deploy --provider local` hands a fixed
+    /// port to a new revision only after it passed its comparison.
+    #[arg(long, value_name = "PORT")]
+    pub handover_port: Option<u16>,
 }
 
 #[derive(Debug, Args)]

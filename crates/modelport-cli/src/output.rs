@@ -50,6 +50,8 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<modelport_catalog::CatalogError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<modelport_deploy::DeployError>() {
+            e.hint()
         } else {
             None
         }
@@ -65,11 +67,16 @@ pub fn print_error(err: &anyhow::Error) {
         }
     }
     eprintln!("{text}");
-    let log_tail = err.chain().find_map(|e| match e.downcast_ref() {
-        Some(modelport_core::provider::ProviderError::StartupFailed { log_tail, .. }) => {
-            Some(log_tail)
+    let log_tail = err.chain().find_map(|e| {
+        if let Some(d) = e.downcast_ref::<modelport_deploy::DeployError>() {
+            return d.log_tail().map(<[String]>::to_vec);
         }
-        _ => None,
+        match e.downcast_ref() {
+            Some(modelport_core::provider::ProviderError::StartupFailed { log_tail, .. }) => {
+                Some(log_tail.clone())
+            }
+            _ => None,
+        }
     });
     if let Some(lines) = log_tail.filter(|l| !l.is_empty()) {
         eprintln!("last lines of the server log:");

@@ -23,6 +23,16 @@ pub const NO_COLOR: &str = "NO_COLOR";
 /// Where `.modelport` (state, artifacts, server logs) lives; default `./.modelport`.
 pub const MODELPORT_HOME: &str = "MODELPORT_HOME";
 
+/// Debug builds only: fail points a test arms, as `NAME=ACTION` pairs separated by
+/// commas (`rollout.verify=error`, `rollout.retire=abort`, `rollout.verify=sleep(2000)`).
+/// Release builds ignore it.
+pub const MODELPORT_FAILPOINTS: &str = "MODELPORT_FAILPOINTS";
+
+/// `modelport serve`: a name for the revision this process serves, sent back in the
+/// `x-modelport-revision` header so that a caller can tell two servers of the same
+/// model apart (the local provider sets it).
+pub const MODELPORT_REVISION: &str = "MODELPORT_REVISION";
+
 /// A directory whose `aws.yaml` and `gcp.yaml` replace the instance catalogs (limits and
 /// prices) embedded in the binary; a file missing from it keeps the embedded one.
 pub const MODELPORT_CATALOG_DIR: &str = "MODELPORT_CATALOG_DIR";

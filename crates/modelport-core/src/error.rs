@@ -26,6 +26,10 @@ pub enum Error {
         hint: String,
     },
 
+    /// Another modelport command holds the deployment's lock.
+    #[error("{message}")]
+    Locked { message: String, hint: String },
+
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -58,6 +62,7 @@ impl Error {
         match self {
             Error::Spec(e) => e.hint.clone(),
             Error::UnsupportedModel { hint, .. } => Some(hint.clone()),
+            Error::Locked { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }

@@ -7,7 +7,9 @@
 pub mod codec;
 pub mod env;
 pub mod error;
+pub mod failpoint;
 pub mod format;
+pub mod lock;
 pub mod npy;
 pub mod predictor;
 pub mod provider;
@@ -17,6 +19,6 @@ pub mod state;
 pub mod tensor;
 
 pub use error::{Error, Result};
-pub use predictor::{PredictError, Prediction, Predictor, ServedBy, TargetInfo, TargetKind};
+pub use predictor::{Expected, PredictError, Prediction, Predictor, ServedBy, TargetInfo, TargetKind};
 pub use signature::{ClassLabels, Dim, Signature, TensorSpec};
 pub use tensor::{Batch, DType, NamedTensor, Tensor, TensorData};

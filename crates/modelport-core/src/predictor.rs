@@ -31,11 +31,18 @@ pub struct ServedBy {
     pub engine_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// The platform's own name for what answered: SageMaker's invoked production
+    /// variant, Vertex AI's deployed model id, a local server's revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 impl ServedBy {
     pub fn is_empty(&self) -> bool {
-        self.engine.is_none() && self.engine_version.is_none() && self.digest.is_none()
+        self.engine.is_none()
+            && self.engine_version.is_none()
+            && self.digest.is_none()
+            && self.revision.is_none()
     }
 
     /// The value of SageMaker's `X-Amzn-SageMaker-Custom-Attributes` header that
@@ -47,6 +54,7 @@ impl ServedBy {
             ("modelport-engine", &self.engine),
             ("modelport-engine-version", &self.engine_version),
             ("modelport-digest", &self.digest),
+            ("modelport-revision", &self.revision),
         ] {
             if let Some(v) = value {
                 parts.push(format!("{key}={v}"));
@@ -66,11 +74,65 @@ impl ServedBy {
                 "modelport-engine" => &mut served.engine,
                 "modelport-engine-version" => &mut served.engine_version,
                 "modelport-digest" => &mut served.digest,
+                "modelport-revision" => &mut served.revision,
                 _ => continue,
             };
             *slot = Some(v.to_string());
         }
         served
+    }
+}
+
+/// What must have answered every request of a verification: the digest of the
+/// revision being verified and, where the platform names what answered, its name
+/// for that revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Expected {
+    /// `sha256:...` of the revision's `modelport.json`.
+    pub digest: String,
+    /// The platform's name of the revision (see [`ServedBy::revision`]), when it
+    /// reports one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// What the platform calls that name: `production variant`, `deployed model`,
+    /// `server revision`.
+    pub revision_kind: String,
+}
+
+impl Expected {
+    /// Checks one answer's identity; the error says what was missing or foreign.
+    pub fn check(&self, served: &ServedBy) -> Result<(), String> {
+        let kind = &self.revision_kind;
+        if let (Some(want), Some(got)) = (&self.revision, &served.revision)
+            && got != want
+        {
+            return Err(format!(
+                "an answer came from {kind} {got}, not from {want}, the one being verified"
+            ));
+        }
+        match &served.digest {
+            None => {
+                return Err(format!(
+                    "an answer carried no model digest, so nothing shows it came from the revision \
+                     being verified ({}): the server is not `modelport serve`, or something between \
+                     it and modelport dropped its identity header",
+                    self.digest
+                ));
+            }
+            Some(d) if *d != self.digest => {
+                return Err(format!(
+                    "an answer came from model {d}, not from the revision being verified ({})",
+                    self.digest
+                ));
+            }
+            Some(_) => {}
+        }
+        if let (Some(want), None) = (&self.revision, &served.revision) {
+            return Err(format!(
+                "an answer did not name the {kind} that gave it (expected {want})"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -126,6 +188,9 @@ pub enum PredictError {
     /// The local engine failed.
     #[error("inference failed: {0}")]
     Inference(String),
+    /// An answer did not come from the revision that had to give it.
+    #[error("{target}: {message}")]
+    Identity { target: String, message: String },
 }
 
 impl PredictError {
@@ -142,6 +207,11 @@ impl PredictError {
             PredictError::TooLarge { .. } => {
                 Some("raise the server's body limit (serving.max_body_bytes)".into())
             }
+            PredictError::Identity { .. } => Some(
+                "the comparison only proves a revision whose every answer carries its digest; \
+                 check that the endpoint runs the modelport serving image"
+                    .into(),
+            ),
             PredictError::Remote { status: 413, .. } => Some(
                 "the server's body limit is lower than modelport assumed: lower --max-request-bytes"
                     .into(),
@@ -177,6 +247,7 @@ pub mod headers {
     pub const ENGINE: &str = "x-modelport-engine";
     pub const ENGINE_VERSION: &str = "x-modelport-engine-version";
     pub const DIGEST: &str = "x-modelport-digest";
+    pub const REVISION: &str = "x-modelport-revision";
     /// SageMaker forwards this one container header to the caller; the server puts
     /// [`super::ServedBy::to_custom_attributes`] in it.
     pub const SAGEMAKER_CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
@@ -192,6 +263,7 @@ mod tests {
             engine: Some("onnxruntime".into()),
             engine_version: Some("1.32.0".into()),
             digest: Some("sha256:ab12".into()),
+            revision: None,
         };
         let text = served.to_custom_attributes();
         assert_eq!(

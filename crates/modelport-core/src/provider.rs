@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::Signature;
 use crate::predictor::{PredictError, Predictor};
 use crate::spec::DeploymentSpec;
-use crate::state::{DeploymentState, EndpointRef, Revision, Which, unix_now};
+use crate::state::{DeploymentState, EndpointRef, Revision, RolloutMode, Which, unix_now};
 
 /// A packaged model as a provider receives it.
 #[derive(Debug, Clone, Serialize)]
@@ -68,9 +68,22 @@ pub struct Plan {
     pub spec: DeploymentSpec,
     pub spec_hash: String,
     pub artifact: ArtifactRef,
+    /// How the new revision is proved and when production traffic reaches it.
+    pub rollout: RolloutPlan,
     /// The state the plan was computed from.
     #[serde(skip)]
     pub previous: Option<DeploymentState>,
+}
+
+/// How a plan's new revision is proved, and when production traffic reaches it:
+/// what `plan` and `deploy` print, so that a user knows before anything is created.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RolloutPlan {
+    pub mode: RolloutMode,
+    /// How the comparison reaches the new revision, in words.
+    pub verify_via: String,
+    /// When production traffic moves to the new revision, in words.
+    pub traffic: String,
 }
 
 impl Plan {
@@ -103,6 +116,23 @@ impl Plan {
             started_at: unix_now(),
             resources,
         })
+    }
+
+    /// The state `apply` starts from: the recorded one, or a new deployment's, with
+    /// the spec file made absolute so that later commands run from anywhere.
+    pub fn starting_state(&self) -> DeploymentState {
+        let mut state = self
+            .previous
+            .clone()
+            .unwrap_or_else(|| DeploymentState::new(&self.name, &self.provider, &self.spec.file));
+        state.spec_file =
+            std::path::absolute(&self.spec.file).unwrap_or_else(|_| self.spec.file.clone());
+        state
+    }
+
+    /// How the plan's revision is proved.
+    pub fn mode(&self) -> RolloutMode {
+        self.rollout.mode
     }
 
     /// True when applying the plan would change nothing.
@@ -285,18 +315,32 @@ pub type ProviderResult<T> = std::result::Result<T, ProviderError>;
 
 /// A deployment target: this machine, SageMaker, Vertex AI.
 ///
+/// A provider implements the steps of one rollout; the sequence itself (record,
+/// create, verify, move traffic, retire, or roll back) lives in `modelport-deploy`
+/// and is the same for every provider. The state's `rollout` field says which step
+/// a deployment is in; providers carry it through unchanged.
+///
 /// # Contract
 /// Every implementation guarantees:
-/// - `plan` changes nothing, anywhere.
-/// - `apply` is idempotent and brings the planned revision up *next to* the active
-///   one, recording it as `pending` in the state before it creates anything, so a
-///   crash at any point leaves state that a re-run or `destroy` finishes from. The
-///   active revision keeps serving until `promote`.
-/// - `apply` returns only once the pending revision is ready to answer, or fails
-///   with the platform's reason (for a local server, the tail of its log).
-/// - `promote` makes the pending revision the active one and retires the old one;
-///   `rollback` retires the pending one and leaves the active one untouched. Both
-///   are idempotent.
+/// - `plan` changes nothing, anywhere, and says in its [`RolloutPlan`] how the new
+///   revision will be reached for its comparison and when traffic moves.
+/// - `apply` brings the planned revision up as `pending` next to the active one,
+///   recording it in the state before it creates anything, so a crash at any point
+///   leaves state that `rollback`, a re-run or `destroy` finishes from. With a
+///   before-traffic plan, no production request can reach the pending revision when
+///   `apply` returns (and on a first deploy, where the platform allows it, none
+///   reaches the new endpoint either); with an after-traffic or unverified plan the
+///   provider may move the traffic as part of `apply`.
+/// - `endpoint(state, Pending)` reaches the pending revision only (and never the
+///   active one), and checks that every answer carries the pending revision's
+///   identity (see [`crate::Expected`]).
+/// - `move_traffic` sends all production traffic to the pending revision; the
+///   active one stays up until `retire`.
+/// - `retire` removes the previous revision and makes the pending one active.
+/// - `rollback` sends the traffic back to the active revision (when it had moved)
+///   and removes the pending one; the active one never stops serving.
+/// - Every step is idempotent, and each tolerates a previous attempt of any step
+///   that stopped half-way (a crash, a Ctrl-C).
 /// - `destroy` removes every resource the state records and then the state itself;
 ///   resources that are already gone are not an error.
 /// - State is persisted by the provider after every step that creates or removes
@@ -306,25 +350,34 @@ pub trait Provider: Send + Sync {
     /// The name used with `--provider` and recorded in state.
     fn name(&self) -> &'static str;
 
-    /// What `apply` would do for `spec` and `artifact`, given the recorded state.
+    /// What `apply` would do for `spec` and `artifact`, given the recorded state,
+    /// rolled out in `mode`.
     async fn plan(
         &self,
         spec: &DeploymentSpec,
         artifact: &ArtifactRef,
         state: Option<&DeploymentState>,
+        mode: RolloutMode,
     ) -> ProviderResult<Plan>;
 
     /// Brings the planned revision up as `pending`; returns the new state.
     async fn apply(&self, plan: &Plan, reporter: &dyn Reporter) -> ProviderResult<DeploymentState>;
 
-    /// Switches traffic to the pending revision and retires the previous one.
-    async fn promote(
+    /// Sends production traffic to the pending revision; the active one stays up.
+    async fn move_traffic(
         &self,
         state: DeploymentState,
         reporter: &dyn Reporter,
     ) -> ProviderResult<DeploymentState>;
 
-    /// Retires the pending revision; the active one keeps serving.
+    /// Removes the previous revision; the pending one becomes the active one.
+    async fn retire(
+        &self,
+        state: DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DeploymentState>;
+
+    /// Sends the traffic back to the active revision and removes the pending one.
     async fn rollback(
         &self,
         state: DeploymentState,
@@ -334,8 +387,8 @@ pub trait Provider: Send + Sync {
     /// How the deployment is doing.
     async fn status(&self, state: &DeploymentState) -> ProviderResult<EndpointStatus>;
 
-    /// A predictor that sends requests to one revision's endpoint the way the
-    /// platform's clients would.
+    /// A predictor that sends requests to one revision the way the platform's
+    /// clients would, checking on every answer that this revision gave it.
     async fn endpoint(
         &self,
         state: &DeploymentState,

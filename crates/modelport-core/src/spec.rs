@@ -619,6 +619,45 @@ pub struct VerifySpec {
     /// must agree. Argmax agreement of probability outputs is reported, not required:
     /// near-ties within tolerance may flip it. Default: 1.0.
     pub min_label_agreement: f64,
+    /// When `deploy` compares a new revision: before any production request can
+    /// reach it (the default), or after the traffic has moved to it (faster on some
+    /// platforms, but users are served by an unproven model meanwhile).
+    #[serde(skip_serializing_if = "VerifyMode::is_default")]
+    pub mode: VerifyMode,
+}
+
+/// When a deploy's comparison runs relative to the production traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyMode {
+    /// The new revision is compared while no production request can reach it; the
+    /// traffic moves only when the comparison passes.
+    #[default]
+    BeforeTraffic,
+    /// The traffic moves to the new revision first, then it is compared; a failed
+    /// comparison moves the traffic back.
+    AfterTraffic,
+}
+
+impl VerifyMode {
+    pub const ALL: [VerifyMode; 2] = [VerifyMode::BeforeTraffic, VerifyMode::AfterTraffic];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyMode::BeforeTraffic => "before-traffic",
+            VerifyMode::AfterTraffic => "after-traffic",
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == VerifyMode::BeforeTraffic
+    }
+}
+
+impl fmt::Display for VerifyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Default for VerifySpec {
@@ -631,6 +670,7 @@ impl Default for VerifySpec {
             rtol: 1e-4,
             outputs: BTreeMap::new(),
             min_label_agreement: 1.0,
+            mode: VerifyMode::BeforeTraffic,
         }
     }
 }

@@ -83,6 +83,99 @@ pub struct DeploymentState {
     pub active: Option<Revision>,
     /// A revision being brought up next to `active`, not yet switched to.
     pub pending: Option<Revision>,
+    /// Where the rollout of `pending` stands; `None` when no rollout is under way.
+    /// Written before each step, so that a command that dies anywhere leaves what
+    /// the next one needs to finish or undo it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// The steps of a rollout, in order. A rollout that stops before the traffic has
+/// moved to a verified revision is undone; one that stops after is finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The pending revision's resources are being created. No production request
+    /// reaches it (unless the mode is after-traffic and the traffic has moved).
+    Starting,
+    /// The pending revision is being compared with the local reference.
+    Verifying,
+    /// Production traffic is being moved to the pending revision.
+    MovingTraffic,
+    /// Production traffic goes to the pending revision; the previous one is being removed.
+    Retiring,
+    /// The pending revision is being removed; the active one keeps (or gets back) the traffic.
+    RollingBack,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Verifying => "verifying",
+            Phase::MovingTraffic => "moving_traffic",
+            Phase::Retiring => "retiring",
+            Phase::RollingBack => "rolling_back",
+        }
+    }
+}
+
+/// How a rollout proves its revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutMode {
+    /// Compared while no production request can reach it; traffic moves after.
+    BeforeTraffic,
+    /// Traffic moves first (`verify.mode: after-traffic`), then the comparison runs.
+    AfterTraffic,
+    /// No comparison (`deploy --no-verify`).
+    Unverified,
+}
+
+impl RolloutMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutMode::BeforeTraffic => "before_traffic",
+            RolloutMode::AfterTraffic => "after_traffic",
+            RolloutMode::Unverified => "unverified",
+        }
+    }
+
+    /// True when production traffic moves before any comparison.
+    pub fn traffic_first(self) -> bool {
+        !matches!(self, RolloutMode::BeforeTraffic)
+    }
+}
+
+/// One rollout of a pending revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub phase: Phase,
+    pub mode: RolloutMode,
+    /// True once the pending revision has passed its comparison (or the mode asks for none).
+    pub verified: bool,
+    /// True once production requests may reach the pending revision.
+    pub traffic_moved: bool,
+    /// Unix seconds.
+    pub started_at: u64,
+}
+
+impl Rollout {
+    pub fn new(mode: RolloutMode) -> Rollout {
+        Rollout {
+            phase: Phase::Starting,
+            mode,
+            verified: false,
+            traffic_moved: false,
+            started_at: unix_now(),
+        }
+    }
+
+    /// True when a rollout that stopped here should be finished rather than undone:
+    /// the revision passed and the traffic is moving or has moved to it.
+    pub fn should_finish(&self) -> bool {
+        self.verified && matches!(self.phase, Phase::MovingTraffic | Phase::Retiring)
+    }
 }
 
 impl DeploymentState {
@@ -97,7 +190,18 @@ impl DeploymentState {
             updated_at: now,
             active: None,
             pending: None,
+            rollout: None,
         }
+    }
+
+    /// The phase of the rollout under way, if any.
+    pub fn phase(&self) -> Option<Phase> {
+        self.rollout.as_ref().map(|r| r.phase)
+    }
+
+    /// True when production requests may reach the pending revision.
+    pub fn traffic_moved(&self) -> bool {
+        self.rollout.as_ref().is_some_and(|r| r.traffic_moved)
     }
 
     /// The revision `which` names, if there is one.

@@ -11,13 +11,17 @@
 //! endpoint under a DeployedModel id derived from the same name, so a re-run
 //! computes the same ids and converges.
 //!
-//! An update deploys the new model next to the serving one with 0 % of the
-//! traffic, waits until it is ready, then moves the traffic to it while the old
-//! one stays deployed and warm: Vertex's shared endpoints route only by traffic
-//! split, so a deployed model with 0 % cannot be asked directly. The comparison
-//! then runs against the endpoint, and every answer names the deployed model that
-//! gave it. Promoting undeploys the old model; rolling back moves the traffic back
-//! at once and undeploys the new one. Models and endpoints carry the
+//! A revision is compared before any production request can reach it: it is
+//! deployed to a short-lived verification endpoint of its own (with all of that
+//! endpoint's traffic) and, at the same time, to the serving endpoint with none of
+//! its traffic (at 0 % beside the serving model, or, on a first deploy, with the
+//! endpoint's split left empty). The comparison runs on the verification endpoint,
+//! and every answer names the deployed model that gave it. Only when it passes does
+//! the serving endpoint's split move to the new deployed model; the verification
+//! endpoint is then deleted, and retiring undeploys the old model. Rolling back
+//! deletes the verification endpoint, moves any traffic back and undeploys the new
+//! model. `verify.mode: after-traffic` skips the verification endpoint and compares
+//! on the serving endpoint after the split moved. Models and endpoints carry the
 //! `modelport-deployment` and `modelport-digest` labels.
 //!
 //! This crate knows nothing about the terminal: it reports progress through
@@ -40,11 +44,14 @@ use google_cloud_aiplatform_v1::model::Endpoint;
 use modelport_core::predictor::Predictor;
 use modelport_core::provider::{
     ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
-    PlannedAction, Provider, ProviderError, ProviderResult, Reporter, require_revision,
+    PlannedAction, Provider, ProviderError, ProviderResult, Reporter, RolloutPlan,
+    require_revision,
 };
 use modelport_core::spec::{DeploymentSpec, GcpSettings};
-use modelport_core::state::{DeploymentState, EndpointRef, Protocol, Revision, Which, Workspace};
-use modelport_core::{Signature, env};
+use modelport_core::state::{
+    DeploymentState, EndpointRef, Protocol, Revision, RolloutMode, Which, Workspace,
+};
+use modelport_core::{Expected, Signature, env};
 use modelport_verify::BatchPredictor;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -72,6 +79,13 @@ pub struct GcpResources {
     pub deploy_timeout_s: u32,
     /// The model's signature, which types the endpoint's JSON answers.
     pub signature: Option<Signature>,
+    /// `projects/P/locations/R/endpoints/ID`: the short-lived endpoint the revision is
+    /// compared on before its traffic moves (`None` with `verify.mode: after-traffic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_endpoint: Option<String>,
+    /// The revision's deployed model id on its verification endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_deployed_model_id: Option<String>,
 }
 
 impl GcpResources {
@@ -247,6 +261,8 @@ fn target(
         dedicated: gcp.dedicated_endpoint,
         deploy_timeout_s: gcp.deploy_timeout_s,
         signature: artifact.signature.clone(),
+        verify_endpoint: None,
+        verify_deployed_model_id: None,
         settings,
     };
     let limit = if gcp.dedicated_endpoint {
@@ -320,65 +336,6 @@ fn split(pairs: &[(&str, i32)]) -> HashMap<String, i32> {
 }
 
 impl GcpProvider {
-    /// Retires a pending revision: traffic goes back to the active revision (or the
-    /// endpoint is deleted when there is none), then the pending deployed model is
-    /// undeployed and its model deleted.
-    async fn retire_pending(
-        &self,
-        state: &mut DeploymentState,
-        reporter: &dyn Reporter,
-    ) -> ProviderResult<()> {
-        let Some(pending) = state.pending.clone() else {
-            return Ok(());
-        };
-        let p = GcpResources::of(&pending)?;
-        let c = self.clients(&p.settings).await?;
-        let active = state.active.as_ref().map(GcpResources::of).transpose()?;
-        let same = active
-            .as_ref()
-            .is_some_and(|a| a.deployed_model_id == p.deployed_model_id);
-        if !same {
-            let live = vertex::get_endpoint(&c, &p.endpoint_name).await?;
-            if let (Some(a), Some(ep)) = (&active, &live)
-                && has(ep, &a.deployed_model_id)
-            {
-                if !serves(ep, &a.deployed_model_id) {
-                    reporter.on_start(&format!(
-                        "moving the traffic back to deployed model {}",
-                        a.deployed_model_id
-                    ));
-                    vertex::set_traffic(
-                        &c,
-                        &p.endpoint_name,
-                        split(&[(&a.deployed_model_id, 100)]),
-                    )
-                    .await?;
-                }
-                reporter.on_start(&format!(
-                    "undeploying deployed model {}",
-                    p.deployed_model_id
-                ));
-                vertex::undeploy(
-                    &c,
-                    &p.endpoint_name,
-                    &p.deployed_model_id,
-                    split(&[(&a.deployed_model_id, 100)]),
-                    p.deadline(),
-                    reporter,
-                )
-                .await?;
-            } else if live.is_some() {
-                reporter.on_start(&format!("removing endpoint {}", p.endpoint_name));
-                self.empty_and_delete_endpoint(&c, &p.endpoint_name, p.deadline(), reporter)
-                    .await?;
-            }
-            reporter.on_progress(&format!("deleting model {}", p.model_id));
-            vertex::delete_model(&c, &p.model_name, p.deadline(), reporter).await?;
-        }
-        state.pending = None;
-        self.save(state)
-    }
-
     /// Undeploys every deployed model of the endpoint, then deletes it.
     async fn empty_and_delete_endpoint(
         &self,
@@ -390,6 +347,10 @@ impl GcpProvider {
         let Some(ep) = vertex::get_endpoint(c, endpoint).await? else {
             return Ok(false);
         };
+        if !ep.traffic_split.is_empty() && ep.deployed_models.len() > 1 {
+            // Undeploying a model that has traffic needs a split for the others: none.
+            vertex::set_traffic(c, endpoint, HashMap::new()).await?;
+        }
         for d in &ep.deployed_models {
             reporter.on_progress(&format!("undeploying deployed model {}", d.id));
             vertex::undeploy(c, endpoint, &d.id, HashMap::new(), deadline, reporter).await?;
@@ -422,17 +383,18 @@ impl GcpProvider {
         })
     }
 
-    /// Brings the target revision up on the endpoint next to the active one and
-    /// moves the traffic to it; `state.pending` is already saved.
+    /// Brings the target revision up: on its verification endpoint with all of that
+    /// endpoint's traffic (when it has one) and, at the same time, on the serving
+    /// endpoint with none of its traffic. `state.pending` is already saved.
     async fn bring_up(
         &self,
         c: &GcpClients,
         t: &Target,
+        res: &GcpResources,
         active: Option<&GcpResources>,
         artifact: &ArtifactRef,
         reporter: &dyn Reporter,
     ) -> ProviderResult<()> {
-        let res = &t.resources;
         let api = storage::ObjectsApi::new(
             c.settings.storage_endpoint.as_deref(),
             c.storage_credentials.clone(),
@@ -460,37 +422,37 @@ impl GcpProvider {
         reporter.on_start(&format!("uploading Vertex AI model {}", res.model_id));
         vertex::ensure_model(c, &t.model, res.deadline(), reporter).await?;
         reporter.on_start(&format!("creating endpoint {}", res.endpoint_name));
-        let ep = vertex::ensure_endpoint(
-            c,
-            &vertex::EndpointSpec {
-                endpoint_id: &names::endpoint_id(&t.deployment),
+        fn endpoint_spec<'a>(t: &'a Target, res: &GcpResources, id: &'a str) -> vertex::EndpointSpec<'a> {
+            vertex::EndpointSpec {
+                endpoint_id: id,
                 display_name: &t.deployment,
                 labels: &t.endpoint_labels,
                 dedicated: res.dedicated,
                 kms_key_name: t.kms_key_name.as_deref(),
-            },
-            res.deadline(),
-            reporter,
-        )
-        .await?;
+            }
+        }
+        let serving_id = names::endpoint_id(&t.deployment);
+        let ep = vertex::ensure_endpoint(c, &endpoint_spec(t, res, &serving_id), res.deadline(), reporter)
+            .await?;
         let serving_old = active.filter(|a| {
-            a.deployed_model_id != res.deployed_model_id && has(&ep, &a.deployed_model_id)
+            a.deployed_model_id != res.deployed_model_id
+                && ep.traffic_split.get(&a.deployed_model_id).is_some_and(|p| *p > 0)
         });
-        if !has(&ep, &res.deployed_model_id) {
-            let traffic = match serving_old {
-                Some(a) => split(&[(&a.deployed_model_id, 100), ("0", 0)]),
-                None => split(&[("0", 100)]),
-            };
+        let traffic_first = res.verify_endpoint.is_none();
+        // "0" names the model being deployed. An empty split leaves the endpoint's
+        // split as it is (Vertex's rule), so a first deploy's model gets no traffic.
+        let traffic = match (serving_old, traffic_first) {
+            (Some(a), _) => split(&[(&a.deployed_model_id, 100), ("0", 0)]),
+            (None, true) => split(&[("0", 100)]),
+            (None, false) => HashMap::new(),
+        };
+        let serving = async {
+            if has(&ep, &res.deployed_model_id) {
+                return Ok(());
+            }
             reporter.on_start(&format!(
-                "deploying model {} as {} on {}{}",
-                res.model_id,
-                res.deployed_model_id,
-                res.machine,
-                if serving_old.is_some() {
-                    " with 0% of the traffic"
-                } else {
-                    ""
-                }
+                "deploying model {} as {} on {} with no traffic",
+                res.model_id, res.deployed_model_id, res.machine
             ));
             vertex::deploy(
                 c,
@@ -501,30 +463,49 @@ impl GcpProvider {
                     display_name: &t.model.display_name,
                     machine: &t.machine,
                 },
-                traffic,
+                traffic.clone(),
                 res.deadline(),
                 reporter,
             )
-            .await?;
-        }
-        let ep = vertex::get_endpoint(c, &res.endpoint_name)
-            .await?
-            .ok_or_else(|| {
-                ProviderError::other(format!("endpoint {} vanished", res.endpoint_name))
-            })?;
-        if !serves(&ep, &res.deployed_model_id) {
+            .await
+        };
+        let verification = async {
+            let (Some(name), Some(deployed)) = (&res.verify_endpoint, &res.verify_deployed_model_id)
+            else {
+                return Ok(());
+            };
+            let id = name.rsplit('/').next().unwrap_or_default();
             reporter.on_start(&format!(
-                "moving the traffic to deployed model {} (the previous one stays deployed until the comparison passes)",
-                res.deployed_model_id
+                "creating the verification endpoint {name} (deleted once the comparison is done)"
             ));
-            let mut traffic = split(&[(&res.deployed_model_id, 100)]);
-            for d in &ep.deployed_models {
-                traffic.entry(d.id.clone()).or_insert(0);
+            let vep = vertex::ensure_endpoint(c, &endpoint_spec(t, res, id), res.deadline(), reporter).await?;
+            if has(&vep, deployed) {
+                return Ok(());
             }
-            vertex::set_traffic(c, &res.endpoint_name, traffic).await?;
-        }
+            reporter.on_start(&format!(
+                "deploying model {} as {deployed} on the verification endpoint",
+                res.model_id
+            ));
+            vertex::deploy(
+                c,
+                &vertex::Deployment {
+                    endpoint: name,
+                    model: &res.model_name,
+                    deployed_id: deployed,
+                    display_name: &t.model.display_name,
+                    machine: &t.machine,
+                },
+                split(&[("0", 100)]),
+                res.deadline(),
+                reporter,
+            )
+            .await
+        };
+        let (a, b) = tokio::join!(serving, verification);
+        a?;
+        b?;
         reporter.on_finish(&format!(
-            "deployed model {} serves endpoint {}",
+            "deployed model {} is ready on endpoint {}",
             res.deployed_model_id, res.endpoint_name
         ));
         Ok(())
@@ -542,11 +523,12 @@ impl Provider for GcpProvider {
         spec: &DeploymentSpec,
         artifact: &ArtifactRef,
         state: Option<&DeploymentState>,
+        mode: RolloutMode,
     ) -> ProviderResult<Plan> {
         let settings = ClientSettings::from_spec(settings(spec)?)?;
         let c = self.clients(&settings).await?;
         let t = target(spec, artifact, settings)?;
-        let res = &t.resources;
+        let res = with_mode(t.resources.clone(), mode);
         let mut actions = Vec::new();
         let recorded = |rev: &Option<Revision>| rev.as_ref().and_then(|r| GcpResources::of(r).ok());
         let pending = state.and_then(|s| recorded(&s.pending));
@@ -564,6 +546,23 @@ impl Provider for GcpProvider {
             });
         }
         let live = vertex::get_endpoint(&c, &res.endpoint_name).await?;
+        let rollout = match &res.verify_endpoint {
+            Some(v) => RolloutPlan {
+                mode,
+                verify_via: format!(
+                    "`:predict` on the short-lived endpoint {v}, where only the new model is deployed"
+                ),
+                traffic: format!(
+                    "the traffic split of {} moves to deployed model {} only after it passes",
+                    res.endpoint_name, res.deployed_model_id
+                ),
+            },
+            None => RolloutPlan {
+                mode,
+                verify_via: format!("`:predict` on {}", res.endpoint_name),
+                traffic: "the traffic split moves to the new deployed model before the comparison (verify.mode: after-traffic, or --no-verify)".into(),
+            },
+        };
         if live
             .as_ref()
             .is_some_and(|ep| serves(ep, &res.deployed_model_id))
@@ -663,25 +662,45 @@ impl Provider for GcpProvider {
             if why.is_empty() && old.is_some() {
                 why.push("modelport.yaml changed".into());
             }
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", why.join("; "))
+            };
+            if let (Some(v), Some(d)) = (&res.verify_endpoint, &res.verify_deployed_model_id) {
+                actions.push(PlannedAction {
+                    kind: ActionKind::Create,
+                    resource: format!("Vertex AI endpoint {v}"),
+                    reason: format!(
+                        "short-lived: the new model alone (deployed model {d} on {}) for its comparison, deleted afterwards",
+                        res.machine
+                    ),
+                });
+            }
             actions.push(PlannedAction {
                 kind: ActionKind::Create,
                 resource: format!(
                     "deployed model {} on {}",
                     res.deployed_model_id, res.machine
                 ),
-                reason: match &old {
-                    Some(o) => format!(
-                        "deploy at 0% next to {o}, then move the traffic to it: {}",
-                        why.join("; ")
+                reason: match (&old, &res.verify_endpoint) {
+                    (Some(o), Some(_)) => format!(
+                        "deploy at 0% next to {o} while its copy is compared, then move the traffic to it{why}"
                     ),
-                    None => "deploy with 100% of the traffic".into(),
+                    (None, Some(_)) => format!(
+                        "deploy with no traffic while its copy is compared, then give it 100%{why}"
+                    ),
+                    (Some(o), None) => format!(
+                        "deploy at 0% next to {o}, then move the traffic to it before the comparison{why}"
+                    ),
+                    (None, None) => "deploy with 100% of the traffic".into(),
                 },
             });
             if let Some(o) = old {
                 actions.push(PlannedAction {
                     kind: ActionKind::Delete,
                     resource: format!("deployed model {o} and its Vertex AI model"),
-                    reason: "undeployed once the new revision passes its comparison".into(),
+                    reason: "undeployed once the new revision serves all the traffic".into(),
                 });
             }
         }
@@ -692,6 +711,7 @@ impl Provider for GcpProvider {
             spec: spec.clone(),
             spec_hash: resource_hash(spec),
             artifact: artifact.clone(),
+            rollout,
             previous: state.cloned(),
         })
     }
@@ -701,33 +721,24 @@ impl Provider for GcpProvider {
         let settings = ClientSettings::from_spec(settings(spec)?)?;
         let c = self.clients(&settings).await?;
         let t = target(spec, &plan.artifact, settings)?;
-        let res = &t.resources;
-        let mut state = plan
-            .previous
-            .clone()
-            .unwrap_or_else(|| DeploymentState::new(&plan.name, self.name(), &spec.file));
-        state.spec_file = std::path::absolute(&spec.file).unwrap_or_else(|_| spec.file.clone());
-
-        // A revision left pending by an interrupted deploy: resume it when it is
-        // this one, retire it otherwise.
-        let resuming = match &state.pending {
-            Some(p) => GcpResources::of(p)?.model_id == res.model_id,
-            None => false,
-        };
-        if state.pending.is_some() && !resuming {
-            reporter.on_start("retiring what an interrupted deploy left");
-            self.retire_pending(&mut state, reporter).await?;
-        }
-        let live = vertex::get_endpoint(&c, &res.endpoint_name).await?;
+        let mut state = plan.starting_state();
+        let live = vertex::get_endpoint(&c, &t.resources.endpoint_name).await?;
         if let Some(ep) = &live {
             self.check_owned(ep, &plan.name, &state)?;
         }
         let recorded_active = state.active.as_ref().map(GcpResources::of).transpose()?;
-        if !resuming
+        let resumed = state
+            .pending
+            .as_ref()
+            .map(GcpResources::of)
+            .transpose()?
+            .filter(|p| p.model_id == t.resources.model_id);
+        if resumed.is_none()
             && live
                 .as_ref()
-                .is_some_and(|ep| serves(ep, &res.deployed_model_id))
+                .is_some_and(|ep| serves(ep, &t.resources.deployed_model_id))
         {
+            let res = &t.resources;
             // Already serving this revision. Without a record of it (the state file
             // was lost), the state is rebuilt from what the project holds.
             if recorded_active
@@ -738,10 +749,10 @@ impl Provider for GcpProvider {
                     "endpoint {} already serves {}: recording it",
                     res.endpoint_name, res.model_id
                 ));
-                state.active = Some(plan.revision(t.endpoint.clone(), &t.resources)?);
+                state.active = Some(plan.revision(t.endpoint.clone(), res)?);
                 self.save(&state)?;
             } else if let Some(active) = &mut state.active {
-                let current = plan.revision(t.endpoint.clone(), &t.resources)?;
+                let current = plan.revision(t.endpoint.clone(), res)?;
                 if active.verify != current.verify {
                     active.verify = current.verify;
                     self.save(&state)?;
@@ -749,46 +760,99 @@ impl Provider for GcpProvider {
             }
             return Ok(state);
         }
-        if !resuming {
-            state.pending = Some(plan.revision(t.endpoint.clone(), &t.resources)?);
+        if plan.is_noop() {
+            return Ok(state);
         }
-        // Recorded before anything is created: a crash from here on leaves state
-        // that a re-run resumes and `destroy` cleans up.
-        self.save(&state)?;
-        let result = self
-            .bring_up(&c, &t, recorded_active.as_ref(), &plan.artifact, reporter)
-            .await;
-        if let Err(e) = result {
-            reporter.on_start("the new revision failed: removing it");
-            if let Err(cleanup) = self.retire_pending(&mut state, reporter).await {
-                reporter.on_progress(&format!(
-                    "could not remove the failed revision ({cleanup}); it stays recorded as pending for a re-run or `modelport destroy`"
-                ));
+        let res = match resumed {
+            Some(p) => p,
+            None => {
+                let res = with_mode(t.resources.clone(), plan.mode());
+                let endpoint = match &res.verify_endpoint {
+                    Some(v) => EndpointRef {
+                        predict_url: format!("{}/v1/{v}:predict", res.settings.vertex_host()),
+                        health_url: format!("{}/v1/{v}", res.settings.vertex_host()),
+                        ..t.endpoint.clone()
+                    },
+                    None => t.endpoint.clone(),
+                };
+                // Recorded before anything is created: a crash from here on leaves
+                // state that a re-run resumes and `destroy` cleans up.
+                state.pending = Some(plan.revision(endpoint, &res)?);
+                self.save(&state)?;
+                res
             }
-            return Err(e);
-        }
+        };
+        self.bring_up(&c, &t, &res, recorded_active.as_ref(), &plan.artifact, reporter)
+            .await?;
         Ok(state)
     }
 
-    async fn promote(
+    async fn move_traffic(
         &self,
         mut state: DeploymentState,
         reporter: &dyn Reporter,
     ) -> ProviderResult<DeploymentState> {
-        let Some(pending) = state.pending.take() else {
+        let pending = require_revision(&state, Which::Pending)?.clone();
+        let p = GcpResources::of(&pending)?;
+        let c = self.clients(&p.settings).await?;
+        let ep = vertex::get_endpoint(&c, &p.endpoint_name)
+            .await?
+            .ok_or_else(|| ProviderError::other(format!("endpoint {} vanished", p.endpoint_name)))?;
+        if !serves(&ep, &p.deployed_model_id) {
+            reporter.on_start(&format!(
+                "moving the traffic of {} to deployed model {} (the previous one stays deployed until it is retired)",
+                p.endpoint_name, p.deployed_model_id
+            ));
+            let mut traffic = split(&[(&p.deployed_model_id, 100)]);
+            for d in &ep.deployed_models {
+                traffic.entry(d.id.clone()).or_insert(0);
+            }
+            vertex::set_traffic(&c, &p.endpoint_name, traffic).await?;
+        }
+        if let Some(v) = &p.verify_endpoint {
+            reporter.on_start(&format!("deleting the verification endpoint {v}"));
+            self.empty_and_delete_endpoint(&c, v, p.deadline(), reporter)
+                .await?;
+        }
+        // From now on the revision is reached where production reaches it.
+        let mut moved = p.clone();
+        moved.verify_endpoint = None;
+        moved.verify_deployed_model_id = None;
+        if let Some(r) = state.pending.as_mut() {
+            r.endpoint.predict_url =
+                format!("{}/v1/{}:predict", p.settings.vertex_host(), p.endpoint_name);
+            r.endpoint.health_url = format!("{}/v1/{}", p.settings.vertex_host(), p.endpoint_name);
+            r.resources = serde_json::to_value(&moved)
+                .map_err(|e| ProviderError::other(format!("cannot record the resources: {e}")))?;
+        }
+        self.save(&state)?;
+        Ok(state)
+    }
+
+    async fn retire(
+        &self,
+        mut state: DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DeploymentState> {
+        let Some(pending) = state.pending.clone() else {
             return Ok(state);
         };
         let p = GcpResources::of(&pending)?;
-        if let Some(old) = state.active.take() {
-            let o = GcpResources::of(&old)?;
+        let c = self.clients(&p.settings).await?;
+        if let Some(v) = &p.verify_endpoint {
+            self.empty_and_delete_endpoint(&c, v, p.deadline(), reporter)
+                .await?;
+        }
+        if let Some(old) = &state.active {
+            let o = GcpResources::of(old)?;
             if o.deployed_model_id != p.deployed_model_id {
-                let c = self.clients(&o.settings).await?;
+                let oc = self.clients(&o.settings).await?;
                 reporter.on_start(&format!(
                     "undeploying the previous deployed model {}",
                     o.deployed_model_id
                 ));
                 vertex::undeploy(
-                    &c,
+                    &oc,
                     &o.endpoint_name,
                     &o.deployed_model_id,
                     split(&[(&p.deployed_model_id, 100)]),
@@ -797,10 +861,17 @@ impl Provider for GcpProvider {
                 )
                 .await?;
                 reporter.on_progress(&format!("deleting model {}", o.model_id));
-                vertex::delete_model(&c, &o.model_name, o.deadline(), reporter).await?;
+                vertex::delete_model(&oc, &o.model_name, o.deadline(), reporter).await?;
             }
         }
-        state.active = Some(pending);
+        let mut active = pending;
+        let mut served = p.clone();
+        served.verify_endpoint = None;
+        served.verify_deployed_model_id = None;
+        active.resources = serde_json::to_value(&served)
+            .map_err(|e| ProviderError::other(format!("cannot record the resources: {e}")))?;
+        state.active = Some(active);
+        state.pending = None;
         self.save(&state)?;
         Ok(state)
     }
@@ -810,7 +881,63 @@ impl Provider for GcpProvider {
         mut state: DeploymentState,
         reporter: &dyn Reporter,
     ) -> ProviderResult<DeploymentState> {
-        self.retire_pending(&mut state, reporter).await?;
+        let Some(pending) = state.pending.clone() else {
+            return Ok(state);
+        };
+        let p = GcpResources::of(&pending)?;
+        let c = self.clients(&p.settings).await?;
+        let active = state.active.as_ref().map(GcpResources::of).transpose()?;
+        if let Some(v) = &p.verify_endpoint {
+            reporter.on_start(&format!("deleting the verification endpoint {v}"));
+            self.empty_and_delete_endpoint(&c, v, p.deadline(), reporter)
+                .await?;
+        }
+        let same = active
+            .as_ref()
+            .is_some_and(|a| a.deployed_model_id == p.deployed_model_id);
+        if !same {
+            let live = vertex::get_endpoint(&c, &p.endpoint_name).await?;
+            match (&active, &live) {
+                (Some(a), Some(ep)) if has(ep, &a.deployed_model_id) => {
+                    if !serves(ep, &a.deployed_model_id) {
+                        reporter.on_start(&format!(
+                            "moving the traffic back to deployed model {}",
+                            a.deployed_model_id
+                        ));
+                        let mut traffic = split(&[(&a.deployed_model_id, 100)]);
+                        for d in &ep.deployed_models {
+                            traffic.entry(d.id.clone()).or_insert(0);
+                        }
+                        vertex::set_traffic(&c, &p.endpoint_name, traffic).await?;
+                    }
+                    reporter.on_start(&format!(
+                        "undeploying deployed model {}",
+                        p.deployed_model_id
+                    ));
+                    vertex::undeploy(
+                        &c,
+                        &p.endpoint_name,
+                        &p.deployed_model_id,
+                        split(&[(&a.deployed_model_id, 100)]),
+                        p.deadline(),
+                        reporter,
+                    )
+                    .await?;
+                }
+                (_, Some(_)) => {
+                    // Nothing else of this deployment serves there: the endpoint was
+                    // this rollout's.
+                    reporter.on_start(&format!("removing endpoint {}", p.endpoint_name));
+                    self.empty_and_delete_endpoint(&c, &p.endpoint_name, p.deadline(), reporter)
+                        .await?;
+                }
+                (_, None) => {}
+            }
+            reporter.on_progress(&format!("deleting model {}", p.model_id));
+            vertex::delete_model(&c, &p.model_name, p.deadline(), reporter).await?;
+        }
+        state.pending = None;
+        self.save(&state)?;
         Ok(state)
     }
 
@@ -865,17 +992,27 @@ impl Provider for GcpProvider {
         let rev = require_revision(state, which)?;
         let res = GcpResources::of(rev)?;
         let c = self.clients(&res.settings).await?;
+        // Until its traffic moves, a pending revision is asked on its verification
+        // endpoint, where it is the only deployed model.
+        let (endpoint, deployed) = match (&res.verify_endpoint, &res.verify_deployed_model_id) {
+            (Some(v), Some(d)) if which == Which::Pending => (v.clone(), d.clone()),
+            _ => (res.endpoint_name.clone(), res.deployed_model_id.clone()),
+        };
         let mut digests = HashMap::new();
         for r in [&state.active, &state.pending].into_iter().flatten() {
             if let Ok(g) = GcpResources::of(r) {
-                digests.insert(g.deployed_model_id, format!("sha256:{}", r.model_digest));
+                let digest = format!("sha256:{}", r.model_digest);
+                if let Some(d) = &g.verify_deployed_model_id {
+                    digests.insert(d.clone(), digest.clone());
+                }
+                digests.insert(g.deployed_model_id, digest);
             }
         }
         // Dedicated endpoints answer predictions on their own DNS name only.
         let mut client = c.predictions.clone();
         if res.dedicated
             && res.settings.vertex_endpoint.is_none()
-            && let Some(ep) = vertex::get_endpoint(&c, &res.endpoint_name).await?
+            && let Some(ep) = vertex::get_endpoint(&c, &endpoint).await?
             && !ep.dedicated_endpoint_dns.is_empty()
         {
             client = PredictionService::builder()
@@ -888,16 +1025,19 @@ impl Provider for GcpProvider {
         }
         let transport = predictor::PredictTransport {
             client,
-            endpoint: res.endpoint_name.clone(),
+            endpoint,
             label: state.name.clone(),
             digests,
         };
-        Ok(Box::new(BatchPredictor::for_revision(
-            transport,
-            &state.name,
-            &rev.endpoint,
-            res.signature.clone(),
-        )))
+        let expected = Expected {
+            digest: format!("sha256:{}", rev.model_digest),
+            revision: Some(deployed),
+            revision_kind: "deployed model".into(),
+        };
+        Ok(Box::new(
+            BatchPredictor::for_revision(transport, &state.name, &rev.endpoint, res.signature.clone())
+                .expecting(expected),
+        ))
     }
 
     async fn destroy(
@@ -917,15 +1057,18 @@ impl Provider for GcpProvider {
             return Ok(report);
         };
         let c = self.clients(&first.settings).await?;
-        let endpoint = &first.endpoint_name;
-        reporter.on_start(&format!("removing endpoint {endpoint}"));
-        if self
-            .empty_and_delete_endpoint(&c, endpoint, first.deadline(), reporter)
-            .await?
-        {
-            report
-                .removed
-                .push(format!("Vertex AI endpoint {endpoint}"));
+        let mut endpoints = vec![first.endpoint_name.clone()];
+        endpoints.extend(revisions.iter().filter_map(|r| r.verify_endpoint.clone()));
+        for endpoint in &endpoints {
+            reporter.on_start(&format!("removing endpoint {endpoint}"));
+            if self
+                .empty_and_delete_endpoint(&c, endpoint, first.deadline(), reporter)
+                .await?
+            {
+                report
+                    .removed
+                    .push(format!("Vertex AI endpoint {endpoint}"));
+            }
         }
         let label = names::id_of(&state.name);
         let mut models: Vec<String> = revisions.iter().map(|r| r.model_name.clone()).collect();
@@ -1024,6 +1167,23 @@ impl Provider for GcpProvider {
     fn iam_policy(&self, spec: &DeploymentSpec) -> ProviderResult<serde_json::Value> {
         Ok(iam::policies(spec, settings(spec)?))
     }
+}
+
+/// `res` with the verification endpoint that `mode` calls for: one for a rollout
+/// that compares before the traffic moves, none otherwise.
+fn with_mode(mut res: GcpResources, mode: RolloutMode) -> GcpResources {
+    if mode == RolloutMode::BeforeTraffic {
+        let parent = res.settings.parent();
+        res.verify_endpoint = Some(format!(
+            "{parent}/endpoints/{}",
+            names::verification_endpoint_id(&res.model_id)
+        ));
+        res.verify_deployed_model_id = Some(names::verification_deployed_model_id(&res.model_id));
+    } else {
+        res.verify_endpoint = None;
+        res.verify_deployed_model_id = None;
+    }
+    res
 }
 
 /// Fetches the model `modelport serve` was given as a `gs://` `AIP_STORAGE_URI`

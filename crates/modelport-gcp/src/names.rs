@@ -73,6 +73,21 @@ pub fn deployed_model_id(model_id: &str) -> String {
     (1_000_000_000 + n % 9_000_000_000).to_string()
 }
 
+/// The short-lived endpoint a revision is compared on before any production request
+/// can reach it: `MODEL_ID` with `-verify` before its digests, cut to 63 characters.
+pub fn verification_endpoint_id(model_id: &str) -> String {
+    let tail_len = 16.min(model_id.len());
+    let (head, tail) = model_id.split_at(model_id.len() - tail_len);
+    let suffix = format!("-verify{tail}");
+    let base: String = head.chars().take(MAX_ID_LEN - suffix.len()).collect();
+    format!("{}{suffix}", base.trim_end_matches('-'))
+}
+
+/// The DeployedModel id of a revision's copy on its verification endpoint.
+pub fn verification_deployed_model_id(model_id: &str) -> String {
+    deployed_model_id(&format!("{model_id}/verify"))
+}
+
 /// `PREFIX/NAME/DIGEST`: the directory a revision's files go to, content-addressed.
 pub fn artifact_dir(prefix: &str, deployment: &str, artifact_digest: &str) -> String {
     let prefix = prefix.trim_matches('/');
@@ -116,6 +131,16 @@ mod tests {
         assert_eq!(a.len(), 10);
         assert!(a.chars().all(|c| c.is_ascii_digit()) && !a.starts_with('0'));
         assert_ne!(a, deployed_model_id("iris-89abcdef-fedcba"));
+    }
+
+    #[test]
+    fn verification_ids_differ_from_the_serving_ones() {
+        let m = model_id("iris", "sha256:0123456789abcdef", "sha256:fedcba98");
+        assert_eq!(verification_endpoint_id(&m), "iris-verify-01234567-fedcba");
+        assert_ne!(verification_deployed_model_id(&m), deployed_model_id(&m));
+        let long = model_id(&"a".repeat(63), "sha256:0123456789abcdef", "sha256:fedcba98");
+        let v = verification_endpoint_id(&long);
+        assert!(v.len() <= MAX_ID_LEN && v.ends_with("-verify-01234567-fedcba"), "{v}");
     }
 
     #[test]

@@ -61,23 +61,18 @@ impl Transport for PredictTransport {
             }
             match call.send().await {
                 Ok(r) => {
-                    let digest = self
-                        .digests
-                        .get(&r.deployed_model_id)
-                        .cloned()
-                        .unwrap_or_else(|| {
-                            format!(
-                                "deployed model {} (not this deployment's)",
-                                r.deployed_model_id
-                            )
-                        });
+                    // Vertex says which deployed model answered; the digest is the one
+                    // that deployed model serves (unknown ones carry none).
+                    let digest = self.digests.get(&r.deployed_model_id).cloned();
                     return Ok(Reply {
                         status: 200,
                         body: json!({"predictions": r.predictions})
                             .to_string()
                             .into_bytes(),
                         served_by: ServedBy {
-                            digest: Some(digest),
+                            digest,
+                            revision: Some(r.deployed_model_id.clone())
+                                .filter(|id| !id.is_empty()),
                             ..Default::default()
                         },
                     });

@@ -5,6 +5,14 @@
 //!
 //! Everything lives under the workspace (`.modelport/`): the artifact store, the
 //! unpacked models, one log per server and one state file per deployment.
+//!
+//! Each new revision's server starts on a free port of its own, where the rollout
+//! compares it; no client knows that port, so no production request reaches it
+//! before its comparison passes. With a fixed `provider.local.port`, the server is
+//! started with `--handover-port PORT` and takes the fixed port only when
+//! [`Provider::move_traffic`] sends it SIGUSR1, after the comparison. It binds the
+//! port with `SO_REUSEPORT`, beside the previous server (which did the same), so the
+//! port never stops answering; the previous server stops when it is retired.
 
 pub mod process;
 mod store;
@@ -16,13 +24,14 @@ use std::time::{Duration, Instant};
 use modelport_core::predictor::Predictor;
 use modelport_core::provider::{
     ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
-    PlannedAction, Provider, ProviderError, ProviderResult, Reporter, require_revision,
+    PlannedAction, Provider, ProviderError, ProviderResult, Reporter, RolloutPlan,
+    require_revision,
 };
 use modelport_core::spec::{DeploymentSpec, Flavour};
 use modelport_core::state::{
-    DeploymentState, EndpointRef, Protocol, Revision, Which, Workspace, unix_now,
+    DeploymentState, EndpointRef, Protocol, Revision, RolloutMode, Which, Workspace, unix_now,
 };
-use modelport_core::{TargetKind, env};
+use modelport_core::{Expected, TargetKind, env};
 use modelport_verify::{HttpPredictor, HttpTarget};
 use serde::{Deserialize, Serialize};
 
@@ -36,12 +45,20 @@ const LOG_TAIL_LINES: usize = 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocalResources {
     pub pid: u32,
+    /// The port the server was started on (its own, until a hand-over).
     pub port: u16,
     pub flavour: Flavour,
     /// The unpacked, verified model the server reads.
     pub model_dir: PathBuf,
     /// The server's stdout and stderr.
     pub log: PathBuf,
+    /// The name the server reports in `x-modelport-revision` (empty for servers
+    /// started before modelport named them).
+    #[serde(default)]
+    pub revision: String,
+    /// The fixed port the server takes over after its comparison, when the spec sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_port: Option<u16>,
 }
 
 impl LocalResources {
@@ -52,6 +69,17 @@ impl LocalResources {
     fn marker(&self) -> String {
         self.model_dir.display().to_string()
     }
+
+    /// True when the server binds its fixed port with `SO_REUSEPORT`, so that the
+    /// next revision can take it over while this one still answers.
+    fn shares_port(&self) -> bool {
+        self.handover_port.is_some()
+    }
+}
+
+/// `url` with its loopback port changed to `port`.
+fn on_port(url: &str, from: u16, port: u16) -> String {
+    url.replacen(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{port}"), 1)
 }
 
 /// Runs servers on this machine.
@@ -238,6 +266,7 @@ impl Provider for LocalProvider {
         spec: &DeploymentSpec,
         artifact: &ArtifactRef,
         state: Option<&DeploymentState>,
+        mode: RolloutMode,
     ) -> ProviderResult<Plan> {
         let spec_hash = spec_hash(spec);
         let flavour = spec.provider.local.flavour.as_str();
@@ -288,11 +317,23 @@ impl Provider for LocalProvider {
                     actions.push(PlannedAction {
                         kind: ActionKind::Delete,
                         resource: format!("server {}", describe(active)),
-                        reason: "replaced once the new server passes its checks".into(),
+                        reason: "replaced once the new server passes its comparison".into(),
                     });
                 }
             }
         }
+        let port = spec.provider.local.port;
+        let traffic = match (port, mode) {
+            (0, _) => "the new server listens on a port of its own; `status` and `compare` \
+                       switch to it (and the old one stops) once it passes"
+                .to_string(),
+            (p, RolloutMode::BeforeTraffic) => format!(
+                "port {p} is handed to the new server only after it passes (SO_REUSEPORT: the port never stops answering)"
+            ),
+            (p, _) => format!(
+                "port {p} is handed to the new server before its comparison (verify.mode: after-traffic)"
+            ),
+        };
         Ok(Plan {
             name: spec.name.as_str().to_string(),
             provider: self.name().to_string(),
@@ -300,17 +341,18 @@ impl Provider for LocalProvider {
             spec: spec.clone(),
             spec_hash,
             artifact: artifact.clone(),
+            rollout: RolloutPlan {
+                mode,
+                verify_via: "the new server's own port, which no client knows".into(),
+                traffic,
+            },
             previous: state.cloned(),
         })
     }
 
     async fn apply(&self, plan: &Plan, reporter: &dyn Reporter) -> ProviderResult<DeploymentState> {
         let spec = &plan.spec;
-        let mut state = plan
-            .previous
-            .clone()
-            .unwrap_or_else(|| DeploymentState::new(&plan.name, self.name(), &spec.file));
-        state.spec_file = std::path::absolute(&spec.file).unwrap_or_else(|_| spec.file.clone());
+        let mut state = plan.starting_state();
         if let Some(pending) = state.pending.take() {
             reporter.on_start("removing a server left by an interrupted deploy");
             self.stop_revision(&pending, reporter).await;
@@ -321,40 +363,54 @@ impl Provider for LocalProvider {
             return Ok(state);
         }
 
+        let local = &spec.provider.local;
+        let handover_port = (local.port != 0).then_some(local.port);
+        if let Some(p) = handover_port {
+            let held_by_us = state
+                .active
+                .as_ref()
+                .filter(|a| Self::is_alive(a))
+                .and_then(LocalResources::of)
+                .is_some_and(|r| r.handover_port.unwrap_or(r.port) == p);
+            if !held_by_us && !process::port_is_free(p) {
+                return Err(ProviderError::InvalidInput {
+                    message: format!(
+                        "{}: provider.local.port {p} is in use by another process",
+                        spec.file.display()
+                    ),
+                    hint: Some(
+                        "stop whatever listens there, pick another port, or set `port: 0` for a free one"
+                            .into(),
+                    ),
+                });
+            }
+        }
+
         reporter.on_start("storing the artifact");
         let archive = store::store_artifact(&self.workspace, &plan.artifact)?;
         let (model_dir, _) =
             store::unpack_model(&self.workspace, &archive, &plan.artifact.model_digest)?;
 
-        let local = &spec.provider.local;
-        let port = if local.port == 0 {
-            process::free_port()
-                .map_err(|e| ProviderError::other(format!("cannot find a free port: {e}")))?
-        } else {
-            local.port
-        };
-        // One fixed port cannot hold two servers: the old one goes first.
-        if let Some(active) = &state.active
-            && LocalResources::of(active).is_some_and(|r| r.port == port)
-        {
-            reporter.on_progress(&format!(
-                "provider.local.port is fixed at {port}: stopping the old server first"
-            ));
-            self.stop_revision(active, reporter).await;
-            state.active = None;
-            self.save(&state)?;
-        }
-
+        // Always a port of its own: nobody sends it a request before its comparison.
+        let port = process::free_port()
+            .map_err(|e| ProviderError::other(format!("cannot find a free port: {e}")))?;
         let started_at = unix_now();
         let revision_id = format!("{started_at}-{}", short(&plan.artifact.digest));
         let log = self
             .workspace
             .deployment_dir(&plan.name)
             .join(format!("server-{revision_id}.log"));
-        let (command, endpoint) = self.server_command(spec, &model_dir, port, &revision_id);
+        let (mut command, endpoint) = self.server_command(spec, &model_dir, port, &revision_id);
+        command.arg("--revision").arg(&revision_id);
+        if let Some(p) = handover_port {
+            command.arg("--handover-port").arg(p.to_string());
+        }
         reporter.on_start(&format!(
-            "starting the server on port {port} ({} contract)",
-            local.flavour.as_str()
+            "starting the server on port {port} ({} contract){}",
+            local.flavour.as_str(),
+            handover_port.map_or(String::new(), |p| format!(
+                "; it takes port {p} once it passes"
+            ))
         ));
         let mut child =
             process::spawn_detached(command, &log).map_err(|e| ProviderError::Other {
@@ -370,6 +426,8 @@ impl Provider for LocalProvider {
                     flavour: local.flavour,
                     model_dir: model_dir.clone(),
                     log: log.clone(),
+                    revision: revision_id.clone(),
+                    handover_port,
                 },
             )
             .and_then(|mut revision| {
@@ -387,27 +445,69 @@ impl Provider for LocalProvider {
         }
 
         let deadline = Duration::from_secs(u64::from(local.startup_timeout_s.max(1)));
-        match self
+        let took = self
             .wait_ready(&mut child, &endpoint, &log, deadline, reporter)
-            .await
-        {
-            Ok(took) => {
-                reporter.on_finish(&format!(
-                    "server pid {} ready in {} ms",
-                    child.id(),
-                    took.as_millis()
-                ));
-                Ok(state)
-            }
-            Err(e) => {
-                state.pending = None;
-                self.save(&state)?;
-                Err(e)
-            }
-        }
+            .await?;
+        reporter.on_finish(&format!(
+            "server pid {} ready in {} ms",
+            child.id(),
+            took.as_millis()
+        ));
+        Ok(state)
     }
 
-    async fn promote(
+    async fn move_traffic(
+        &self,
+        mut state: DeploymentState,
+        reporter: &dyn Reporter,
+    ) -> ProviderResult<DeploymentState> {
+        let pending = require_revision(&state, Which::Pending)?.clone();
+        let Some(new) = LocalResources::of(&pending) else {
+            return Err(ProviderError::other("the pending server's record is unreadable"));
+        };
+        let Some(fixed) = new.handover_port else {
+            // Its own port is where it serves: nothing to hand over.
+            return Ok(state);
+        };
+        let health = on_port(&pending.endpoint.health_url, new.port, fixed);
+        if !process::hand_over(new.pid, &new.marker()) {
+            return Err(ProviderError::other(format!(
+                "the new server (pid {}) is not running, so it cannot take port {fixed}; its log is {}",
+                new.pid,
+                new.log.display()
+            )));
+        }
+        reporter.on_start(&format!("handing port {fixed} to the new server"));
+        let old = state
+            .active
+            .as_ref()
+            .filter(|a| Self::is_alive(a))
+            .and_then(LocalResources::of)
+            .filter(|o| o.pid != new.pid && o.handover_port.unwrap_or(o.port) == fixed);
+        if let Some(o) = old.as_ref().filter(|o| !o.shares_port()) {
+            // Started by a modelport that bound the port exclusively: it has to go first.
+            reporter.on_progress(&format!(
+                "the old server (pid {}) cannot share port {fixed}: stopping it first",
+                o.pid
+            ));
+            let _ = process::stop(o.pid, &o.marker(), self.stop_grace).await;
+        }
+        wait_for_revision(&health, &new.revision, Duration::from_secs(30))
+            .await
+            .map_err(|why| ProviderError::StartupFailed {
+                message: format!("the new server did not take over port {fixed}: {why}"),
+                log_tail: process::log_tail(&new.log, LOG_TAIL_LINES),
+                hint: Some(format!("the whole log is {}", new.log.display())),
+            })?;
+        let p = state.pending.as_mut().expect("checked above");
+        p.endpoint.predict_url = on_port(&p.endpoint.predict_url, new.port, fixed);
+        p.endpoint.health_url = health;
+        self.save(&state)?;
+        reporter.on_finish(&format!("the new server answers on port {fixed}"));
+        Ok(state)
+    }
+
+    async fn retire(
         &self,
         mut state: DeploymentState,
         reporter: &dyn Reporter,
@@ -432,7 +532,12 @@ impl Provider for LocalProvider {
         reporter: &dyn Reporter,
     ) -> ProviderResult<DeploymentState> {
         if let Some(pending) = state.pending.take() {
-            reporter.on_start("stopping the new server; the previous one keeps serving");
+            let active_alive = state.active.as_ref().is_some_and(Self::is_alive);
+            reporter.on_start(if active_alive {
+                "stopping the new server; the previous one keeps serving"
+            } else {
+                "stopping the new server"
+            });
             self.stop_revision(&pending, reporter).await;
         }
         self.save(&state)?;
@@ -483,7 +588,7 @@ impl Provider for LocalProvider {
                     format!(
                         "pid {} on port {}, {} contract",
                         r.pid,
-                        r.port,
+                        serving_port(active, r),
                         r.flavour.as_str()
                     ),
                 )
@@ -529,8 +634,15 @@ impl Provider for LocalProvider {
             timeout: Duration::from_secs(u64::from(rev.endpoint.timeout_s.max(1)) + 5),
             concurrency: modelport_verify::http::DEFAULT_CONCURRENCY,
         };
+        let expected = Expected {
+            digest: format!("sha256:{}", rev.model_digest),
+            revision: (!res.revision.is_empty()).then(|| res.revision.clone()),
+            revision_kind: "server revision".into(),
+        };
         Ok(Box::new(
-            HttpPredictor::connect(target, Some(signature)).await?,
+            HttpPredictor::connect(target, Some(signature))
+                .await?
+                .expecting(expected),
         ))
     }
 
@@ -589,9 +701,48 @@ impl Provider for LocalProvider {
     }
 }
 
+/// The port a revision's clients use: the fixed one once it took it over.
+fn serving_port(rev: &Revision, res: &LocalResources) -> u16 {
+    match res.handover_port {
+        Some(p) if rev.endpoint.health_url.contains(&format!("127.0.0.1:{p}/")) => p,
+        _ => res.port,
+    }
+}
+
+/// Polls `health_url` with a new connection each time until a 200 answer names
+/// `revision`, or `within` passes. Other servers may share the port meanwhile.
+async fn wait_for_revision(health_url: &str, revision: &str, within: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    let mut last = String::from("no answer yet");
+    while started.elapsed() < within {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| e.to_string())?;
+        match client.get(health_url).send().await {
+            Ok(r) => {
+                let got = r
+                    .headers()
+                    .get(modelport_core::predictor::headers::REVISION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                if r.status().is_success() && got == revision {
+                    return Ok(());
+                }
+                last = format!("{health_url} answered {} from revision {got:?}", r.status());
+            }
+            Err(e) => last = format!("{health_url}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(format!("{last} after {} s", within.as_secs()))
+}
+
 fn describe(rev: &Revision) -> String {
     match LocalResources::of(rev) {
-        Some(r) => format!("pid {} on port {}", r.pid, r.port),
+        Some(r) => format!("pid {} on port {}", r.pid, serving_port(rev, &r)),
         None => "(unreadable)".into(),
     }
 }

@@ -91,6 +91,20 @@ pub async fn stop(pid: u32, marker: &str, grace: Duration) -> Stopped {
     Stopped::Killed
 }
 
+/// Asks a server started with `--handover-port` to take that port too (SIGUSR1).
+/// False when it is not running.
+pub fn hand_over(pid: u32, marker: &str) -> bool {
+    let Some(raw) = Pid::from_raw(pid as i32) else {
+        return false;
+    };
+    is_alive(pid, marker) && rustix::process::kill_process(raw, Signal::USR1).is_ok()
+}
+
+/// True when nothing listens on `127.0.0.1:port`.
+pub fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
 /// The last `n` lines of a log file (reads at most its last 64 KiB).
 pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
     let Ok(mut file) = File::open(path) else {

@@ -52,6 +52,12 @@ pub struct ServeConfig {
     pub vertex_predict_route: Option<String>,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// A name for the revision this process serves, reported in `x-modelport-revision`.
+    pub revision: Option<String>,
+    /// A port to take over on SIGUSR1 (see [`crate::run`]): the local provider starts
+    /// a new server on a free port, compares it, and only then hands it the port that
+    /// production clients use.
+    pub handover_port: Option<u16>,
 }
 
 impl ServeConfig {
@@ -75,6 +81,8 @@ impl ServeConfig {
             vertex_health_route: None,
             vertex_predict_route: None,
             shutdown_grace: Duration::from_secs(25),
+            revision: None,
+            handover_port: None,
         }
     }
 }

@@ -14,6 +14,14 @@
 //! verified against its manifest, loaded into every worker and has run one warm-up
 //! inference; only then do health checks turn 200. Inference runs on worker threads
 //! (see [`pool`]), never on the async executor.
+//!
+//! A server started with a handover port ([`ServeConfig::handover_port`]) takes that
+//! port too when it receives SIGUSR1: the local provider starts each new revision on
+//! a port of its own, compares it there, and only then hands it the port production
+//! clients use. The port is bound with `SO_REUSEPORT`, so that a later revision can
+//! take it over while this one still listens (no refused connections in between);
+//! while an older server that bound it without that option still holds it, the bind
+//! is retried until the port is free.
 
 pub mod config;
 pub mod error;
@@ -24,10 +32,10 @@ mod routes;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use modelport_runtime::{RuntimeOptions, samples};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 pub use config::{PlatformEnv, ServeConfig};
 pub use error::ServeError;
@@ -71,6 +79,13 @@ pub async fn run(
         }
     });
     let server = tokio::spawn(async move { server.await });
+    let handover = config.handover_port.map(|port| {
+        tokio::spawn(take_over_on_signal(
+            SocketAddr::new(config.host, port),
+            router(state.clone()),
+            stop_rx.clone(),
+        ))
+    });
 
     // Load in the background so that health checks answer 503 meanwhile.
     let loading = tokio::task::spawn_blocking({
@@ -110,15 +125,88 @@ pub async fn run(
         let _ = stop_watch.wait_for(|stop| *stop).await;
         tokio::time::sleep(grace).await;
     };
-    tokio::select! {
-        r = server => {
-            if let Ok(Err(e)) = r {
-                tracing::warn!("server error: {e}");
-            }
+    let servers = async move {
+        if let Ok(Err(e)) = server.await {
+            tracing::warn!("server error: {e}");
         }
+        if let Some(h) = handover {
+            let _ = h.await;
+        }
+    };
+    tokio::select! {
+        _ = servers => {}
         _ = deadline => tracing::warn!("requests still running after {} s; exiting anyway", grace.as_secs()),
     }
     Ok(())
+}
+
+/// Waits for SIGUSR1, then binds `addr` (retrying while another process holds it
+/// without `SO_REUSEPORT`) and serves there too, until the shutdown signal.
+async fn take_over_on_signal(
+    addr: SocketAddr,
+    app: axum::Router,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut usr1 = match signal(SignalKind::user_defined1()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(
+                "cannot listen for SIGUSR1, so port {} cannot be handed over: {e}",
+                addr.port()
+            );
+            return;
+        }
+    };
+    let mut stopping = stop.clone();
+    tokio::select! {
+        _ = usr1.recv() => {}
+        _ = stopping.wait_for(|s| *s) => return,
+    }
+    tracing::info!("taking over port {}", addr.port());
+    let started = Instant::now();
+    let listener = loop {
+        match bind_shared(addr) {
+            Ok(l) => break l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && started.elapsed() < HANDOVER_WAIT => {
+                if *stop.borrow() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => {
+                tracing::error!("cannot take over {addr}: {e}");
+                return;
+            }
+        }
+    };
+    tracing::info!(
+        "listening on http://{addr} too (took {} ms)",
+        started.elapsed().as_millis()
+    );
+    let mut rx = stop;
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = rx.wait_for(|s| *s).await;
+    });
+    if let Err(e) = server.await {
+        tracing::warn!("server error on {addr}: {e}");
+    }
+}
+
+/// How long a handover waits for the previous server to release the port.
+const HANDOVER_WAIT: Duration = Duration::from_secs(60);
+
+/// A listener that other processes of the same user may bind beside (`SO_REUSEPORT`).
+fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Resolves once SIGTERM or SIGINT arrives: how SageMaker, Vertex and a terminal stop us.

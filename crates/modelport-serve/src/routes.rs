@@ -36,8 +36,10 @@ pub struct AppState {
     timeout: Duration,
     vertex_health_route: Option<String>,
     vertex_predict_route: Option<String>,
+    /// The revision name this process reports (`--revision`), if any.
+    revision: Option<String>,
     loaded: OnceLock<Loaded>,
-    identity: OnceLock<[(&'static str, HeaderValue); 4]>,
+    identity: OnceLock<Vec<(&'static str, HeaderValue)>>,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             timeout: config.timeout,
             vertex_health_route: config.vertex_health_route.clone(),
             vertex_predict_route: config.vertex_predict_route.clone(),
+            revision: config.revision.clone(),
             loaded: OnceLock::new(),
             identity: OnceLock::new(),
         }
@@ -59,8 +62,9 @@ impl AppState {
             engine: Some(loaded.engine.engine.name().to_string()),
             engine_version: Some(loaded.engine.version.clone()),
             digest: Some(loaded.digest.clone()),
+            revision: self.revision.clone(),
         };
-        let _ = self.identity.set([
+        let mut identity = vec![
             (mp_headers::ENGINE, value(loaded.engine.engine.name())),
             (mp_headers::ENGINE_VERSION, value(&loaded.engine.version)),
             (mp_headers::DIGEST, value(&loaded.digest)),
@@ -68,7 +72,11 @@ impl AppState {
                 mp_headers::SAGEMAKER_CUSTOM_ATTRIBUTES,
                 value(&served.to_custom_attributes()),
             ),
-        ]);
+        ];
+        if let Some(r) = &self.revision {
+            identity.push((mp_headers::REVISION, value(r)));
+        }
+        let _ = self.identity.set(identity);
         let _ = self.loaded.set(loaded);
     }
 

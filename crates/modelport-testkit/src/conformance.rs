@@ -8,7 +8,8 @@ use std::path::Path;
 use anyhow::{Context, ensure};
 use modelport_core::provider::{ActionKind, ArtifactRef, DestroyOptions, Health, Provider, Silent};
 use modelport_core::spec::{DeploymentSpec, EngineChoice};
-use modelport_core::state::{Which, Workspace};
+use modelport_core::state::{RolloutMode, Which, Workspace};
+use modelport_deploy::{Cancellation, Deployer, Outcome, ReferenceVerifier};
 use modelport_package::{PackageOptions, package};
 use modelport_runtime::{ModelInfo, RuntimeOptions};
 use modelport_verify::{DEFAULT_WORST, LocalPredictor};
@@ -70,7 +71,12 @@ pub async fn check_revision(
     Ok(())
 }
 
-/// deploy → status → compare → redeploy (a no-op) → update → compare → destroy.
+/// deploy → status → compare → redeploy (a no-op) → update → compare → destroy,
+/// each step of the rollout driven by hand, then an update through the rollout itself.
+///
+/// After an update's `apply`, the active revision is compared the way production
+/// clients reach it: every answer must come from the active revision, so a provider
+/// that let the pending one take production traffic fails here.
 ///
 /// `changed` is `spec` with a change that makes a new revision (another model or
 /// other serving settings).
@@ -85,7 +91,8 @@ pub async fn lifecycle(
     let artifact = package_spec(spec, &scratch.path().join("a"))?;
 
     // A first plan creates, and changes nothing.
-    let plan = provider.plan(spec, &artifact, None).await?;
+    let mode = RolloutMode::BeforeTraffic;
+    let plan = provider.plan(spec, &artifact, None, mode).await?;
     ensure!(
         !plan.is_noop(),
         "a first plan must create something: {:?}",
@@ -112,19 +119,23 @@ pub async fn lifecycle(
         "apply must persist the pending revision"
     );
     check_revision(provider, &state, Which::Pending, spec, &artifact).await?;
-    let state = provider.promote(state, &Silent).await?;
+    let state = provider.move_traffic(state, &Silent).await?;
+    // Moving the traffic is idempotent.
+    let state = provider.move_traffic(state, &Silent).await?;
+    check_revision(provider, &state, Which::Pending, spec, &artifact).await?;
+    let state = provider.retire(state, &Silent).await?;
     ensure!(
         state.pending.is_none() && state.active.is_some(),
         "{state:?}"
     );
-    // promote is idempotent.
-    let state = provider.promote(state, &Silent).await?;
+    // retire is idempotent.
+    let state = provider.retire(state, &Silent).await?;
     let status = provider.status(&state).await?;
     ensure!(status.health == Health::InService, "{status:?}");
     check_revision(provider, &state, Which::Active, spec, &artifact).await?;
 
     // Unchanged: the plan keeps everything and apply starts nothing.
-    let plan = provider.plan(spec, &artifact, Some(&state)).await?;
+    let plan = provider.plan(spec, &artifact, Some(&state), mode).await?;
     ensure!(
         plan.is_noop(),
         "an unchanged plan must keep everything: {:?}",
@@ -136,10 +147,13 @@ pub async fn lifecycle(
         "an unchanged apply started a revision"
     );
 
-    // A change comes up next to the active revision; rolling it back keeps the
-    // active one serving; applying again and promoting switches to it.
+    // A change comes up next to the active revision, which keeps all the production
+    // traffic; rolling it back keeps the active one serving; the rollout then
+    // switches to it.
     let new_artifact = package_spec(changed, &scratch.path().join("b"))?;
-    let plan = provider.plan(changed, &new_artifact, Some(&state)).await?;
+    let plan = provider
+        .plan(changed, &new_artifact, Some(&state), mode)
+        .await?;
     ensure!(
         !plan.is_noop(),
         "a change must be planned: {:?}",
@@ -154,16 +168,43 @@ pub async fn lifecycle(
         "{state:?}"
     );
     check_revision(provider, &state, Which::Pending, changed, &new_artifact).await?;
+    check_revision(provider, &state, Which::Active, spec, &artifact)
+        .await
+        .context("production requests must still reach the active revision only")?;
     let state = provider.rollback(state, &Silent).await?;
     ensure!(state.pending.is_none(), "{state:?}");
     check_revision(provider, &state, Which::Active, spec, &artifact).await?;
 
-    let plan = provider.plan(changed, &new_artifact, Some(&state)).await?;
-    let state = provider
-        .apply(&plan, &Silent)
+    let plan = provider
+        .plan(changed, &new_artifact, Some(&state), mode)
+        .await?;
+    modelport_local::store_artifact(ws, &new_artifact)?;
+    let verifier = ReferenceVerifier {
+        workspace: ws.clone(),
+        artifact: new_artifact.clone(),
+        label: "reference".into(),
+        engine: EngineChoice::Auto,
+        verify: changed.verify.clone(),
+        worst: DEFAULT_WORST,
+    };
+    let deployer = Deployer {
+        provider,
+        workspace: ws,
+        reporter: &Silent,
+        cancel: Cancellation::never(),
+    };
+    let outcome = deployer
+        .run(plan, Some(&verifier))
         .await
-        .context("second update apply")?;
-    let state = provider.promote(state, &Silent).await?;
+        .context("the rollout of the update")?;
+    let Outcome::Deployed { state, report } = outcome else {
+        anyhow::bail!("the rollout did not deploy: {outcome:?}");
+    };
+    ensure!(report.is_some_and(|r| r.passed()), "no passing comparison");
+    ensure!(
+        state.rollout.is_none() && state.pending.is_none(),
+        "{state:?}"
+    );
     let status = provider.status(&state).await?;
     ensure!(status.health == Health::InService, "{status:?}");
     check_revision(provider, &state, Which::Active, changed, &new_artifact).await?;

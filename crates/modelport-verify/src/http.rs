@@ -11,8 +11,8 @@ use futures_util::{StreamExt, stream};
 use modelport_core::predictor::headers;
 use modelport_core::state::Protocol;
 use modelport_core::{
-    Batch, DType, Dim, PredictError, Prediction, Predictor, ServedBy, Signature, TargetInfo,
-    TargetKind, TensorSpec, codec,
+    Batch, DType, Dim, Expected, PredictError, Prediction, Predictor, ServedBy, Signature,
+    TargetInfo, TargetKind, TensorSpec, codec,
 };
 use serde_json::Value;
 
@@ -101,6 +101,7 @@ pub struct BatchPredictor<T> {
     max_request_bytes: usize,
     concurrency: usize,
     signature: Option<Signature>,
+    expected: Option<Expected>,
 }
 
 /// A server reached over plain HTTP.
@@ -124,7 +125,15 @@ impl<T: Transport> BatchPredictor<T> {
             max_request_bytes,
             concurrency,
             signature,
+            expected: None,
         }
+    }
+
+    /// Requires every answer to carry this identity: an answer without it, or with
+    /// another revision's, fails the prediction with [`PredictError::Identity`].
+    pub fn expecting(mut self, expected: Expected) -> BatchPredictor<T> {
+        self.expected = Some(expected);
+        self
     }
 
     /// A deployed revision's cloud endpoint, reached through `transport`: named after
@@ -201,6 +210,15 @@ impl<T: Transport> BatchPredictor<T> {
     async fn send(&self, body: Vec<u8>, rows: usize) -> Result<(Batch, ServedBy), PredictError> {
         let label = &self.info.label;
         let reply = self.transport.post(body).await?;
+        if let Some(expected) = &self.expected
+            && reply.status == 200
+            && let Err(message) = expected.check(&reply.served_by)
+        {
+            return Err(PredictError::Identity {
+                target: label.clone(),
+                message,
+            });
+        }
         if reply.status != 200 {
             let message = serde_json::from_slice::<Value>(&reply.body)
                 .ok()
@@ -428,6 +446,7 @@ fn served_by(h: &reqwest::header::HeaderMap) -> ServedBy {
         engine: get(headers::ENGINE),
         engine_version: get(headers::ENGINE_VERSION),
         digest: get(headers::DIGEST),
+        revision: get(headers::REVISION),
     }
 }
 

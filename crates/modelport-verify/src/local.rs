@@ -34,6 +34,7 @@ impl LocalPredictor {
                     engine: Some(info.engine.name().to_string()),
                     engine_version: Some(info.version.clone()),
                     digest,
+                    revision: None,
                 },
             },
             model,

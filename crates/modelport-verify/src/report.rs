@@ -503,6 +503,7 @@ mod tests {
             engine: Some("onnxruntime".into()),
             engine_version: Some("1.32.0".into()),
             digest: digest.map(String::from),
+            revision: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use modelport_core::Predictor;
+use modelport_core::lock::LockKind;
 use modelport_core::spec::VerifySpec;
 use modelport_core::state::Which;
 use modelport_verify::{render_junit, render_text};
@@ -13,6 +14,21 @@ use crate::exit::Code;
 
 pub fn run(args: CompareArgs, out: OutputFormat) -> anyhow::Result<Code> {
     let ws = super::workspace(&args.workspace.home)?;
+    // A deployment is compared while no rollout changes it: a shared lock, which a
+    // deploy or destroy of it waits for (and the other way round).
+    let mut _locks = Vec::new();
+    for text in std::iter::once(&args.a).chain(args.b.as_ref()) {
+        if let Target::Deployment(s) = targets::resolve_target(&ws, text)? {
+            _locks.push(targets::lock(
+                &ws,
+                &s.name,
+                LockKind::Shared,
+                "compare",
+                std::time::Duration::from_secs(args.lock.wait_lock),
+                out == OutputFormat::Json,
+            )?);
+        }
+    }
     let a = targets::resolve_target(&ws, &args.a)?;
     let runtime = targets::runtime()?;
 

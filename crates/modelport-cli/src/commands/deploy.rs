@@ -1,17 +1,26 @@
-//! `modelport deploy`: package, plan, apply, compare, then promote or roll back.
+//! `modelport deploy`: the rollout of `modelport_deploy`, wired to the terminal.
+//!
+//! Under the deployment's lock: finish or undo what an interrupted deploy left,
+//! package and plan, print the plan (and ask, on a terminal, before something
+//! billed starts), then roll out: the new revision comes up beside the old one, is
+//! compared with the packaged model on the local runtime before any production
+//! request reaches it, and only then takes the traffic. SIGINT and SIGTERM from then
+//! on roll the new revision back instead of ending the process.
+
+use std::time::Duration;
 
 use anyhow::Context;
-use modelport_catalog::ModelFootprint;
-use modelport_core::provider::{ArtifactRef, Reporter};
+use modelport_core::lock::LockKind;
+use modelport_core::provider::{Provider, Reporter};
 use modelport_core::spec::DeploymentSpec;
-use modelport_core::state::{Which, Workspace};
-use modelport_package::{PackageOptions, package};
-use modelport_runtime::ModelInfo;
+use modelport_core::state::{DeploymentState, Workspace};
+use modelport_deploy::{
+    Cancellation, Deployer, Outcome, Packaged, Planned, ReferenceVerifier, Scratch,
+};
 use modelport_verify::{CompareReport, DEFAULT_WORST, render_text};
 use serde_json::json;
 
-use super::targets::{self, load_local};
-use super::{plan, print_json};
+use super::{plan, print_json, targets};
 use crate::cli::{DeployArgs, OutputFormat};
 use crate::exit::Code;
 use crate::reporter::StderrReporter;
@@ -20,204 +29,204 @@ pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<C
     let spec = DeploymentSpec::from_file(&args.file)?;
     let ws = super::workspace(&args.workspace.home)?;
     let provider = targets::provider(&args.provider, &ws)?;
-    let name = spec.name.as_str().to_string();
-    let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
-
-    let scratch = Scratch::new(&ws, "package");
     let runtime = targets::runtime()?;
-    // Validation against the catalog, packaging and the plan, with its cost: what
-    // `modelport plan` prints.
-    let planned = plan::prepare(&spec, &ws, provider.as_ref(), &scratch, &runtime, &reporter)?;
-    if out == OutputFormat::Text && !quiet {
+    runtime.block_on(deploy(&args, &spec, &ws, provider.as_ref(), out, quiet))
+}
+
+async fn deploy(
+    args: &DeployArgs,
+    spec: &DeploymentSpec,
+    ws: &Workspace,
+    provider: &dyn Provider,
+    out: OutputFormat,
+    quiet: bool,
+) -> anyhow::Result<Code> {
+    let name = spec.name.as_str();
+    let silent = quiet || out == OutputFormat::Json;
+    let reporter = StderrReporter::new(silent);
+    let mode = targets::rollout_mode(spec, args.no_verify);
+    let wait = Duration::from_secs(args.lock.wait_lock);
+    // A wrong instance type fails before anything is locked, packaged or created.
+    modelport_deploy::check_compute(spec, provider)?;
+    let scratch = Scratch::new(ws, "package");
+
+    let mut lock = targets::lock(ws, name, LockKind::Exclusive, "deploy", wait, silent)?;
+    let mut deployer = Deployer {
+        provider,
+        workspace: ws,
+        reporter: &reporter,
+        cancel: Cancellation::never(),
+    };
+    let (state, recovered) = recover(&deployer, spec, ws, provider).await?;
+    reporter.on_start(&format!("packaging {}", spec.model_path().display()));
+    let packaged = {
+        let spec = spec.clone();
+        let dir = scratch.path().to_path_buf();
+        tokio::task::spawn_blocking(move || modelport_deploy::package_model(&spec, &dir))
+            .await??
+    };
+    let mut planned =
+        modelport_deploy::plan(spec, ws, provider, &packaged, state.as_ref(), mode).await?;
+    if !silent {
         eprint!("{}", plan::render(&planned));
     }
-    if !plan::confirm(&planned, args.yes)? {
-        eprintln!("cancelled: nothing was created");
-        return Ok(Code::Error);
+    if plan::asks(&planned, args.yes) {
+        // Nobody waits on us while the user reads the plan.
+        drop(lock);
+        if !plan::confirm(&planned)? {
+            eprintln!("cancelled: nothing was created");
+            return Ok(Code::Error);
+        }
+        lock = targets::lock(ws, name, LockKind::Exclusive, "deploy", wait, silent)?;
+        planned = replan(&deployer, spec, ws, provider, &packaged, planned, mode).await?;
     }
-    let plan = planned.plan;
-    let artifact = plan.artifact.clone();
+
+    // From here on a signal rolls the new revision back.
+    deployer.cancel = Cancellation::on_signals().context("cannot watch for SIGINT and SIGTERM")?;
     // `compare NAME` runs exactly what was deployed, whichever the provider: the
     // artifact is kept in the workspace's store by content.
-    modelport_local::store_artifact(&ws, &artifact)?;
-    let state = match runtime.block_on(provider.apply(&plan, &reporter)) {
-        Ok(s) => s,
-        Err(e) => {
-            forget_if_empty(&ws, &name)?;
-            return Err(e.into());
-        }
+    modelport_local::store_artifact(ws, &packaged.artifact)?;
+    let mut verify = spec.verify.clone();
+    verify.samples = spec.samples_path();
+    let verifier = ReferenceVerifier {
+        workspace: ws.clone(),
+        artifact: packaged.artifact.clone(),
+        label: spec.model_path().display().to_string(),
+        engine: args.engine.engine,
+        verify,
+        worst: DEFAULT_WORST,
     };
-    if state.pending.is_none() {
-        // Nothing new to start: an unchanged deploy, or one that only removed what an
-        // interrupted deploy left behind.
-        let changed = !plan.is_noop();
-        plan::record_deployed(&ws, &state, &spec);
-        let status = runtime.block_on(provider.status(&state))?;
-        match out {
-            OutputFormat::Json => {
-                print_json(&json!({"changed": changed, "plan": plan, "status": status}))?
-            }
-            OutputFormat::Text => println!(
-                "{name} is up to date{} ({})",
-                if changed {
-                    "; removed what an interrupted deploy left"
-                } else {
-                    ": nothing to do"
-                },
-                status.predict_url.as_deref().unwrap_or("no URL")
-            ),
+    let plan_json = serde_json::to_value(&planned.plan)?;
+    let outcome = deployer.run(planned.plan, Some(&verifier)).await;
+    drop(lock);
+    let outcome = outcome?;
+    report(args, provider, name, out, recovered, plan_json, outcome).await
+}
+
+/// Finishes or undoes what an interrupted deploy left, so that the plan starts
+/// from a settled state.
+async fn recover(
+    deployer: &Deployer<'_>,
+    spec: &DeploymentSpec,
+    ws: &Workspace,
+    provider: &dyn Provider,
+) -> anyhow::Result<(Option<DeploymentState>, bool)> {
+    let state = modelport_deploy::recorded_state(spec, ws, provider)?;
+    match state {
+        Some(s) if s.pending.is_some() || s.rollout.is_some() => {
+            Ok(deployer.recover(s).await?)
         }
-        return Ok(Code::Success);
+        other => Ok((other, false)),
     }
-    let report = if args.no_verify {
-        None
-    } else {
-        reporter.on_start("comparing the new endpoint with the local runtime");
-        let endpoint = runtime.block_on(provider.endpoint(&state, Which::Pending))?;
-        let reference = load_local(
-            &spec.model_path(),
-            args.engine.engine,
-            spec.model_path().display().to_string(),
-            Some(format!("sha256:{}", artifact.model_digest)),
-        )?;
-        let signature = reference.model_signature().clone();
-        let mut verify = spec.verify.clone();
-        verify.samples = spec.samples_path();
-        let inputs = targets::inputs(&verify, &signature)?;
-        let result = runtime.block_on(modelport_verify::run::compare(
-            endpoint.as_ref(),
-            &reference,
-            &inputs,
-            &verify,
-            DEFAULT_WORST,
-        ));
-        match result {
-            Ok(r) => Some(r),
-            Err(e) => {
-                runtime.block_on(provider.rollback(state, &reporter))?;
-                forget_if_empty(&ws, &name)?;
-                return Err(e)
-                    .context("the comparison could not run; the new revision was removed");
+}
+
+/// After the confirmation prompt, under the lock again: the state is read anew, and
+/// a plan that another command changed meanwhile is not applied.
+async fn replan(
+    deployer: &Deployer<'_>,
+    spec: &DeploymentSpec,
+    ws: &Workspace,
+    provider: &dyn Provider,
+    packaged: &Packaged,
+    planned: Planned,
+    mode: modelport_core::state::RolloutMode,
+) -> anyhow::Result<Planned> {
+    let (state, _) = recover(deployer, spec, ws, provider).await?;
+    if state == planned.plan.previous {
+        return Ok(planned);
+    }
+    let fresh = modelport_deploy::plan(spec, ws, provider, packaged, state.as_ref(), mode).await?;
+    if fresh.plan.actions != planned.plan.actions {
+        eprint!("{}", plan::render(&fresh));
+        anyhow::bail!(
+            "deployment {:?} changed while the plan was shown (another modelport command ran): nothing was done; run the deploy again to see the new plan",
+            spec.name.as_str()
+        );
+    }
+    Ok(fresh)
+}
+
+async fn report(
+    args: &DeployArgs,
+    provider: &dyn Provider,
+    name: &str,
+    out: OutputFormat,
+    recovered: bool,
+    plan: serde_json::Value,
+    outcome: Outcome,
+) -> anyhow::Result<Code> {
+    let (state, comparison, passed, reason) = match outcome {
+        Outcome::UpToDate { state } => {
+            let status = provider.status(&state).await?;
+            match out {
+                OutputFormat::Json => print_json(&json!({
+                    "changed": recovered,
+                    "plan": plan,
+                    "status": status,
+                }))?,
+                OutputFormat::Text => println!(
+                    "{name} is up to date{} ({})",
+                    if recovered {
+                        "; finished what an interrupted deploy left"
+                    } else {
+                        ": nothing to do"
+                    },
+                    status.predict_url.as_deref().unwrap_or("no URL")
+                ),
             }
+            return Ok(Code::Success);
         }
+        Outcome::Deployed { state, report } => (Some(state), report, true, None),
+        Outcome::Rejected {
+            state,
+            report,
+            reason,
+        } => (state, report, false, Some(reason)),
     };
-
-    let wrong_server = report.as_ref().and_then(|r| {
-        let expected = format!("sha256:{}", artifact.model_digest);
-        match &r.a.served_by.digest {
-            Some(d) if *d != expected => Some(format!(
-                "the endpoint answered as {d}, but the deployed model is {expected}"
-            )),
-            _ => None,
-        }
-    });
-    let passed = report.as_ref().is_none_or(CompareReport::passed) && wrong_server.is_none();
-    let state = if passed {
-        let s = runtime.block_on(provider.promote(state, &reporter))?;
-        plan::record_deployed(&ws, &s, &spec);
-        s
-    } else {
-        let s = runtime.block_on(provider.rollback(state, &reporter))?;
-        forget_if_empty(&ws, &name)?;
-        s
+    let status = match &state {
+        Some(s) => Some(provider.status(s).await?),
+        None => None,
     };
-    let status = runtime.block_on(provider.status(&state))?;
-
     match out {
         OutputFormat::Json => print_json(&json!({
             "changed": passed,
             "passed": passed,
+            "reason": reason,
             "plan": plan,
-            "comparison": report,
+            "comparison": comparison,
             "status": status,
         }))?,
         OutputFormat::Text => {
-            if let Some(r) = &report {
+            if let Some(r) = &comparison {
                 print!("{}", render_text(r));
             }
-            if let Some(w) = &wrong_server {
-                println!("FAIL  {w}");
+            if let (Some(why), None) = (&reason, &comparison) {
+                println!("FAIL  {why}");
+            } else if let (Some(why), Some(r)) = (&reason, &comparison)
+                && r.passed()
+            {
+                println!("FAIL  {why}");
             }
-            if passed {
-                println!(
+            match (&status, passed) {
+                (Some(s), true) => println!(
                     "deployed {name}: {} ({})",
-                    status.predict_url.as_deref().unwrap_or("-"),
-                    status.detail
-                );
-            } else if state.active.is_some() {
-                println!(
+                    s.predict_url.as_deref().unwrap_or("-"),
+                    s.detail
+                ),
+                (Some(_), false) => println!(
                     "not deployed: the new revision was removed and the previous one keeps serving"
-                );
-            } else {
-                println!("not deployed: the new revision was removed");
+                ),
+                (None, _) => println!("not deployed: the new revision was removed"),
             }
         }
     }
-    if let (Some(path), Some(r)) = (&args.junit, &report) {
-        std::fs::write(path, modelport_verify::render_junit(r))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    if let (Some(path), Some(r)) = (&args.junit, &comparison) {
+        write_junit(path, r)?;
     }
-    Ok(if passed {
-        Code::Success
-    } else {
-        Code::Mismatch
-    })
+    Ok(if passed { Code::Success } else { Code::Mismatch })
 }
 
-/// A first deploy that failed leaves nothing to remember.
-fn forget_if_empty(ws: &Workspace, name: &str) -> anyhow::Result<()> {
-    if let Some(s) = ws.load_state(name)?
-        && s.active.is_none()
-        && s.pending.is_none()
-    {
-        ws.remove_state(name)?;
-    }
-    Ok(())
-}
-
-/// Packages the spec's model into the workspace's scratch space; also says what the
-/// model weighs, for the fit check.
-pub(super) fn package_model(
-    spec: &DeploymentSpec,
-    scratch: &std::path::Path,
-) -> anyhow::Result<(ArtifactRef, ModelFootprint)> {
-    let model = spec.model_path();
-    let info =
-        ModelInfo::from_path(&model).with_context(|| format!("cannot load {}", model.display()))?;
-    let opts = PackageOptions {
-        signature: Some(info.signature.clone()),
-        ..PackageOptions::default()
-    };
-    let artifact = package(&model, scratch, &opts)?;
-    let footprint = ModelFootprint {
-        file_bytes: info.size_bytes,
-        parameters: info.parameters,
-        weight_bytes: info.weight_bytes,
-    };
-    Ok((
-        ArtifactRef {
-            model_digest: artifact.manifest.digest(),
-            path: artifact.path,
-            digest: artifact.digest,
-            size: artifact.size,
-            signature: Some(info.signature),
-        },
-        footprint,
-    ))
-}
-
-/// A scratch directory removed when the command ends, however it ends.
-pub(super) struct Scratch(pub std::path::PathBuf);
-
-impl Scratch {
-    /// `<workspace>/tmp/<what>-<pid>`.
-    pub(super) fn new(ws: &Workspace, what: &str) -> Scratch {
-        Scratch(ws.tmp_dir().join(format!("{what}-{}", std::process::id())))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn write_junit(path: &std::path::Path, r: &CompareReport) -> anyhow::Result<()> {
+    std::fs::write(path, modelport_verify::render_junit(r))
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -1,5 +1,6 @@
 //! `modelport destroy NAME`: stop what a deployment runs and forget it.
 
+use modelport_core::lock::LockKind;
 use modelport_core::provider::DestroyOptions;
 use serde_json::json;
 
@@ -11,6 +12,18 @@ use crate::reporter::StderrReporter;
 
 pub fn run(args: DestroyArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Code> {
     let ws = super::workspace(&args.workspace.home)?;
+    // Nothing changes a deployment while it is destroyed; the state is read under the lock.
+    let _lock = match ws.load_state(&args.name)? {
+        Some(_) => Some(targets::lock(
+            &ws,
+            &args.name,
+            LockKind::Exclusive,
+            "destroy",
+            std::time::Duration::from_secs(args.lock.wait_lock),
+            quiet || out == OutputFormat::Json,
+        )?),
+        None => None,
+    };
     let Some(state) = ws.load_state(&args.name)? else {
         match out {
             OutputFormat::Json => print_json(&json!({"name": args.name, "destroyed": false}))?,

@@ -141,7 +141,7 @@ fn hourly(
         .map(|s| {
             Ok(match ws.load_state(&s.name)? {
                 Some(state) if s.health != Health::Stopped => {
-                    super::plan::hourly(ws, &catalogs, &state)
+                    modelport_deploy::hourly(ws, &catalogs, &state)
                 }
                 Some(_) => ("$0/h".into(), Some(0.0)),
                 None => ("?".into(), None),

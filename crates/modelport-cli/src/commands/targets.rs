@@ -55,6 +55,37 @@ pub fn load_state(ws: &Workspace, name: &str) -> anyhow::Result<DeploymentState>
     }
 }
 
+/// How `deploy` proves the new revision: the spec's `verify.mode`, or not at all
+/// with `--no-verify`.
+pub fn rollout_mode(
+    spec: &modelport_core::spec::DeploymentSpec,
+    no_verify: bool,
+) -> modelport_core::state::RolloutMode {
+    use modelport_core::spec::VerifyMode;
+    use modelport_core::state::RolloutMode;
+    match (no_verify, spec.verify.mode) {
+        (true, _) => RolloutMode::Unverified,
+        (false, VerifyMode::BeforeTraffic) => RolloutMode::BeforeTraffic,
+        (false, VerifyMode::AfterTraffic) => RolloutMode::AfterTraffic,
+    }
+}
+
+/// Takes deployment `name`'s lock for `command`, saying on stderr when it waits.
+pub fn lock(
+    ws: &Workspace,
+    name: &str,
+    kind: modelport_core::lock::LockKind,
+    command: &str,
+    wait: std::time::Duration,
+    quiet: bool,
+) -> anyhow::Result<modelport_core::lock::DeploymentLock> {
+    Ok(ws.lock(name, kind, command, wait, |message| {
+        if !quiet {
+            eprintln!("  {message}");
+        }
+    })?)
+}
+
 /// A comparison target as the user named it.
 pub enum Target {
     Url(String),

@@ -142,6 +142,7 @@ pub(crate) const OPERATIONS: &[&str] = &[
     "ListEndpointConfigs",
     "CreateEndpoint",
     "UpdateEndpoint",
+    "UpdateEndpointWeightsAndCapacities",
     "DescribeEndpoint",
     "DeleteEndpoint",
     "ListEndpoints",
@@ -215,6 +216,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, op: &str, input: Map<String, Value>) 
         }
         "CreateEndpoint" => create_endpoint(shared, &mut state, input),
         "UpdateEndpoint" => update_endpoint(shared, &mut state, input),
+        "UpdateEndpointWeightsAndCapacities" => update_weights(shared, &mut state, &input),
         "DescribeEndpoint" => {
             let name = str_of(&input, "EndpointName");
             let rec = state
@@ -380,6 +382,25 @@ fn create_config(shared: &Shared, state: &mut State, input: Map<String, Value>) 
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let serverless = variants
+        .iter()
+        .filter(|v| v.get("ServerlessConfig").is_some())
+        .count();
+    if serverless > 0 && variants.len() > 1 {
+        return Err(ApiError::validation(
+            "Serverless Inference does not support multiple production variants: an endpoint \
+             configuration with a ServerlessConfig must have exactly one production variant.",
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for v in &variants {
+        let variant = v.get("VariantName").and_then(Value::as_str).unwrap_or("");
+        if !seen.insert(variant.to_lowercase()) {
+            return Err(ApiError::validation(format!(
+                "The production variant name {variant} is used more than once."
+            )));
+        }
+    }
     for v in &variants {
         let model = v.get("ModelName").and_then(Value::as_str).unwrap_or("");
         if !state.models.contains_key(&key(model)) {
@@ -549,6 +570,86 @@ fn update_endpoint(
     Ok(json!({"EndpointArn": arn}))
 }
 
+/// UpdateEndpointWeightsAndCapacities: Updating, then the new weights (and counts)
+/// take effect and the endpoint is InService again. No new fleet is started.
+fn update_weights(
+    shared: &Arc<Shared>,
+    state: &mut State,
+    input: &Map<String, Value>,
+) -> Result<Value> {
+    let name = str_of(input, "EndpointName").to_string();
+    let generation = state.next_generation();
+    let rec = state
+        .endpoints
+        .get_mut(&key(&name))
+        .ok_or_else(|| not_found(shared, "endpoint", "endpoint", &name))?;
+    if rec.status != "InService" {
+        return Err(ApiError::validation(format!(
+            "Cannot update in-progress endpoint \"{}\".",
+            rec.arn
+        )));
+    }
+    let Some(live) = rec.live.as_mut() else {
+        return Err(ApiError::validation(format!(
+            "Cannot update in-progress endpoint \"{}\".",
+            rec.arn
+        )));
+    };
+    let desired = input
+        .get("DesiredWeightsAndCapacities")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let missing: Vec<&str> = desired
+        .iter()
+        .filter_map(|d| d.get("VariantName").and_then(Value::as_str))
+        .filter(|n| !live.variants.iter().any(|v| v.info.name == *n))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::validation(format!(
+            "The variant(s) \"[{}]\" is/are not present in the endpoint \"{}\".",
+            missing.join(", "),
+            rec.arn
+        )));
+    }
+    for d in &desired {
+        let name = d.get("VariantName").and_then(Value::as_str).unwrap_or("");
+        let v = live
+            .variants
+            .iter_mut()
+            .find(|v| v.info.name == name)
+            .expect("checked above");
+        if let Some(w) = d.get("DesiredWeight").and_then(Value::as_f64) {
+            v.desired_weight = Some(w);
+        }
+        if let Some(n) = d.get("DesiredInstanceCount").and_then(Value::as_i64) {
+            v.desired_count = Some(n);
+        }
+    }
+    let sum: f64 = live
+        .variants
+        .iter()
+        .map(|v| v.desired_weight.unwrap_or(v.info.weight))
+        .sum();
+    // Assumed, not documented: an endpoint whose variants all weigh 0 could route
+    // nothing, so the fake refuses it rather than guess what SageMaker does.
+    if sum <= 0.0 {
+        for v in &mut live.variants {
+            v.desired_weight = None;
+            v.desired_count = None;
+        }
+        return Err(ApiError::validation(
+            "The sum of the weights of the production variants of an endpoint must be greater than 0.",
+        ));
+    }
+    rec.generation = generation;
+    rec.status = "Updating";
+    rec.modified = now();
+    let arn = rec.arn.clone();
+    data::spawn_weights(shared.clone(), key(&name), generation);
+    Ok(json!({"EndpointArn": arn}))
+}
+
 fn delete_endpoint(
     shared: &Arc<Shared>,
     state: &mut State,
@@ -573,7 +674,11 @@ fn delete_endpoint(
     Ok(json!({}))
 }
 
-fn variant_summary(v: &data::VariantInfo, current: bool) -> Value {
+fn variant_summary(
+    v: &data::VariantInfo,
+    current: bool,
+    desired: (Option<f64>, Option<i64>),
+) -> Value {
     let mut out = Map::new();
     out.insert("VariantName".into(), json!(v.name));
     if let Some(image) = &v.image {
@@ -583,7 +688,7 @@ fn variant_summary(v: &data::VariantInfo, current: bool) -> Value {
         );
     }
     out.insert("CurrentWeight".into(), json!(v.weight));
-    out.insert("DesiredWeight".into(), json!(v.weight));
+    out.insert("DesiredWeight".into(), json!(desired.0.unwrap_or(v.weight)));
     match (&v.serverless, v.instance_count) {
         (Some(sc), _) => {
             if current {
@@ -595,7 +700,10 @@ fn variant_summary(v: &data::VariantInfo, current: bool) -> Value {
             if current {
                 out.insert("CurrentInstanceCount".into(), json!(count));
             }
-            out.insert("DesiredInstanceCount".into(), json!(count));
+            out.insert(
+                "DesiredInstanceCount".into(),
+                json!(desired.1.unwrap_or(count)),
+            );
         }
     }
     Value::Object(out)
@@ -610,7 +718,7 @@ fn describe_endpoint(rec: &EndpointRec) -> Value {
         let variants: Vec<Value> = live
             .variants
             .iter()
-            .map(|v| variant_summary(&v.info, true))
+            .map(|v| variant_summary(&v.info, true, (v.desired_weight, v.desired_count)))
             .collect();
         out.insert("ProductionVariants".into(), json!(variants));
     }
@@ -630,7 +738,7 @@ fn describe_endpoint(rec: &EndpointRec) -> Value {
             .iter()
             .map(|v| {
                 let mut s =
-                    variant_summary(&data::VariantInfo::of(v, &p.snapshot, p.started), false);
+                    variant_summary(&data::VariantInfo::of(v, &p.snapshot, p.started), false, (None, None));
                 if let (Some(obj), Some(t)) = (s.as_object_mut(), v.get("InstanceType")) {
                     obj.insert("InstanceType".into(), t.clone());
                 }

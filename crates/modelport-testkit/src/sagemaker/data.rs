@@ -62,20 +62,41 @@ pub(crate) struct VariantServer {
     pub info: VariantInfo,
     pub port: u16,
     pub pid: u32,
+    /// The weight an UpdateEndpointWeightsAndCapacities in progress asks for.
+    pub desired_weight: Option<f64>,
+    /// The instance count it asks for.
+    pub desired_count: Option<i64>,
 }
 
 /// The servers of one endpoint configuration.
 pub(crate) struct Deployment {
     pub variants: Vec<VariantServer>,
+    /// Requests routed by weight so far, which spreads them deterministically.
+    pub routed: u64,
 }
 
 impl Deployment {
-    /// The server for `variant`, or the first one.
-    pub fn target(&self, variant: Option<&str>) -> Option<&VariantServer> {
-        match variant {
-            Some(name) => self.variants.iter().find(|v| v.info.name == name),
-            None => self.variants.first(),
+    /// The server for `variant`; without one, the next by the variants' current
+    /// weights (each block of 1000 requests is cut in proportion to them), or `None`
+    /// when every weight is 0.
+    pub fn target(&mut self, variant: Option<&str>) -> Option<&VariantServer> {
+        if let Some(name) = variant {
+            return self.variants.iter().find(|v| v.info.name == name);
         }
+        let total: f64 = self.variants.iter().map(|v| v.info.weight.max(0.0)).sum();
+        if total <= 0.0 {
+            return None;
+        }
+        let slot = (self.routed % 1000) as f64 / 1000.0 * total;
+        self.routed += 1;
+        let mut acc = 0.0;
+        for v in &self.variants {
+            acc += v.info.weight.max(0.0);
+            if slot < acc {
+                return Some(v);
+            }
+        }
+        self.variants.iter().rev().find(|v| v.info.weight > 0.0)
     }
 }
 
@@ -200,6 +221,32 @@ pub(crate) fn spawn_update(shared: Arc<Shared>, key: String, generation: u64, sn
     });
 }
 
+/// UpdateEndpointWeightsAndCapacities' background work: after half the create
+/// delay the desired weights and counts take effect and the endpoint is InService.
+pub(crate) fn spawn_weights(shared: Arc<Shared>, key: String, generation: u64) {
+    tokio::spawn(async move {
+        tokio::time::sleep(shared.config.create_delay / 2).await;
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rec) = state.endpoints.get_mut(&key)
+            && rec.generation == generation
+        {
+            if let Some(live) = rec.live.as_mut() {
+                for v in &mut live.variants {
+                    if let Some(w) = v.desired_weight.take() {
+                        v.info.weight = w;
+                    }
+                    if let Some(n) = v.desired_count.take() {
+                        v.info.instance_count = n;
+                    }
+                }
+            }
+            rec.status = "InService";
+            rec.modified = now();
+            tracing::info!(endpoint = %rec.name, "endpoint weights updated");
+        }
+    });
+}
+
 /// DeleteEndpoint's background work: after the delay the endpoint and its tags are
 /// gone and its servers stopped.
 pub(crate) fn spawn_delete(shared: Arc<Shared>, key: String, generation: u64) {
@@ -234,6 +281,7 @@ async fn start_deployment(
 ) -> Result<Deployment, String> {
     let mut dep = Deployment {
         variants: Vec::new(),
+        routed: 0,
     };
     for variant in &snap.variants {
         let info = VariantInfo::of(variant, snap, now());
@@ -265,7 +313,13 @@ async fn start_deployment(
             )),
         };
         match started {
-            Ok((port, pid)) => dep.variants.push(VariantServer { info, port, pid }),
+            Ok((port, pid)) => dep.variants.push(VariantServer {
+                info,
+                port,
+                pid,
+                desired_weight: None,
+                desired_count: None,
+            }),
             Err(reason) => {
                 stop_deployment(shared, dep).await;
                 return Err(reason);

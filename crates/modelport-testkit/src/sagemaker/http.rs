@@ -14,7 +14,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::control::{self, ApiError};
-use super::{Call, Fault, FaultKind, FaultSpec, MAX_PAYLOAD_BYTES, Shared, validation_message};
+use super::{
+    Answered, Call, Fault, FaultKind, FaultSpec, Invocation, MAX_PAYLOAD_BYTES, Shared,
+    validation_message,
+};
 
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
@@ -322,19 +325,41 @@ async fn invoke_endpoint(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let resp = invoke_inner(shared, name, headers, body).await;
+    let mut resp = invoke_inner(shared, name, headers, body).await;
     let status = resp.status().as_u16();
+    let answered = resp
+        .extensions_mut()
+        .remove::<Answered>()
+        .unwrap_or_default();
+    let target_variant = headers
+        .get(TARGET_VARIANT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     tracing::info!(
         operation = "InvokeEndpoint",
         name,
         status,
+        target = target_variant.as_deref().unwrap_or("-"),
+        variant = answered.variant.as_deref().unwrap_or("-"),
         "sagemaker-runtime"
     );
-    shared.record(Call {
+    let seq = shared.record(Call {
         operation: "InvokeEndpoint".into(),
         name: Some(name.to_string()),
         status,
     });
+    shared
+        .invocations
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Invocation {
+            seq,
+            endpoint: name.to_string(),
+            target_variant,
+            variant: answered.variant,
+            digest: answered.digest,
+            status,
+        });
     resp
 }
 
@@ -394,8 +419,8 @@ async fn invoke_inner(
     }
     let variant = headers.get(TARGET_VARIANT).and_then(|v| v.to_str().ok());
     let target = {
-        let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(rec) = state.endpoints.get(&name.to_lowercase()) else {
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(rec) = state.endpoints.get_mut(&name.to_lowercase()) else {
             return runtime_error(
                 400,
                 "ValidationError",
@@ -403,27 +428,36 @@ async fn invoke_inner(
             );
         };
         let serving = matches!(rec.status, "InService" | "Updating" | "RollingBack");
-        match rec.live.as_ref().filter(|_| serving) {
+        let (rec_name, status) = (rec.name.clone(), rec.status);
+        match rec.live.as_mut().filter(|_| serving) {
             None => {
                 return runtime_error(
                     400,
                     "ValidationError",
                     &format!(
                         "Endpoint {} of account {} is not in service (status: {}).",
-                        rec.name, cfg.account, rec.status
+                        rec_name, cfg.account, status
                     ),
                 );
             }
             Some(dep) => match dep.target(variant) {
                 Some(v) => (v.port, v.info.name.clone()),
+                None if variant.is_none() => {
+                    return runtime_error(
+                        400,
+                        "ValidationError",
+                        &format!(
+                            "Endpoint {rec_name} has no production variant with a weight above 0."
+                        ),
+                    );
+                }
                 None => {
                     return runtime_error(
                         400,
                         "ValidationError",
                         &format!(
-                            "The variant {} does not exist for endpoint {}.",
+                            "The variant {} does not exist for endpoint {rec_name}.",
                             variant.unwrap_or("-"),
-                            rec.name
                         ),
                     );
                 }
@@ -487,6 +521,13 @@ async fn invoke_inner(
             &text,
         );
     }
+    let digest = custom
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| modelport_core::ServedBy::from_custom_attributes(v).digest);
+    let drop_identity = shared
+        .take_fault("InvokeEndpoint", |k| *k == FaultKind::DropIdentity)
+        .is_some();
     let mut resp = Response::new(Body::from(bytes));
     let h = resp.headers_mut();
     h.insert(
@@ -496,9 +537,13 @@ async fn invoke_inner(
     if let Ok(v) = HeaderValue::from_str(&variant_name) {
         h.insert("x-amzn-invoked-production-variant", v);
     }
-    if let Some(v) = custom {
+    if let Some(v) = custom.filter(|_| !drop_identity) {
         h.insert(CUSTOM_ATTRIBUTES, v);
     }
+    resp.extensions_mut().insert(Answered {
+        variant: Some(variant_name),
+        digest,
+    });
     resp
 }
 
@@ -604,6 +649,11 @@ fn fake_api(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Respon
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone())),
+        (&Method::GET, "invocations") => ok(json!(shared
+            .invocations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone())),
         (&Method::GET, "health") => ok(json!({"ok": true})),
         (&Method::POST, "faults") => {
             match crate::faults::parse::<FaultSpec, Fault>(body) {
@@ -629,7 +679,7 @@ fn fake_api(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Respon
         }
         _ => (
             StatusCode::NOT_FOUND,
-            "the fake's API: GET /_fake/calls, POST /_fake/faults, DELETE /_fake/faults, GET /_fake/health",
+            "the fake's API: GET /_fake/calls, GET /_fake/invocations, POST /_fake/faults, DELETE /_fake/faults, GET /_fake/health",
         )
             .into_response(),
     }

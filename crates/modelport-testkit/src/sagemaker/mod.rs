@@ -88,6 +88,10 @@ pub enum FaultKind {
     ServerNeverReady,
     /// InvokeEndpoint answers 429 `ModelNotReadyException`.
     ModelNotReady,
+    /// InvokeEndpoint answers without the container's
+    /// `X-Amzn-SageMaker-Custom-Attributes`, as a container that is not
+    /// `modelport serve` would: the answer says nothing of what produced it.
+    DropIdentity,
 }
 
 /// A fault for the next `times` requests of `operation` (`"*"` for any).
@@ -127,7 +131,7 @@ impl Fault {
 pub struct FaultSpec {
     pub operation: String,
     /// `Throttling`, `ResourceLimitExceeded`, `InternalError`, `Delay`,
-    /// `ServerNeverReady` or `ModelNotReady`.
+    /// `ServerNeverReady`, `ModelNotReady` or `DropIdentity`.
     pub kind: String,
     #[serde(default)]
     pub delay_ms: Option<u64>,
@@ -148,10 +152,11 @@ impl TryFrom<FaultSpec> for Fault {
             )),
             "ServerNeverReady" => FaultKind::ServerNeverReady,
             "ModelNotReady" => FaultKind::ModelNotReady,
+            "DropIdentity" => FaultKind::DropIdentity,
             other => {
                 return Err(format!(
                     "unknown fault kind {other:?}; one of Throttling, ResourceLimitExceeded, \
-                     InternalError, Delay, ServerNeverReady, ModelNotReady"
+                     InternalError, Delay, ServerNeverReady, ModelNotReady, DropIdentity"
                 ));
             }
         };
@@ -176,6 +181,32 @@ pub struct Call {
     pub status: u16,
 }
 
+/// One InvokeEndpoint the fake answered: who asked for what, and who answered.
+/// Tests count these to prove that no production request (one without a
+/// `TargetVariant`) reached a revision before its comparison passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// The index of this request in [`FakeSageMaker::calls`], so it can be placed
+    /// before or after a control-plane call.
+    pub seq: usize,
+    pub endpoint: String,
+    /// The variant the caller asked for; `None` for a request routed by the weights,
+    /// as production clients send them.
+    pub target_variant: Option<String>,
+    /// The variant that answered.
+    pub variant: Option<String>,
+    /// The digest the answering container reported (before any fault dropped it).
+    pub digest: Option<String>,
+    pub status: u16,
+}
+
+/// What the runtime handler learned about an answer, passed to the log.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Answered {
+    pub variant: Option<String>,
+    pub digest: Option<String>,
+}
+
 /// State shared by the HTTP handlers and background tasks.
 pub(crate) struct Shared {
     config: FakeConfig,
@@ -183,6 +214,7 @@ pub(crate) struct Shared {
     state: Mutex<control::State>,
     faults: Mutex<Vec<Fault>>,
     calls: Mutex<Vec<Call>>,
+    invocations: Mutex<Vec<Invocation>>,
     servers: Servers,
     http: reqwest::Client,
     workdir: PathBuf,
@@ -207,11 +239,11 @@ impl Shared {
         Some(kind)
     }
 
-    fn record(&self, call: Call) {
-        self.calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(call);
+    /// Logs a call; returns its index in the log.
+    fn record(&self, call: Call) -> usize {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.push(call);
+        calls.len() - 1
     }
 }
 
@@ -246,6 +278,7 @@ impl FakeSageMaker {
             state: Mutex::new(control::State::default()),
             faults: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
+            invocations: Mutex::new(Vec::new()),
             servers: Servers::default(),
             http,
             workdir: workdir.path().to_path_buf(),
@@ -304,6 +337,15 @@ impl FakeSageMaker {
     pub fn calls(&self) -> Vec<Call> {
         self.shared
             .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every InvokeEndpoint answered so far, in order.
+    pub fn invocations(&self) -> Vec<Invocation> {
+        self.shared
+            .invocations
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()

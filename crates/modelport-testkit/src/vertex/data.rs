@@ -45,6 +45,9 @@ pub(crate) async fn deploy(shared: Arc<Shared>, job: DeployJob) {
             (Some(rec), Ok(dep)) => {
                 rec.deploying = rec.deploying.saturating_sub(1);
                 let id = dep.resource["id"].as_str().unwrap_or_default().to_string();
+                // As the discovery document says: a non-empty split replaces the
+                // endpoint's, and an empty one leaves it as it is (so the first model
+                // deployed with one gets no traffic at all).
                 if !job.split.is_empty() {
                     rec.traffic = job
                         .split
@@ -52,8 +55,6 @@ pub(crate) async fn deploy(shared: Arc<Shared>, job: DeployJob) {
                         .map(|(k, v)| (if k == "0" { id.clone() } else { k.clone() }, *v))
                         .filter(|(_, v)| *v > 0)
                         .collect();
-                } else if rec.traffic.is_empty() && rec.deployed.is_empty() {
-                    rec.traffic.insert(id.clone(), 100);
                 }
                 let response = json!({
                     "@type": "type.googleapis.com/google.cloud.aiplatform.v1.DeployModelResponse",

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::control::{self, ApiError, Loc};
 use super::discovery::{Violation, validation_message};
-use super::{Call, Fault, FaultKind, FaultSpec, Shared};
+use super::{Call, Fault, FaultKind, FaultSpec, Prediction, Shared};
 
 /// How long the container gets to answer a prediction.
 const PREDICT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -21,6 +21,9 @@ const PREDICT_TIMEOUT: Duration = Duration::from_secs(60);
 const SHARED_MAX_BYTES: usize = 1_572_864;
 const DEDICATED_MAX_BYTES: usize = 10 * 1024 * 1024;
 const DEPLOYED_MODEL_HEADER: &str = "x-vertex-ai-deployed-model-id";
+/// The key under which `predict` hands `handle` the deployed model that really
+/// answered; removed before the answer is sent.
+const ANSWERED_BY: &str = "__modelportFakeAnsweredBy";
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
@@ -172,7 +175,28 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         )));
     };
     let int_enums = decode(&query).contains("enum-encoding=int");
-    let resp = match dispatch(&shared, method, &loc, &name, &query, &parts.headers, body).await {
+    let mut answered_by = None;
+    let result = dispatch(&shared, method, &loc, &name, &query, &parts.headers, body)
+        .await
+        .map(|answer| match answer {
+            Answer::Json(mut v) => {
+                // Who really answered, for the prediction log (not part of the answer).
+                answered_by = v
+                    .as_object_mut()
+                    .and_then(|o| o.remove(ANSWERED_BY))
+                    .and_then(|id| id.as_str().map(str::to_string));
+                Answer::Json(v)
+            }
+            Answer::Raw(resp) => {
+                answered_by = resp
+                    .headers()
+                    .get(DEPLOYED_MODEL_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                Answer::Raw(resp)
+            }
+        });
+    let resp = match result {
         Ok(Answer::Json(v)) if cfg!(debug_assertions) && !response_fits(&shared, method, &v) => {
             google_error(&ApiError {
                 http: 500,
@@ -196,12 +220,24 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
     };
     let status = resp.status().as_u16();
-    tracing::info!(method, name = %name, status, "vertex");
-    shared.record(Call {
+    tracing::info!(method, name = %name, status, answered_by = answered_by.as_deref().unwrap_or("-"), "vertex");
+    let seq = shared.record(Call {
         method: method.to_string(),
-        name: Some(name),
+        name: Some(name.clone()),
         status,
     });
+    if let Some(id) = answered_by {
+        shared
+            .predictions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Prediction {
+                seq,
+                endpoint: name,
+                deployed_model_id: id,
+                status,
+            });
+    }
     resp
 }
 
@@ -288,7 +324,9 @@ enum Answer {
 /// deployment takes). `Ok(true)` means a quota fault for deployModel to report
 /// after its own checks.
 async fn take_fault(shared: &Shared, method: &str, loc: &Loc) -> Result<bool, ApiError> {
-    let fault = shared.take_fault(method, |k| *k != FaultKind::ServerNeverReady);
+    let fault = shared.take_fault(method, |k| {
+        !matches!(k, FaultKind::ServerNeverReady | FaultKind::ForeignAnswer)
+    });
     match fault {
         None => Ok(false),
         Some(FaultKind::Delay(d)) => {
@@ -464,7 +502,17 @@ async fn predict(
             message: "The model server's answer has no \"predictions\".".into(),
         });
     }
-    obj.insert("deployedModelId".into(), json!(target.deployed_model_id));
+    let foreign = shared
+        .take_fault("endpoints.predict", |k| *k == FaultKind::ForeignAnswer)
+        .is_some();
+    let named = if foreign {
+        tracing::info!("fault: the answer names another deployed model");
+        "1000000001".to_string()
+    } else {
+        target.deployed_model_id.clone()
+    };
+    obj.insert("deployedModelId".into(), json!(named));
+    obj.insert(ANSWERED_BY.into(), json!(target.deployed_model_id));
     obj.insert("model".into(), json!(target.model));
     obj.insert("modelVersionId".into(), json!("1"));
     if let Some(n) = target.display_name {

@@ -82,6 +82,9 @@ pub enum FaultKind {
     /// The next deployModel starts a server that never answers its health route,
     /// so the operation fails after the startup timeout.
     ServerNeverReady,
+    /// A prediction is answered, but names a deployed model that is not the one that
+    /// answered (an answer whose identity cannot be trusted).
+    ForeignAnswer,
 }
 
 /// A fault for the next `times` requests of `method` (`"*"` for any).
@@ -122,7 +125,7 @@ impl Fault {
 pub struct FaultSpec {
     pub method: String,
     /// `QuotaExceeded`, `TooManyRequests`, `Unavailable`, `Delay` (with
-    /// `delay_ms`) or `ServerNeverReady`.
+    /// `delay_ms`), `ServerNeverReady` or `ForeignAnswer`.
     pub kind: String,
     #[serde(default)]
     pub delay_ms: Option<u64>,
@@ -142,10 +145,11 @@ impl TryFrom<FaultSpec> for Fault {
                 spec.delay_ms.ok_or("a Delay fault needs delay_ms")?,
             )),
             "ServerNeverReady" => FaultKind::ServerNeverReady,
+            "ForeignAnswer" => FaultKind::ForeignAnswer,
             other => {
                 return Err(format!(
                     "unknown fault kind {other:?}; one of QuotaExceeded, TooManyRequests, \
-                     Unavailable, Delay, ServerNeverReady"
+                     Unavailable, Delay, ServerNeverReady, ForeignAnswer"
                 ));
             }
         };
@@ -169,6 +173,20 @@ pub struct Call {
     pub status: u16,
 }
 
+/// One prediction the fake answered: which endpoint was asked and which deployed
+/// model answered. Tests count these to prove that no production request reached
+/// a revision before its comparison passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The index of this request in [`FakeVertex::calls`].
+    pub seq: usize,
+    /// `projects/P/locations/L/endpoints/E`.
+    pub endpoint: String,
+    /// The deployed model whose server answered.
+    pub deployed_model_id: String,
+    pub status: u16,
+}
+
 /// State shared by the HTTP handlers and background tasks.
 pub(crate) struct Shared {
     config: VertexConfig,
@@ -176,6 +194,7 @@ pub(crate) struct Shared {
     state: Mutex<control::State>,
     faults: Mutex<Vec<Fault>>,
     calls: Mutex<Vec<Call>>,
+    predictions: Mutex<Vec<Prediction>>,
     servers: Servers,
     http: reqwest::Client,
     workdir: PathBuf,
@@ -196,11 +215,11 @@ impl Shared {
         Some(kind)
     }
 
-    fn record(&self, call: Call) {
-        self.calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(call);
+    /// Logs a call; returns its index in the log.
+    fn record(&self, call: Call) -> usize {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.push(call);
+        calls.len() - 1
     }
 }
 
@@ -235,6 +254,7 @@ impl FakeVertex {
             state: Mutex::new(control::State::default()),
             faults: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
+            predictions: Mutex::new(Vec::new()),
             servers: Servers::default(),
             http,
             workdir: workdir.path().to_path_buf(),
@@ -289,6 +309,15 @@ impl FakeVertex {
     pub fn calls(&self) -> Vec<Call> {
         self.shared
             .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every prediction answered so far, in order.
+    pub fn predictions(&self) -> Vec<Prediction> {
+        self.shared
+            .predictions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()

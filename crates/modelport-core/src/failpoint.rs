@@ -1,0 +1,71 @@
+//! Fail points: named places where a test can make a debug build fail, crash or
+//! pause, to prove that every step of a rollout can be interrupted and recovered
+//! from. `MODELPORT_FAILPOINTS="rollout.verify=error,rollout.retire=abort"` arms them.
+//!
+//! Release builds read nothing: [`check`] always returns `None` there, so no
+//! environment variable can make a shipped binary misbehave.
+
+use crate::env::MODELPORT_FAILPOINTS;
+
+/// What an armed fail point does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The step fails with an error naming the fail point.
+    Error,
+    /// The process aborts at once, as if killed: no clean-up code runs.
+    Abort,
+    /// The step waits this many milliseconds first (a window for a test's signal).
+    Sleep(u64),
+}
+
+/// The action armed for `name`, if any (debug builds only).
+pub fn check(name: &str) -> Option<Action> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let spec = std::env::var(MODELPORT_FAILPOINTS).ok()?;
+    parse(&spec, name)
+}
+
+/// Aborts when `name` is armed with `abort`; returns the other actions.
+pub fn hit(name: &str) -> Option<Action> {
+    let action = check(name)?;
+    if action == Action::Abort {
+        eprintln!("modelport: fail point {name}: aborting");
+        std::process::abort();
+    }
+    Some(action)
+}
+
+fn parse(spec: &str, name: &str) -> Option<Action> {
+    spec.split(',').find_map(|item| {
+        let (key, action) = item.trim().split_once('=')?;
+        if key.trim() != name {
+            return None;
+        }
+        match action.trim() {
+            "error" => Some(Action::Error),
+            "abort" => Some(Action::Abort),
+            other => other
+                .strip_prefix("sleep(")
+                .and_then(|r| r.strip_suffix(')'))
+                .and_then(|ms| ms.parse().ok())
+                .map(Action::Sleep),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_action_by_name() {
+        let spec = "a=error, b = abort ,c=sleep(250),d=bogus";
+        assert_eq!(parse(spec, "a"), Some(Action::Error));
+        assert_eq!(parse(spec, "b"), Some(Action::Abort));
+        assert_eq!(parse(spec, "c"), Some(Action::Sleep(250)));
+        assert_eq!(parse(spec, "d"), None);
+        assert_eq!(parse(spec, "e"), None);
+    }
+}

@@ -1,0 +1,298 @@
+//! Before anything is created: `compute` checked against the catalog, the model
+//! packaged, the provider's plan, and what it costs. `modelport plan` prints this;
+//! `deploy` prints it and then rolls it out.
+//!
+//! The cost lines never come from the provider: they come from the catalog
+//! (`modelport-catalog`) and the spec, so every provider gets the same prices,
+//! limits and fit checks, and a new backend gets them for free.
+
+use std::path::{Path, PathBuf};
+
+use modelport_catalog::{
+    Catalog, Catalogs, Compute, Cost, Finding, ModelFootprint, PayloadLimit, dollars,
+    local_payload_limit,
+};
+use modelport_core::provider::{ActionKind, ArtifactRef, Plan, Provider, Reporter};
+use modelport_core::spec::DeploymentSpec;
+use modelport_core::state::{DeploymentState, RolloutMode, Workspace};
+use modelport_package::{PackageOptions, package};
+use modelport_runtime::ModelInfo;
+use serde_json::json;
+
+use crate::error::{DeployError, Result};
+
+/// The file, in a deployment's working directory, that records the spec of the
+/// revision that serves, so that `plan` and `list` can price what runs now.
+const DEPLOYED_SPEC: &str = "deployed-spec.json";
+
+/// A plan with its cost, limits and warnings.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub plan: Plan,
+    pub compute: Compute,
+    /// What runs now costs; `None` when the recorded state does not say what runs.
+    pub before: Option<Cost>,
+    pub after: Cost,
+    pub payload: PayloadLimit,
+    pub warnings: Vec<Finding>,
+    /// `Vertex AI list prices in us-central1 as of 2025-01-15 (embedded providers/gcp.yaml)`.
+    pub prices: Option<String>,
+}
+
+impl Planned {
+    /// True when applying the plan starts something billed.
+    pub fn creates_billable(&self) -> bool {
+        self.after.billable
+            && self
+                .plan
+                .actions
+                .iter()
+                .any(|a| matches!(a.kind, ActionKind::Create | ActionKind::Update))
+    }
+
+    /// The documented `--output json` form of a plan.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "name": self.plan.name,
+            "provider": self.plan.provider,
+            "changes": !self.plan.is_noop(),
+            "actions": self.plan.actions,
+            "artifact": self.plan.artifact,
+            "rollout": self.plan.rollout,
+            "compute": self.compute,
+            "cost": {
+                "currency": "USD",
+                "hours_per_month": modelport_catalog::HOURS_PER_MONTH,
+                "before": self.before,
+                "after": self.after,
+                "prices": self.prices,
+            },
+            "payload_limit": self.payload,
+            "warnings": self.warnings,
+        })
+    }
+}
+
+/// A scratch directory removed when dropped, however the command ends.
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// `<workspace>/tmp/<what>-<pid>`.
+    pub fn new(ws: &Workspace, what: &str) -> Scratch {
+        Scratch(ws.tmp_dir().join(format!("{what}-{}", std::process::id())))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The model packaged and described: what `prepare` plans with.
+#[derive(Debug, Clone)]
+pub struct Packaged {
+    pub artifact: ArtifactRef,
+    pub footprint: ModelFootprint,
+}
+
+/// Packages the spec's model into `scratch`; also says what the model weighs, for
+/// the fit check. Blocking.
+pub fn package_model(spec: &DeploymentSpec, scratch: &Path) -> Result<Packaged> {
+    let model = spec.model_path();
+    let info = ModelInfo::from_path(&model)?;
+    let opts = PackageOptions {
+        signature: Some(info.signature.clone()),
+        ..PackageOptions::default()
+    };
+    let artifact = package(&model, scratch, &opts)?;
+    Ok(Packaged {
+        artifact: ArtifactRef {
+            model_digest: artifact.manifest.digest(),
+            path: artifact.path,
+            digest: artifact.digest,
+            size: artifact.size,
+            signature: Some(info.signature),
+        },
+        footprint: ModelFootprint {
+            file_bytes: info.size_bytes,
+            parameters: info.parameters,
+            weight_bytes: info.weight_bytes,
+        },
+    })
+}
+
+/// The compute of `spec` on `provider`, checked against its catalog: a wrong
+/// instance type fails here, before anything is packaged or created.
+pub fn check_compute(spec: &DeploymentSpec, provider: &dyn Provider) -> Result<Compute> {
+    let catalogs = Catalogs::from_env()?;
+    Ok(match catalogs.get(provider.name()) {
+        Some(c) => c.compute(spec).map_err(modelport_core::Error::Spec)?,
+        None => Compute::Local,
+    })
+}
+
+/// The state of `spec`'s deployment, refused when it belongs to another provider.
+pub fn recorded_state(
+    spec: &DeploymentSpec,
+    ws: &Workspace,
+    provider: &dyn Provider,
+) -> Result<Option<DeploymentState>> {
+    let previous = ws.load_state(spec.name.as_str())?;
+    if let Some(prev) = &previous
+        && prev.provider != provider.name()
+    {
+        return Err(DeployError::Other {
+            message: format!(
+                "deployment {:?} exists on provider {:?}",
+                prev.name, prev.provider
+            ),
+            hint: Some(format!(
+                "`modelport destroy {}` first, or give this one another name",
+                prev.name
+            )),
+        });
+    }
+    Ok(previous)
+}
+
+/// Plans `packaged` against `previous`, with the cost, without changing anything.
+pub async fn plan(
+    spec: &DeploymentSpec,
+    ws: &Workspace,
+    provider: &dyn Provider,
+    packaged: &Packaged,
+    previous: Option<&DeploymentState>,
+    mode: RolloutMode,
+) -> Result<Planned> {
+    let catalogs = Catalogs::from_env()?;
+    let catalog = catalogs.get(provider.name());
+    let compute = check_compute(spec, provider)?;
+    let plan = provider
+        .plan(spec, &packaged.artifact, previous, mode)
+        .await?;
+    let after = compute.cost();
+    let before = match previous.filter(|s| s.active.is_some()) {
+        None => Some(Cost::free()),
+        Some(_) if plan.is_noop() => Some(after.clone()),
+        Some(state) => recorded_cost(ws, state, catalog),
+    };
+    let mut warnings = Vec::new();
+    if let Some(c) = catalog {
+        warnings.extend(c.region_note(spec));
+        warnings.extend(c.fit(&compute, &packaged.footprint));
+    }
+    Ok(Planned {
+        payload: catalog.map_or_else(|| local_payload_limit(spec), |c| c.payload_limit(spec)),
+        prices: catalog.map(price_line),
+        plan,
+        compute,
+        before,
+        after,
+        warnings,
+    })
+}
+
+/// Checks the spec against the catalog, packages the model into `scratch` and
+/// plans against the recorded state, without changing anything.
+pub async fn prepare(
+    spec: &DeploymentSpec,
+    ws: &Workspace,
+    provider: &dyn Provider,
+    scratch: &Scratch,
+    mode: RolloutMode,
+    reporter: &dyn Reporter,
+) -> Result<(Planned, Packaged)> {
+    check_compute(spec, provider)?;
+    let previous = recorded_state(spec, ws, provider)?;
+    reporter.on_start(&format!("packaging {}", spec.model_path().display()));
+    let packaged = {
+        let spec = spec.clone();
+        let dir = scratch.path().to_path_buf();
+        tokio::task::spawn_blocking(move || package_model(&spec, &dir))
+            .await
+            .map_err(|e| DeployError::other(format!("packaging stopped: {e}")))??
+    };
+    let planned = plan(spec, ws, provider, &packaged, previous.as_ref(), mode).await?;
+    Ok((planned, packaged))
+}
+
+fn price_line(c: &Catalog) -> String {
+    format!(
+        "{} on-demand list prices in {} as of {} ({}); refresh with `modelport catalog refresh`",
+        c.platform.title(),
+        c.region,
+        c.price_date(),
+        c.origin
+    )
+}
+
+fn spec_hash(spec: &DeploymentSpec) -> String {
+    modelport_package::sha256_bytes(spec.canonical_json().as_bytes())
+}
+
+/// Records the spec of the revision that now serves, after a deploy switched to it.
+pub fn record_deployed(ws: &Workspace, state: &DeploymentState, spec: &DeploymentSpec) {
+    let Some(active) = &state.active else {
+        return;
+    };
+    let dir = ws.deployment_dir(&state.name);
+    let body = json!({"spec_hash": active.spec_hash, "spec": spec});
+    let write = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join(DEPLOYED_SPEC), body.to_string()));
+    // Only prices depend on it: a failure costs a `?` in `list`, not the deploy.
+    if let Err(e) = write {
+        tracing::warn!("cannot record the deployed spec in {}: {e}", dir.display());
+    }
+}
+
+/// The spec of the revision that serves: as recorded by the deploy that switched to
+/// it, else the state's spec file when it still hashes the same.
+fn deployed_spec(ws: &Workspace, state: &DeploymentState) -> Option<DeploymentSpec> {
+    let active = state.active.as_ref()?;
+    let path = ws.deployment_dir(&state.name).join(DEPLOYED_SPEC);
+    if let Ok(text) = std::fs::read_to_string(path)
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+        && v["spec_hash"] == active.spec_hash.as_str()
+        && let Ok(mut spec) = serde_json::from_value::<DeploymentSpec>(v["spec"].clone())
+    {
+        spec.file = state.spec_file.clone();
+        return Some(spec);
+    }
+    let spec = DeploymentSpec::from_file(&state.spec_file).ok()?;
+    (spec_hash(&spec) == active.spec_hash).then_some(spec)
+}
+
+/// What the serving revision of `state` costs, when the state says what it runs.
+fn recorded_cost(
+    ws: &Workspace,
+    state: &DeploymentState,
+    catalog: Option<&Catalog>,
+) -> Option<Cost> {
+    match catalog {
+        None => Some(Cost::free()),
+        Some(c) => c.compute(&deployed_spec(ws, state)?).ok().map(|c| c.cost()),
+    }
+}
+
+/// `$0.115/h` for `list`: what a deployment's serving revision costs by the hour,
+/// `$0` on this machine, `?` when the state does not say what runs.
+pub fn hourly(
+    ws: &Workspace,
+    catalogs: &Catalogs,
+    state: &DeploymentState,
+) -> (String, Option<f64>) {
+    match recorded_cost(ws, state, catalogs.get(&state.provider)) {
+        Some(c) if c.per_use.is_some() => ("per use".into(), Some(0.0)),
+        Some(c) => (
+            format!("{}/h", dollars(c.usd_per_hour)),
+            Some(c.usd_per_hour),
+        ),
+        None => ("?".into(), None),
+    }
+}

@@ -1,0 +1,122 @@
+//! The comparison a rollout runs on its pending revision: the same inputs to the
+//! pending endpoint and to the local reference runtime, loaded from the packaged
+//! artifact (the very bytes the endpoint serves, not the model file beside the spec,
+//! which may have changed since it was packaged).
+
+use modelport_core::provider::ArtifactRef;
+use modelport_core::spec::{EngineChoice, VerifySpec};
+use modelport_core::state::Workspace;
+use modelport_core::{Batch, PredictError, Predictor, failpoint};
+use modelport_runtime::{RuntimeOptions, samples};
+use modelport_verify::{CompareReport, LocalPredictor};
+
+use crate::error::{DeployError, Result};
+
+/// What a comparison of the pending revision found.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Every output is within the tolerances and every answer came from the revision.
+    Passed(CompareReport),
+    /// The revision answered wrongly, or an answer came from something else.
+    Failed {
+        report: Option<CompareReport>,
+        reason: String,
+    },
+}
+
+/// Compares a pending revision's endpoint with what it should answer.
+#[async_trait::async_trait]
+pub trait Verifier: Send + Sync {
+    /// Runs the comparison; an error means it could not run at all.
+    async fn verify(&self, endpoint: &dyn Predictor) -> Result<Verdict>;
+}
+
+/// The comparison `deploy` runs: the artifact's model on the local runtime is the
+/// reference, the inputs are the spec's samples or generated from the signature.
+#[derive(Debug, Clone)]
+pub struct ReferenceVerifier {
+    pub workspace: Workspace,
+    pub artifact: ArtifactRef,
+    /// How reports name the reference: the model path as the spec gives it.
+    pub label: String,
+    pub engine: EngineChoice,
+    /// With `samples` resolved against the spec's directory.
+    pub verify: VerifySpec,
+    /// How many of the worst examples a report keeps.
+    pub worst: usize,
+}
+
+impl ReferenceVerifier {
+    /// Loads the reference and the inputs. Blocking.
+    fn load(&self) -> Result<(LocalPredictor, Batch)> {
+        if failpoint::hit("verify.reference") == Some(failpoint::Action::Error) {
+            return Err(DeployError::FailPoint("verify.reference".into()));
+        }
+        let archive = modelport_local::store_artifact(&self.workspace, &self.artifact)?;
+        let (dir, manifest) =
+            modelport_local::unpack_model(&self.workspace, &archive, &self.artifact.model_digest)?;
+        let model = dir.join(&manifest.model.file);
+        let reference = LocalPredictor::load(
+            &model,
+            self.engine,
+            &RuntimeOptions::default(),
+            self.label.clone(),
+            Some(format!("sha256:{}", self.artifact.model_digest)),
+        )?;
+        let signature = reference.model_signature().clone();
+        let inputs = match &self.verify.samples {
+            Some(path) => modelport_verify::inputs::read_inputs(path, &signature).map_err(|e| {
+                DeployError::Other {
+                    message: format!("cannot read samples from {}: {e}", path.display()),
+                    hint: Some(
+                        "`verify.samples` in modelport.yaml names the file; it must hold inputs \
+                         the model takes (JSON, .npy or CSV)"
+                            .into(),
+                    ),
+                }
+            })?,
+            None => samples::generate(
+                &signature,
+                self.verify.count as usize,
+                self.verify.seed,
+            )?,
+        };
+        Ok((reference, inputs))
+    }
+}
+
+#[async_trait::async_trait]
+impl Verifier for ReferenceVerifier {
+    async fn verify(&self, endpoint: &dyn Predictor) -> Result<Verdict> {
+        let this = self.clone();
+        let (reference, inputs) = tokio::task::spawn_blocking(move || this.load())
+            .await
+            .map_err(|e| DeployError::other(format!("loading the reference stopped: {e}")))?
+            .map_err(|e| DeployError::Compare(Box::new(e)))?;
+        let result = modelport_verify::run::compare(
+            endpoint,
+            &reference,
+            &inputs,
+            &self.verify,
+            self.worst,
+        )
+        .await;
+        match result {
+            Ok(report) if report.passed() => Ok(Verdict::Passed(report)),
+            Ok(report) => Ok(Verdict::Failed {
+                reason: format!(
+                    "the new revision does not match the model on {} samples",
+                    report.samples()
+                ),
+                report: Some(report),
+            }),
+            Err(e) => match &e.source {
+                PredictError::Identity { message, .. } => Ok(Verdict::Failed {
+                    report: None,
+                    reason: message.clone(),
+                }),
+                _ => Err(DeployError::Compare(Box::new(e.into()))),
+            },
+        }
+    }
+}
