@@ -429,7 +429,9 @@ impl AwsProvider {
             Some(i) if i.status == "Failed" => {
                 // A failed endpoint cannot be updated; it holds no instances, so
                 // deleting and re-creating it loses nothing.
-                reporter.on_start(&format!("re-creating endpoint {endpoint}, which had failed"));
+                reporter.on_start(&format!(
+                    "re-creating endpoint {endpoint}, which had failed"
+                ));
                 sagemaker::delete_endpoint(sm, endpoint).await?;
                 sagemaker::wait(sm, endpoint, Goal::Gone, deadline, reporter).await?;
                 sagemaker::create_endpoint(sm, endpoint, config, tags).await?;
@@ -518,8 +520,7 @@ impl AwsProvider {
                     "creating endpoint config {transition}: {} as it is, and {} at weight 0",
                     live.config_name, res.variant
                 ));
-                sagemaker::ensure_transition_config(sm, transition, serving, &t.revision)
-                    .await?;
+                sagemaker::ensure_transition_config(sm, transition, serving, &t.revision).await?;
                 if live.config_name != transition {
                     reporter.on_start(&format!(
                         "updating endpoint {} to {transition}: the new variant joins at weight 0, so no production request reaches it",
@@ -542,8 +543,15 @@ impl AwsProvider {
                 reporter.on_start(&format!(
                     "creating the verification endpoint {endpoint} (deleted once the comparison is done)"
                 ));
-                self.create_endpoint(sm, endpoint, &res.config_name, &t.revision.tags, deadline, reporter)
-                    .await?;
+                self.create_endpoint(
+                    sm,
+                    endpoint,
+                    &res.config_name,
+                    &t.revision.tags,
+                    deadline,
+                    reporter,
+                )
+                .await?;
             }
             Strategy::NewEndpoint | Strategy::Replace => {
                 self.create_endpoint(
@@ -743,7 +751,8 @@ impl Provider for AwsProvider {
             let endpoint = format!("SageMaker endpoint {}", res.endpoint_name);
             match (strategy, &live) {
                 (Strategy::Variant, Some(i)) => {
-                    let transition = names::transition_config_name(&res.config_name, &i.config_name);
+                    let transition =
+                        names::transition_config_name(&res.config_name, &i.config_name);
                     actions.push(PlannedAction {
                         kind: ActionKind::Create,
                         resource: format!("SageMaker endpoint config {transition}"),
@@ -877,8 +886,14 @@ impl Provider for AwsProvider {
         if plan.is_noop() {
             return Ok(state);
         }
-        let live = sagemaker::wait(sm, &res.endpoint_name, Goal::Settled, deadline(&res), reporter)
-            .await?;
+        let live = sagemaker::wait(
+            sm,
+            &res.endpoint_name,
+            Goal::Settled,
+            deadline(&res),
+            reporter,
+        )
+        .await?;
         match resumed {
             Some(p) => res = p,
             None => {
@@ -957,8 +972,15 @@ impl Provider for AwsProvider {
                     "moving endpoint {} to the verified configuration {}",
                     p.endpoint_name, p.config_name
                 ));
-                self.create_endpoint(sm, &p.endpoint_name, &p.config_name, &tags, deadline, reporter)
-                    .await?;
+                self.create_endpoint(
+                    sm,
+                    &p.endpoint_name,
+                    &p.config_name,
+                    &tags,
+                    deadline,
+                    reporter,
+                )
+                .await?;
                 if let Some(v) = &p.verify_endpoint {
                     self.remove_endpoint(sm, v, deadline, reporter).await?;
                 }
@@ -996,16 +1018,26 @@ impl Provider for AwsProvider {
         let sm = &clients.sagemaker;
         let deadline = deadline(&p);
         if p.strategy == Strategy::Variant {
-            let live = sagemaker::wait(sm, &p.endpoint_name, Goal::Settled, deadline, reporter).await?;
-            if live.as_ref().is_some_and(|i| i.config_name != p.config_name) {
+            let live =
+                sagemaker::wait(sm, &p.endpoint_name, Goal::Settled, deadline, reporter).await?;
+            if live
+                .as_ref()
+                .is_some_and(|i| i.config_name != p.config_name)
+            {
                 reporter.on_start(&format!(
                     "updating endpoint {} to {}: variant {} alone (the previous variant is retired)",
                     p.endpoint_name, p.config_name, p.variant
                 ));
                 sagemaker::update_endpoint(sm, &p.endpoint_name, &p.config_name).await?;
             }
-            sagemaker::wait(sm, &p.endpoint_name, Goal::InService(&p.config_name), deadline, reporter)
-                .await?;
+            sagemaker::wait(
+                sm,
+                &p.endpoint_name,
+                Goal::InService(&p.config_name),
+                deadline,
+                reporter,
+            )
+            .await?;
             if let Some(t) = &p.transition_config {
                 sagemaker::delete_config(sm, t).await?;
             }
@@ -1172,7 +1204,9 @@ impl Provider for AwsProvider {
         // active one as production clients reach it, by the weights.
         let (endpoint, target_variant) = match which {
             Which::Pending => (
-                res.verify_endpoint.clone().unwrap_or_else(|| res.endpoint_name.clone()),
+                res.verify_endpoint
+                    .clone()
+                    .unwrap_or_else(|| res.endpoint_name.clone()),
                 Some(res.variant.clone()),
             ),
             Which::Active => (res.endpoint_name.clone(), None),
@@ -1189,8 +1223,13 @@ impl Provider for AwsProvider {
             revision_kind: "production variant".into(),
         };
         Ok(Box::new(
-            BatchPredictor::for_revision(transport, &state.name, &rev.endpoint, res.signature.clone())
-                .expecting(expected),
+            BatchPredictor::for_revision(
+                transport,
+                &state.name,
+                &rev.endpoint,
+                res.signature.clone(),
+            )
+            .expecting(expected),
         ))
     }
 

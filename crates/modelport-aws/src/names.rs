@@ -109,13 +109,20 @@ mod tests {
             verification_endpoint_name(&rev),
             "iris-verify-01234567-fedcba"
         );
-        let long = revision_name(&"a".repeat(63), "sha256:0123456789abcdef", "sha256:fedcba98");
+        let long = revision_name(
+            &"a".repeat(63),
+            "sha256:0123456789abcdef",
+            "sha256:fedcba98",
+        );
         for name in [
             transition_config_name(&long, &long),
             verification_endpoint_name(&long),
         ] {
             assert!(name.len() <= MAX_NAME_LEN, "{name}");
-            assert!(name.ends_with("01234567-fedcba") || name.contains("-01234567-fedcba-from-"), "{name}");
+            assert!(
+                name.ends_with("01234567-fedcba") || name.contains("-01234567-fedcba-from-"),
+                "{name}"
+            );
         }
     }
 

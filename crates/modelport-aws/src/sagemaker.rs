@@ -164,7 +164,11 @@ async fn config_exists(sm: &aws_sdk_sagemaker::Client, name: &str) -> Result<boo
         Ok(_) => Ok(true),
         Err(e) => {
             let f = AwsFailure::from_sdk("DescribeEndpointConfig", &e);
-            if f.is_not_found() { Ok(false) } else { Err(f.into()) }
+            if f.is_not_found() {
+                Ok(false)
+            } else {
+                Err(f.into())
+            }
         }
     }
 }

@@ -308,7 +308,7 @@ fn an_update_that_answers_differently_is_rolled_back_with_exit_3() {
 }
 
 #[test]
-fn a_deploy_killed_after_create_model_converges_on_rerun() {
+fn a_deploy_killed_after_create_model_is_undone_and_redone_by_a_rerun() {
     let cloud = Cloud::start("iris");
     let spec = cloud.spec();
     cloud.fake.inject(Fault::new(
@@ -353,11 +353,19 @@ fn a_deploy_killed_after_create_model_converges_on_rerun() {
         .run(&["deploy", "--provider", "aws", "-f", &spec])
         .expect(0);
     assert!(rerun.stdout().contains("PASS"), "{}", rerun.stdout());
-    let calls = creates(&cloud.calls_since(before));
+    // The interrupted rollout never passed a comparison: it is undone, then the
+    // deploy runs again from a clean state.
     assert!(
-        !calls.iter().any(|c| c.starts_with("CreateModel")),
-        "{calls:?}"
+        rerun
+            .stderr()
+            .contains("undoing the rollout an interrupted deploy left"),
+        "{}",
+        rerun.stderr()
     );
+    let calls = creates(&cloud.calls_since(before));
+    let deleted = calls.iter().position(|c| c.starts_with("DeleteModel"));
+    let created = calls.iter().position(|c| c.starts_with("CreateModel"));
+    assert!(deleted < created && deleted.is_some(), "{calls:?}");
     assert_eq!(
         calls
             .iter()
@@ -508,4 +516,418 @@ fn iam_policy_is_scoped_to_the_deployment() {
         .find(|s| s["Sid"] == "DeploymentResources")
         .unwrap();
     assert!(sm["Resource"].to_string().contains("endpoint/iris"), "{sm}");
+}
+
+/// A production caller's InvokeEndpoint: no `TargetVariant`, so the variant weights
+/// choose. (The fake reads the SigV4 scope and checks no signature.)
+fn invoke(
+    c: &reqwest::blocking::Client,
+    fake: &str,
+    endpoint: &str,
+    body: &str,
+) -> reqwest::blocking::RequestBuilder {
+    c.post(format!("{fake}/endpoints/{endpoint}/invocations"))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sagemaker/aws4_request, \
+             SignedHeaders=host, Signature=0",
+        )
+        .header("content-type", "application/json")
+        .body(body.to_string())
+}
+
+/// The first example of `example`'s samples, as one `{"instances"}` body.
+fn one_row(cloud: &Cloud, example: &str) -> String {
+    let text =
+        std::fs::read_to_string(cloud.project.path().join(example).join("samples.json")).unwrap();
+    let samples: serde_json::Value = serde_json::from_str(&text).unwrap();
+    serde_json::json!({"instances": [samples["instances"][0]]}).to_string()
+}
+
+/// The variant and digest that answer a production request now.
+fn serving(cloud: &Cloud, endpoint: &str, body: &str) -> (String, String) {
+    let r = invoke(
+        &reqwest::blocking::Client::new(),
+        &cloud.fake.url(),
+        endpoint,
+        body,
+    )
+    .send()
+    .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text());
+    let variant = r.headers()["x-amzn-invoked-production-variant"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let custom = r.headers()["x-amzn-sagemaker-custom-attributes"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let digest = modelport_core::ServedBy::from_custom_attributes(&custom)
+        .digest
+        .unwrap();
+    (variant, digest)
+}
+
+fn edit(cloud: &Cloud, spec: &str, f: impl FnOnce(String) -> String) {
+    let path = cloud.project.path().join(spec);
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, f(yaml)).unwrap();
+}
+
+#[test]
+fn no_production_request_reaches_the_new_variant_before_it_passes() {
+    let cloud = Cloud::start("mlp");
+    let spec = cloud.spec();
+    let body = one_row(&cloud, "mlp");
+    cloud
+        .run(&["deploy", "--provider", "aws", "-f", &spec, "-q"])
+        .expect(0);
+
+    // An update that passes (new serving settings: a new variant of the same model),
+    // then one that cannot: tract in the endpoint, onnxruntime as the reference,
+    // and no tolerance.
+    for passes in [true, false] {
+        edit(&cloud, &spec, |y| {
+            if passes {
+                format!("{y}\nserving:\n  timeout_s: 59\n")
+            } else {
+                y.replace("atol: 1.0e-5", "atol: 0.0")
+                    .replace("rtol: 1.0e-4", "rtol: 0.0")
+                    .replace("timeout_s: 59", "timeout_s: 59\n  engine: tract")
+            }
+        });
+        let old = cloud.project.state("mlp").unwrap()["active"]["resources"]["variant"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let since = cloud.fake.calls().len();
+        let traffic = {
+            let (url, body) = (cloud.fake.url(), body.clone());
+            common::Traffic::start(move |c| invoke(c, &url, "mlp", &body))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let mut cmd = cloud.cmd(&[
+            "deploy",
+            "--provider",
+            "aws",
+            "-f",
+            &spec,
+            "--engine",
+            "onnxruntime",
+        ]);
+        // A long comparison: the window in which an unproven variant could be answering.
+        cmd.env("MODELPORT_FAILPOINTS", "rollout.verify=sleep(1500)");
+        let out = Run(cmd.output().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+        let answers = traffic.stop();
+        assert!(answers.iter().all(|a| a.ok), "a production request failed");
+        let calls = cloud.fake.calls();
+        let weights = calls
+            .iter()
+            .enumerate()
+            .skip(since)
+            .find(|(_, c)| c.operation == "UpdateEndpointWeightsAndCapacities")
+            .map(|(i, _)| i);
+        let invocations: Vec<_> = cloud
+            .fake
+            .invocations()
+            .into_iter()
+            .filter(|i| i.seq >= since)
+            .collect();
+        let production: Vec<_> = invocations
+            .iter()
+            .filter(|i| i.target_variant.is_none())
+            .collect();
+        assert!(
+            production.len() > 50,
+            "only {} production requests",
+            production.len()
+        );
+        assert!(production.iter().all(|i| i.status == 200), "{production:?}");
+        let verification: Vec<_> = invocations
+            .iter()
+            .filter(|i| i.target_variant.is_some())
+            .collect();
+        assert!(!verification.is_empty());
+        assert!(
+            verification
+                .iter()
+                .all(|i| i.variant == i.target_variant && i.variant.as_deref() != Some(&old)),
+            "{verification:?}"
+        );
+        if passes {
+            out.expect(0);
+            let new = cloud.project.state("mlp").unwrap()["active"]["resources"]["variant"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert_ne!(new, old);
+            let weights = weights.expect("the weights were moved");
+            let early: Vec<_> = production
+                .iter()
+                .filter(|i| i.seq < weights && i.variant.as_deref() != Some(&old))
+                .collect();
+            assert!(
+                early.is_empty(),
+                "{} production requests reached another variant before the comparison passed: {early:?}",
+                early.len()
+            );
+            // Every verification request came before the traffic moved.
+            assert!(verification.iter().all(|i| i.seq < weights));
+            assert!(
+                production
+                    .iter()
+                    .any(|i| i.variant.as_deref() == Some(&new))
+            );
+            assert_eq!(serving(&cloud, "mlp", &body).0, new);
+        } else {
+            out.expect(3);
+            assert!(weights.is_none(), "the weights moved for a failed revision");
+            assert!(
+                production
+                    .iter()
+                    .all(|i| i.variant.as_deref() == Some(&old)),
+                "{production:?}"
+            );
+            assert_eq!(serving(&cloud, "mlp", &body).0, old);
+        }
+    }
+    cloud.run(&["destroy", "mlp"]).expect(0);
+    assert!(cloud.fake.server_pids().is_empty());
+}
+
+#[test]
+fn every_interruption_leaves_the_old_variant_serving_on_aws() {
+    use rustix::process::Signal;
+    struct Case {
+        what: &'static str,
+        faults: Vec<Fault>,
+        failpoints: &'static str,
+        signal: Option<Signal>,
+        code: Option<i32>,
+        says: &'static str,
+        finished_later: bool,
+    }
+    let cases = [
+        Case {
+            what: "InvokeEndpoint keeps failing",
+            faults: vec![Fault::new("InvokeEndpoint", FaultKind::InternalError).times(200)],
+            failpoints: "",
+            signal: None,
+            code: Some(1),
+            says: "InternalFailure",
+            finished_later: false,
+        },
+        Case {
+            what: "the answers carry no identity",
+            faults: vec![Fault::new("InvokeEndpoint", FaultKind::DropIdentity).times(200)],
+            failpoints: "",
+            signal: None,
+            code: Some(3),
+            says: "an answer carried no model digest",
+            finished_later: false,
+        },
+        Case {
+            what: "SIGINT during the comparison",
+            faults: vec![],
+            failpoints: "rollout.verify=sleep(20000)",
+            signal: Some(Signal::INT),
+            code: Some(1),
+            says: "interrupted (SIGINT)",
+            finished_later: false,
+        },
+        Case {
+            what: "kill -9 during the comparison",
+            faults: vec![],
+            failpoints: "rollout.verify=sleep(20000)",
+            signal: Some(Signal::KILL),
+            code: None,
+            says: "",
+            finished_later: false,
+        },
+        Case {
+            what: "a crash once the comparison passed",
+            faults: vec![],
+            failpoints: "rollout.move_traffic=abort",
+            signal: None,
+            code: None,
+            says: "fail point rollout.move_traffic: aborting",
+            finished_later: true,
+        },
+    ];
+    for case in cases {
+        let cloud = Cloud::start("iris");
+        let spec = cloud.spec();
+        let body = one_row(&cloud, "iris");
+        cloud
+            .run(&["deploy", "--provider", "aws", "-f", &spec, "-q"])
+            .expect(0);
+        let (old_variant, old_digest) = serving(&cloud, "iris", &body);
+        std::fs::copy(
+            common::root().join("tests/fixtures/models/svm/model.onnx"),
+            cloud.project.path().join("iris/model.onnx"),
+        )
+        .unwrap();
+        for f in case.faults.clone() {
+            cloud.fake.inject(f);
+        }
+        let mut cmd = cloud.cmd(&["deploy", "--provider", "aws", "-f", &spec]);
+        cmd.env("MODELPORT_FAILPOINTS", case.failpoints);
+        let mut child = common::spawn(cmd);
+        if let Some(sig) = case.signal {
+            common::wait_for_phase(&cloud.project, "iris", "verifying", &mut child);
+            common::signal(&child, sig);
+        }
+        let out = common::finish(child);
+        cloud.fake.clear_faults();
+        let text = format!("{}{}", out.stdout(), out.stderr());
+        assert_eq!(out.0.status.code(), case.code, "{}: {text}", case.what);
+        assert!(text.contains(case.says), "{}: {text}", case.what);
+        if case.code == Some(1) {
+            assert!(
+                text.contains("the new revision was removed and the previous one keeps serving"),
+                "{}: {text}",
+                case.what
+            );
+        }
+        // The old variant answers production requests, whatever happened.
+        assert_eq!(
+            serving(&cloud, "iris", &body),
+            (old_variant.clone(), old_digest.clone()),
+            "{}",
+            case.what
+        );
+        let state = cloud.project.state("iris").unwrap();
+        assert_eq!(
+            state["active"]["resources"]["variant"],
+            old_variant.as_str(),
+            "{}",
+            case.what
+        );
+        if case.code.is_some() {
+            assert!(
+                state["pending"].is_null() && state["rollout"].is_null(),
+                "{state}"
+            );
+        } else {
+            assert!(state["pending"].is_object(), "{}: {state}", case.what);
+            // A re-run finishes what the crash left: undone, or finished when the
+            // revision had passed.
+            let rerun = cloud
+                .run(&["deploy", "--provider", "aws", "-f", &spec])
+                .expect(0);
+            let says = if case.finished_later {
+                "finishing the rollout an interrupted deploy left"
+            } else {
+                "undoing the rollout an interrupted deploy left"
+            };
+            assert!(
+                rerun.stderr().contains(says),
+                "{}: {}",
+                case.what,
+                rerun.stderr()
+            );
+            let (variant, digest) = serving(&cloud, "iris", &body);
+            assert_ne!(variant, old_variant, "{}", case.what);
+            assert_ne!(digest, old_digest, "{}", case.what);
+        }
+        let destroyed = cloud
+            .run(&["destroy", "iris", "--output", "json"])
+            .expect(0);
+        assert_eq!(
+            json(&destroyed)["leftover"],
+            serde_json::json!([]),
+            "{}",
+            case.what
+        );
+    }
+}
+
+#[test]
+fn a_serverless_revision_is_compared_on_a_short_lived_endpoint_first() {
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+    edit(&cloud, &spec, |y| {
+        y.replace(
+            "  instance_type: ml.m5.large\n  instance_count: 1\n",
+            "  serverless: {memory_mb: 2048, max_concurrency: 5}\n",
+        )
+    });
+    let body = one_row(&cloud, "iris");
+    let plan = cloud
+        .run(&["plan", "--provider", "aws", "-f", &spec])
+        .expect(2);
+    assert!(
+        plan.stdout().contains("short-lived endpoint iris-verify-"),
+        "{}",
+        plan.stdout()
+    );
+    let first = cloud
+        .run(&["deploy", "--provider", "aws", "-f", &spec])
+        .expect(0);
+    assert!(first.stdout().contains("PASS"), "{}", first.stdout());
+    let (old_variant, _) = serving(&cloud, "iris", &body);
+
+    std::fs::copy(
+        common::root().join("tests/fixtures/models/svm/model.onnx"),
+        cloud.project.path().join("iris/model.onnx"),
+    )
+    .unwrap();
+    let since = cloud.fake.calls().len();
+    let traffic = {
+        let (url, body) = (cloud.fake.url(), body.clone());
+        common::Traffic::start(move |c| invoke(c, &url, "iris", &body))
+    };
+    let update = cloud
+        .run(&["deploy", "--provider", "aws", "-f", &spec])
+        .expect(0);
+    let answers = traffic.stop();
+    assert!(update.stdout().contains("PASS"), "{}", update.stdout());
+    assert!(answers.iter().all(|a| a.ok), "a production request failed");
+    let calls: Vec<(usize, Call)> = cloud
+        .fake
+        .calls()
+        .into_iter()
+        .enumerate()
+        .skip(since)
+        .collect();
+    let at = |op: &str, prefix: &str| {
+        calls
+            .iter()
+            .find(|(_, c)| {
+                c.operation == op
+                    && c.status == 200
+                    && c.name.as_deref().is_some_and(|n| n.starts_with(prefix))
+            })
+            .map(|(i, _)| *i)
+            .unwrap_or_else(|| panic!("no {op} {prefix}: {calls:?}"))
+    };
+    let verify_created = at("CreateEndpoint", "iris-verify-");
+    let moved = at("UpdateEndpoint", "iris");
+    let verify_deleted = at("DeleteEndpoint", "iris-verify-");
+    assert!(verify_created < moved && moved < verify_deleted);
+    let invocations = cloud.fake.invocations();
+    // The comparison ran on the verification endpoint, before the serving one moved.
+    assert!(
+        invocations
+            .iter()
+            .filter(|i| i.seq >= since && i.endpoint.starts_with("iris-verify-"))
+            .all(|i| i.seq < moved)
+    );
+    let early: Vec<_> = invocations
+        .iter()
+        .filter(|i| {
+            i.seq >= since
+                && i.seq < moved
+                && i.endpoint == "iris"
+                && i.variant.as_deref() != Some(&old_variant)
+        })
+        .collect();
+    assert!(early.is_empty(), "{early:?}");
+    assert_ne!(serving(&cloud, "iris", &body).0, old_variant);
+    let destroyed = cloud
+        .run(&["destroy", "iris", "--output", "json"])
+        .expect(0);
+    assert_eq!(json(&destroyed)["leftover"], serde_json::json!([]));
 }

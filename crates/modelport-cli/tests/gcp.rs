@@ -185,9 +185,11 @@ fn deploy_compare_redeploy_update_and_destroy() {
         .run(&["plan", "--provider", "gcp", "-f", &spec])
         .expect(0);
 
-    // A changed spec: a new model deployed next to the old one at 0 %, the traffic
-    // moved, the old one undeployed and deleted; the same endpoint throughout, and
-    // the unchanged files are not uploaded again.
+    // A changed spec: a new model deployed next to the old one at 0 % and, at the
+    // same time, alone on a short-lived verification endpoint where it is compared;
+    // then the traffic moved, the verification endpoint and the old model removed;
+    // the same serving endpoint throughout, and the unchanged files are not
+    // uploaded again.
     let path = cloud.project.path().join(&spec);
     let yaml = std::fs::read_to_string(&path).unwrap();
     // (startup_timeout_s also sends a deployment timeout and a startup probe, which
@@ -207,15 +209,22 @@ fn deploy_compare_redeploy_update_and_destroy() {
     let calls = changes(&cloud.calls_since(before));
     for (method, n) in [
         ("models.upload", 1),
-        ("endpoints.deployModel", 1),
+        ("endpoints.deployModel", 2),
         ("endpoints.patch", 1),
-        ("endpoints.undeployModel", 1),
+        ("endpoints.undeployModel", 2),
         ("models.delete", 1),
-        ("endpoints.create", 0),
-        ("endpoints.delete", 0),
+        ("endpoints.create", 1),
+        ("endpoints.delete", 1),
     ] {
         assert_eq!(count(&calls, method), n, "{method} in {calls:?}");
     }
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("endpoints.create") || c.starts_with("endpoints.delete"))
+            .all(|c| c.contains("/endpoints/iris-verify-") || c.ends_with("us-central1")),
+        "only the verification endpoint comes and goes: {calls:?}"
+    );
     let new_state = cloud.project.state("iris").unwrap();
     assert_ne!(
         new_state["active"]["resources"]["deployed_model_id"],
@@ -296,10 +305,13 @@ fn an_update_that_answers_differently_is_undeployed_with_exit_3() {
     );
     let calls = changes(&cloud.calls_since(n));
     for (method, n) in [
-        ("endpoints.deployModel", 1),
-        // The traffic to the new model, then back to the old one.
-        ("endpoints.patch", 2),
-        ("endpoints.undeployModel", 1),
+        // On the serving endpoint at 0 %, and alone on the verification endpoint.
+        ("endpoints.deployModel", 2),
+        // The comparison failed on the verification endpoint: the serving
+        // endpoint's traffic never moved.
+        ("endpoints.patch", 0),
+        ("endpoints.undeployModel", 2),
+        ("endpoints.delete", 1),
         ("models.delete", 1),
     ] {
         assert_eq!(count(&calls, method), n, "{method} in {calls:?}");
@@ -324,7 +336,7 @@ fn an_update_that_answers_differently_is_undeployed_with_exit_3() {
 }
 
 #[test]
-fn a_deploy_killed_after_the_model_upload_converges_on_rerun() {
+fn a_deploy_killed_after_the_model_upload_is_undone_and_redone_by_a_rerun() {
     let cloud = Cloud::start("iris");
     let spec = cloud.spec();
     cloud.fake.inject(Fault::new(
@@ -376,10 +388,19 @@ fn a_deploy_killed_after_the_model_upload_converges_on_rerun() {
         .run(&["deploy", "--provider", "gcp", "-f", &spec])
         .expect(0);
     assert!(rerun.stdout().contains("PASS"), "{}", rerun.stdout());
+    // The interrupted rollout never passed a comparison: it is undone (the model it
+    // uploaded deleted), then the deploy runs again from a clean state.
+    assert!(
+        rerun
+            .stderr()
+            .contains("undoing the rollout an interrupted deploy left"),
+        "{}",
+        rerun.stderr()
+    );
     let calls = changes(&cloud.calls_since(before));
-    assert_eq!(count(&calls, "models.upload"), 0, "{calls:?}");
-    assert_eq!(count(&calls, "endpoints.deployModel"), 1, "{calls:?}");
-    assert!(count(&calls, "endpoints.create") <= 1, "{calls:?}");
+    assert!(calls[0].starts_with("models.delete"), "{calls:?}");
+    assert_eq!(count(&calls, "models.upload"), 1, "{calls:?}");
+    assert_eq!(count(&calls, "endpoints.deployModel"), 2, "{calls:?}");
     cloud.run(&["destroy", "iris"]).expect(0);
 }
 
@@ -440,8 +461,10 @@ fn a_quota_error_names_the_quota_and_leaves_no_orphan_endpoint() {
         .run(&["list", "--provider", "gcp", "-f", &spec, "--output", "json"])
         .expect(0);
     assert_eq!(json(&listed), serde_json::json!([]));
+    // Both endpoints this deploy created (the serving one and the verification
+    // one) are deleted, and the model.
     let calls = changes(&cloud.fake.calls());
-    assert_eq!(count(&calls, "endpoints.delete"), 1, "{calls:?}");
+    assert_eq!(count(&calls, "endpoints.delete"), 2, "{calls:?}");
     assert_eq!(count(&calls, "models.delete"), 1, "{calls:?}");
 }
 
@@ -529,4 +552,311 @@ fn iam_policy_names_the_roles_scoped_to_the_deployment() {
             .any(|b| b["role"] == "roles/artifactregistry.reader"),
         "{policy}"
     );
+}
+
+const ENDPOINTS: &str = "projects/test-project/locations/us-central1/endpoints";
+
+/// A production caller's `:predict` on the serving endpoint: the traffic split chooses.
+fn predict(
+    c: &reqwest::blocking::Client,
+    fake: &str,
+    endpoint: &str,
+    body: &str,
+) -> reqwest::blocking::RequestBuilder {
+    c.post(format!("{fake}/v1/{ENDPOINTS}/{endpoint}:predict"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+}
+
+fn one_row(cloud: &Cloud, example: &str) -> String {
+    let text =
+        std::fs::read_to_string(cloud.project.path().join(example).join("samples.json")).unwrap();
+    let samples: serde_json::Value = serde_json::from_str(&text).unwrap();
+    serde_json::json!({"instances": [samples["instances"][0]]}).to_string()
+}
+
+/// The deployed model that answers a production request now.
+fn serving(cloud: &Cloud, endpoint: &str, body: &str) -> String {
+    let r = predict(
+        &reqwest::blocking::Client::new(),
+        &cloud.fake.url(),
+        endpoint,
+        body,
+    )
+    .send()
+    .unwrap();
+    let v: serde_json::Value = r.json().unwrap();
+    v["deployedModelId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"))
+        .to_string()
+}
+
+fn edit(cloud: &Cloud, spec: &str, f: impl FnOnce(String) -> String) {
+    let path = cloud.project.path().join(spec);
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, f(yaml)).unwrap();
+}
+
+fn active_deployed(cloud: &Cloud, name: &str) -> String {
+    cloud.project.state(name).unwrap()["active"]["resources"]["deployed_model_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn no_production_request_reaches_the_new_deployed_model_before_it_passes() {
+    let cloud = Cloud::start("mlp");
+    let spec = cloud.spec();
+    let body = one_row(&cloud, "mlp");
+    // A first deploy: the serving endpoint gets its model with no traffic while a
+    // copy on the verification endpoint is compared.
+    let first = cloud
+        .run(&["deploy", "--provider", "gcp", "-f", &spec])
+        .expect(0);
+    assert!(first.stdout().contains("PASS"), "{}", first.stdout());
+    let predictions = cloud.fake.predictions();
+    let patch = cloud
+        .fake
+        .calls()
+        .iter()
+        .position(|c| c.method == "endpoints.patch")
+        .expect("the traffic was given to the new model");
+    assert!(
+        predictions
+            .iter()
+            .filter(|p| p.endpoint == format!("{ENDPOINTS}/mlp"))
+            .all(|p| p.seq > patch),
+        "the serving endpoint answered before its model passed: {predictions:?}"
+    );
+
+    for passes in [true, false] {
+        edit(&cloud, &spec, |y| {
+            if passes {
+                format!("{y}\nserving:\n  timeout_s: 59\n")
+            } else {
+                y.replace("atol: 1.0e-5", "atol: 0.0")
+                    .replace("rtol: 1.0e-4", "rtol: 0.0")
+                    .replace("timeout_s: 59", "timeout_s: 59\n  engine: tract")
+            }
+        });
+        let old = active_deployed(&cloud, "mlp");
+        let since = cloud.fake.calls().len();
+        let traffic = {
+            let (url, body) = (cloud.fake.url(), body.clone());
+            common::Traffic::start(move |c| predict(c, &url, "mlp", &body))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let mut cmd = cloud.cmd(&[
+            "deploy",
+            "--provider",
+            "gcp",
+            "-f",
+            &spec,
+            "--engine",
+            "onnxruntime",
+        ]);
+        cmd.env("MODELPORT_FAILPOINTS", "rollout.verify=sleep(1500)");
+        let out = Run(cmd.output().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+        let answers = traffic.stop();
+        assert!(answers.iter().all(|a| a.ok), "a production request failed");
+        let calls = cloud.fake.calls();
+        let moved = calls
+            .iter()
+            .enumerate()
+            .skip(since)
+            .find(|(_, c)| {
+                c.method == "endpoints.patch"
+                    && c.name.as_deref() == Some(&format!("{ENDPOINTS}/mlp"))
+            })
+            .map(|(i, _)| i);
+        let predictions: Vec<_> = cloud
+            .fake
+            .predictions()
+            .into_iter()
+            .filter(|p| p.seq >= since)
+            .collect();
+        let production: Vec<_> = predictions
+            .iter()
+            .filter(|p| p.endpoint == format!("{ENDPOINTS}/mlp"))
+            .collect();
+        assert!(
+            production.len() > 50,
+            "only {} production requests",
+            production.len()
+        );
+        let verification: Vec<_> = predictions
+            .iter()
+            .filter(|p| p.endpoint.contains("/mlp-verify-"))
+            .collect();
+        assert!(!verification.is_empty(), "{predictions:?}");
+        if passes {
+            out.expect(0);
+            let moved = moved.expect("the traffic moved");
+            let new = active_deployed(&cloud, "mlp");
+            assert_ne!(new, old);
+            let early: Vec<_> = production
+                .iter()
+                .filter(|p| p.seq < moved && p.deployed_model_id != old)
+                .collect();
+            assert!(
+                early.is_empty(),
+                "{} production requests reached another deployed model before the comparison passed: {early:?}",
+                early.len()
+            );
+            assert!(verification.iter().all(|p| p.seq < moved));
+            assert_eq!(serving(&cloud, "mlp", &body), new);
+        } else {
+            out.expect(3);
+            assert!(moved.is_none(), "the traffic moved for a failed revision");
+            assert!(
+                production.iter().all(|p| p.deployed_model_id == old),
+                "{production:?}"
+            );
+            assert_eq!(serving(&cloud, "mlp", &body), old);
+        }
+    }
+    let destroyed = cloud.run(&["destroy", "mlp", "--output", "json"]).expect(0);
+    assert_eq!(json(&destroyed)["leftover"], serde_json::json!([]));
+    assert!(cloud.fake.server_pids().is_empty());
+}
+
+#[test]
+fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
+    use rustix::process::Signal;
+    struct Case {
+        what: &'static str,
+        faults: Vec<Fault>,
+        failpoints: &'static str,
+        signal: Option<Signal>,
+        code: Option<i32>,
+        says: &'static str,
+        finished_later: bool,
+    }
+    let cases = [
+        Case {
+            what: "an answer names another deployed model",
+            faults: vec![Fault::new("endpoints.predict", FaultKind::ForeignAnswer)],
+            failpoints: "",
+            signal: None,
+            code: Some(3),
+            says: "an answer came from deployed model 1000000001",
+            finished_later: false,
+        },
+        Case {
+            what: "predictions keep failing",
+            faults: vec![Fault::new("endpoints.predict", FaultKind::Unavailable).times(200)],
+            failpoints: "",
+            signal: None,
+            code: Some(1),
+            says: "UNAVAILABLE",
+            finished_later: false,
+        },
+        Case {
+            what: "SIGTERM during the comparison",
+            faults: vec![],
+            failpoints: "rollout.verify=sleep(20000)",
+            signal: Some(Signal::TERM),
+            code: Some(1),
+            says: "interrupted (SIGTERM)",
+            finished_later: false,
+        },
+        Case {
+            what: "kill -9 during the comparison",
+            faults: vec![],
+            failpoints: "rollout.verify=sleep(20000)",
+            signal: Some(Signal::KILL),
+            code: None,
+            says: "",
+            finished_later: false,
+        },
+        Case {
+            what: "a crash while the old model is retired",
+            faults: vec![],
+            failpoints: "rollout.retire=abort",
+            signal: None,
+            code: None,
+            says: "fail point rollout.retire: aborting",
+            finished_later: true,
+        },
+    ];
+    for case in cases {
+        let cloud = Cloud::start("iris");
+        let spec = cloud.spec();
+        let body = one_row(&cloud, "iris");
+        cloud
+            .run(&["deploy", "--provider", "gcp", "-f", &spec, "-q"])
+            .expect(0);
+        let old = active_deployed(&cloud, "iris");
+        std::fs::copy(
+            common::root().join("tests/fixtures/models/svm/model.onnx"),
+            cloud.project.path().join("iris/model.onnx"),
+        )
+        .unwrap();
+        for f in case.faults.clone() {
+            cloud.fake.inject(f);
+        }
+        let mut cmd = cloud.cmd(&["deploy", "--provider", "gcp", "-f", &spec]);
+        cmd.env("MODELPORT_FAILPOINTS", case.failpoints);
+        let mut child = common::spawn(cmd);
+        if let Some(sig) = case.signal {
+            common::wait_for_phase(&cloud.project, "iris", "verifying", &mut child);
+            common::signal(&child, sig);
+        }
+        let out = common::finish(child);
+        cloud.fake.clear_faults();
+        let text = format!("{}{}", out.stdout(), out.stderr());
+        assert_eq!(out.0.status.code(), case.code, "{}: {text}", case.what);
+        assert!(text.contains(case.says), "{}: {text}", case.what);
+        if case.code == Some(1) {
+            assert!(
+                text.contains("the new revision was removed and the previous one keeps serving"),
+                "{}: {text}",
+                case.what
+            );
+        }
+        let state = cloud.project.state("iris").unwrap();
+        if case.finished_later {
+            // Retiring had begun: the new model has all the traffic already.
+            assert_ne!(serving(&cloud, "iris", &body), old, "{}", case.what);
+        } else {
+            assert_eq!(serving(&cloud, "iris", &body), old, "{}", case.what);
+            assert_eq!(active_deployed(&cloud, "iris"), old, "{}", case.what);
+        }
+        if case.code.is_some() {
+            assert!(
+                state["pending"].is_null() && state["rollout"].is_null(),
+                "{state}"
+            );
+        } else {
+            assert!(state["pending"].is_object(), "{}: {state}", case.what);
+            let rerun = cloud
+                .run(&["deploy", "--provider", "gcp", "-f", &spec])
+                .expect(0);
+            let says = if case.finished_later {
+                "finishing the rollout an interrupted deploy left"
+            } else {
+                "undoing the rollout an interrupted deploy left"
+            };
+            assert!(
+                rerun.stderr().contains(says),
+                "{}: {}",
+                case.what,
+                rerun.stderr()
+            );
+            assert_ne!(serving(&cloud, "iris", &body), old, "{}", case.what);
+        }
+        let destroyed = cloud
+            .run(&["destroy", "iris", "--output", "json"])
+            .expect(0);
+        assert_eq!(
+            json(&destroyed)["leftover"],
+            serde_json::json!([]),
+            "{}",
+            case.what
+        );
+        assert!(cloud.fake.server_pids().is_empty(), "{}", case.what);
+    }
 }

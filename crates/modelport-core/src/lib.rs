@@ -19,6 +19,8 @@ pub mod state;
 pub mod tensor;
 
 pub use error::{Error, Result};
-pub use predictor::{Expected, PredictError, Prediction, Predictor, ServedBy, TargetInfo, TargetKind};
+pub use predictor::{
+    Expected, PredictError, Prediction, Predictor, ServedBy, TargetInfo, TargetKind,
+};
 pub use signature::{ClassLabels, Dim, Signature, TensorSpec};
 pub use tensor::{Batch, DType, NamedTensor, Tensor, TensorData};

@@ -138,7 +138,9 @@ impl Workspace {
                 ));
                 told = true;
             }
-            std::thread::sleep(Duration::from_millis(50).min(wait.saturating_sub(started.elapsed())));
+            std::thread::sleep(
+                Duration::from_millis(50).min(wait.saturating_sub(started.elapsed())),
+            );
         }
         if kind == LockKind::Exclusive {
             let holder = Holder {
@@ -174,7 +176,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ws = Workspace::new(dir.path());
         let held = ws
-            .lock("iris", LockKind::Exclusive, "deploy", Duration::ZERO, |_| {})
+            .lock(
+                "iris",
+                LockKind::Exclusive,
+                "deploy",
+                Duration::ZERO,
+                |_| {},
+            )
             .unwrap();
         // A second open file description is a second holder, as another process is.
         let mut waited = Vec::new();
@@ -189,7 +197,10 @@ mod tests {
             .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("`modelport deploy`"), "{text}");
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
         assert_eq!(waited.len(), 1, "{waited:?}");
         assert!(waited[0].contains("waiting up to 0 s"), "{waited:?}");
         assert!(
@@ -197,8 +208,14 @@ mod tests {
                 .is_err()
         );
         // Other deployments are independent.
-        ws.lock("zeta", LockKind::Exclusive, "deploy", Duration::ZERO, |_| {})
-            .unwrap();
+        ws.lock(
+            "zeta",
+            LockKind::Exclusive,
+            "deploy",
+            Duration::ZERO,
+            |_| {},
+        )
+        .unwrap();
         drop(held);
         let a = ws
             .lock("iris", LockKind::Shared, "compare", Duration::ZERO, |_| {})
@@ -207,12 +224,24 @@ mod tests {
             .lock("iris", LockKind::Shared, "compare", Duration::ZERO, |_| {})
             .unwrap();
         assert!(
-            ws.lock("iris", LockKind::Exclusive, "deploy", Duration::ZERO, |_| {})
-                .is_err()
+            ws.lock(
+                "iris",
+                LockKind::Exclusive,
+                "deploy",
+                Duration::ZERO,
+                |_| {}
+            )
+            .is_err()
         );
         drop((a, b));
-        ws.lock("iris", LockKind::Exclusive, "deploy", Duration::ZERO, |_| {})
-            .unwrap();
+        ws.lock(
+            "iris",
+            LockKind::Exclusive,
+            "deploy",
+            Duration::ZERO,
+            |_| {},
+        )
+        .unwrap();
         // Lock files are not states.
         assert!(ws.list_states().unwrap().is_empty());
     }
@@ -222,7 +251,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ws = Workspace::new(dir.path());
         let held = ws
-            .lock("iris", LockKind::Exclusive, "deploy", Duration::ZERO, |_| {})
+            .lock(
+                "iris",
+                LockKind::Exclusive,
+                "deploy",
+                Duration::ZERO,
+                |_| {},
+            )
             .unwrap();
         let releaser = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(150));

@@ -42,13 +42,7 @@ impl Cancellation {
     pub fn manual() -> (CancelHandle, Cancellation) {
         let (tx, rx) = watch::channel((0, ""));
         let tx = Arc::new(tx);
-        (
-            CancelHandle(tx.clone()),
-            Cancellation {
-                rx,
-                _tx: Some(tx),
-            },
-        )
+        (CancelHandle(tx.clone()), Cancellation { rx, _tx: Some(tx) })
     }
 
     /// Counts SIGINT and SIGTERM from now on (inside a tokio runtime). From this

@@ -78,9 +78,7 @@ impl DeployError {
     /// The last lines of a server's log, when a server failed to start.
     pub fn log_tail(&self) -> Option<&[String]> {
         match self {
-            DeployError::Provider(ProviderError::StartupFailed { log_tail, .. }) => {
-                Some(log_tail)
-            }
+            DeployError::Provider(ProviderError::StartupFailed { log_tail, .. }) => Some(log_tail),
             DeployError::Compare(e)
             | DeployError::RolledBack { source: e, .. }
             | DeployError::Stranded { source: e, .. } => e.log_tail(),

@@ -31,9 +31,7 @@ use std::time::Duration;
 
 use modelport_core::failpoint::{self, Action};
 use modelport_core::provider::{Plan, Provider, ProviderResult, Reporter};
-use modelport_core::state::{
-    DeploymentState, Phase, Rollout, RolloutMode, Which, Workspace,
-};
+use modelport_core::state::{DeploymentState, Phase, Rollout, RolloutMode, Which, Workspace};
 use modelport_verify::CompareReport;
 
 use crate::cancel::Cancellation;
@@ -123,7 +121,9 @@ impl Deployer<'_> {
         // Signals that arrive from here on stop the rollout.
         let seen = self.cancel.count();
         if plan.is_noop() {
-            let state = self.step("apply", seen, provider.apply(&plan, reporter)).await?;
+            let state = self
+                .step("apply", seen, provider.apply(&plan, reporter))
+                .await?;
             record_deployed(self.workspace, &state, &plan.spec);
             return Ok(Outcome::UpToDate { state });
         }
@@ -134,7 +134,9 @@ impl Deployer<'_> {
         self.save(&state)?;
         plan.previous = Some(state.clone());
 
-        let applied = self.step("apply", seen, provider.apply(&plan, reporter)).await;
+        let applied = self
+            .step("apply", seen, provider.apply(&plan, reporter))
+            .await;
         let mut state = match applied {
             Ok(s) => s,
             Err(e) => return Err(self.abandon(&state, e).await),
@@ -165,7 +167,11 @@ impl Deployer<'_> {
             return Err(self.abandon(&state, e).await);
         }
         let moved = self
-            .step("move_traffic", seen, provider.move_traffic(state.clone(), reporter))
+            .step(
+                "move_traffic",
+                seen,
+                provider.move_traffic(state.clone(), reporter),
+            )
             .await;
         state = match moved {
             Ok(s) => s,
@@ -253,13 +259,14 @@ impl Deployer<'_> {
     ) -> Result<Outcome> {
         self.reporter
             .on_start("the comparison failed: removing the new revision");
-        let state = self.roll_back(state).await.map_err(|(e, outcome, hint)| {
-            DeployError::Stranded {
-                source: Box::new(DeployError::other(reason.clone())),
-                outcome: format!("{outcome} ({e})"),
-                hint,
-            }
-        })?;
+        let state =
+            self.roll_back(state)
+                .await
+                .map_err(|(e, outcome, hint)| DeployError::Stranded {
+                    source: Box::new(DeployError::other(reason.clone())),
+                    outcome: format!("{outcome} ({e})"),
+                    hint,
+                })?;
         Ok(Outcome::Rejected {
             state,
             report,
@@ -327,7 +334,11 @@ impl Deployer<'_> {
         // The first signal started (or did not touch) this roll-back; a second stops it.
         let seen = self.cancel.count().max(1);
         let result = self
-            .step("rollback", seen, self.provider.rollback(state, self.reporter))
+            .step(
+                "rollback",
+                seen,
+                self.provider.rollback(state, self.reporter),
+            )
             .await;
         let mut state = result.map_err(stranded)?;
         state.rollout = None;

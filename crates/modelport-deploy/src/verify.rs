@@ -65,21 +65,26 @@ impl ReferenceVerifier {
         )?;
         let signature = reference.model_signature().clone();
         let inputs = match &self.verify.samples {
-            Some(path) => modelport_verify::inputs::read_inputs(path, &signature).map_err(|e| {
-                DeployError::Other {
-                    message: format!("cannot read samples from {}: {e}", path.display()),
+            Some(path) => {
+                let bad = |e: &dyn std::fmt::Display| DeployError::Other {
+                    message: format!(
+                        "the samples in {} do not fit the model: {e}",
+                        path.display()
+                    ),
                     hint: Some(
                         "`verify.samples` in modelport.yaml names the file; it must hold inputs \
-                         the model takes (JSON, .npy or CSV)"
+                         the model takes (JSON, .npy or CSV; `modelport inspect` shows them)"
                             .into(),
                     ),
-                }
-            })?,
-            None => samples::generate(
-                &signature,
-                self.verify.count as usize,
-                self.verify.seed,
-            )?,
+                };
+                let batch =
+                    modelport_verify::inputs::read_inputs(path, &signature).map_err(|e| bad(&e))?;
+                // Checked here, so that the error names the file rather than the
+                // endpoint that refused the rows.
+                signature.check_inputs(&batch).map_err(|e| bad(&e))?;
+                batch
+            }
+            None => samples::generate(&signature, self.verify.count as usize, self.verify.seed)?,
         };
         Ok((reference, inputs))
     }
@@ -93,14 +98,9 @@ impl Verifier for ReferenceVerifier {
             .await
             .map_err(|e| DeployError::other(format!("loading the reference stopped: {e}")))?
             .map_err(|e| DeployError::Compare(Box::new(e)))?;
-        let result = modelport_verify::run::compare(
-            endpoint,
-            &reference,
-            &inputs,
-            &self.verify,
-            self.worst,
-        )
-        .await;
+        let result =
+            modelport_verify::run::compare(endpoint, &reference, &inputs, &self.verify, self.worst)
+                .await;
         match result {
             Ok(report) if report.passed() => Ok(Verdict::Passed(report)),
             Ok(report) => Ok(Verdict::Failed {

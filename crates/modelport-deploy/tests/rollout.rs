@@ -8,18 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use modelport_core::predictor::{PredictError, Prediction, Predictor};
 use modelport_core::provider::{
-    ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
-    PlannedAction, Provider, ProviderError, ProviderResult, Reporter, RolloutPlan, Silent,
-    require_revision,
+    ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Plan, PlannedAction,
+    Provider, ProviderError, ProviderResult, Reporter, RolloutPlan, Silent, require_revision,
 };
 use modelport_core::spec::{DeploymentName, DeploymentSpec, VerifySpec};
 use modelport_core::state::{
     DeploymentState, EndpointRef, Phase, Protocol, Rollout, RolloutMode, Which, Workspace,
 };
 use modelport_core::{Batch, Signature, TargetInfo, TargetKind, Tensor};
-use modelport_deploy::{
-    Cancellation, DeployError, Deployer, Outcome, Verdict, Verifier,
-};
+use modelport_deploy::{Cancellation, DeployError, Deployer, Outcome, Verdict, Verifier};
 
 /// What the scripted provider did, step by step, with the phase the state file
 /// held when the step began.
@@ -166,7 +163,11 @@ impl Provider for Scripted {
     ) -> ProviderResult<DeploymentState> {
         self.step("rollback", &state.name)?;
         state.pending = None;
-        self.set_traffic(if state.active.is_some() { "old" } else { "none" });
+        self.set_traffic(if state.active.is_some() {
+            "old"
+        } else {
+            "none"
+        });
         self.ws.save_state(&state)?;
         Ok(state)
     }
@@ -325,7 +326,10 @@ impl Fixture {
             },
             previous: None,
         };
-        s.active = Some(plan.revision(endpoint(), serde_json::json!({"rev": "old"})).unwrap());
+        s.active = Some(
+            plan.revision(endpoint(), serde_json::json!({"rev": "old"}))
+                .unwrap(),
+        );
         self.ws.save_state(&s).unwrap();
         s
     }
@@ -357,7 +361,9 @@ impl Fixture {
 }
 
 fn rev(state: &DeploymentState, which: Which) -> Option<&str> {
-    state.revision(which).and_then(|r| r.resources["rev"].as_str())
+    state
+        .revision(which)
+        .and_then(|r| r.resources["rev"].as_str())
 }
 
 #[tokio::test]
@@ -367,10 +373,21 @@ async fn a_passing_update_is_verified_before_its_traffic_moves() {
     let p = Scripted::new(&f.ws);
     p.set_traffic("old");
     let outcome = f
-        .run(&p, RolloutMode::BeforeTraffic, Judge::Scale(1.0), Cancellation::never())
+        .run(
+            &p,
+            RolloutMode::BeforeTraffic,
+            Judge::Scale(1.0),
+            Cancellation::never(),
+        )
         .await
         .unwrap();
-    assert!(matches!(outcome, Outcome::Deployed { report: Some(_), .. }));
+    assert!(matches!(
+        outcome,
+        Outcome::Deployed {
+            report: Some(_),
+            ..
+        }
+    ));
     // Each step saw its own phase on disk: recorded before the step ran.
     assert_eq!(
         p.log(),
@@ -394,7 +411,12 @@ async fn a_failed_comparison_removes_the_new_revision_and_never_moves_traffic() 
     let p = Scripted::new(&f.ws);
     p.set_traffic("old");
     let outcome = f
-        .run(&p, RolloutMode::BeforeTraffic, Judge::Scale(2.0), Cancellation::never())
+        .run(
+            &p,
+            RolloutMode::BeforeTraffic,
+            Judge::Scale(2.0),
+            Cancellation::never(),
+        )
         .await
         .unwrap();
     let Outcome::Rejected { state, report, .. } = outcome else {
@@ -403,7 +425,11 @@ async fn a_failed_comparison_removes_the_new_revision_and_never_moves_traffic() 
     assert!(report.is_some_and(|r| !r.passed()));
     assert_eq!(
         p.log(),
-        ["apply@starting", "endpoint@verifying", "rollback@rolling_back"]
+        [
+            "apply@starting",
+            "endpoint@verifying",
+            "rollback@rolling_back"
+        ]
     );
     let s = state.unwrap();
     assert_eq!(rev(&s, Which::Active), Some("old"));
@@ -415,16 +441,28 @@ async fn a_failed_comparison_removes_the_new_revision_and_never_moves_traffic() 
 #[tokio::test]
 async fn every_failing_step_before_retire_rolls_back_to_the_old_revision() {
     for (step, judge, expect) in [
-        ("apply", Judge::Scale(1.0), vec!["apply@starting", "rollback@rolling_back"]),
+        (
+            "apply",
+            Judge::Scale(1.0),
+            vec!["apply@starting", "rollback@rolling_back"],
+        ),
         (
             "endpoint",
             Judge::Scale(1.0),
-            vec!["apply@starting", "endpoint@verifying", "rollback@rolling_back"],
+            vec![
+                "apply@starting",
+                "endpoint@verifying",
+                "rollback@rolling_back",
+            ],
         ),
         (
             "-",
             Judge::Broken,
-            vec!["apply@starting", "endpoint@verifying", "rollback@rolling_back"],
+            vec![
+                "apply@starting",
+                "endpoint@verifying",
+                "rollback@rolling_back",
+            ],
         ),
         (
             "move_traffic",
@@ -445,7 +483,10 @@ async fn every_failing_step_before_retire_rolls_back_to_the_old_revision() {
             .run(&p, RolloutMode::BeforeTraffic, judge, Cancellation::never())
             .await
             .unwrap_err();
-        assert!(matches!(err, DeployError::RolledBack { .. }), "{step}: {err}");
+        assert!(
+            matches!(err, DeployError::RolledBack { .. }),
+            "{step}: {err}"
+        );
         assert!(
             err.to_string()
                 .contains("the new revision was removed and the previous one keeps serving"),
@@ -464,10 +505,18 @@ async fn a_failed_first_deploy_leaves_nothing_recorded() {
     let f = Fixture::new();
     let p = Scripted::new(&f.ws).failing("endpoint");
     let err = f
-        .run(&p, RolloutMode::BeforeTraffic, Judge::Scale(1.0), Cancellation::never())
+        .run(
+            &p,
+            RolloutMode::BeforeTraffic,
+            Judge::Scale(1.0),
+            Cancellation::never(),
+        )
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("the new revision was removed"), "{err}");
+    assert!(
+        err.to_string().contains("the new revision was removed"),
+        "{err}"
+    );
     assert!(f.state().is_none());
 }
 
@@ -477,11 +526,19 @@ async fn a_failed_retire_keeps_the_new_revision_and_says_how_to_finish() {
     f.with_active();
     let p = Scripted::new(&f.ws).failing("retire");
     let err = f
-        .run(&p, RolloutMode::BeforeTraffic, Judge::Scale(1.0), Cancellation::never())
+        .run(
+            &p,
+            RolloutMode::BeforeTraffic,
+            Judge::Scale(1.0),
+            Cancellation::never(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, DeployError::Stranded { .. }), "{err}");
-    assert!(err.hint().unwrap().contains("run the deploy again"), "{err:?}");
+    assert!(
+        err.hint().unwrap().contains("run the deploy again"),
+        "{err:?}"
+    );
     // The state says the rollout was retiring: a re-run finishes it.
     let s = f.state().unwrap();
     assert_eq!(s.phase(), Some(Phase::Retiring));
@@ -510,7 +567,12 @@ async fn after_traffic_moves_first_and_a_failure_moves_it_back() {
     let p = Scripted::new(&f.ws);
     p.set_traffic("old");
     let outcome = f
-        .run(&p, RolloutMode::AfterTraffic, Judge::Scale(1.0), Cancellation::never())
+        .run(
+            &p,
+            RolloutMode::AfterTraffic,
+            Judge::Scale(1.0),
+            Cancellation::never(),
+        )
         .await
         .unwrap();
     assert!(matches!(outcome, Outcome::Deployed { .. }));
@@ -529,7 +591,12 @@ async fn after_traffic_moves_first_and_a_failure_moves_it_back() {
     let p = Scripted::new(&f.ws);
     p.set_traffic("old");
     let outcome = f
-        .run(&p, RolloutMode::AfterTraffic, Judge::Scale(3.0), Cancellation::never())
+        .run(
+            &p,
+            RolloutMode::AfterTraffic,
+            Judge::Scale(3.0),
+            Cancellation::never(),
+        )
         .await
         .unwrap();
     assert!(matches!(outcome, Outcome::Rejected { .. }));
@@ -542,11 +609,20 @@ async fn unverified_never_compares() {
     let f = Fixture::new();
     let p = Scripted::new(&f.ws);
     let outcome = f
-        .run(&p, RolloutMode::Unverified, Judge::Broken, Cancellation::never())
+        .run(
+            &p,
+            RolloutMode::Unverified,
+            Judge::Broken,
+            Cancellation::never(),
+        )
         .await
         .unwrap();
     assert!(matches!(outcome, Outcome::Deployed { report: None, .. }));
-    assert!(!p.log().iter().any(|s| s.starts_with("endpoint")), "{:?}", p.log());
+    assert!(
+        !p.log().iter().any(|s| s.starts_with("endpoint")),
+        "{:?}",
+        p.log()
+    );
 }
 
 #[tokio::test]
@@ -610,7 +686,10 @@ async fn a_signal_during_the_rollout_rolls_back() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("interrupted (SIGTERM)"), "{err}");
-    assert!(err.to_string().contains("previous one keeps serving"), "{err}");
+    assert!(
+        err.to_string().contains("previous one keeps serving"),
+        "{err}"
+    );
     assert_eq!(p.traffic(), "old");
     let s = f.state().unwrap();
     assert_eq!(rev(&s, Which::Active), Some("old"));
@@ -633,11 +712,19 @@ async fn recovery_undoes_an_unproven_rollout_and_finishes_a_proven_one() {
         let plan = Plan {
             previous: Some(s.clone()),
             ..Scripted::new(&f.ws)
-                .plan(&f.spec, &Fixture::artifact(), Some(&s), RolloutMode::BeforeTraffic)
+                .plan(
+                    &f.spec,
+                    &Fixture::artifact(),
+                    Some(&s),
+                    RolloutMode::BeforeTraffic,
+                )
                 .await
                 .unwrap()
         };
-        s.pending = Some(plan.revision(endpoint(), serde_json::json!({"rev": "new"})).unwrap());
+        s.pending = Some(
+            plan.revision(endpoint(), serde_json::json!({"rev": "new"}))
+                .unwrap(),
+        );
         s.rollout = Some(Rollout {
             phase,
             verified,
@@ -656,9 +743,16 @@ async fn recovery_undoes_an_unproven_rollout_and_finishes_a_proven_one() {
         let (after, did) = deployer.recover(s).await.unwrap();
         assert!(did);
         let after = after.unwrap();
-        assert!(after.pending.is_none() && after.rollout.is_none(), "{phase:?}");
+        assert!(
+            after.pending.is_none() && after.rollout.is_none(),
+            "{phase:?}"
+        );
         let expect = if finish { "new" } else { "old" };
-        assert_eq!(rev(&after, Which::Active), Some(expect), "{phase:?} {verified}");
+        assert_eq!(
+            rev(&after, Which::Active),
+            Some(expect),
+            "{phase:?} {verified}"
+        );
         assert_eq!(f.state(), Some(after));
     }
 }

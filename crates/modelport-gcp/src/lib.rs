@@ -422,7 +422,11 @@ impl GcpProvider {
         reporter.on_start(&format!("uploading Vertex AI model {}", res.model_id));
         vertex::ensure_model(c, &t.model, res.deadline(), reporter).await?;
         reporter.on_start(&format!("creating endpoint {}", res.endpoint_name));
-        fn endpoint_spec<'a>(t: &'a Target, res: &GcpResources, id: &'a str) -> vertex::EndpointSpec<'a> {
+        fn endpoint_spec<'a>(
+            t: &'a Target,
+            res: &GcpResources,
+            id: &'a str,
+        ) -> vertex::EndpointSpec<'a> {
             vertex::EndpointSpec {
                 endpoint_id: id,
                 display_name: &t.deployment,
@@ -432,11 +436,19 @@ impl GcpProvider {
             }
         }
         let serving_id = names::endpoint_id(&t.deployment);
-        let ep = vertex::ensure_endpoint(c, &endpoint_spec(t, res, &serving_id), res.deadline(), reporter)
-            .await?;
+        let ep = vertex::ensure_endpoint(
+            c,
+            &endpoint_spec(t, res, &serving_id),
+            res.deadline(),
+            reporter,
+        )
+        .await?;
         let serving_old = active.filter(|a| {
             a.deployed_model_id != res.deployed_model_id
-                && ep.traffic_split.get(&a.deployed_model_id).is_some_and(|p| *p > 0)
+                && ep
+                    .traffic_split
+                    .get(&a.deployed_model_id)
+                    .is_some_and(|p| *p > 0)
         });
         let traffic_first = res.verify_endpoint.is_none();
         // "0" names the model being deployed. An empty split leaves the endpoint's
@@ -470,7 +482,8 @@ impl GcpProvider {
             .await
         };
         let verification = async {
-            let (Some(name), Some(deployed)) = (&res.verify_endpoint, &res.verify_deployed_model_id)
+            let (Some(name), Some(deployed)) =
+                (&res.verify_endpoint, &res.verify_deployed_model_id)
             else {
                 return Ok(());
             };
@@ -478,7 +491,9 @@ impl GcpProvider {
             reporter.on_start(&format!(
                 "creating the verification endpoint {name} (deleted once the comparison is done)"
             ));
-            let vep = vertex::ensure_endpoint(c, &endpoint_spec(t, res, id), res.deadline(), reporter).await?;
+            let vep =
+                vertex::ensure_endpoint(c, &endpoint_spec(t, res, id), res.deadline(), reporter)
+                    .await?;
             if has(&vep, deployed) {
                 return Ok(());
             }
@@ -782,8 +797,15 @@ impl Provider for GcpProvider {
                 res
             }
         };
-        self.bring_up(&c, &t, &res, recorded_active.as_ref(), &plan.artifact, reporter)
-            .await?;
+        self.bring_up(
+            &c,
+            &t,
+            &res,
+            recorded_active.as_ref(),
+            &plan.artifact,
+            reporter,
+        )
+        .await?;
         Ok(state)
     }
 
@@ -797,7 +819,9 @@ impl Provider for GcpProvider {
         let c = self.clients(&p.settings).await?;
         let ep = vertex::get_endpoint(&c, &p.endpoint_name)
             .await?
-            .ok_or_else(|| ProviderError::other(format!("endpoint {} vanished", p.endpoint_name)))?;
+            .ok_or_else(|| {
+                ProviderError::other(format!("endpoint {} vanished", p.endpoint_name))
+            })?;
         if !serves(&ep, &p.deployed_model_id) {
             reporter.on_start(&format!(
                 "moving the traffic of {} to deployed model {} (the previous one stays deployed until it is retired)",
@@ -819,8 +843,11 @@ impl Provider for GcpProvider {
         moved.verify_endpoint = None;
         moved.verify_deployed_model_id = None;
         if let Some(r) = state.pending.as_mut() {
-            r.endpoint.predict_url =
-                format!("{}/v1/{}:predict", p.settings.vertex_host(), p.endpoint_name);
+            r.endpoint.predict_url = format!(
+                "{}/v1/{}:predict",
+                p.settings.vertex_host(),
+                p.endpoint_name
+            );
             r.endpoint.health_url = format!("{}/v1/{}", p.settings.vertex_host(), p.endpoint_name);
             r.resources = serde_json::to_value(&moved)
                 .map_err(|e| ProviderError::other(format!("cannot record the resources: {e}")))?;
@@ -1035,8 +1062,13 @@ impl Provider for GcpProvider {
             revision_kind: "deployed model".into(),
         };
         Ok(Box::new(
-            BatchPredictor::for_revision(transport, &state.name, &rev.endpoint, res.signature.clone())
-                .expecting(expected),
+            BatchPredictor::for_revision(
+                transport,
+                &state.name,
+                &rev.endpoint,
+                res.signature.clone(),
+            )
+            .expecting(expected),
         ))
     }
 

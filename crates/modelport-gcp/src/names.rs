@@ -138,9 +138,16 @@ mod tests {
         let m = model_id("iris", "sha256:0123456789abcdef", "sha256:fedcba98");
         assert_eq!(verification_endpoint_id(&m), "iris-verify-01234567-fedcba");
         assert_ne!(verification_deployed_model_id(&m), deployed_model_id(&m));
-        let long = model_id(&"a".repeat(63), "sha256:0123456789abcdef", "sha256:fedcba98");
+        let long = model_id(
+            &"a".repeat(63),
+            "sha256:0123456789abcdef",
+            "sha256:fedcba98",
+        );
         let v = verification_endpoint_id(&long);
-        assert!(v.len() <= MAX_ID_LEN && v.ends_with("-verify-01234567-fedcba"), "{v}");
+        assert!(
+            v.len() <= MAX_ID_LEN && v.ends_with("-verify-01234567-fedcba"),
+            "{v}"
+        );
     }
 
     #[test]

@@ -71,8 +71,7 @@ impl Transport for PredictTransport {
                             .into_bytes(),
                         served_by: ServedBy {
                             digest,
-                            revision: Some(r.deployed_model_id.clone())
-                                .filter(|id| !id.is_empty()),
+                            revision: Some(r.deployed_model_id.clone()).filter(|id| !id.is_empty()),
                             ..Default::default()
                         },
                     });

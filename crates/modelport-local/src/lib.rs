@@ -79,7 +79,11 @@ impl LocalResources {
 
 /// `url` with its loopback port changed to `port`.
 fn on_port(url: &str, from: u16, port: u16) -> String {
-    url.replacen(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{port}"), 1)
+    url.replacen(
+        &format!("127.0.0.1:{from}"),
+        &format!("127.0.0.1:{port}"),
+        1,
+    )
 }
 
 /// Runs servers on this machine.
@@ -395,7 +399,17 @@ impl Provider for LocalProvider {
         let port = process::free_port()
             .map_err(|e| ProviderError::other(format!("cannot find a free port: {e}")))?;
         let started_at = unix_now();
-        let revision_id = format!("{started_at}-{}", short(&plan.artifact.digest));
+        // Unique per server, also for two revisions of one artifact started in the
+        // same second: it is how answers say which server gave them.
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let revision_id = format!(
+            "{millis}-{}-{}",
+            &short(&plan.artifact.digest)[..8],
+            &plan.spec_hash[..6.min(plan.spec_hash.len())]
+        );
         let log = self
             .workspace
             .deployment_dir(&plan.name)
@@ -463,7 +477,9 @@ impl Provider for LocalProvider {
     ) -> ProviderResult<DeploymentState> {
         let pending = require_revision(&state, Which::Pending)?.clone();
         let Some(new) = LocalResources::of(&pending) else {
-            return Err(ProviderError::other("the pending server's record is unreadable"));
+            return Err(ProviderError::other(
+                "the pending server's record is unreadable",
+            ));
         };
         let Some(fixed) = new.handover_port else {
             // Its own port is where it serves: nothing to hand over.
@@ -711,7 +727,11 @@ fn serving_port(rev: &Revision, res: &LocalResources) -> u16 {
 
 /// Polls `health_url` with a new connection each time until a 200 answer names
 /// `revision`, or `within` passes. Other servers may share the port meanwhile.
-async fn wait_for_revision(health_url: &str, revision: &str, within: Duration) -> Result<(), String> {
+async fn wait_for_revision(
+    health_url: &str,
+    revision: &str,
+    within: Duration,
+) -> Result<(), String> {
     let started = Instant::now();
     let mut last = String::from("no answer yet");
     while started.elapsed() < within {

@@ -168,7 +168,10 @@ async fn take_over_on_signal(
     let listener = loop {
         match bind_shared(addr) {
             Ok(l) => break l,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && started.elapsed() < HANDOVER_WAIT => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && started.elapsed() < HANDOVER_WAIT =>
+            {
                 if *stop.borrow() {
                     return;
                 }

@@ -184,7 +184,10 @@ pub async fn lifecycle(
         artifact: new_artifact.clone(),
         label: "reference".into(),
         engine: EngineChoice::Auto,
-        verify: changed.verify.clone(),
+        verify: modelport_core::spec::VerifySpec {
+            samples: changed.samples_path(),
+            ..changed.verify.clone()
+        },
         worst: DEFAULT_WORST,
     };
     let deployer = Deployer {

@@ -209,6 +209,14 @@ impl<T: Transport> BatchPredictor<T> {
     /// Sends one request and decodes its answer, which must hold `rows` rows.
     async fn send(&self, body: Vec<u8>, rows: usize) -> Result<(Batch, ServedBy), PredictError> {
         let label = &self.info.label;
+        if modelport_core::failpoint::hit("verify.request")
+            == Some(modelport_core::failpoint::Action::Error)
+        {
+            return Err(PredictError::Unavailable {
+                target: label.clone(),
+                message: "connection reset by peer (fail point verify.request)".into(),
+            });
+        }
         let reply = self.transport.post(body).await?;
         if let Some(expected) = &self.expected
             && reply.status == 200

@@ -62,8 +62,7 @@ async fn deploy(
     let packaged = {
         let spec = spec.clone();
         let dir = scratch.path().to_path_buf();
-        tokio::task::spawn_blocking(move || modelport_deploy::package_model(&spec, &dir))
-            .await??
+        tokio::task::spawn_blocking(move || modelport_deploy::package_model(&spec, &dir)).await??
     };
     let mut planned =
         modelport_deploy::plan(spec, ws, provider, &packaged, state.as_ref(), mode).await?;
@@ -113,9 +112,7 @@ async fn recover(
 ) -> anyhow::Result<(Option<DeploymentState>, bool)> {
     let state = modelport_deploy::recorded_state(spec, ws, provider)?;
     match state {
-        Some(s) if s.pending.is_some() || s.rollout.is_some() => {
-            Ok(deployer.recover(s).await?)
-        }
+        Some(s) if s.pending.is_some() || s.rollout.is_some() => Ok(deployer.recover(s).await?),
         other => Ok((other, false)),
     }
 }
@@ -223,7 +220,11 @@ async fn report(
     if let (Some(path), Some(r)) = (&args.junit, &comparison) {
         write_junit(path, r)?;
     }
-    Ok(if passed { Code::Success } else { Code::Mismatch })
+    Ok(if passed {
+        Code::Success
+    } else {
+        Code::Mismatch
+    })
 }
 
 fn write_junit(path: &std::path::Path, r: &CompareReport) -> anyhow::Result<()> {

@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 
@@ -155,4 +158,173 @@ impl Run {
         );
         self
     }
+}
+
+/// One production answer: when, and which revision gave it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub at: Instant,
+    pub ok: bool,
+    pub digest: Option<String>,
+    pub revision: Option<String>,
+}
+
+/// A production client: one request every few milliseconds, each on a new
+/// connection, as a fleet of callers would send them.
+pub struct Traffic {
+    stop: Arc<AtomicBool>,
+    answers: Arc<Mutex<Vec<Answer>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    /// Sends `request` (a new connection each time) until stopped.
+    pub fn start(
+        request: impl Fn(&reqwest::blocking::Client) -> reqwest::blocking::RequestBuilder
+        + Send
+        + 'static,
+    ) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, answers) = (stop.clone(), answers.clone());
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = request(&client).send();
+                    let header = |r: &reqwest::blocking::Response, name: &str| {
+                        r.headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string)
+                    };
+                    let answer = match r {
+                        Ok(r) => Answer {
+                            at: Instant::now(),
+                            ok: r.status().is_success(),
+                            digest: header(&r, "x-modelport-digest"),
+                            revision: header(&r, "x-modelport-revision"),
+                        },
+                        Err(_) => Answer {
+                            at: Instant::now(),
+                            ok: false,
+                            digest: None,
+                            revision: None,
+                        },
+                    };
+                    answers.lock().unwrap().push(answer);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        Traffic {
+            stop,
+            answers,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn stop(mut self) -> Vec<Answer> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.answers.lock().unwrap().clone()
+    }
+}
+
+/// Records when the state file first shows each rollout phase.
+pub struct PhaseWatch {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<(String, Instant)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PhaseWatch {
+    pub fn start(state: std::path::PathBuf) -> PhaseWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
+        let thread = {
+            let (stop, seen) = (stop.clone(), seen.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(text) = std::fs::read_to_string(&state)
+                        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+                        && let Some(phase) = v["rollout"]["phase"].as_str()
+                    {
+                        let mut seen = seen.lock().unwrap();
+                        if seen.last().is_none_or(|(p, _)| p != phase) {
+                            seen.push((phase.to_string(), Instant::now()));
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        };
+        PhaseWatch {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn stop(mut self) -> Vec<(String, Instant)> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+pub fn first(phases: &[(String, Instant)], phase: &str) -> Instant {
+    phases
+        .iter()
+        .find(|(p, _)| p == phase)
+        .map(|(_, t)| *t)
+        .unwrap_or_else(|| panic!("no {phase} phase in {phases:?}"))
+}
+
+/// Waits until the deployment's state file says the rollout is in `phase`.
+pub fn wait_for_phase(p: &Project, name: &str, phase: &str, child: &mut std::process::Child) {
+    let start = Instant::now();
+    loop {
+        if p.state(name)
+            .is_some_and(|s| s["rollout"]["phase"] == phase)
+        {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the deploy ended before the rollout reached {phase}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no {phase} phase: {:?}",
+            p.state(name)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn signal(child: &std::process::Child, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
+}
+
+/// Starts `cmd` with its output captured.
+pub fn spawn(mut cmd: Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a command started by [`spawn`].
+pub fn finish(child: std::process::Child) -> Run {
+    Run(child.wait_with_output().unwrap())
 }

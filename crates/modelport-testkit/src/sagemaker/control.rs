@@ -737,8 +737,11 @@ fn describe_endpoint(rec: &EndpointRec) -> Value {
             .variants
             .iter()
             .map(|v| {
-                let mut s =
-                    variant_summary(&data::VariantInfo::of(v, &p.snapshot, p.started), false, (None, None));
+                let mut s = variant_summary(
+                    &data::VariantInfo::of(v, &p.snapshot, p.started),
+                    false,
+                    (None, None),
+                );
                 if let (Some(obj), Some(t)) = (s.as_object_mut(), v.get("InstanceType")) {
                     obj.insert("InstanceType".into(), t.clone());
                 }
