@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use modelport_core::predictor::Predictor;
 use modelport_core::provider::{
-    ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
+    ActionKind, ArtifactRef, Copies, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
     PlannedAction, Provider, ProviderError, ProviderResult, Reporter, RolloutPlan,
     require_revision,
 };
@@ -636,14 +636,17 @@ impl Provider for AwsProvider {
                     "UpdateEndpointWeightsAndCapacities gives {vb} all the traffic only after it passes; \
                      until then the serving variant keeps weight 1"
                 ),
+                // UpdateEndpoint brings up a new fleet of both variants beside the old
+                // one; retiring brings up a new fleet of the new variant alone.
+                stages: vec![Copies::of(2, 1), Copies::of(1, 1), Copies::of(1, 2)],
             },
             Strategy::NewEndpoint => RolloutPlan {
                 mode,
                 verify_via: format!("InvokeEndpoint with TargetVariant {vb}"),
-                traffic: format!(
-                    "a new endpoint answers whoever calls it from the moment it is InService; \
-                     `deploy` compares it before it reports success, and deletes it if it fails"
-                ),
+                traffic: "a new endpoint answers whoever calls it from the moment it is InService; \
+                          `deploy` compares it before it reports success, and deletes it if it fails"
+                    .to_string(),
+                stages: vec![Copies::of(0, 1)],
             },
             Strategy::VerificationEndpoint => RolloutPlan {
                 mode,
@@ -656,11 +659,13 @@ impl Provider for AwsProvider {
                      (a serverless endpoint takes one variant, so it cannot hold the new one at weight 0)",
                     res.endpoint_name
                 ),
+                stages: vec![Copies::of(1, 1), Copies::of(1, 2)],
             },
             Strategy::Replace => RolloutPlan {
                 mode,
                 verify_via: format!("InvokeEndpoint on {}", res.endpoint_name),
                 traffic: "UpdateEndpoint moves all the traffic before the comparison (verify.mode: after-traffic, or --no-verify)".into(),
+                stages: vec![Copies::of(1, 1)],
             },
         };
         if serving_ours {
@@ -1332,6 +1337,7 @@ impl Provider for AwsProvider {
                 model_digest: None,
                 started_at: None,
                 pending: false,
+                rollout_phase: None,
             });
         }
         Ok(found)

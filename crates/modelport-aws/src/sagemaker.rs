@@ -554,12 +554,13 @@ pub async fn wait(
             }
             (Goal::Settled, Some(i)) if !i.is_transitional() => return Ok(info),
             (Goal::Weights(config, wanted), Some(i))
-                if i.status == "InService" && i.config_name == config =>
+                if i.status == "InService" && i.config_name == config && i.has_weights(wanted) =>
             {
-                if i.has_weights(wanted) {
-                    return Ok(info);
-                }
+                return Ok(info);
             }
+            // InService on the right configuration, the weights not there yet: wait.
+            (Goal::Weights(config, _), Some(i))
+                if i.status == "InService" && i.config_name == config => {}
             (goal, Some(i)) if goal.config().is_some() && i.status == "InService" => {
                 let config = goal.config().unwrap_or_default();
                 if i.config_name == config {

@@ -16,7 +16,7 @@ Exit codes:
   0  success
   1  error (the message and a hint are on stderr)
   2  usage error (bad flags or arguments)
-  3  a comparison ran and found a mismatch
+  3  a comparison ran and found a mismatch, or an answer from another revision
   `plan` exits 2 when the plan has changes (see `modelport plan --help`)
 
 Environment:
@@ -120,9 +120,20 @@ pub enum Command {
 
     /// Package the model, start or update its endpoint, and compare it with the local runtime.
     #[command(
-        after_help = "The endpoint is updated blue/green: the new revision starts next to the old one, and \
-        only when its comparison passes does it replace the old one; otherwise it is removed and the old \
-        one keeps serving (exit code 3). Re-running an unchanged deploy does nothing.\n\n\
+        after_help = "The new revision starts next to the old one and is compared with the packaged model on \
+        this machine before any production request can reach it; only when it passes does the traffic move \
+        to it and the old revision go. Otherwise it is removed and the old one never stopped serving \
+        (exit code 3). When production traffic moves:\n  \
+        local  the new server has a port of its own; a fixed provider.local.port is handed to it after it passes\n  \
+        aws    an update adds it as a second production variant at weight 0, compared with TargetVariant; the \
+        weights move after it passes (serverless: a short-lived endpoint of its own, then UpdateEndpoint); a \
+        first deploy creates the endpoint with it as the only variant, compared before deploy reports success\n  \
+        gcp    deployed with no traffic on the serving endpoint and alone on a short-lived verification \
+        endpoint, where it is compared; the traffic split moves after it passes\n\
+        verify.mode: after-traffic moves the traffic first and back on failure; --no-verify does not compare.\n\n\
+        An error, SIGINT or SIGTERM removes the new revision (a second signal stops the clean-up); a crash \
+        leaves state that a re-run or `modelport destroy` finishes. One command at a time changes a \
+        deployment: another waits up to --wait-lock seconds. Re-running an unchanged deploy does nothing.\n\n\
         Examples:\n  modelport deploy --provider local -f examples/iris/modelport.yaml\n  \
         modelport deploy -f modelport.yaml --no-verify\n  modelport deploy -f modelport.yaml --junit compare.xml"
     )]

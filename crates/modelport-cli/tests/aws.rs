@@ -704,6 +704,9 @@ fn every_interruption_leaves_the_old_variant_serving_on_aws() {
         what: &'static str,
         faults: Vec<Fault>,
         failpoints: &'static str,
+        /// Extra arguments, and samples that do not fit the model.
+        args: &'static [&'static str],
+        bad_samples: bool,
         signal: Option<Signal>,
         code: Option<i32>,
         says: &'static str,
@@ -711,9 +714,44 @@ fn every_interruption_leaves_the_old_variant_serving_on_aws() {
     }
     let cases = [
         Case {
+            what: "the reference does not load (tract cannot run SVMClassifier)",
+            faults: vec![],
+            failpoints: "",
+            args: &["--engine", "tract"],
+            bad_samples: false,
+            signal: None,
+            code: Some(1),
+            says: "SVMClassifier",
+            finished_later: false,
+        },
+        Case {
+            what: "the samples do not fit the model",
+            faults: vec![],
+            failpoints: "",
+            args: &[],
+            bad_samples: true,
+            signal: None,
+            code: Some(1),
+            says: "bad.json do not fit the model",
+            finished_later: false,
+        },
+        Case {
+            what: "SIGTERM during the comparison",
+            faults: vec![],
+            failpoints: "rollout.verify=sleep(20000)",
+            args: &[],
+            bad_samples: false,
+            signal: Some(Signal::TERM),
+            code: Some(1),
+            says: "interrupted (SIGTERM)",
+            finished_later: false,
+        },
+        Case {
             what: "InvokeEndpoint keeps failing",
             faults: vec![Fault::new("InvokeEndpoint", FaultKind::InternalError).times(200)],
             failpoints: "",
+            args: &[],
+            bad_samples: false,
             signal: None,
             code: Some(1),
             says: "InternalFailure",
@@ -723,6 +761,8 @@ fn every_interruption_leaves_the_old_variant_serving_on_aws() {
             what: "the answers carry no identity",
             faults: vec![Fault::new("InvokeEndpoint", FaultKind::DropIdentity).times(200)],
             failpoints: "",
+            args: &[],
+            bad_samples: false,
             signal: None,
             code: Some(3),
             says: "an answer carried no model digest",
@@ -732,6 +772,8 @@ fn every_interruption_leaves_the_old_variant_serving_on_aws() {
             what: "SIGINT during the comparison",
             faults: vec![],
             failpoints: "rollout.verify=sleep(20000)",
+            args: &[],
+            bad_samples: false,
             signal: Some(Signal::INT),
             code: Some(1),
             says: "interrupted (SIGINT)",
@@ -741,6 +783,8 @@ fn every_interruption_leaves_the_old_variant_serving_on_aws() {
             what: "kill -9 during the comparison",
             faults: vec![],
             failpoints: "rollout.verify=sleep(20000)",
+            args: &[],
+            bad_samples: false,
             signal: Some(Signal::KILL),
             code: None,
             says: "",
@@ -750,6 +794,8 @@ fn every_interruption_leaves_the_old_variant_serving_on_aws() {
             what: "a crash once the comparison passed",
             faults: vec![],
             failpoints: "rollout.move_traffic=abort",
+            args: &[],
+            bad_samples: false,
             signal: None,
             code: None,
             says: "fail point rollout.move_traffic: aborting",
@@ -772,7 +818,19 @@ fn every_interruption_leaves_the_old_variant_serving_on_aws() {
         for f in case.faults.clone() {
             cloud.fake.inject(f);
         }
-        let mut cmd = cloud.cmd(&["deploy", "--provider", "aws", "-f", &spec]);
+        if case.bad_samples {
+            std::fs::write(
+                cloud.project.path().join("iris/bad.json"),
+                r#"{"instances": [[1.0, 2.0]]}"#,
+            )
+            .unwrap();
+            edit(&cloud, &spec, |y| {
+                y.replace("samples: samples.json", "samples: bad.json")
+            });
+        }
+        let mut args = vec!["deploy", "--provider", "aws", "-f", &spec];
+        args.extend_from_slice(case.args);
+        let mut cmd = cloud.cmd(&args);
         cmd.env("MODELPORT_FAILPOINTS", case.failpoints);
         let mut child = common::spawn(cmd);
         if let Some(sig) = case.signal {

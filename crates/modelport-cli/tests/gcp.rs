@@ -730,6 +730,9 @@ fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
         what: &'static str,
         faults: Vec<Fault>,
         failpoints: &'static str,
+        /// Extra arguments, and samples that do not fit the model.
+        args: &'static [&'static str],
+        bad_samples: bool,
         signal: Option<Signal>,
         code: Option<i32>,
         says: &'static str,
@@ -737,9 +740,44 @@ fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
     }
     let cases = [
         Case {
+            what: "the reference does not load (tract cannot run SVMClassifier)",
+            faults: vec![],
+            failpoints: "",
+            args: &["--engine", "tract"],
+            bad_samples: false,
+            signal: None,
+            code: Some(1),
+            says: "SVMClassifier",
+            finished_later: false,
+        },
+        Case {
+            what: "the samples do not fit the model",
+            faults: vec![],
+            failpoints: "",
+            args: &[],
+            bad_samples: true,
+            signal: None,
+            code: Some(1),
+            says: "bad.json do not fit the model",
+            finished_later: false,
+        },
+        Case {
+            what: "SIGINT during the comparison",
+            faults: vec![],
+            failpoints: "rollout.verify=sleep(20000)",
+            args: &[],
+            bad_samples: false,
+            signal: Some(Signal::INT),
+            code: Some(1),
+            says: "interrupted (SIGINT)",
+            finished_later: false,
+        },
+        Case {
             what: "an answer names another deployed model",
             faults: vec![Fault::new("endpoints.predict", FaultKind::ForeignAnswer)],
             failpoints: "",
+            args: &[],
+            bad_samples: false,
             signal: None,
             code: Some(3),
             says: "an answer came from deployed model 1000000001",
@@ -749,6 +787,8 @@ fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
             what: "predictions keep failing",
             faults: vec![Fault::new("endpoints.predict", FaultKind::Unavailable).times(200)],
             failpoints: "",
+            args: &[],
+            bad_samples: false,
             signal: None,
             code: Some(1),
             says: "UNAVAILABLE",
@@ -758,6 +798,8 @@ fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
             what: "SIGTERM during the comparison",
             faults: vec![],
             failpoints: "rollout.verify=sleep(20000)",
+            args: &[],
+            bad_samples: false,
             signal: Some(Signal::TERM),
             code: Some(1),
             says: "interrupted (SIGTERM)",
@@ -767,6 +809,8 @@ fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
             what: "kill -9 during the comparison",
             faults: vec![],
             failpoints: "rollout.verify=sleep(20000)",
+            args: &[],
+            bad_samples: false,
             signal: Some(Signal::KILL),
             code: None,
             says: "",
@@ -776,6 +820,8 @@ fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
             what: "a crash while the old model is retired",
             faults: vec![],
             failpoints: "rollout.retire=abort",
+            args: &[],
+            bad_samples: false,
             signal: None,
             code: None,
             says: "fail point rollout.retire: aborting",
@@ -798,7 +844,19 @@ fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
         for f in case.faults.clone() {
             cloud.fake.inject(f);
         }
-        let mut cmd = cloud.cmd(&["deploy", "--provider", "gcp", "-f", &spec]);
+        if case.bad_samples {
+            std::fs::write(
+                cloud.project.path().join("iris/bad.json"),
+                r#"{"instances": [[1.0, 2.0]]}"#,
+            )
+            .unwrap();
+            edit(&cloud, &spec, |y| {
+                y.replace("samples: samples.json", "samples: bad.json")
+            });
+        }
+        let mut args = vec!["deploy", "--provider", "gcp", "-f", &spec];
+        args.extend_from_slice(case.args);
+        let mut cmd = cloud.cmd(&args);
         cmd.env("MODELPORT_FAILPOINTS", case.failpoints);
         let mut child = common::spawn(cmd);
         if let Some(sig) = case.signal {

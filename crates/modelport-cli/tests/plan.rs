@@ -156,6 +156,10 @@ fn a_gcp_plan_reads_the_live_project_and_prices_from_the_catalog() {
         (r"artifact [0-9a-f]{12}", "artifact [digest]"),
         (r"iris/[0-9a-f]{64}/", "iris/[digest]/"),
         (r"iris-[0-9a-f]{8}-[0-9a-f]{6}", "iris-[artifact8]-[spec6]"),
+        (
+            r"iris-verify-[0-9a-f]{8}-[0-9a-f]{6}",
+            "iris-verify-[artifact8]-[spec6]",
+        ),
         (r"deployed model [0-9]{10}", "deployed model [id]"),
         (r"\(\d+ B\)", "([size])"),
         (r" +\n", "\n"),
@@ -192,6 +196,26 @@ fn a_gcp_plan_reads_the_live_project_and_prices_from_the_catalog() {
     assert_eq!(v["cost"]["before"]["usd_per_hour"], 0.0);
     assert_eq!(v["payload_limit"]["bytes"], 1_500_000);
     assert_eq!(v["warnings"][0]["field"], "provider.gcp.region");
+    // How the new revision is proved, and what the rollout costs at its peak: the
+    // new model runs twice (serving endpoint and verification endpoint), at most 2
+    // replicas each.
+    assert_eq!(v["rollout"]["mode"], "before_traffic");
+    assert!(
+        v["rollout"]["verify_via"]
+            .as_str()
+            .unwrap()
+            .contains("/endpoints/iris-verify-"),
+        "{v}"
+    );
+    assert_eq!(
+        v["rollout"]["stages"][0],
+        serde_json::json!({"old": 1, "new": 2})
+    );
+    let peak = v["rollout_peak_usd_per_hour"].as_f64().unwrap();
+    assert!(
+        (peak - 2.0 * 2.0 * (0.2188 + 0.4025)).abs() < 1e-9,
+        "{peak}"
+    );
     assert!(p.state("iris").is_none(), "plan must not create state");
     assert!(
         gcp.vertex

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::Signature;
 use crate::predictor::{PredictError, Predictor};
 use crate::spec::DeploymentSpec;
-use crate::state::{DeploymentState, EndpointRef, Revision, RolloutMode, Which, unix_now};
+use crate::state::{DeploymentState, EndpointRef, Phase, Revision, RolloutMode, Which, unix_now};
 
 /// A packaged model as a provider receives it.
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +84,23 @@ pub struct RolloutPlan {
     pub verify_via: String,
     /// When production traffic moves to the new revision, in words.
     pub traffic: String,
+    /// How many copies of the old and the new revision's compute run at once in each
+    /// stage of the rollout (a SageMaker update runs the old variant twice while the
+    /// first new fleet comes up, for example): what it costs while it lasts.
+    pub stages: Vec<Copies>,
+}
+
+/// Copies of each revision's compute running at one time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Copies {
+    pub old: u32,
+    pub new: u32,
+}
+
+impl Copies {
+    pub const fn of(old: u32, new: u32) -> Copies {
+        Copies { old, new }
+    }
 }
 
 impl Plan {
@@ -169,8 +186,11 @@ pub struct EndpointStatus {
     pub model_digest: Option<String>,
     /// Unix seconds since the serving revision started.
     pub started_at: Option<u64>,
-    /// True when a revision is recorded as pending: a deploy stopped half-way.
+    /// True when a revision is recorded as pending: a deploy is under way or stopped half-way.
     pub pending: bool,
+    /// The step its rollout was in, when one is recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_phase: Option<Phase>,
 }
 
 impl EndpointStatus {
@@ -190,6 +210,7 @@ impl EndpointStatus {
             model_digest: Some(rev.model_digest.clone()),
             started_at: Some(rev.started_at),
             pending: state.pending.is_some(),
+            rollout_phase: state.phase(),
         }
     }
 
@@ -204,6 +225,7 @@ impl EndpointStatus {
             model_digest: None,
             started_at: None,
             pending: state.pending.is_some(),
+            rollout_phase: state.phase(),
         }
     }
 }

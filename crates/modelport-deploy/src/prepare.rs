@@ -12,7 +12,7 @@ use modelport_catalog::{
     Catalog, Catalogs, Compute, Cost, Finding, ModelFootprint, PayloadLimit, dollars,
     local_payload_limit,
 };
-use modelport_core::provider::{ActionKind, ArtifactRef, Plan, Provider, Reporter};
+use modelport_core::provider::{ActionKind, ArtifactRef, Copies, Plan, Provider, Reporter};
 use modelport_core::spec::DeploymentSpec;
 use modelport_core::state::{DeploymentState, RolloutMode, Workspace};
 use modelport_package::{PackageOptions, package};
@@ -40,6 +40,34 @@ pub struct Planned {
 }
 
 impl Planned {
+    /// What the rollout costs by the hour at its most expensive stage, while both
+    /// revisions (and any verification copy) run, with what runs then; `None` when
+    /// nothing hourly is billed or what runs now is unknown.
+    pub fn peak(&self) -> Option<(f64, Copies)> {
+        let before = self.before.as_ref()?;
+        if !self.after.billable || self.after.per_use.is_some() || self.plan.is_noop() {
+            return None;
+        }
+        let old = if before.billable {
+            before.usd_per_hour_max
+        } else {
+            0.0
+        };
+        self.plan
+            .rollout
+            .stages
+            .iter()
+            .map(|c| {
+                let copies = Copies::of(if old > 0.0 { c.old } else { 0 }, c.new);
+                let cost = f64::from(copies.old) * old
+                    + f64::from(copies.new) * self.after.usd_per_hour_max;
+                (cost, copies)
+            })
+            .reduce(|a, b| if b.0 > a.0 { b } else { a })
+    }
+}
+
+impl Planned {
     /// True when applying the plan starts something billed.
     pub fn creates_billable(&self) -> bool {
         self.after.billable
@@ -59,6 +87,7 @@ impl Planned {
             "actions": self.plan.actions,
             "artifact": self.plan.artifact,
             "rollout": self.plan.rollout,
+            "rollout_peak_usd_per_hour": self.peak().map(|p| p.0),
             "compute": self.compute,
             "cost": {
                 "currency": "USD",

@@ -117,6 +117,7 @@ impl Provider for Scripted {
                 mode,
                 verify_via: "its own door".into(),
                 traffic: "after".into(),
+                stages: vec![],
             },
             previous: state.cloned(),
         })
@@ -323,6 +324,7 @@ impl Fixture {
                 mode: RolloutMode::BeforeTraffic,
                 verify_via: String::new(),
                 traffic: String::new(),
+                stages: vec![],
             },
             previous: None,
         };

@@ -43,7 +43,7 @@ use google_cloud_aiplatform_v1::client::PredictionService;
 use google_cloud_aiplatform_v1::model::Endpoint;
 use modelport_core::predictor::Predictor;
 use modelport_core::provider::{
-    ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
+    ActionKind, ArtifactRef, Copies, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
     PlannedAction, Provider, ProviderError, ProviderResult, Reporter, RolloutPlan,
     require_revision,
 };
@@ -421,7 +421,10 @@ impl GcpProvider {
         ));
         reporter.on_start(&format!("uploading Vertex AI model {}", res.model_id));
         vertex::ensure_model(c, &t.model, res.deadline(), reporter).await?;
-        reporter.on_start(&format!("creating endpoint {}", res.endpoint_name));
+        reporter.on_start(&format!(
+            "endpoint {} (created when it does not exist)",
+            res.endpoint_name
+        ));
         fn endpoint_spec<'a>(
             t: &'a Target,
             res: &GcpResources,
@@ -571,11 +574,14 @@ impl Provider for GcpProvider {
                     "the traffic split of {} moves to deployed model {} only after it passes",
                     res.endpoint_name, res.deployed_model_id
                 ),
+                // The new model on the serving endpoint and on its verification one.
+                stages: vec![Copies::of(1, 2), Copies::of(1, 1)],
             },
             None => RolloutPlan {
                 mode,
                 verify_via: format!("`:predict` on {}", res.endpoint_name),
                 traffic: "the traffic split moves to the new deployed model before the comparison (verify.mode: after-traffic, or --no-verify)".into(),
+                stages: vec![Copies::of(1, 1)],
             },
         };
         if live
@@ -824,8 +830,14 @@ impl Provider for GcpProvider {
             })?;
         if !serves(&ep, &p.deployed_model_id) {
             reporter.on_start(&format!(
-                "moving the traffic of {} to deployed model {} (the previous one stays deployed until it is retired)",
-                p.endpoint_name, p.deployed_model_id
+                "moving the traffic of {} to deployed model {}{}",
+                p.endpoint_name,
+                p.deployed_model_id,
+                if state.active.is_some() {
+                    " (the previous one stays deployed until it is retired)"
+                } else {
+                    ""
+                }
             ));
             let mut traffic = split(&[(&p.deployed_model_id, 100)]);
             for d in &ep.deployed_models {
@@ -1191,6 +1203,7 @@ impl Provider for GcpProvider {
                 model_digest: None,
                 started_at: None,
                 pending: false,
+                rollout_phase: None,
             });
         }
         Ok(found)

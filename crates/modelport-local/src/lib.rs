@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use modelport_core::predictor::Predictor;
 use modelport_core::provider::{
-    ActionKind, ArtifactRef, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
+    ActionKind, ArtifactRef, Copies, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
     PlannedAction, Provider, ProviderError, ProviderResult, Reporter, RolloutPlan,
     require_revision,
 };
@@ -349,6 +349,7 @@ impl Provider for LocalProvider {
                 mode,
                 verify_via: "the new server's own port, which no client knows".into(),
                 traffic,
+                stages: vec![Copies::of(1, 1)],
             },
             previous: state.cloned(),
         })

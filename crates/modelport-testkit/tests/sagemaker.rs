@@ -7,8 +7,8 @@ mod common;
 use aws_sdk_sagemaker::error::ProvideErrorMetadata;
 use aws_sdk_sagemaker::primitives::Blob;
 use aws_sdk_sagemaker::types::{
-    ContainerDefinition, EndpointStatus, ProductionVariant, ProductionVariantInstanceType,
-    ProductionVariantServerlessConfig, Tag,
+    ContainerDefinition, DesiredWeightAndCapacity, EndpointStatus, ProductionVariant,
+    ProductionVariantInstanceType, ProductionVariantServerlessConfig, Tag,
 };
 use common::{Cloud, iris_samples};
 use modelport_testkit::sagemaker::{Fault, FaultKind};
@@ -958,4 +958,210 @@ async fn s3_requests_pass_through_to_moto() {
         ops.contains(&"s3:PUT".to_string()) && ops.contains(&"s3:HEAD".to_string()),
         "{ops:?}"
     );
+}
+
+/// A variant of model `model` on one ml.m5.large, with `weight`.
+fn variant(name: &str, model: &str, weight: f32) -> ProductionVariant {
+    ProductionVariant::builder()
+        .variant_name(name)
+        .model_name(model)
+        .instance_type(ProductionVariantInstanceType::MlM5Large)
+        .initial_instance_count(1)
+        .initial_variant_weight(weight)
+        .build()
+}
+
+#[tokio::test]
+async fn variants_take_traffic_by_weight_and_target_variant_reaches_any_of_them() {
+    let cloud = Cloud::start().await;
+    let sm = cloud.sm();
+    let url = cloud.upload_iris().await;
+    cloud.create_model("iris-a", &url).await;
+    cloud.create_model("iris-b", &url).await;
+
+    // A serverless configuration takes one variant only.
+    let serverless = |name: &str, model: &str| {
+        ProductionVariant::builder()
+            .variant_name(name)
+            .model_name(model)
+            .serverless_config(
+                ProductionVariantServerlessConfig::builder()
+                    .memory_size_in_mb(2048)
+                    .max_concurrency(5)
+                    .build(),
+            )
+            .build()
+    };
+    let err = sm
+        .create_endpoint_config()
+        .endpoint_config_name("both-serverless")
+        .production_variants(serverless("a", "iris-a"))
+        .production_variants(serverless("b", "iris-b"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.message()
+            .is_some_and(|m| m.contains("does not support multiple production variants")),
+        "{err:?}"
+    );
+    let err = sm
+        .create_endpoint_config()
+        .endpoint_config_name("twice")
+        .production_variants(variant("a", "iris-a", 1.0))
+        .production_variants(variant("a", "iris-b", 0.0))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.message()
+            .is_some_and(|m| m.contains("used more than once"))
+    );
+
+    sm.create_endpoint_config()
+        .endpoint_config_name("ab")
+        .production_variants(variant("a", "iris-a", 1.0))
+        .production_variants(variant("b", "iris-b", 0.0))
+        .send()
+        .await
+        .unwrap();
+    sm.create_endpoint()
+        .endpoint_name("iris")
+        .endpoint_config_name("ab")
+        .send()
+        .await
+        .unwrap();
+    let ready = cloud.wait_status("iris", "InService").await;
+    let weights: Vec<(Option<&str>, Option<f32>)> = ready
+        .production_variants()
+        .iter()
+        .map(|v| (v.variant_name(), v.current_weight()))
+        .collect();
+    assert_eq!(weights, [(Some("a"), Some(1.0)), (Some("b"), Some(0.0))]);
+
+    let invoke = |target: Option<&'static str>| {
+        let runtime = cloud.runtime();
+        async move {
+            runtime
+                .invoke_endpoint()
+                .endpoint_name("iris")
+                .content_type("application/json")
+                .set_target_variant(target.map(str::to_string))
+                .body(Blob::new(iris_samples()))
+                .send()
+                .await
+                .unwrap()
+                .invoked_production_variant()
+                .map(str::to_string)
+        }
+    };
+    // Weight 0 takes no production request, but TargetVariant reaches it.
+    for _ in 0..20 {
+        assert_eq!(invoke(None).await.as_deref(), Some("a"));
+    }
+    assert_eq!(invoke(Some("b")).await.as_deref(), Some("b"));
+
+    // Weights move without a new fleet: Updating, then InService with the new weights.
+    let pids = cloud.fake.server_pids();
+    let err = sm
+        .update_endpoint_weights_and_capacities()
+        .endpoint_name("iris")
+        .desired_weights_and_capacities(
+            DesiredWeightAndCapacity::builder()
+                .variant_name("c")
+                .desired_weight(1.0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.message()
+            .is_some_and(|m| m.contains("\"[c]\" is/are not present")),
+        "{err:?}"
+    );
+    sm.update_endpoint_weights_and_capacities()
+        .endpoint_name("iris")
+        .desired_weights_and_capacities(
+            DesiredWeightAndCapacity::builder()
+                .variant_name("a")
+                .desired_weight(0.0)
+                .build(),
+        )
+        .desired_weights_and_capacities(
+            DesiredWeightAndCapacity::builder()
+                .variant_name("b")
+                .desired_weight(1.0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let updating = sm
+        .describe_endpoint()
+        .endpoint_name("iris")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updating.endpoint_status(), Some(&EndpointStatus::Updating));
+    let b = &updating.production_variants()[1];
+    assert_eq!(
+        (b.current_weight(), b.desired_weight()),
+        (Some(0.0), Some(1.0))
+    );
+    // Production still reaches the old variant while the weights are Updating.
+    assert_eq!(invoke(None).await.as_deref(), Some("a"));
+    let done = cloud.wait_status("iris", "InService").await;
+    let b = &done.production_variants()[1];
+    assert_eq!(
+        (b.current_weight(), b.desired_weight()),
+        (Some(1.0), Some(1.0))
+    );
+    for _ in 0..20 {
+        assert_eq!(invoke(None).await.as_deref(), Some("b"));
+    }
+    assert_eq!(cloud.fake.server_pids(), pids, "no new fleet");
+
+    // Every invocation is logged with what was asked and what answered.
+    let log = cloud.fake.invocations();
+    let targeted: Vec<_> = log.iter().filter(|i| i.target_variant.is_some()).collect();
+    assert_eq!(targeted.len(), 1);
+    assert_eq!(targeted[0].variant.as_deref(), Some("b"));
+    assert!(log.iter().all(|i| {
+        i.digest
+            .as_deref()
+            .is_some_and(|d| d.starts_with("sha256:"))
+    }));
+    let calls = cloud.fake.calls();
+    let weights_call = calls
+        .iter()
+        .position(|c| c.operation == "UpdateEndpointWeightsAndCapacities" && c.status == 200)
+        .unwrap();
+    assert!(
+        log.iter()
+            .filter(|i| i.target_variant.is_none() && i.seq < weights_call)
+            .all(|i| i.variant.as_deref() == Some("a"))
+    );
+
+    // A container answer stripped of its identity, once.
+    cloud
+        .fake
+        .inject(Fault::new("InvokeEndpoint", FaultKind::DropIdentity));
+    let out = cloud
+        .runtime()
+        .invoke_endpoint()
+        .endpoint_name("iris")
+        .content_type("application/json")
+        .body(Blob::new(iris_samples()))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.custom_attributes().is_none());
+    assert!(cloud.fake.invocations().last().unwrap().digest.is_some());
+    sm.delete_endpoint()
+        .endpoint_name("iris")
+        .send()
+        .await
+        .unwrap();
+    cloud.wait_gone("iris").await;
 }

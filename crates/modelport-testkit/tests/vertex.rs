@@ -572,10 +572,55 @@ async fn injected_faults_answer_like_vertex() {
     assert!(ep.get("deployedModels").is_none(), "{ep}");
     assert!(h.fake.server_pids().is_empty());
 
-    // A real deployment, then 429s on predict, twice.
+    // A real deployment with an empty split: as the discovery document says, the
+    // endpoint's split is not updated, so the endpoint takes no traffic at all until
+    // a split names the model.
     let (_, op) = h.deploy(&endpoint, &model, json!({})).await;
     let (done, _) = h.wait(&op).await;
     assert!(done.get("error").is_none(), "{done}");
+    let id = done["response"]["deployedModel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, ep) = h.get(&endpoint).await;
+    assert!(ep.get("trafficSplit").is_none(), "{ep}");
+    let (status, answer) = h
+        .post(
+            &format!("{endpoint}:predict"),
+            serde_json::from_str(IRIS_ROW).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["status"], "FAILED_PRECONDITION");
+    let resp = h
+        .http
+        .patch(format!(
+            "{}/v1/{endpoint}?updateMask=traffic_split&{ALT}",
+            h.fake.url()
+        ))
+        .body(json!({"trafficSplit": {&id: 100}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // An answer that names another deployed model, once.
+    h.fake
+        .inject(Fault::new("endpoints.predict", FaultKind::ForeignAnswer));
+    let (status, answer) = h
+        .post(
+            &format!("{endpoint}:predict"),
+            serde_json::from_str(IRIS_ROW).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_ne!(answer["deployedModelId"], json!(id), "{answer}");
+    assert!(
+        answer.get("__modelportFakeAnsweredBy").is_none(),
+        "{answer}"
+    );
+    let logged = h.fake.predictions();
+    assert_eq!(logged.last().unwrap().deployed_model_id, id, "{logged:?}");
+    // Then 429s on predict, twice.
     h.fake
         .inject(Fault::new("endpoints.predict", FaultKind::TooManyRequests).times(2));
     for _ in 0..2 {
@@ -628,7 +673,8 @@ async fn injected_faults_answer_like_vertex() {
         .filter(|c| c["method"] == "endpoints.predict")
         .map(|c| c["status"].as_u64().unwrap())
         .collect();
-    assert_eq!(statuses, vec![429, 429, 200]);
+    // No traffic yet, the foreign answer, the two 429s, then an answer.
+    assert_eq!(statuses, vec![400, 200, 429, 429, 200]);
 }
 
 /// Every file under `dir`, as (path relative to `dir` with `/`, bytes).
@@ -695,7 +741,7 @@ async fn gs_artifacts_are_fetched_by_the_server_from_the_gcs_emulator() {
         assert_eq!(status, 200, "{op}");
         let (done, _) = h.wait(&op).await;
         let model = done["response"]["model"].as_str().unwrap().to_string();
-        let (_, op) = h.deploy(&endpoint, &model, json!({})).await;
+        let (_, op) = h.deploy(&endpoint, &model, json!({"0": 100})).await;
         let (done, _) = h.wait(&op).await;
         if ok {
             assert!(done.get("error").is_none(), "{done}");

@@ -88,6 +88,24 @@ pub fn render(p: &Planned) -> String {
         "cost      {before} now → {} after\n",
         p.after.describe()
     ));
+    if let Some((peak, copies)) = p.peak() {
+        let mut runs = Vec::new();
+        match copies.old {
+            0 => {}
+            1 => runs.push("what runs now".to_string()),
+            n => runs.push(format!("{n} × what runs now")),
+        }
+        match copies.new {
+            0 => {}
+            1 => runs.push("the new revision".to_string()),
+            n => runs.push(format!("{n} × the new revision")),
+        }
+        s.push_str(&format!(
+            "          up to {}/h while the rollout runs ({})\n",
+            modelport_catalog::dollars(peak),
+            runs.join(" + ")
+        ));
+    }
     if let Some(prices) = &p.prices {
         s.push_str(&format!("prices    {prices}\n"));
     }

@@ -122,9 +122,14 @@ fn detail(s: &EndpointStatus) -> String {
     t.push_str(&format!("  up        {}\n", uptime(s.started_at)));
     t.push_str(&format!("  detail    {}\n", s.detail));
     if s.pending {
-        t.push_str(
-            "  pending   a deploy stopped half-way; re-run it or `modelport destroy` to finish\n",
-        );
+        let phase = s
+            .rollout_phase
+            .map(|p| format!(" (rollout phase: {})", p.as_str()))
+            .unwrap_or_default();
+        t.push_str(&format!(
+            "  pending   a new revision is being deployed, or a deploy stopped half-way{phase}; \
+             re-run the deploy or `modelport destroy` to finish\n"
+        ));
     }
     t
 }

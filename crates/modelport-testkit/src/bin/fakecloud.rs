@@ -140,13 +140,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     eprintln!(
-        "fakecloud: running; Ctrl-C stops moto, fake-gcs-server, the fakes and every endpoint server"
+        "fakecloud: running; Ctrl-C (or SIGTERM) stops moto, fake-gcs-server, the fakes and every endpoint server"
     );
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(tokio::signal::ctrl_c())?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
     eprintln!("fakecloud: stopping");
     drop(vertex);
     drop(gcs);
