@@ -378,6 +378,25 @@ fn choose(mode: RolloutMode, serverless: bool, live: Option<&sagemaker::Endpoint
     }
 }
 
+/// Moves `endpoint` (as `live` shows it) to `config` with UpdateEndpoint unless it is
+/// there already, and waits until it is InService on it.
+async fn switch_config(
+    sm: &aws_sdk_sagemaker::Client,
+    endpoint: &str,
+    live: Option<&sagemaker::EndpointInfo>,
+    config: &str,
+    why: &str,
+    deadline: Duration,
+    reporter: &dyn Reporter,
+) -> ProviderResult<()> {
+    if live.is_some_and(|i| i.config_name != config) {
+        reporter.on_start(&format!("updating endpoint {endpoint} to {config}: {why}"));
+        sagemaker::update_endpoint(sm, endpoint, config).await?;
+    }
+    sagemaker::wait(sm, endpoint, Goal::InService(config), deadline, reporter).await?;
+    Ok(())
+}
+
 /// The weights that give `to` all the traffic among `live`'s variants.
 fn all_to(live: &sagemaker::EndpointInfo, to: &str) -> Vec<(String, f32)> {
     live.weights
@@ -1025,20 +1044,16 @@ impl Provider for AwsProvider {
         if p.strategy == Strategy::Variant {
             let live =
                 sagemaker::wait(sm, &p.endpoint_name, Goal::Settled, deadline, reporter).await?;
-            if live
-                .as_ref()
-                .is_some_and(|i| i.config_name != p.config_name)
-            {
-                reporter.on_start(&format!(
-                    "updating endpoint {} to {}: variant {} alone (the previous variant is retired)",
-                    p.endpoint_name, p.config_name, p.variant
-                ));
-                sagemaker::update_endpoint(sm, &p.endpoint_name, &p.config_name).await?;
-            }
-            sagemaker::wait(
+            let why = format!(
+                "variant {} alone (the previous variant is retired)",
+                p.variant
+            );
+            switch_config(
                 sm,
                 &p.endpoint_name,
-                Goal::InService(&p.config_name),
+                live.as_ref(),
+                &p.config_name,
+                &why,
                 deadline,
                 reporter,
             )
@@ -1118,15 +1133,12 @@ impl Provider for AwsProvider {
                     )
                     .await?;
                 }
-                reporter.on_start(&format!(
-                    "updating endpoint {} back to {} (the previous revision alone)",
-                    a.endpoint_name, a.config_name
-                ));
-                sagemaker::update_endpoint(sm, &a.endpoint_name, &a.config_name).await?;
-                sagemaker::wait(
+                switch_config(
                     sm,
                     &a.endpoint_name,
-                    Goal::InService(&a.config_name),
+                    Some(info),
+                    &a.config_name,
+                    "back to the previous revision alone",
                     deadline,
                     reporter,
                 )

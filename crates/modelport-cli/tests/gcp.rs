@@ -725,110 +725,31 @@ fn no_production_request_reaches_the_new_deployed_model_before_it_passes() {
 
 #[test]
 fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
-    use rustix::process::Signal;
-    struct Case {
-        what: &'static str,
-        faults: Vec<Fault>,
-        failpoints: &'static str,
-        /// Extra arguments, and samples that do not fit the model.
-        args: &'static [&'static str],
-        bad_samples: bool,
-        signal: Option<Signal>,
-        code: Option<i32>,
-        says: &'static str,
-        finished_later: bool,
-    }
-    let cases = [
-        Case {
-            what: "the reference does not load (tract cannot run SVMClassifier)",
-            faults: vec![],
-            failpoints: "",
-            args: &["--engine", "tract"],
-            bad_samples: false,
-            signal: None,
-            code: Some(1),
-            says: "SVMClassifier",
-            finished_later: false,
-        },
-        Case {
-            what: "the samples do not fit the model",
-            faults: vec![],
-            failpoints: "",
-            args: &[],
-            bad_samples: true,
-            signal: None,
-            code: Some(1),
-            says: "bad.json do not fit the model",
-            finished_later: false,
-        },
-        Case {
-            what: "SIGINT during the comparison",
-            faults: vec![],
-            failpoints: "rollout.verify=sleep(20000)",
-            args: &[],
-            bad_samples: false,
-            signal: Some(Signal::INT),
-            code: Some(1),
-            says: "interrupted (SIGINT)",
-            finished_later: false,
-        },
-        Case {
+    let mut cases: Vec<(common::Interruption, Vec<Fault>)> = common::Interruption::common()
+        .into_iter()
+        .map(|c| (c, vec![]))
+        .collect();
+    let base = cases[0].0.clone();
+    cases.push((
+        common::Interruption {
             what: "an answer names another deployed model",
-            faults: vec![Fault::new("endpoints.predict", FaultKind::ForeignAnswer)],
-            failpoints: "",
             args: &[],
-            bad_samples: false,
-            signal: None,
             code: Some(3),
             says: "an answer came from deployed model 1000000001",
-            finished_later: false,
+            ..base.clone()
         },
-        Case {
+        vec![Fault::new("endpoints.predict", FaultKind::ForeignAnswer)],
+    ));
+    cases.push((
+        common::Interruption {
             what: "predictions keep failing",
-            faults: vec![Fault::new("endpoints.predict", FaultKind::Unavailable).times(200)],
-            failpoints: "",
             args: &[],
-            bad_samples: false,
-            signal: None,
-            code: Some(1),
             says: "UNAVAILABLE",
-            finished_later: false,
+            ..base
         },
-        Case {
-            what: "SIGTERM during the comparison",
-            faults: vec![],
-            failpoints: "rollout.verify=sleep(20000)",
-            args: &[],
-            bad_samples: false,
-            signal: Some(Signal::TERM),
-            code: Some(1),
-            says: "interrupted (SIGTERM)",
-            finished_later: false,
-        },
-        Case {
-            what: "kill -9 during the comparison",
-            faults: vec![],
-            failpoints: "rollout.verify=sleep(20000)",
-            args: &[],
-            bad_samples: false,
-            signal: Some(Signal::KILL),
-            code: None,
-            says: "",
-            finished_later: false,
-        },
-        Case {
-            what: "a crash while the old model is retired",
-            faults: vec![],
-            failpoints: "rollout.retire=abort",
-            args: &[],
-            bad_samples: false,
-            signal: None,
-            code: None,
-            says: "fail point rollout.retire: aborting",
-            finished_later: true,
-        },
-    ];
-    for case in cases {
+        vec![Fault::new("endpoints.predict", FaultKind::Unavailable).times(200)],
+    ));
+    for (case, faults) in cases {
         let cloud = Cloud::start("iris");
         let spec = cloud.spec();
         let body = one_row(&cloud, "iris");
@@ -841,65 +762,25 @@ fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
             cloud.project.path().join("iris/model.onnx"),
         )
         .unwrap();
-        for f in case.faults.clone() {
+        for f in faults {
             cloud.fake.inject(f);
         }
-        if case.bad_samples {
-            std::fs::write(
-                cloud.project.path().join("iris/bad.json"),
-                r#"{"instances": [[1.0, 2.0]]}"#,
-            )
-            .unwrap();
-            edit(&cloud, &spec, |y| {
-                y.replace("samples: samples.json", "samples: bad.json")
-            });
-        }
-        let mut args = vec!["deploy", "--provider", "gcp", "-f", &spec];
-        args.extend_from_slice(case.args);
-        let mut cmd = cloud.cmd(&args);
-        cmd.env("MODELPORT_FAILPOINTS", case.failpoints);
-        let mut child = common::spawn(cmd);
-        if let Some(sig) = case.signal {
-            common::wait_for_phase(&cloud.project, "iris", "verifying", &mut child);
-            common::signal(&child, sig);
-        }
-        let out = common::finish(child);
+        let cmd = cloud.cmd(&["deploy", "--provider", "gcp", "-f", &spec]);
+        case.run(&cloud.project, "iris", &spec, cmd);
         cloud.fake.clear_faults();
-        let text = format!("{}{}", out.stdout(), out.stderr());
-        assert_eq!(out.0.status.code(), case.code, "{}: {text}", case.what);
-        assert!(text.contains(case.says), "{}: {text}", case.what);
-        if case.code == Some(1) {
-            assert!(
-                text.contains("the new revision was removed and the previous one keeps serving"),
-                "{}: {text}",
-                case.what
-            );
-        }
-        let state = cloud.project.state("iris").unwrap();
-        if case.finished_later {
+        assert_eq!(active_deployed(&cloud, "iris"), old, "{}", case.what);
+        if case.finished_later && case.failpoints.contains("retire") {
             // Retiring had begun: the new model has all the traffic already.
             assert_ne!(serving(&cloud, "iris", &body), old, "{}", case.what);
         } else {
             assert_eq!(serving(&cloud, "iris", &body), old, "{}", case.what);
-            assert_eq!(active_deployed(&cloud, "iris"), old, "{}", case.what);
         }
-        if case.code.is_some() {
-            assert!(
-                state["pending"].is_null() && state["rollout"].is_null(),
-                "{state}"
-            );
-        } else {
-            assert!(state["pending"].is_object(), "{}: {state}", case.what);
+        if case.code.is_none() {
             let rerun = cloud
                 .run(&["deploy", "--provider", "gcp", "-f", &spec])
                 .expect(0);
-            let says = if case.finished_later {
-                "finishing the rollout an interrupted deploy left"
-            } else {
-                "undoing the rollout an interrupted deploy left"
-            };
             assert!(
-                rerun.stderr().contains(says),
+                rerun.stderr().contains(case.rerun_says()),
                 "{}: {}",
                 case.what,
                 rerun.stderr()

@@ -348,18 +348,34 @@ impl Fixture {
             .plan(&self.spec, &Fixture::artifact(), state.as_ref(), mode)
             .await
             .unwrap();
-        let deployer = Deployer {
-            provider,
-            workspace: &self.ws,
-            reporter: &Silent,
-            cancel,
-        };
-        deployer.run(plan, Some(&judge)).await
+        deployer(provider, self, cancel)
+            .run(plan, Some(&judge))
+            .await
     }
 
     fn state(&self) -> Option<DeploymentState> {
         self.ws.load_state("iris").unwrap()
     }
+}
+
+fn deployer<'a>(p: &'a Scripted, f: &'a Fixture, cancel: Cancellation) -> Deployer<'a> {
+    Deployer {
+        provider: p,
+        workspace: &f.ws,
+        reporter: &Silent,
+        cancel,
+    }
+}
+
+async fn plan(p: &Scripted, f: &Fixture) -> Plan {
+    p.plan(
+        &f.spec,
+        &Fixture::artifact(),
+        f.state().as_ref(),
+        RolloutMode::BeforeTraffic,
+    )
+    .await
+    .unwrap()
 }
 
 fn rev(state: &DeploymentState, which: Which) -> Option<&str> {
@@ -548,12 +564,7 @@ async fn a_failed_retire_keeps_the_new_revision_and_says_how_to_finish() {
     assert_eq!(p.traffic(), "new");
 
     let p = Scripted::new(&f.ws);
-    let deployer = Deployer {
-        provider: &p,
-        workspace: &f.ws,
-        reporter: &Silent,
-        cancel: Cancellation::never(),
-    };
+    let deployer = deployer(&p, &f, Cancellation::never());
     let (s, did) = deployer.recover(s).await.unwrap();
     assert!(did);
     let s = s.unwrap();
@@ -634,25 +645,11 @@ async fn a_signal_during_the_rollout_rolls_back() {
     let p = Scripted::new(&f.ws);
     p.set_traffic("old");
     let (handle, cancel) = Cancellation::manual();
-    // The signal came before the rollout's first step finished.
-    handle.cancel("SIGINT");
-    let deployer = Deployer {
-        provider: &p,
-        workspace: &f.ws,
-        reporter: &Silent,
-        cancel: cancel.clone(),
-    };
-    let plan = p
-        .plan(
-            &f.spec,
-            &Fixture::artifact(),
-            f.state().as_ref(),
-            RolloutMode::BeforeTraffic,
-        )
-        .await
-        .unwrap();
     // A signal that arrived before `run` began is not this rollout's.
-    let outcome = deployer.run(plan.clone(), Some(&Judge::Scale(1.0))).await;
+    handle.cancel("SIGINT");
+    let outcome = deployer(&p, &f, cancel.clone())
+        .run(plan(&p, &f).await, Some(&Judge::Scale(1.0)))
+        .await;
     assert!(outcome.is_ok(), "{outcome:?}");
 
     let f = Fixture::new();
@@ -660,21 +657,8 @@ async fn a_signal_during_the_rollout_rolls_back() {
     let p = Scripted::new(&f.ws);
     p.set_traffic("old");
     let (handle, cancel) = Cancellation::manual();
-    let deployer = Deployer {
-        provider: &p,
-        workspace: &f.ws,
-        reporter: &Silent,
-        cancel,
-    };
-    let plan = p
-        .plan(
-            &f.spec,
-            &Fixture::artifact(),
-            f.state().as_ref(),
-            RolloutMode::BeforeTraffic,
-        )
-        .await
-        .unwrap();
+    let run = deployer(&p, &f, cancel);
+    let planned = plan(&p, &f).await;
     struct Interrupting(modelport_deploy::CancelHandle);
     #[async_trait::async_trait]
     impl Verifier for Interrupting {
@@ -683,8 +667,8 @@ async fn a_signal_during_the_rollout_rolls_back() {
             std::future::pending().await
         }
     }
-    let err = deployer
-        .run(plan, Some(&Interrupting(handle)))
+    let err = run
+        .run(planned, Some(&Interrupting(handle)))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("interrupted (SIGTERM)"), "{err}");
@@ -736,13 +720,10 @@ async fn recovery_undoes_an_unproven_rollout_and_finishes_a_proven_one() {
         f.ws.save_state(&s).unwrap();
 
         let p = Scripted::new(&f.ws);
-        let deployer = Deployer {
-            provider: &p,
-            workspace: &f.ws,
-            reporter: &Silent,
-            cancel: Cancellation::never(),
-        };
-        let (after, did) = deployer.recover(s).await.unwrap();
+        let (after, did) = deployer(&p, &f, Cancellation::never())
+            .recover(s)
+            .await
+            .unwrap();
         assert!(did);
         let after = after.unwrap();
         assert!(

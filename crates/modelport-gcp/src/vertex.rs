@@ -62,6 +62,9 @@ impl Machine {
     }
 }
 
+/// How long after starting an operation it is first polled.
+const FIRST_POLL: Duration = Duration::from_millis(250);
+
 /// Polls a long-running operation until it is done or `deadline` passes. `start`
 /// makes a fresh poller, so that a start refused as transient (429, 503) is tried
 /// again; `describe` turns metadata into a progress line.
@@ -80,7 +83,10 @@ where
     let mut poller = start();
     let mut first = true;
     let mut start_attempts = 1;
-    let mut delay = Duration::from_secs(1);
+    // Short operations (an endpoint, an undeploy) finish in seconds: the first polls
+    // come soon, then back off to 30 s for deployments that take minutes.
+    let mut delay = FIRST_POLL;
+    let mut retry_delay = Duration::from_secs(1);
     let mut last: Option<String> = None;
     let mut poll_errors = 0;
     loop {
@@ -94,8 +100,8 @@ where
                 if first && start_attempts < 6 && error::is_transient(&e) =>
             {
                 tracing::debug!("{what}: {}; retrying", error::message(&e));
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(8));
+                tokio::time::sleep(retry_delay).await;
+                retry_delay = (retry_delay * 2).min(Duration::from_secs(8));
                 start_attempts += 1;
                 poller = start();
                 continue;
@@ -103,7 +109,7 @@ where
             Some(PollingResult::Completed(r)) => return r.map_err(|e| failure(what, &e)),
             Some(PollingResult::InProgress(m)) => {
                 if first {
-                    delay = Duration::from_secs(1);
+                    delay = FIRST_POLL;
                 }
                 if let Some(line) = m.as_ref().and_then(&describe)
                     && last.as_deref() != Some(line.as_str())

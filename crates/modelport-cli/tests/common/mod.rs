@@ -328,3 +328,152 @@ pub fn spawn(mut cmd: Command) -> std::process::Child {
 pub fn finish(child: std::process::Child) -> Run {
     Run(child.wait_with_output().unwrap())
 }
+
+/// One way a deploy of an update can be interrupted, the same on every provider.
+#[derive(Debug, Clone)]
+pub struct Interruption {
+    pub what: &'static str,
+    /// Fail points for the deploy (`MODELPORT_FAILPOINTS`).
+    pub failpoints: &'static str,
+    /// Extra arguments to the deploy.
+    pub args: &'static [&'static str],
+    /// Samples that do not fit the model, written and named in the spec first.
+    pub bad_samples: bool,
+    /// A signal sent once the rollout is in the given phase.
+    pub signal: Option<(&'static str, rustix::process::Signal)>,
+    /// The exit: a code, or death by a signal (`None`).
+    pub code: Option<i32>,
+    /// What the deploy prints (stdout or stderr).
+    pub says: &'static str,
+    /// True when the new revision had passed, so the next command finishes it.
+    pub finished_later: bool,
+}
+
+impl Interruption {
+    /// What every provider is interrupted with; each adds its own faults.
+    pub fn common() -> Vec<Interruption> {
+        use rustix::process::Signal;
+        let base = Interruption {
+            what: "",
+            failpoints: "",
+            args: &[],
+            bad_samples: false,
+            signal: None,
+            code: Some(1),
+            says: "",
+            finished_later: false,
+        };
+        vec![
+            Interruption {
+                what: "the reference does not load (tract cannot run SVMClassifier)",
+                args: &["--engine", "tract"],
+                says: "SVMClassifier",
+                ..base.clone()
+            },
+            Interruption {
+                what: "the samples do not fit the model",
+                bad_samples: true,
+                says: "bad.json do not fit the model",
+                ..base.clone()
+            },
+            Interruption {
+                what: "the comparison hits an I/O error",
+                failpoints: "verify.request=error",
+                says: "connection reset by peer",
+                ..base.clone()
+            },
+            Interruption {
+                what: "SIGINT during the comparison",
+                failpoints: "rollout.verify=sleep(20000)",
+                signal: Some(("verifying", Signal::INT)),
+                says: "interrupted (SIGINT)",
+                ..base.clone()
+            },
+            Interruption {
+                what: "SIGTERM while the new revision starts",
+                failpoints: "rollout.apply=sleep(20000)",
+                signal: Some(("starting", Signal::TERM)),
+                says: "interrupted (SIGTERM)",
+                ..base.clone()
+            },
+            Interruption {
+                what: "kill -9 during the comparison",
+                failpoints: "rollout.verify=sleep(20000)",
+                signal: Some(("verifying", Signal::KILL)),
+                code: None,
+                ..base.clone()
+            },
+            Interruption {
+                what: "a crash once the comparison passed",
+                failpoints: "rollout.move_traffic=abort",
+                code: None,
+                says: "fail point rollout.move_traffic: aborting",
+                finished_later: true,
+                ..base.clone()
+            },
+            Interruption {
+                what: "a crash while the old revision is retired",
+                failpoints: "rollout.retire=abort",
+                code: None,
+                says: "fail point rollout.retire: aborting",
+                finished_later: true,
+                ..base
+            },
+        ]
+    }
+
+    /// Runs `cmd`, a deploy of `name` in `project` whose spec is `spec`, under this
+    /// interruption, and checks how it ended.
+    pub fn run(&self, project: &Project, name: &str, spec: &str, mut cmd: Command) -> Run {
+        if self.bad_samples {
+            let dir = project.path().join(spec).parent().unwrap().to_path_buf();
+            std::fs::write(dir.join("bad.json"), r#"{"instances": [[1.0, 2.0]]}"#).unwrap();
+            let yaml = std::fs::read_to_string(project.path().join(spec)).unwrap();
+            std::fs::write(
+                project.path().join(spec),
+                yaml.replace("samples: samples.json", "samples: bad.json"),
+            )
+            .unwrap();
+        }
+        cmd.args(self.args)
+            .env("MODELPORT_FAILPOINTS", self.failpoints);
+        let mut child = spawn(cmd);
+        if let Some((phase, sig)) = self.signal {
+            wait_for_phase(project, name, phase, &mut child);
+            signal(&child, sig);
+        }
+        let out = finish(child);
+        let text = format!("{}{}", out.stdout(), out.stderr());
+        assert_eq!(out.0.status.code(), self.code, "{}: {text}", self.what);
+        assert!(text.contains(self.says), "{}: {text}", self.what);
+        if self.code == Some(1) {
+            assert!(
+                text.contains("the new revision was removed and the previous one keeps serving"),
+                "{}: {text}",
+                self.what
+            );
+        }
+        let state = project.state(name).unwrap();
+        if self.code.is_some() {
+            assert!(
+                state["pending"].is_null() && state["rollout"].is_null(),
+                "{}: {state}",
+                self.what
+            );
+        } else {
+            assert!(state["pending"].is_object(), "{}: {state}", self.what);
+        }
+        out
+    }
+
+    /// What a re-run of the deploy says it did with what this interruption left.
+    pub fn rerun_says(&self) -> &'static str {
+        if self.finished_later {
+            "finishing the rollout an interrupted deploy left"
+        } else if self.code.is_none() {
+            "undoing the rollout an interrupted deploy left"
+        } else {
+            "PASS"
+        }
+    }
+}
