@@ -878,3 +878,127 @@ fn a_serverless_revision_is_compared_on_a_short_lived_endpoint_first() {
         .expect(0);
     assert_eq!(json(&destroyed)["leftover"], serde_json::json!([]));
 }
+
+/// A pseudo-terminal: the child's end (for its stdin) and ours (to type into it).
+fn terminal() -> (std::fs::File, std::fs::File) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    (std::fs::File::from(master), slave)
+}
+
+/// Starts `cmd` with a terminal on stdin; its stderr is collected as it comes.
+fn with_terminal(
+    mut cmd: Command,
+) -> (
+    std::process::Child,
+    std::fs::File,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    let (master, slave) = terminal();
+    let mut child = cmd
+        .stdin(slave)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = err.clone();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (child, master, err)
+}
+
+fn wait_for_text(text: &std::sync::Mutex<String>, what: &str, child: &mut std::process::Child) {
+    let start = Instant::now();
+    while !text.lock().unwrap().contains(what) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before {what:?}: {}",
+            text.lock().unwrap()
+        );
+        assert!(start.elapsed() < Duration::from_secs(60), "no {what:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_deploy_asks_on_a_terminal_and_applies_nothing_that_changed_while_it_asked() {
+    use std::io::Write;
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+
+    // No: nothing is created.
+    let (mut child, mut keys, err) =
+        with_terminal(cloud.cmd(&["deploy", "--provider", "aws", "-f", &spec]));
+    wait_for_text(&err, "deploy? [y/N]", &mut child);
+    keys.write_all(b"n\n").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert!(
+        err.lock()
+            .unwrap()
+            .contains("cancelled: nothing was created")
+    );
+    assert!(cloud.project.state("iris").is_none());
+    assert!(
+        !cloud
+            .fake
+            .calls()
+            .iter()
+            .any(|c| c.operation.starts_with("Create")),
+        "{:?}",
+        cloud.fake.calls()
+    );
+
+    // While one deploy waits for its answer it holds no lock: another deploy runs.
+    // Answered yes afterwards, the first one reads the state again, finds that its
+    // plan no longer holds, and does nothing.
+    let (mut child, mut keys, err) =
+        with_terminal(cloud.cmd(&["deploy", "--provider", "aws", "-f", &spec]));
+    wait_for_text(&err, "deploy? [y/N]", &mut child);
+    let other = cloud
+        .run(&[
+            "deploy",
+            "--provider",
+            "aws",
+            "-f",
+            &spec,
+            "--wait-lock",
+            "1",
+        ])
+        .expect(0);
+    assert!(other.stdout().contains("PASS"), "{}", other.stdout());
+    let before = cloud.fake.calls().len();
+    keys.write_all(b"y\n").unwrap();
+    let code = child.wait().unwrap().code();
+    let text = err.lock().unwrap().clone();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("changed while the plan was shown") && text.contains("nothing was done"),
+        "{text}"
+    );
+    assert!(
+        creates(&cloud.calls_since(before)).is_empty(),
+        "{:?}",
+        cloud.calls_since(before)
+    );
+    cloud.run(&["destroy", "iris"]).expect(0);
+}
