@@ -405,3 +405,25 @@ fn one_writer_per_deployment() {
     assert_eq!(states, 1);
     p.run(&["destroy", "iris"]).expect(0);
 }
+
+/// The reference is the packaged artifact, the bytes the endpoint serves: a model
+/// file changed on disk once packaging is done does not change what the endpoint
+/// is compared with.
+#[test]
+fn the_reference_is_the_packaged_model_not_the_file_beside_the_spec() {
+    let p = Project::new().with_example("iris");
+    let mut cmd = deploy(&p, &[]);
+    cmd.env("MODELPORT_FAILPOINTS", "rollout.verify=sleep(2000)");
+    let mut child = spawn(cmd);
+    wait_for_phase(&p, "iris", "verifying", &mut child);
+    change_model(&p);
+    let out = finish(child).expect(0);
+    assert!(out.stdout().contains("PASS"), "{}", out.stdout());
+    let digest = active_digest(&p);
+    assert!(
+        out.stdout().contains(&format!("sha256:{}", &digest[..12])),
+        "{}",
+        out.stdout()
+    );
+    p.run(&["destroy", "iris"]).expect(0);
+}

@@ -231,6 +231,12 @@ pub fn compare(
                 ShapeDisplay(ta.shape()),
                 ShapeDisplay(tb.shape())
             )),
+            // One row per input on both sides: rows dropped (or invented) by a side
+            // are a failure even when both sides agree on them.
+            Some(ta) if ta.rows() != samples => Err(format!(
+                "{} rows for {samples} inputs",
+                ta.rows()
+            )),
             Some(ta) => Ok(ta),
         };
         let ta = match mismatch {
@@ -271,13 +277,28 @@ pub fn compare(
         reports.push(report);
     }
 
+    // An output only A returns is not the model's answer either: the two sides are
+    // not the same model (skip it in `verify.outputs` when that is expected).
     for named in a.iter() {
-        if b.get(&named.name).is_none() {
-            notes.push(format!(
-                "output `{}` is only in A and was not compared",
-                named.name
-            ));
+        if b.get(&named.name).is_some() {
+            continue;
         }
+        let (atol, rtol, skip) = verify.tolerance_for(&named.name);
+        reports.push(OutputReport {
+            name: named.name.clone(),
+            dtype: named.tensor.dtype(),
+            shape: named.tensor.shape().to_vec(),
+            status: if skip {
+                Status::Skipped
+            } else {
+                Status::Failed
+            },
+            reason: (!skip).then(|| "missing in B".to_string()),
+            atol,
+            rtol,
+            stats: None,
+            labels: None,
+        });
     }
 
     let checked = reports.iter().filter(|r| r.status != Status::Skipped);
@@ -979,24 +1000,50 @@ mod tests {
             ]),
             &verify,
             "failed\np: Passed abs=0.0e0 rel=0.0e0 within=100.0% nan=0 inf=0\nlabel: Failed (missing in A)\n\
-             note: output `extra` is only in A and was not compared\n",
+             extra: Failed (missing in B)\n",
         );
-        // An output only A has is worth a note but is no failure.
+        // An output only one side returns fails, whichever side: the two are not
+        // the same model.
         check_with(
             batch(vec![("p", f64s(&[1.0])), ("extra", f64s(&[1.0]))]),
             batch(vec![("p", f64s(&[1.0]))]),
             &verify,
-            "passed\np: Passed abs=0.0e0 rel=0.0e0 within=100.0% nan=0 inf=0\n\
-             note: output `extra` is only in A and was not compared\n",
+            "failed\np: Passed abs=0.0e0 rel=0.0e0 within=100.0% nan=0 inf=0\nextra: Failed (missing in B)\n",
+        );
+        // ... unless the spec skips it.
+        let mut skipping = VerifySpec::default();
+        skipping.outputs.insert(
+            "extra".into(),
+            modelport_core::spec::OutputTolerance {
+                skip: true,
+                ..Default::default()
+            },
+        );
+        check_with(
+            batch(vec![("p", f64s(&[1.0])), ("extra", f64s(&[1.0]))]),
+            batch(vec![("p", f64s(&[1.0]))]),
+            &skipping,
+            "passed\np: Passed abs=0.0e0 rel=0.0e0 within=100.0% nan=0 inf=0\nextra: Skipped\n",
         );
         check_with(
             batch(vec![("other", f64s(&[1.0]))]),
             batch(vec![("p", f64s(&[1.0]))]),
             &verify,
-            "failed\np: Failed (missing in A)\n\
-             note: output `other` is only in A and was not compared\n\
+            "failed\np: Failed (missing in A)\nother: Failed (missing in B)\n\
              note: A and B have no output in common\n",
         );
+    }
+
+    #[test]
+    fn every_output_has_one_row_per_input() {
+        // Both sides answer nothing for three inputs: they agree, and it fails.
+        let empty = || batch(vec![("p", tensor(&[0], Vec::<f64>::new()))]);
+        let c = compare(&empty(), &empty(), &inputs(3), &[], &VerifySpec::default(), 3);
+        assert_eq!(summary(&c), "failed\np: Failed (0 rows for 3 inputs)\n");
+        // Both sides answer two rows for three inputs.
+        let two = || batch(vec![("p", f64s(&[1.0, 2.0]))]);
+        let c = compare(&two(), &two(), &inputs(3), &[], &VerifySpec::default(), 3);
+        assert_eq!(summary(&c), "failed\np: Failed (2 rows for 3 inputs)\n");
     }
 
     #[test]
@@ -1042,19 +1089,26 @@ mod tests {
             ("y", f64s(&[1.0, 2.0, 3.0])),
             ("label", tensor(&[3], vec![1u8, 2, 4])),
         ]);
+        // Fewer inputs than output rows: every output fails as such, none panics.
         let few_inputs = inputs(1);
-        for k in [0, 1, 10] {
-            let c = compare(&a, &b, &few_inputs, &[], &verify, k);
-            assert!(!c.passed);
-            assert_eq!(c.samples, 1);
-            assert_eq!(c.worst.len(), k.min(2));
-        }
         let c = compare(&a, &b, &few_inputs, &[], &verify, 10);
-        // The label mismatch in row 2 is infinitely bad, the scalar's error is not.
-        assert_eq!(c.worst.iter().map(|w| w.index).collect::<Vec<_>>(), [2, 0]);
-        // Row 2 has no input row: it renders as nothing rather than panicking.
-        assert_eq!(c.worst[0].inputs, vec![("x".to_string(), vec![])]);
-        assert_eq!(c.worst[1].outputs[0].1.a, ["1"]);
+        assert!(!c.passed);
+        assert_eq!(c.samples, 1);
+        assert_eq!(
+            summary(&c),
+            "failed\nscalar: Failed (1 of 1 elements out of tolerance) abs=1.0e0 rel=5.0e-1 within=0.0% nan=0 inf=0\n\
+             empty_rows: Failed (3 rows for 1 inputs)\ny: Failed (3 rows for 1 inputs)\n\
+             label: Failed (3 rows for 1 inputs)\n"
+        );
+        for k in [0, 1, 10] {
+            let c = compare(&a, &b, &inputs(3), &[], &verify, k);
+            assert!(!c.passed);
+            assert_eq!(c.samples, 3);
+            // Only row 2 differs (in y and in label); the scalar is no row.
+            assert_eq!(c.worst.len(), k.min(1));
+        }
+        let c = compare(&a, &b, &inputs(3), &[], &verify, 10);
+        assert_eq!(c.worst.iter().map(|w| w.index).collect::<Vec<_>>(), [2]);
         // Inputs that disagree on their row count fall back to B's rows.
         let ragged = batch(vec![
             ("u", tensor(&[1], vec![1f32])),
