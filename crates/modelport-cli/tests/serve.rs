@@ -375,3 +375,41 @@ fn the_dockerfile_template_matches_the_binary() {
         assert!(help.contains(flag), "serve --help lacks {flag}");
     }
 }
+
+/// A server that answers `{"predictions"}` does not say its outputs' types: whichever
+/// side of `compare` it is, the model on the other side types its answers.
+#[test]
+fn a_server_on_either_side_of_compare_is_typed_by_the_other() {
+    let port = free_port();
+    let _server = start(
+        &["examples/forest/model.onnx", "--port", &port.to_string()],
+        &[],
+        port,
+        "/ping",
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    for args in [
+        ["compare", "examples/forest/model.onnx", url.as_str()],
+        ["compare", url.as_str(), "examples/forest/model.onnx"],
+    ] {
+        let out = Command::cargo_bin("modelport")
+            .unwrap()
+            .current_dir(root())
+            .args(args)
+            .args(["--count", "40"])
+            .env_remove("MODELPORT_ENGINE")
+            .env("MODELPORT_HOME", std::env::temp_dir().join("modelport-compare-typed"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("PASS"), "{stdout}");
+        assert!(stdout.contains("output_probability"), "{stdout}");
+        assert!(stdout.contains("typed by"), "{args:?}: {stdout}");
+    }
+}

@@ -33,63 +33,64 @@ pub fn run(args: CompareArgs, out: OutputFormat) -> anyhow::Result<Code> {
     let runtime = targets::runtime()?;
 
     // B defaults to A's own model on the local runtime, which needs A to be a deployment.
-    let (b, mut verify): (Box<dyn Predictor>, VerifySpec) = match &args.b {
-        Some(text) => {
-            let b = targets::resolve_target(&ws, text)?;
-            let verify = match (&a, &b) {
-                (Target::Deployment(s), _) | (_, Target::Deployment(s)) => s
-                    .active
-                    .as_ref()
-                    .map(|r| r.verify.clone())
-                    .unwrap_or_default(),
-                _ => VerifySpec::default(),
-            };
-            let p = runtime.block_on(targets::predictor(
-                &ws,
-                &b,
-                args.engine_b,
-                None,
-                args.max_request_bytes,
-                args.concurrency,
-            ))?;
-            (p, verify)
-        }
+    let b_target = match &args.b {
+        Some(text) => Some(targets::resolve_target(&ws, text)?),
+        None => None,
+    };
+    let mut verify = match (&a, &b_target) {
+        (Target::Deployment(s), _) | (_, Some(Target::Deployment(s))) => s
+            .active
+            .as_ref()
+            .map(|r| r.verify.clone())
+            .unwrap_or_default(),
+        _ => VerifySpec::default(),
+    };
+    let connect = |target: &Target, engine, signature| {
+        runtime.block_on(targets::predictor(
+            &ws,
+            target,
+            engine,
+            signature,
+            args.max_request_bytes,
+            args.concurrency,
+        ))
+    };
+    // A server that answers `{"predictions"}` does not say its outputs' names and
+    // dtypes: the other side's signature types them, so the side that knows its
+    // signature (a model, a deployment, an OIP server) is built first.
+    let mut typed_by = None;
+    let a_untyped = targets::is_untyped_url(&a);
+    let (a, b): (Box<dyn Predictor>, Box<dyn Predictor>) = match b_target {
         None => match &a {
             Target::Deployment(state) => {
                 let (model, digest) = targets::deployment_model(&ws, state, Which::Active)?;
-                let verify = state
-                    .active
-                    .as_ref()
-                    .map(|r| r.verify.clone())
-                    .unwrap_or_default();
                 let label = format!("{} model", state.name);
-                (
-                    Box::new(load_local(&model, args.engine_b, label, Some(digest))?),
-                    verify,
-                )
+                let b: Box<dyn Predictor> =
+                    Box::new(load_local(&model, args.engine_b, label, Some(digest))?);
+                let a = connect(&a, args.engine_a, b.signature().cloned())?;
+                (a, b)
             }
             _ => anyhow::bail!(
                 "give two targets, or one deployment name (compared with its own model on this machine)"
             ),
         },
-    };
-
-    let a_engine = args.engine_a;
-    let a = match &a {
-        Target::Model(path) => Box::new(load_local(
-            path,
-            a_engine,
-            path.display().to_string(),
-            None,
-        )?) as Box<dyn Predictor>,
-        other => runtime.block_on(targets::predictor(
-            &ws,
-            other,
-            a_engine,
-            b.signature().cloned(),
-            args.max_request_bytes,
-            args.concurrency,
-        ))?,
+        Some(b_target) => {
+            if targets::is_untyped_url(&b_target) && !a_untyped {
+                let a = connect(&a, args.engine_a, None)?;
+                let b = connect(&b_target, args.engine_b, a.signature().cloned())?;
+                if a.signature().is_some() {
+                    typed_by = Some("B's outputs are typed by A's signature (the server does not say its own)");
+                }
+                (a, b)
+            } else {
+                let b = connect(&b_target, args.engine_b, None)?;
+                let a = connect(&a, args.engine_a, b.signature().cloned())?;
+                if a_untyped && b.signature().is_some() {
+                    typed_by = Some("A's outputs are typed by B's signature (the server does not say its own)");
+                }
+                (a, b)
+            }
+        }
     };
 
     if let Some(path) = &args.samples {
@@ -117,13 +118,16 @@ pub fn run(args: CompareArgs, out: OutputFormat) -> anyhow::Result<Code> {
         .cloned()
         .context("neither target can say what inputs the model takes; give a model file or an OIP URL as one of them")?;
     let inputs = targets::inputs(&verify, &signature)?;
-    let report = runtime.block_on(modelport_verify::run::compare(
+    let mut report = runtime.block_on(modelport_verify::run::compare(
         a.as_ref(),
         b.as_ref(),
         &inputs,
         &verify,
         args.worst,
     ))?;
+    if let Some(note) = typed_by {
+        report.comparison.notes.push(note.to_string());
+    }
     match out {
         OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => print!("{}", render_text(&report)),

@@ -149,6 +149,16 @@ pub fn deployment_model(
     ))
 }
 
+/// True for a URL whose answers (`{"predictions"}`) do not say their outputs' names
+/// and dtypes; an Open Inference Protocol URL's metadata does.
+pub fn is_untyped_url(target: &Target) -> bool {
+    match target {
+        Target::Url(url) => HttpTarget::from_url(url, 1)
+            .is_ok_and(|t| t.protocol == modelport_core::state::Protocol::Instances),
+        _ => false,
+    }
+}
+
 /// A predictor for `target`.
 pub async fn predictor(
     ws: &Workspace,
