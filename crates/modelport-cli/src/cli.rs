@@ -71,6 +71,20 @@ pub struct EngineArgs {
     pub threads: Option<usize>,
 }
 
+/// A tolerance: a finite number, 0 or more (as `verify.atol` and `verify.rtol` in
+/// modelport.yaml; `inf` would pass every finite mismatch).
+fn parse_tolerance(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!(
+            "{s} is not a tolerance: a finite number, 0 or more (values agree when |a - b| <= atol + rtol * |b|)"
+        ));
+    }
+    Ok(v)
+}
+
 fn parse_engine(s: &str) -> Result<EngineChoice, String> {
     s.parse::<EngineChoice>().map_err(|e| e.to_string())
 }
@@ -322,19 +336,19 @@ pub struct CompareArgs {
     pub samples: Option<PathBuf>,
 
     /// Generate this many inputs from the signature (default: the deployment's verify.count, else 64).
-    #[arg(long, conflicts_with = "samples")]
-    pub count: Option<usize>,
+    #[arg(long, conflicts_with = "samples", value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: Option<u32>,
 
     /// Seed for generated inputs.
     #[arg(long)]
     pub seed: Option<u64>,
 
     /// Absolute tolerance for every output (default: the deployment's verify.atol, else 1e-5).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_tolerance)]
     pub atol: Option<f64>,
 
     /// Relative tolerance for every output (default: the deployment's verify.rtol, else 1e-4).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_tolerance)]
     pub rtol: Option<f64>,
 
     /// Write the result as JUnit XML to this file.

@@ -309,3 +309,31 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// Tolerances and counts from the command line are checked as the YAML's are: `inf`
+/// would pass every finite mismatch, and a count beyond u32 was cut silently.
+#[test]
+fn compare_flags_are_validated() {
+    let model = "examples/iris/model.onnx";
+    for (flag, value, says) in [
+        ("--atol", "inf", "not a tolerance"),
+        ("--atol=-1e-3", "", "not a tolerance"),
+        ("--rtol", "NaN", "not a tolerance"),
+        ("--rtol", "x", "not a number"),
+        ("--count", "0", "0 is not in 1.."),
+        ("--count", "4294967297", "4294967297 is not in 1.."),
+    ] {
+        let mut args = vec!["compare", model, model, flag];
+        if !value.is_empty() {
+            args.push(value);
+        }
+        let out = modelport(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(says), "{flag} {value}: {err}");
+    }
+    let out = modelport(&["compare", model, model, "--atol", "0", "--count", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}

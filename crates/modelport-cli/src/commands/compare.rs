@@ -98,7 +98,7 @@ pub fn run(args: CompareArgs, out: OutputFormat) -> anyhow::Result<Code> {
     }
     if let Some(count) = args.count {
         verify.samples = None;
-        verify.count = count as u32;
+        verify.count = count;
     }
     if let Some(seed) = args.seed {
         verify.seed = seed;
