@@ -117,8 +117,9 @@ def mlp():
     write_example(os.path.join(EXAMPLES, "mlp"), model, x[rng.choice(len(x), SAMPLES, replace=False)])
 
 
-def cnn():
-    """A small convolutional network over 1x28x28 images with fixed random weights.
+def cnn_model(batch="N"):
+    """A small convolutional network over 1x28x28 images with fixed random weights,
+    taking `batch` images at a time ("N": any number), and the rng after the weights.
 
     It is not trained: it exists to exercise the convolution path of each engine
     and to give the benchmarks a CNN-shaped workload.
@@ -149,12 +150,17 @@ def cnn():
     graph = helper.make_graph(
         nodes,
         "cnn",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 28, 28])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 1, 28, 28])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [batch, 10])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="modelport-examples")
     model.ir_version = 8
+    return model, rng
+
+
+def cnn():
+    model, rng = cnn_model()
     x = rng.random((8, 1, 28, 28), dtype=np.float32)
     write_example(os.path.join(EXAMPLES, "cnn"), model, x)
 
@@ -173,6 +179,10 @@ def fixtures():
     xb, yb = load_breast_cancer(return_X_y=True)
     rfb = RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0).fit(xb, yb)
     write_example(os.path.join(FIXTURES, "forest-binary"), export(rfb, xb, "forest-binary"), xb[::40])
+
+    # The CNN exported for one image at a time (a fixed batch axis), as many
+    # vision exports are.
+    save(cnn_model(batch=1)[0], os.path.join(FIXTURES, "cnn-batch1", "model.onnx"))
 
     # A pickle that would run code on load, and broken ONNX files.
     with open(os.path.join(FIXTURES, "model.pkl"), "wb") as f:

@@ -74,9 +74,7 @@ pub struct EngineArgs {
 /// A tolerance: a finite number, 0 or more (as `verify.atol` and `verify.rtol` in
 /// modelport.yaml; `inf` would pass every finite mismatch).
 fn parse_tolerance(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number"))?;
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if !v.is_finite() || v < 0.0 {
         return Err(format!(
             "{s} is not a tolerance: a finite number, 0 or more (values agree when |a - b| <= atol + rtol * |b|)"

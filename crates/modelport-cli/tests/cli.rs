@@ -335,5 +335,44 @@ fn compare_flags_are_validated() {
     let out = modelport(&["compare", model, model, "--atol", "0", "--count", "3"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A model exported for one image at a time still gets `--count` generated inputs,
+/// run in batches of its fixed size, on both engines (it used to get one, silently).
+#[test]
+fn generated_inputs_honour_count_for_a_fixed_batch_model() {
+    let model = "tests/fixtures/models/cnn-batch1/model.onnx";
+    let out = modelport(&[
+        "compare",
+        model,
+        model,
+        "--engine-a",
+        "tract",
+        "--engine-b",
+        "onnxruntime",
+        "--count",
+        "12",
+        "--atol",
+        "1e-4",
+        "--output",
+        "json",
+    ])
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["samples"], 12, "{v}");
+    assert_eq!(v["outputs"][0]["shape"], serde_json::json!([12, 10]));
 }

@@ -398,7 +398,10 @@ fn a_server_on_either_side_of_compare_is_typed_by_the_other() {
             .args(args)
             .args(["--count", "40"])
             .env_remove("MODELPORT_ENGINE")
-            .env("MODELPORT_HOME", std::env::temp_dir().join("modelport-compare-typed"))
+            .env(
+                "MODELPORT_HOME",
+                std::env::temp_dir().join("modelport-compare-typed"),
+            )
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -412,4 +415,32 @@ fn a_server_on_either_side_of_compare_is_typed_by_the_other() {
         assert!(stdout.contains("output_probability"), "{stdout}");
         assert!(stdout.contains("typed by"), "{args:?}: {stdout}");
     }
+}
+
+/// A server of a model with a fixed batch size is sent requests of that size.
+#[test]
+fn a_fixed_batch_model_is_compared_through_a_server_in_its_batches() {
+    let port = free_port();
+    let model = "tests/fixtures/models/cnn-batch1/model.onnx";
+    let _server = start(&[model, "--port", &port.to_string()], &[], port, "/ping");
+    let url = format!("http://127.0.0.1:{port}");
+    let out = Command::cargo_bin("modelport")
+        .unwrap()
+        .current_dir(root())
+        .args(["compare", url.as_str(), model, "--count", "6"])
+        .env_remove("MODELPORT_ENGINE")
+        .env(
+            "MODELPORT_HOME",
+            std::env::temp_dir().join("modelport-compare-batch1"),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("on 6 samples"), "{stdout}");
 }

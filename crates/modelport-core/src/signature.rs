@@ -168,6 +168,17 @@ impl Signature {
     /// Every mistake is reported with the input's name: a missing or unexpected
     /// input, a wrong dtype, a wrong rank, a fixed dimension of the wrong size, or
     /// inputs that disagree on the number of examples.
+    /// The batch size the model was exported with, when its first axis is fixed
+    /// (the same on every input): inputs of more rows are run in batches of it.
+    pub fn fixed_batch(&self) -> Option<usize> {
+        let mut sizes = self.inputs.iter().map(|i| match i.shape.first() {
+            Some(Dim::Fixed(n)) if *n > 0 => Some(*n),
+            _ => None,
+        });
+        let first = sizes.next()??;
+        sizes.all(|s| s == Some(first)).then_some(first)
+    }
+
     pub fn check_inputs(&self, batch: &Batch) -> Result<()> {
         for spec in &self.inputs {
             let Some(t) = batch.get(&spec.name) else {

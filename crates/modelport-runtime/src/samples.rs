@@ -37,8 +37,10 @@ impl SplitMix64 {
 
 /// `count` examples for every input of `signature`.
 ///
-/// The batch dimension takes `count`; other dynamic dimensions take 1. Floats are
-/// standard normal, integers uniform in 0..10, booleans fair coins, strings `s0`..`s9`.
+/// The batch dimension (the first) takes `count`, also when the model fixes it (the
+/// predictors then run the rows in batches of that size); other dynamic dimensions
+/// take 1. Floats are standard normal, integers uniform in 0..10, booleans fair
+/// coins, strings `s0`..`s9`.
 pub fn generate(signature: &Signature, count: usize, seed: u64) -> modelport_core::Result<Batch> {
     let mut rng = SplitMix64::new(seed);
     let mut batch = Batch::new();
@@ -48,8 +50,8 @@ pub fn generate(signature: &Signature, count: usize, seed: u64) -> modelport_cor
             .iter()
             .enumerate()
             .map(|(axis, d)| match d {
+                _ if axis == 0 => count,
                 Dim::Fixed(n) => *n,
-                Dim::Dynamic(_) if axis == 0 => count,
                 Dim::Dynamic(_) => 1,
             })
             .collect();
@@ -92,6 +94,21 @@ mod tests {
         assert_eq!(a, generate(&sig, 5, 7).unwrap());
         assert_ne!(a, generate(&sig, 5, 8).unwrap());
         assert_eq!(a.get("x").unwrap().shape(), &[5, 3]);
+    }
+
+    #[test]
+    fn a_fixed_batch_axis_takes_the_count_too() {
+        let sig = Signature {
+            inputs: vec![TensorSpec::new(
+                "image",
+                DType::F32,
+                vec![Dim::Fixed(1), Dim::Fixed(2), Dim::Dynamic(None)],
+            )],
+            outputs: vec![],
+        };
+        assert_eq!(sig.fixed_batch(), Some(1));
+        let b = generate(&sig, 16, 0).unwrap();
+        assert_eq!(b.get("image").unwrap().shape(), &[16, 2, 1]);
     }
 
     #[test]

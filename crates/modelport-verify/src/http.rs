@@ -168,6 +168,15 @@ impl<T: Transport> BatchPredictor<T> {
         if rows == 0 {
             return Ok(Vec::new());
         }
+        // A model exported with a fixed batch size takes requests of exactly that many rows.
+        if let Some(size) = self.signature.as_ref().and_then(Signature::fixed_batch)
+            && size != rows
+        {
+            return fixed_batches(inputs, self.signature.as_ref().expect("checked"))?
+                .iter()
+                .map(|b| Ok((self.encode(b)?, size)))
+                .collect();
+        }
         let limit = self.max_request_bytes;
         let probe = rows.min(16);
         let probe_len = self
@@ -314,6 +323,24 @@ impl HttpPredictor {
             signature,
         ))
     }
+}
+
+/// `inputs` cut into batches of the model's fixed batch size, when it has one (a
+/// model exported for one image at a time, say); otherwise `inputs` whole.
+pub fn fixed_batches(inputs: &Batch, signature: &Signature) -> Result<Vec<Batch>, PredictError> {
+    let rows = inputs.batch_size().map_err(invalid)?;
+    let Some(size) = signature.fixed_batch().filter(|s| *s != rows && rows > 0) else {
+        return Ok(vec![inputs.clone()]);
+    };
+    if rows % size != 0 {
+        return Err(PredictError::InvalidInput(format!(
+            "the model takes batches of exactly {size} rows, and {rows} rows do not divide into them; \
+             compare a multiple of {size} samples"
+        )));
+    }
+    (0..rows / size)
+        .map(|i| inputs.slice_rows(i * size, (i + 1) * size).map_err(invalid))
+        .collect()
 }
 
 /// Plain HTTP POSTs to a predict URL.

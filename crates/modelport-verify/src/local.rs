@@ -59,17 +59,24 @@ impl Predictor for LocalPredictor {
 
     async fn predict(&self, inputs: &Batch) -> Result<Prediction, PredictError> {
         let model = self.model.clone();
-        let inputs = inputs.clone();
+        let batches = crate::http::fixed_batches(inputs, model.signature())?;
         // Inference never runs on the executor's threads.
-        let outputs = tokio::task::spawn_blocking(move || model.run(&inputs))
-            .await
-            .map_err(|e| PredictError::Inference(e.to_string()))?
-            .map_err(|e| match e {
-                modelport_runtime::RuntimeError::Input(e) => {
-                    PredictError::InvalidInput(e.to_string())
-                }
-                other => PredictError::Inference(other.to_string()),
-            })?;
+        let outputs = tokio::task::spawn_blocking(move || {
+            let parts = batches
+                .iter()
+                .map(|b| model.run(b))
+                .collect::<Result<Vec<_>, _>>()?;
+            match parts.len() {
+                1 => Ok(parts.into_iter().next().expect("one part")),
+                _ => Batch::concat_rows(&parts).map_err(modelport_runtime::RuntimeError::from),
+            }
+        })
+        .await
+        .map_err(|e| PredictError::Inference(e.to_string()))?
+        .map_err(|e| match e {
+            modelport_runtime::RuntimeError::Input(e) => PredictError::InvalidInput(e.to_string()),
+            other => PredictError::Inference(other.to_string()),
+        })?;
         Ok(Prediction {
             outputs,
             served_by: self.target.served_by.clone(),

@@ -233,10 +233,9 @@ pub fn compare(
             )),
             // One row per input on both sides: rows dropped (or invented) by a side
             // are a failure even when both sides agree on them.
-            Some(ta) if ta.rows() != samples => Err(format!(
-                "{} rows for {samples} inputs",
-                ta.rows()
-            )),
+            Some(ta) if ta.rows() != samples => {
+                Err(format!("{} rows for {samples} inputs", ta.rows()))
+            }
             Some(ta) => Ok(ta),
         };
         let ta = match mismatch {
@@ -1038,7 +1037,14 @@ mod tests {
     fn every_output_has_one_row_per_input() {
         // Both sides answer nothing for three inputs: they agree, and it fails.
         let empty = || batch(vec![("p", tensor(&[0], Vec::<f64>::new()))]);
-        let c = compare(&empty(), &empty(), &inputs(3), &[], &VerifySpec::default(), 3);
+        let c = compare(
+            &empty(),
+            &empty(),
+            &inputs(3),
+            &[],
+            &VerifySpec::default(),
+            3,
+        );
         assert_eq!(summary(&c), "failed\np: Failed (0 rows for 3 inputs)\n");
         // Both sides answer two rows for three inputs.
         let two = || batch(vec![("p", f64s(&[1.0, 2.0]))]);

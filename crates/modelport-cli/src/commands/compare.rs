@@ -79,14 +79,18 @@ pub fn run(args: CompareArgs, out: OutputFormat) -> anyhow::Result<Code> {
                 let a = connect(&a, args.engine_a, None)?;
                 let b = connect(&b_target, args.engine_b, a.signature().cloned())?;
                 if a.signature().is_some() {
-                    typed_by = Some("B's outputs are typed by A's signature (the server does not say its own)");
+                    typed_by = Some(
+                        "B's outputs are typed by A's signature (the server does not say its own)",
+                    );
                 }
                 (a, b)
             } else {
                 let b = connect(&b_target, args.engine_b, None)?;
                 let a = connect(&a, args.engine_a, b.signature().cloned())?;
                 if a_untyped && b.signature().is_some() {
-                    typed_by = Some("A's outputs are typed by B's signature (the server does not say its own)");
+                    typed_by = Some(
+                        "A's outputs are typed by B's signature (the server does not say its own)",
+                    );
                 }
                 (a, b)
             }
