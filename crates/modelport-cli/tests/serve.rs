@@ -444,3 +444,72 @@ fn a_fixed_batch_model_is_compared_through_a_server_in_its_batches() {
     );
     assert!(stdout.contains("on 6 samples"), "{stdout}");
 }
+
+/// An engine that panics fails that request with 500, not the server: the worker
+/// loads a new session and goes on, and health stays green. When no new session can
+/// be loaded, health turns red so that the platform replaces the instance.
+#[test]
+fn a_panicking_inference_answers_500_and_the_worker_comes_back() {
+    let c = client();
+    let port = free_port();
+    let server = start(
+        &[
+            "examples/iris/model.onnx",
+            "--port",
+            &port.to_string(),
+            "--workers",
+            "1",
+        ],
+        &[("MODELPORT_FAILPOINTS", "serve.inference=panic".to_string())],
+        port,
+        "/ping",
+    );
+    for _ in 0..3 {
+        let (status, body, _) = post(&c, &format!("{}/invocations", server.base), IRIS_ROW);
+        assert_eq!(status, 500, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("panicked"),
+            "{body}"
+        );
+        let ping = c.get(format!("{}/ping", server.base)).send().unwrap();
+        assert_eq!(ping.status(), 200);
+    }
+    drop(server);
+
+    let port = free_port();
+    let server = start(
+        &[
+            "examples/iris/model.onnx",
+            "--port",
+            &port.to_string(),
+            "--workers",
+            "1",
+        ],
+        &[(
+            "MODELPORT_FAILPOINTS",
+            "serve.inference=panic,serve.session=error".to_string(),
+        )],
+        port,
+        "/ping",
+    );
+    let (status, _, _) = post(&c, &format!("{}/invocations", server.base), IRIS_ROW);
+    assert_eq!(status, 500);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ping = c.get(format!("{}/ping", server.base)).send().unwrap();
+        if ping.status() == 503 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "health stayed {}", ping.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, body, _) = post(&c, &format!("{}/invocations", server.base), IRIS_ROW);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no inference worker is left"),
+        "{body}"
+    );
+}

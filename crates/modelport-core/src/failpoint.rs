@@ -16,6 +16,8 @@ pub enum Action {
     Abort,
     /// The step waits this many milliseconds first (a window for a test's signal).
     Sleep(u64),
+    /// The code at the fail point panics (where it is meant to survive one).
+    Panic,
 }
 
 /// The action armed for `name`, if any (debug builds only).
@@ -46,6 +48,7 @@ fn parse(spec: &str, name: &str) -> Option<Action> {
         match action.trim() {
             "error" => Some(Action::Error),
             "abort" => Some(Action::Abort),
+            "panic" => Some(Action::Panic),
             other => other
                 .strip_prefix("sleep(")
                 .and_then(|r| r.strip_suffix(')'))

@@ -234,6 +234,22 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// New sessions of the same model, for workers whose session panicked.
+fn session_factory(
+    engine: std::sync::Arc<dyn modelport_runtime::Engine>,
+    info: modelport_runtime::ModelInfo,
+) -> pool::SessionFactory {
+    let info = Arc::new(info);
+    Arc::new(move || {
+        if modelport_core::failpoint::check("serve.session")
+            == Some(modelport_core::failpoint::Action::Error)
+        {
+            return Err("fail point serve.session".to_string());
+        }
+        engine.load(&info).map_err(|e| e.to_string())
+    })
+}
+
 /// Verifies and loads the model into every worker and runs one warm-up inference on
 /// each. Blocking: call it off the executor.
 fn load(config: &ServeConfig) -> Result<Loaded, ServeError> {
@@ -299,8 +315,13 @@ fn load(config: &ServeConfig) -> Result<Loaded, ServeError> {
         signature,
         engine: engine_info,
         digest: source.digest.clone(),
-        pool: Pool::start(models, config.queue_depth, config.max_batch_rows)
-            .map_err(ServeError::Workers)?,
+        pool: Pool::start(
+            models,
+            config.queue_depth,
+            config.max_batch_rows,
+            session_factory(engine, info),
+        )
+        .map_err(ServeError::Workers)?,
         _source: source,
     })
 }

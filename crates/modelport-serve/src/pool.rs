@@ -6,11 +6,20 @@
 //! already waiting with the same input shapes, up to `max_batch_rows`, and runs it
 //! as one inference: under load this trades a little latency for far fewer engine
 //! calls, and when requests arrive one at a time nothing waits for company.
+//!
+//! An engine that panics fails the requests of that inference with an error (500),
+//! not the server: the worker drops its session, which the panic may have left in
+//! any state, and loads a new one. A worker that cannot load one stops; when no
+//! worker is left, [`Pool::serving`] turns false and the health checks answer 503,
+//! so the platform replaces the instance.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use modelport_core::failpoint::{self, Action};
 use modelport_core::{Batch, DType};
 use modelport_runtime::LoadedModel;
 use tokio::sync::oneshot;
@@ -32,27 +41,45 @@ struct Job {
     reply: oneshot::Sender<Result<Batch, String>>,
 }
 
+/// Loads a fresh engine session, for a worker whose session panicked.
+pub type SessionFactory = Arc<dyn Fn() -> Result<Arc<dyn LoadedModel>, String> + Send + Sync>;
+
 /// A handle to the workers; cheap to clone.
 #[derive(Clone)]
 pub struct Pool {
     tx: Sender<Job>,
+    alive: Arc<AtomicUsize>,
 }
 
 impl Pool {
-    /// Starts one worker per model session.
+    /// Starts one worker per model session; `factory` replaces a session after a panic.
     pub fn start(
         models: Vec<Arc<dyn LoadedModel>>,
         queue_depth: usize,
         max_batch_rows: usize,
+        factory: SessionFactory,
     ) -> std::io::Result<Pool> {
         let (tx, rx) = crossbeam_channel::bounded::<Job>(queue_depth.max(1));
+        let alive = Arc::new(AtomicUsize::new(models.len()));
         for (i, model) in models.into_iter().enumerate() {
             let rx = rx.clone();
+            let worker = Worker {
+                model,
+                rx,
+                max_batch_rows: max_batch_rows.max(1),
+                factory: factory.clone(),
+                alive: alive.clone(),
+            };
             thread::Builder::new()
                 .name(format!("modelport-infer-{i}"))
-                .spawn(move || worker(model, rx, max_batch_rows.max(1)))?;
+                .spawn(move || worker.run())?;
         }
-        Ok(Pool { tx })
+        Ok(Pool { tx, alive })
+    }
+
+    /// True while at least one worker can run inferences.
+    pub fn serving(&self) -> bool {
+        self.alive.load(Ordering::SeqCst) > 0
     }
 
     /// Queues `inputs` (already checked against the signature) and waits for the outputs.
@@ -76,22 +103,90 @@ impl Pool {
     }
 }
 
-fn worker(model: Arc<dyn LoadedModel>, rx: Receiver<Job>, max_batch_rows: usize) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        let mut rows = jobs[0].rows;
-        // Take what is already waiting; never wait for more.
-        while rows < max_batch_rows {
-            match rx.try_recv() {
-                Ok(job) => {
-                    rows += job.rows;
-                    jobs.push(job);
+/// One worker thread: its session and where it takes jobs from.
+struct Worker {
+    model: Arc<dyn LoadedModel>,
+    rx: Receiver<Job>,
+    max_batch_rows: usize,
+    factory: SessionFactory,
+    alive: Arc<AtomicUsize>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        while let Ok(first) = self.rx.recv() {
+            let mut jobs = vec![first];
+            let mut rows = jobs[0].rows;
+            // Take what is already waiting; never wait for more.
+            while rows < self.max_batch_rows {
+                match self.rx.try_recv() {
+                    Ok(job) => {
+                        rows += job.rows;
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
+            }
+            let mut panicked = false;
+            for group in group_by_shape(jobs) {
+                panicked |= run_group(self.model.as_ref(), group, self.max_batch_rows);
+            }
+            if panicked && !self.renew() {
+                break;
             }
         }
-        for group in group_by_shape(jobs) {
-            run_group(model.as_ref(), group, max_batch_rows);
+        self.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Replaces the session after a panic; false when no new one can be loaded.
+    fn renew(&mut self) -> bool {
+        tracing::warn!("an inference panicked: loading a new session for this worker");
+        match (self.factory)() {
+            Ok(model) => {
+                self.model = model;
+                true
+            }
+            Err(e) => {
+                tracing::error!("cannot load a new session, so this worker stops: {e}");
+                false
+            }
+        }
+    }
+}
+
+/// Why one inference gave no outputs.
+enum RunError {
+    Failed(String),
+    Panicked(String),
+}
+
+impl RunError {
+    fn message(self) -> String {
+        match self {
+            RunError::Failed(m) => m,
+            RunError::Panicked(m) => format!("the inference engine panicked: {m}"),
+        }
+    }
+}
+
+/// Runs one inference, turning a panic of the engine into an error.
+fn run_caught(model: &dyn LoadedModel, inputs: &Batch) -> Result<Batch, RunError> {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        if failpoint::check("serve.inference") == Some(Action::Panic) {
+            panic!("fail point serve.inference");
+        }
+        model.run(inputs)
+    }));
+    match result {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(RunError::Failed(e.to_string())),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_string());
+            Err(RunError::Panicked(message))
         }
     }
 }
@@ -119,30 +214,50 @@ fn group_by_shape(jobs: Vec<Job>) -> Vec<Vec<Job>> {
     groups.into_iter().map(|(_, g)| g).collect()
 }
 
-fn run_group(model: &dyn LoadedModel, mut jobs: Vec<Job>, max_batch_rows: usize) {
+/// Runs a group of jobs, merged when it can be; true when the engine panicked.
+fn run_group(model: &dyn LoadedModel, mut jobs: Vec<Job>, max_batch_rows: usize) -> bool {
     // A client that gave up (timeout, closed connection) needs no answer.
     jobs.retain(|j| !j.reply.is_closed());
     if jobs.len() > 1
         && jobs.iter().map(|j| j.rows).sum::<usize>() <= max_batch_rows.max(jobs[0].rows)
     {
         let inputs: Vec<Batch> = jobs.iter().map(|j| j.inputs.clone()).collect();
-        if let Some(outputs) = Batch::concat_rows(&inputs)
-            .ok()
-            .and_then(|merged| model.run(&merged).ok())
-            .and_then(|out| split(&out, &jobs))
-        {
-            for (job, out) in jobs.into_iter().zip(outputs) {
-                let _ = job.reply.send(Ok(out));
+        if let Ok(merged) = Batch::concat_rows(&inputs) {
+            match run_caught(model, &merged) {
+                Ok(out) => {
+                    if let Some(outputs) = split(&out, &jobs) {
+                        for (job, out) in jobs.into_iter().zip(outputs) {
+                            let _ = job.reply.send(Ok(out));
+                        }
+                        return false;
+                    }
+                }
+                Err(RunError::Panicked(m)) => {
+                    let message = RunError::Panicked(m).message();
+                    for job in jobs {
+                        let _ = job.reply.send(Err(message.clone()));
+                    }
+                    return true;
+                }
+                Err(RunError::Failed(_)) => {}
             }
-            return;
         }
         // The merged run failed or its outputs have no batch dimension to split
         // along: answer each request on its own so one cannot spoil another.
     }
+    let mut panicked = false;
     for job in jobs {
-        let result = model.run(&job.inputs).map_err(|e| e.to_string());
+        let result = if panicked {
+            Err("the inference engine panicked on an earlier request; retry".to_string())
+        } else {
+            run_caught(model, &job.inputs).map_err(|e| {
+                panicked = matches!(e, RunError::Panicked(_));
+                e.message()
+            })
+        };
         let _ = job.reply.send(result);
     }
+    panicked
 }
 
 /// Cuts merged outputs back into one batch per job, if every output has one row per input row.

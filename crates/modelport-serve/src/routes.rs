@@ -123,6 +123,13 @@ async fn add_identity(State(state): State<Arc<AppState>>, mut response: Response
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     match state.loaded.get() {
+        // Every worker's session failed and none could be loaded again: the platform
+        // should replace this instance.
+        Some(l) if !l.pool.serving() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "failed", "reason": "no inference worker can serve"})),
+        )
+            .into_response(),
         Some(_) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -335,6 +342,12 @@ async fn predict(
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the server is at capacity: every worker is busy and the queue is full; retry later",
+            ));
+        }
+        Ok(Err(PoolError::Closed)) if !loaded.pool.serving() => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no inference worker is left: their sessions failed and could not be loaded again",
             ));
         }
         Ok(Err(PoolError::Closed)) => {
