@@ -68,4 +68,7 @@ pub use error::PackageError;
 pub use hash::{sha256_bytes, sha256_file};
 pub use manifest::{FORMAT, FileEntry, MANIFEST_NAME, Manifest, ModelFile};
 pub use pack::{ARCHIVE_NAME, Artifact, COMPRESSION_LEVEL, PackageOptions, package};
-pub use unpack::{read_dir_manifest, read_manifest, unpack, verify_dir};
+pub use unpack::{
+    DEFAULT_MAX_UNPACKED_BYTES, read_dir_manifest, read_manifest, unpack, unpack_with_limit,
+    verify_dir,
+};

@@ -74,20 +74,39 @@ pub fn read_manifest(archive: &Path) -> Result<Manifest, PackageError> {
     ))
 }
 
+/// The most a model may hold once unpacked unless the caller says otherwise: its
+/// manifest's sizes must add up to no more (64 GiB).
+pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 64 << 30;
+
 /// Extracts a `model.tar.gz` into `dest` and checks it against its manifest.
+///
+/// The manifest comes first in the archive and is read before any file is written:
+/// an entry it does not list is refused before a byte of it is written, a file is
+/// cut off (and refused) as soon as it grows past the size the manifest gives it, and
+/// the manifest's sizes must add up to at most [`DEFAULT_MAX_UNPACKED_BYTES`] (see
+/// [`unpack_with_limit`]), so a crafted archive cannot fill the disk.
 ///
 /// Refused, naming the entry: absolute paths, `..` components, backslashes,
 /// symbolic and hard links, devices, FIFOs, any other non-regular entry (directory
 /// entries are checked and otherwise ignored), an entry that appears twice, and
 /// paths that would put a file inside another file. After extraction every file the
-/// manifest lists must be there with its size and sha256, and every extracted file
-/// must be listed. Hashes are computed while extracting, so nothing is read twice.
+/// manifest lists must be there with its size and sha256. Hashes are computed while
+/// extracting, so nothing is read twice.
 ///
 /// `dest` must not exist or be an empty directory. Extraction goes to a temporary
 /// directory next to it, renamed to `dest` only once everything checked out: `dest`
 /// never holds a partial or unverified model. The manifest is written as
 /// `dest/modelport.json`, so that [`verify_dir`] can check the directory later.
 pub fn unpack(archive: &Path, dest: &Path) -> Result<Manifest, PackageError> {
+    unpack_with_limit(archive, dest, DEFAULT_MAX_UNPACKED_BYTES)
+}
+
+/// [`unpack`] with another cap on the unpacked size, in bytes.
+pub fn unpack_with_limit(
+    archive: &Path,
+    dest: &Path,
+    max_bytes: u64,
+) -> Result<Manifest, PackageError> {
     // Without `.` components, the parent and the name below agree with `dest`.
     let dest: PathBuf = dest.components().collect();
     let dest_exists = match fs::symlink_metadata(&dest) {
@@ -123,15 +142,8 @@ pub fn unpack(archive: &Path, dest: &Path) -> Result<Manifest, PackageError> {
     fs::create_dir_all(parent).map_err(|e| PackageError::io(parent, e))?;
 
     let staging = Temp::dir(parent, name)?;
-    let (manifest_bytes, extracted) = extract(archive, staging.path())?;
     let location = archive_location(archive);
-    let Some(manifest_bytes) = manifest_bytes else {
-        return Err(PackageError::invalid_manifest(
-            location,
-            format!("the archive has no {MANIFEST_NAME}"),
-        ));
-    };
-    let manifest = Manifest::from_json(&manifest_bytes, &location)?;
+    let (manifest_bytes, manifest, extracted) = extract(archive, staging.path(), max_bytes)?;
     check_files(
         &manifest,
         extracted.keys().map(String::as_str),
@@ -148,14 +160,14 @@ pub fn unpack(archive: &Path, dest: &Path) -> Result<Manifest, PackageError> {
     Ok(manifest)
 }
 
-/// Extracted files by relative path, with their size and sha256, and the manifest's
-/// bytes if the archive has one.
-type Extracted = (Option<Vec<u8>>, BTreeMap<String, (u64, String)>);
+/// The manifest's bytes, the manifest, and the extracted files by relative path with
+/// their size and sha256.
+type Extracted = (Vec<u8>, Manifest, BTreeMap<String, (u64, String)>);
 
-fn extract(archive: &Path, root: &Path) -> Result<Extracted, PackageError> {
+fn extract(archive: &Path, root: &Path, max_bytes: u64) -> Result<Extracted, PackageError> {
     let corrupt = |e| PackageError::corrupt(archive, e);
     let location = archive_location(archive);
-    let mut manifest = None;
+    let mut manifest: Option<(Vec<u8>, Manifest)> = None;
     let mut files: BTreeMap<String, (u64, String)> = BTreeMap::new();
     let mut buf = vec![0u8; CHUNK];
 
@@ -174,9 +186,29 @@ fn extract(archive: &Path, root: &Path) -> Result<Extracted, PackageError> {
             if manifest.is_some() {
                 return Err(clash("appears twice in the archive"));
             }
-            manifest = Some(read_manifest_bytes(&mut entry, &location, corrupt)?);
+            let bytes = read_manifest_bytes(&mut entry, &location, corrupt)?;
+            let parsed = Manifest::from_json(&bytes, &location)?;
+            let total: u64 = parsed.files.iter().map(|f| f.size).sum();
+            if total > max_bytes {
+                return Err(PackageError::invalid_manifest(
+                    &location,
+                    format!(
+                        "its files add up to {total} bytes, more than the {max_bytes} this unpacks at most"
+                    ),
+                ));
+            }
+            manifest = Some((bytes, parsed));
             continue;
         }
+        // Nothing is written before the manifest says what may be.
+        let Some((_, m)) = &manifest else {
+            return Err(PackageError::invalid_manifest(
+                &location,
+                format!(
+                    "`{shown}` comes before {MANIFEST_NAME}, which must be the archive's first file"
+                ),
+            ));
+        };
         if files.contains_key(&rel) {
             return Err(clash("appears twice in the archive"));
         }
@@ -198,6 +230,20 @@ fn extract(archive: &Path, root: &Path) -> Result<Extracted, PackageError> {
         {
             return Err(clash("is also a directory in the archive"));
         }
+        let Some(listed) = m.file(&rel) else {
+            return Err(PackageError::UnexpectedFile { file: rel });
+        };
+        let allowed = listed.size;
+        let too_big = |size: u64| {
+            PackageError::invalid_manifest(
+                &location,
+                format!("`{rel}` has {size} bytes or more but the manifest says {allowed}"),
+            )
+        };
+        let declared = entry.header().size().map_err(corrupt)?;
+        if declared > allowed {
+            return Err(too_big(declared));
+        }
 
         let out = root.join(&rel);
         if let Some(parent) = out.parent() {
@@ -211,23 +257,34 @@ fn extract(archive: &Path, root: &Path) -> Result<Extracted, PackageError> {
         let mut writer = BufWriter::with_capacity(CHUNK, file);
         let mut hasher = Sha256::new();
         let mut size = 0u64;
+        // One byte more than allowed is enough to know the file is too large.
+        let mut limited = (&mut entry).take(allowed + 1);
         loop {
-            let n = match entry.read(&mut buf) {
+            let n = match limited.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(corrupt(e)),
             };
+            size += n as u64;
+            if size > allowed {
+                return Err(too_big(size));
+            }
             hasher.update(&buf[..n]);
             writer
                 .write_all(&buf[..n])
                 .map_err(|e| PackageError::io(&out, e))?;
-            size += n as u64;
         }
         writer.flush().map_err(|e| PackageError::io(&out, e))?;
         files.insert(rel, (size, to_hex(hasher)));
     }
-    Ok((manifest, files))
+    let Some((bytes, parsed)) = manifest else {
+        return Err(PackageError::invalid_manifest(
+            location,
+            format!("the archive has no {MANIFEST_NAME}"),
+        ));
+    };
+    Ok((bytes, parsed, files))
 }
 
 /// Whether an entry is a regular file (`true`) or a directory to skip (`false`);

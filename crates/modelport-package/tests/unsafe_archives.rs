@@ -88,7 +88,17 @@ fn unsafe_entries() {
         "model.onnx/x",
         "inside",
     );
-    check_unsafe(&[m(), file("w/x", b"x"), file("w", b"x")], "w", "directory");
+    // (Listed in the manifest, so that the clash is what refuses them.)
+    let both = manifest_json(&[("w", b"x"), ("w/x", b"x")]);
+    check_unsafe(
+        &[
+            file("modelport.json", &both),
+            file("w/x", b"x"),
+            file("w", b"x"),
+        ],
+        "w",
+        "directory",
+    );
 }
 
 #[test]
@@ -146,6 +156,12 @@ fn missing_or_invalid_manifest() {
         matches!(err, PackageError::InvalidManifest { .. }),
         "{err:?}"
     );
+    assert!(
+        err.to_string()
+            .contains("`model.onnx` comes before modelport.json"),
+        "{err}"
+    );
+    let err = unpack_err(&[]);
     assert!(err.to_string().contains("no modelport.json"), "{err}");
 
     let err = unpack_err(&[file("modelport.json", b"{\"format\": \"modelport/v2\"}")]);
@@ -199,4 +215,48 @@ fn not_an_archive() {
     let err = unpack(&dir.path().join("absent.tar.gz"), &dest).unwrap_err();
     assert!(matches!(err, PackageError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("absent.tar.gz"), "{err}");
+}
+
+/// Nothing the manifest does not allow is written: an unlisted entry is refused before
+/// a byte of it is written (here a 256 MiB one, which compresses to almost nothing), a
+/// file larger than its listed size is cut off, and the listed sizes have a cap.
+#[test]
+fn unpacking_writes_only_what_the_manifest_allows() {
+    let bomb = vec![0u8; 256 << 20];
+    let manifest = manifest_json(&[("model.onnx", MODEL)]);
+    let err = unpack_err(&[
+        file("modelport.json", &manifest),
+        file("zeros.bin", &bomb),
+        file("model.onnx", MODEL),
+    ]);
+    assert!(
+        matches!(&err, PackageError::UnexpectedFile { file } if file == "zeros.bin"),
+        "{err:?}"
+    );
+
+    // A listed file larger than the manifest says.
+    let small = manifest_json(&[("model.onnx", b"tiny")]);
+    let err = unpack_err(&[file("modelport.json", &small), file("model.onnx", &bomb)]);
+    let text = err.to_string();
+    assert!(
+        text.contains("`model.onnx` has 268435456 bytes or more but the manifest says 4"),
+        "{text}"
+    );
+
+    // A manifest that claims more than the cap is refused before anything is written.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("model.tar.gz");
+    write_archive(
+        &archive,
+        &[file("modelport.json", &manifest), file("model.onnx", MODEL)],
+    );
+    let err =
+        modelport_package::unpack_with_limit(&archive, &dir.path().join("out"), 4).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("add up to 10 bytes, more than the 4"),
+        "{err}"
+    );
+    assert_eq!(listing(dir.path()), ["model.tar.gz"]);
+    modelport_package::unpack_with_limit(&archive, &dir.path().join("out"), 10).unwrap();
 }
