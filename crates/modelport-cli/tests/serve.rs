@@ -513,3 +513,32 @@ fn a_panicking_inference_answers_500_and_the_worker_comes_back() {
         "{body}"
     );
 }
+
+/// A shape whose element count overflows is a bad request, not a crash.
+#[test]
+fn an_oip_shape_that_overflows_gets_400() {
+    let c = client();
+    let port = free_port();
+    let server = start(
+        &["examples/iris/model.onnx", "--port", &port.to_string()],
+        &[],
+        port,
+        "/ping",
+    );
+    let body = json!({"inputs": [{"name": "X", "shape": [u64::MAX, 4], "datatype": "FP32", "data": [1.0]}]});
+    let (status, answer, _) = post(
+        &c,
+        &format!("{}/v2/models/model/infer", server.base),
+        body.to_string(),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("more elements than can be counted"),
+        "{answer}"
+    );
+    let (status, _, _) = post(&c, &format!("{}/invocations", server.base), IRIS_ROW);
+    assert_eq!(status, 200, "the server kept serving");
+}

@@ -382,7 +382,7 @@ fn rows_to_tensor(rows: &[&Value], dtype: Option<DType>, name: &str) -> Result<T
         flatten(row, &mut flat);
         let s = shape_of(row);
         let count = flat.len() - before;
-        if s != row_shape || count != row_shape.iter().product::<usize>() {
+        if s != row_shape || Some(count) != crate::tensor::element_count(&row_shape) {
             return Err(Error::invalid(format!(
                 "input `{name}`: example {i} has shape {} but example 0 has shape {} (rows must be rectangular and alike)",
                 crate::tensor::ShapeDisplay(&s),

@@ -72,7 +72,6 @@ pub fn read(mut r: impl Read) -> Result<Tensor> {
                 .map_err(|_| bad(&format!("bad shape `{shape_text}`")))
         })
         .collect::<Result<_>>()?;
-    let count: usize = shape.iter().product();
     let (dtype, size) = match descr {
         "<f4" => (DType::F32, 4),
         "<f8" => (DType::F64, 8),
@@ -87,13 +86,21 @@ pub fn read(mut r: impl Read) -> Result<Tensor> {
             )));
         }
     };
-    let mut bytes = vec![0u8; count * size];
-    r.read_exact(&mut bytes).map_err(|_| {
-        bad(&format!(
-            "data is truncated: shape {shape:?} needs {} bytes",
-            count * size
-        ))
-    })?;
+    let needed = crate::tensor::element_count(&shape)
+        .and_then(|n| n.checked_mul(size))
+        .ok_or_else(|| bad(&format!("shape {shape:?} is too large to be data")))?;
+    // Read what is there, up to what the header claims, instead of allocating the
+    // claim first: a 100-byte file may say it holds a terabyte.
+    let mut bytes = Vec::new();
+    r.take(needed as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(&format!("cannot read the data: {e}")))?;
+    if bytes.len() != needed {
+        return Err(bad(&format!(
+            "data is truncated: shape {shape:?} needs {needed} bytes, the file has {}",
+            bytes.len()
+        )));
+    }
     let data = match dtype {
         DType::F32 => TensorData::F32(from_le(&bytes, f32::from_le_bytes)),
         DType::F64 => TensorData::F64(from_le(&bytes, f64::from_le_bytes)),
@@ -230,6 +237,34 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("truncated")
+        );
+    }
+
+    /// A header may claim any shape: one that overflows is refused, and one that
+    /// claims far more than the file holds is read as far as the file goes (nothing
+    /// is allocated from the claim).
+    #[test]
+    fn claimed_shapes_are_not_trusted() {
+        let npy = |shape: &str| {
+            let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+            let mut b = b"\x93NUMPY\x01\x00".to_vec();
+            b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            b.extend_from_slice(header.as_bytes());
+            b.extend_from_slice(&[0u8; 8]);
+            b
+        };
+        let err = read(&npy("(4294967296, 4294967296, 16)")[..])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("too large"), "{err}");
+        let err = read(&npy("(1000000000000,)")[..]).unwrap_err().to_string();
+        assert!(
+            err.contains("needs 4000000000000 bytes, the file has 8"),
+            "{err}"
+        );
+        assert_eq!(
+            read(&npy("(2,)")[..]).unwrap(),
+            Tensor::new(vec![2], vec![0f32; 2]).unwrap()
         );
     }
 }

@@ -257,11 +257,23 @@ pub struct Tensor {
     data: TensorData,
 }
 
+/// How many elements `shape` holds; `None` when the product overflows (a shape sent
+/// by a client may be anything).
+pub fn element_count(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
 impl Tensor {
     /// Builds a tensor, checking that the shape holds exactly `data.len()` elements.
     pub fn new(shape: Vec<usize>, data: impl Into<TensorData>) -> Result<Tensor> {
         let data = data.into();
-        let expected: usize = shape.iter().product();
+        let Some(expected) = element_count(&shape) else {
+            return Err(Error::invalid(format!(
+                "shape {} holds more elements than can be counted, but {} were given",
+                ShapeDisplay(&shape),
+                data.len()
+            )));
+        };
         if expected != data.len() {
             return Err(Error::invalid(format!(
                 "shape {} holds {expected} elements but {} were given",
@@ -510,6 +522,18 @@ impl FromIterator<NamedTensor> for Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shapes_that_overflow_are_an_error_not_a_panic() {
+        // What a client may send in an OIP request's `shape`.
+        let err = Tensor::new(vec![usize::MAX, 2], vec![1f32])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more elements than can be counted"), "{err}");
+        assert_eq!(element_count(&[1 << 40, 1 << 40]), None);
+        assert_eq!(element_count(&[]), Some(1));
+        assert_eq!(element_count(&[3, 0, 7]), Some(0));
+    }
 
     #[test]
     fn new_checks_element_count() {
