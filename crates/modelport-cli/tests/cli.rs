@@ -376,3 +376,40 @@ fn generated_inputs_honour_count_for_a_fixed_batch_model() {
     assert_eq!(v["samples"], 12, "{v}");
     assert_eq!(v["outputs"][0]["shape"], serde_json::json!([12, 10]));
 }
+
+/// A checkout's `.venv` is not a source of native code: running modelport inside an
+/// untrusted directory must not dlopen a library planted there (issue 13 #4).
+#[test]
+fn onnxruntime_is_never_loaded_from_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let planted = dir
+        .path()
+        .join(".venv/lib/python3.12/site-packages/onnxruntime/capi/libonnxruntime.so.9.99.0");
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::write(&planted, b"not a library").unwrap();
+    let model = root().join("examples/iris/model.onnx");
+    let out = modelport(&["inspect", model.to_str().unwrap(), "-vv"])
+        .current_dir(dir.path())
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(dir.path().to_str().unwrap()),
+        "a library under the working directory was considered:\n{stderr}"
+    );
+    // With the variable set, the debug log names where the library came from.
+    let out = modelport(&["inspect", model.to_str().unwrap(), "-vv"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    if std::env::var_os("ORT_DYLIB_PATH").is_some() {
+        assert!(
+            stderr.contains("found onnxruntime source=ORT_DYLIB_PATH"),
+            "{stderr}"
+        );
+    }
+}

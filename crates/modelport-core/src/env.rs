@@ -3,9 +3,9 @@
 //! Precedence everywhere: command-line flag > environment variable > `modelport.yaml` > default.
 
 /// Path of the onnxruntime shared library (`libonnxruntime.so.<version>`) for the
-/// `onnxruntime` engine. When unset, modelport looks for a Python onnxruntime install
-/// (an active virtualenv, a `.venv` next to the working directory, then `python3`'s
-/// site-packages).
+/// `onnxruntime` engine. When unset, modelport looks in the active virtualenv
+/// (`VIRTUAL_ENV`), `/usr/local/lib` and `/usr/lib`, then `python3`'s site-packages;
+/// never in a folder found from the working directory.
 pub const ORT_DYLIB_PATH: &str = "ORT_DYLIB_PATH";
 
 /// Default engine for local inference: `auto`, `onnxruntime` or `tract` (the `--engine` flag wins).

@@ -1,8 +1,9 @@
 //! The onnxruntime engine: the reference implementation of ONNX, loaded at run time.
 //!
 //! The shared library is never downloaded or linked at build time. It comes from
-//! `ORT_DYLIB_PATH`, else from a Python onnxruntime install (the PyPI wheel ships
-//! `onnxruntime/capi/libonnxruntime.so.<version>`). The library can be loaded once
+//! `ORT_DYLIB_PATH`, else from the active virtualenv, a system library folder or
+//! python3's site-packages (the PyPI wheel ships
+//! `onnxruntime/capi/libonnxruntime.so.<version>`); see [`find_onnxruntime_library`]. The library can be loaded once
 //! per process; the first successful load wins.
 
 use std::path::{Path, PathBuf};
@@ -25,9 +26,9 @@ use crate::{Engine, EngineInfo, EngineKind, LoadedModel, RuntimeOptions};
 /// The process-wide onnxruntime environment, or why it could not be created.
 static ENVIRONMENT: OnceLock<Result<(Environment, String, PathBuf), String>> = OnceLock::new();
 
-const INSTALL_HINT: &str = "install onnxruntime into a Python environment (`pip install onnxruntime==1.32.0`, \
-     or run the README's test command, which creates .venv) or set ORT_DYLIB_PATH to libonnxruntime.so; \
-     `--engine tract` needs nothing installed";
+const INSTALL_HINT: &str = "install onnxruntime for python3 or into an activated virtualenv \
+     (`pip install onnxruntime==1.32.0`; the README's test command creates .venv: `source .venv/bin/activate`) \
+     or set ORT_DYLIB_PATH to libonnxruntime.so; `--engine tract` needs nothing installed";
 
 pub struct OrtEngine {
     info: EngineInfo,
@@ -95,14 +96,59 @@ fn version_of(lib: &Path) -> String {
         .to_string()
 }
 
-/// Finds `libonnxruntime`: `ORT_DYLIB_PATH`, an active virtualenv, a `.venv` in the
-/// working directory or one of its parents (or beside the modelport executable), then
-/// the site-packages of `python3`.
+/// Where a `libonnxruntime` was found. Every source is one the user chose explicitly
+/// or a root-owned system location: nothing is loaded because of the working directory
+/// (a checkout's `.venv` is not trusted to supply native code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LibrarySource {
+    /// `ORT_DYLIB_PATH`.
+    Variable,
+    /// The active virtualenv (`VIRTUAL_ENV`).
+    VirtualEnv,
+    /// A system library folder: `/usr/local/lib` (where the serving image puts it) or `/usr/lib`.
+    System,
+    /// The site-packages of `python3` on `PATH`.
+    Python,
+}
+
+impl std::fmt::Display for LibrarySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LibrarySource::Variable => ORT_DYLIB_PATH,
+            LibrarySource::VirtualEnv => "VIRTUAL_ENV",
+            LibrarySource::System => "system library folder",
+            LibrarySource::Python => "python3 site-packages",
+        })
+    }
+}
+
+/// The system folders searched for `libonnxruntime.so.<version>`, in order.
+pub const SYSTEM_LIBRARY_DIRS: &[&str] = &["/usr/local/lib", "/usr/lib"];
+
+/// Finds `libonnxruntime`: `ORT_DYLIB_PATH`, else the active virtualenv (`VIRTUAL_ENV`),
+/// else [`SYSTEM_LIBRARY_DIRS`], else the site-packages of `python3`. Of several
+/// versions in one place the newest (compared numerically) wins.
 pub fn find_onnxruntime_library() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os(ORT_DYLIB_PATH) {
-        let p = PathBuf::from(p);
+    let (source, lib) = locate(
+        std::env::var_os(ORT_DYLIB_PATH).map(PathBuf::from),
+        std::env::var_os("VIRTUAL_ENV").map(PathBuf::from),
+        SYSTEM_LIBRARY_DIRS.iter().map(PathBuf::from).collect(),
+        python_site_packages,
+    )?;
+    tracing::debug!(source = %source, library = %lib.display(), "found onnxruntime");
+    Ok(lib)
+}
+
+/// The search behind [`find_onnxruntime_library`], with its inputs passed in.
+fn locate(
+    variable: Option<PathBuf>,
+    virtual_env: Option<PathBuf>,
+    system_dirs: Vec<PathBuf>,
+    python: impl FnOnce() -> Vec<PathBuf>,
+) -> Result<(LibrarySource, PathBuf), String> {
+    if let Some(p) = variable {
         return if p.is_file() {
-            Ok(p)
+            Ok((LibrarySource::Variable, p))
         } else {
             Err(format!(
                 "{ORT_DYLIB_PATH} is set to {}, which is not a file",
@@ -110,67 +156,72 @@ pub fn find_onnxruntime_library() -> Result<PathBuf, String> {
             ))
         };
     }
-    let mut roots: Vec<PathBuf> = Vec::new();
-    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
-        roots.push(PathBuf::from(venv));
-    }
-    let mut starts = Vec::new();
-    if let Ok(cwd) = std::env::current_dir() {
-        starts.push(cwd);
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        starts.push(exe);
-    }
-    for start in starts {
-        for dir in start.ancestors() {
-            let venv = dir.join(".venv");
-            if venv.is_dir() {
-                roots.push(venv);
-            }
-        }
-    }
-    let mut searched = Vec::new();
-    for root in &roots {
-        let lib = root.join("lib");
-        if let Ok(entries) = std::fs::read_dir(&lib) {
+    let mut searched = 0usize;
+    if let Some(venv) = virtual_env {
+        if let Ok(entries) = std::fs::read_dir(venv.join("lib")) {
             for e in entries.flatten() {
-                let site = e.path().join("site-packages");
-                if let Some(found) = in_site_packages(&site) {
-                    return Ok(found);
+                let capi = e
+                    .path()
+                    .join("site-packages")
+                    .join("onnxruntime")
+                    .join("capi");
+                searched += 1;
+                if let Some(found) = newest_library(&capi) {
+                    return Ok((LibrarySource::VirtualEnv, found));
                 }
-                searched.push(site);
             }
         }
     }
-    for site in python_site_packages() {
-        if let Some(found) = in_site_packages(&site) {
-            return Ok(found);
+    for dir in system_dirs {
+        searched += 1;
+        if let Some(found) = newest_library(&dir) {
+            return Ok((LibrarySource::System, found));
         }
-        searched.push(site);
+    }
+    for site in python() {
+        searched += 1;
+        if let Some(found) = newest_library(&site.join("onnxruntime").join("capi")) {
+            return Ok((LibrarySource::Python, found));
+        }
     }
     Err(format!(
-        "no onnxruntime library found (looked in {ORT_DYLIB_PATH}, {} site-packages folder{})",
-        searched.len(),
-        if searched.len() == 1 { "" } else { "s" }
+        "no onnxruntime library found (looked at {ORT_DYLIB_PATH}, VIRTUAL_ENV, {} and \
+         python3's site-packages: {searched} folder{})",
+        SYSTEM_LIBRARY_DIRS.join(", "),
+        if searched == 1 { "" } else { "s" }
     ))
 }
 
-fn in_site_packages(site: &Path) -> Option<PathBuf> {
-    let capi = site.join("onnxruntime").join("capi");
-    let mut libs: Vec<PathBuf> = std::fs::read_dir(&capi)
+/// The newest `libonnxruntime` in `dir`: versioned files (`libonnxruntime.so.1.20.1`,
+/// `libonnxruntime.1.20.1.dylib`) compared by version numerically, then an unversioned one.
+fn newest_library(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with("libonnxruntime.so")
-                    || n.starts_with("libonnxruntime.") && n.ends_with(".dylib")
-            })
+        .filter(|p| p.is_file())
+        .filter_map(|p| {
+            let version = library_version(p.file_name()?.to_str()?)?;
+            Some((version, p))
         })
-        .collect();
-    // Prefer the versioned file (the wheel ships only that one) and the newest of several.
-    libs.sort();
-    libs.pop()
+        .max()
+        .map(|(_, p)| p)
+}
+
+/// The version numbers in a library's file name: `Some([])` for `libonnxruntime.so`,
+/// `None` for a file that is not onnxruntime's library (`libonnxruntime_providers_shared.so`).
+fn library_version(name: &str) -> Option<Vec<u64>> {
+    let rest = name.strip_prefix("libonnxruntime.so").or_else(|| {
+        name.strip_prefix("libonnxruntime")
+            .and_then(|r| r.strip_suffix(".dylib"))
+    })?;
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    rest.strip_prefix('.')?
+        .split('.')
+        .map(|part| part.parse().ok())
+        .collect()
 }
 
 fn python_site_packages() -> Vec<PathBuf> {
@@ -426,4 +477,80 @@ fn zipmap_as_identity(path: &Path) -> Result<Vec<u8>, String> {
         });
     }
     Ok(proto.encode_to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"").unwrap();
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "libonnxruntime.so.1.9.0",
+            "libonnxruntime.so.1.20.1",
+            "libonnxruntime.so.1.3.10",
+            "libonnxruntime_providers_shared.so",
+        ] {
+            touch(&dir.path().join(name));
+        }
+        assert_eq!(
+            newest_library(dir.path()).unwrap(),
+            dir.path().join("libonnxruntime.so.1.20.1")
+        );
+        assert_eq!(library_version("libonnxruntime.so"), Some(vec![]));
+        assert_eq!(
+            library_version("libonnxruntime.1.20.1.dylib"),
+            Some(vec![1, 20, 1])
+        );
+        assert_eq!(library_version("libonnxruntime.so.1.x"), None);
+        assert_eq!(library_version("libonnxruntime_providers_shared.so"), None);
+    }
+
+    #[test]
+    fn sources_are_explicit_and_in_order() {
+        let root = tempfile::tempdir().unwrap();
+        let venv = root.path().join("venv");
+        let in_venv =
+            venv.join("lib/python3.12/site-packages/onnxruntime/capi/libonnxruntime.so.1.2.0");
+        let system = root.path().join("usr-local-lib");
+        let in_system = system.join("libonnxruntime.so.1.3.0");
+        let site = root.path().join("site");
+        let in_python = site.join("onnxruntime/capi/libonnxruntime.so.1.4.0");
+        for p in [&in_venv, &in_system, &in_python] {
+            touch(p);
+        }
+        let python = || vec![site.clone()];
+        assert_eq!(
+            locate(
+                Some(in_python.clone()),
+                Some(venv.clone()),
+                vec![system.clone()],
+                python
+            ),
+            Ok((LibrarySource::Variable, in_python.clone()))
+        );
+        assert_eq!(
+            locate(None, Some(venv.clone()), vec![system.clone()], python),
+            Ok((LibrarySource::VirtualEnv, in_venv))
+        );
+        assert_eq!(
+            locate(None, None, vec![system.clone()], python),
+            Ok((LibrarySource::System, in_system))
+        );
+        assert_eq!(
+            locate(None, None, vec![], python),
+            Ok((LibrarySource::Python, in_python))
+        );
+        let missing = root.path().join("nope.so");
+        let err = locate(Some(missing), None, vec![], python).unwrap_err();
+        assert!(err.contains("ORT_DYLIB_PATH is set to"), "{err}");
+        let err = locate(None, None, vec![], Vec::new).unwrap_err();
+        assert!(err.starts_with("no onnxruntime library found"), "{err}");
+    }
 }
