@@ -27,6 +27,37 @@ fn ecr_repository_arn(image: &str) -> Option<String> {
     Some(format!("arn:aws:ecr:{region}:{account}:repository/{repo}"))
 }
 
+/// The `Resource` and `Condition` that grant use of the KMS key as S3 and SageMaker
+/// accept it. A key id or key ARN is the key itself. An alias (`alias/models`, or an
+/// alias ARN) is not: IAM matches cryptographic operations against the key's ARN, and
+/// an alias in `Resource` only governs the alias resource (AWS KMS developer guide,
+/// "Use aliases to control access to KMS keys"). So an alias grants the account's keys
+/// that carry it, through the `kms:ResourceAliases` condition.
+fn kms_key_scope(key: &str, region: &str, account: &str) -> (String, Option<Value>) {
+    let (region, account, rest) = match key.strip_prefix("arn:") {
+        // arn:PARTITION:kms:REGION:ACCOUNT:key/ID or …:alias/NAME
+        Some(arn) => match arn.splitn(5, ':').collect::<Vec<_>>()[..] {
+            [_, _, region, account, rest] => (region, account, rest),
+            _ => return (key.to_string(), None),
+        },
+        None => (region, account, key),
+    };
+    if rest.starts_with("alias/") {
+        let partition = key
+            .strip_prefix("arn:")
+            .and_then(|arn| arn.split(':').next())
+            .unwrap_or("aws");
+        (
+            format!("arn:{partition}:kms:{region}:{account}:key/*"),
+            Some(json!({"ForAnyValue:StringEquals": {"kms:ResourceAliases": rest}})),
+        )
+    } else if key.starts_with("arn:") {
+        (key.to_string(), None)
+    } else {
+        (format!("arn:aws:kms:{region}:{account}:key/{key}"), None)
+    }
+}
+
 /// The policies as one JSON document: `user_policy`, `execution_role_policy` and
 /// `execution_role_trust_policy`, each a complete IAM policy document.
 pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
@@ -48,8 +79,16 @@ pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
     let sm = |kind: &str, pattern: &str| {
         format!("arn:aws:sagemaker:{region}:{account}:{kind}/{pattern}")
     };
-    let endpoint = sm("endpoint", name);
-    let revisions = format!("{name}-*");
+    let endpoint = sm("endpoint", &crate::names::endpoint_name(name));
+    let revisions = crate::names::resource_patterns(name);
+    let each = |kind: &str| revisions.iter().map(|p| sm(kind, p)).collect::<Vec<_>>();
+    let deployment_resources = [
+        each("model"),
+        each("endpoint-config"),
+        vec![endpoint.clone()],
+        each("endpoint"),
+    ]
+    .concat();
 
     let mut user = vec![
         json!({
@@ -83,7 +122,7 @@ pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
             ],
             // Revisions, the endpoint, and the short-lived verification endpoints
             // (`NAME-verify-...`) that serverless revisions are compared on.
-            "Resource": [sm("model", &revisions), sm("endpoint-config", &revisions), endpoint.clone(), sm("endpoint", &revisions)],
+            "Resource": deployment_resources,
         }),
         json!({
             "Sid": "Discovery",
@@ -110,10 +149,10 @@ pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
             "Sid": "Logs",
             "Effect": "Allow",
             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            "Resource": [
-                format!("arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{name}:*"),
-                format!("arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{name}-*:*"),
-            ],
+            "Resource": std::iter::once(format!("{name}:*"))
+                .chain(revisions.iter().map(|p| format!("{p}:*")))
+                .map(|group| format!("arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{group}"))
+                .collect::<Vec<_>>(),
         }),
         json!({
             "Sid": "Metrics",
@@ -140,23 +179,25 @@ pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
         "Resource": repository,
     }));
     if let Some(key) = &aws.kms_key_id {
-        let key_arn = if key.starts_with("arn:") {
-            key.clone()
-        } else {
-            format!("arn:aws:kms:{region}:{account}:key/{key}")
+        let (key_arn, condition) = kms_key_scope(key, region, account);
+        let with_condition = |mut statement: Value| {
+            if let Some(c) = &condition {
+                statement["Condition"] = c.clone();
+            }
+            statement
         };
-        user.push(json!({
+        user.push(with_condition(json!({
             "Sid": "EncryptArtifactAndEndpoint",
             "Effect": "Allow",
             "Action": ["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant"],
             "Resource": key_arn,
-        }));
-        role.push(json!({
+        })));
+        role.push(with_condition(json!({
             "Sid": "DecryptArtifact",
             "Effect": "Allow",
             "Action": "kms:Decrypt",
             "Resource": key_arn,
-        }));
+        })));
     }
     if aws.vpc.is_some() {
         role.push(json!({
@@ -200,5 +241,30 @@ mod tests {
             Some("arn:aws:ecr:us-east-1:123:repository/team/mp")
         );
         assert_eq!(ecr_repository_arn("docker.io/library/python:3"), None);
+    }
+
+    #[test]
+    fn kms_aliases_are_granted_through_the_resource_aliases_condition() {
+        let alias = kms_key_scope("alias/models", "eu-west-1", "123456789012");
+        assert_eq!(alias.0, "arn:aws:kms:eu-west-1:123456789012:key/*");
+        assert_eq!(
+            alias.1,
+            Some(json!({"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/models"}}))
+        );
+        let alias_arn = kms_key_scope("arn:aws-cn:kms:cn-north-1:42:alias/m", "eu-west-1", "9");
+        assert_eq!(alias_arn.0, "arn:aws-cn:kms:cn-north-1:42:key/*");
+        assert_eq!(
+            alias_arn.1,
+            Some(json!({"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/m"}}))
+        );
+        assert_eq!(
+            kms_key_scope("1234abcd-12ab-34cd-56ef-1234567890ab", "eu-west-1", "123"),
+            (
+                "arn:aws:kms:eu-west-1:123:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+                None
+            )
+        );
+        let arn = "arn:aws:kms:us-east-1:123:key/abcd";
+        assert_eq!(kms_key_scope(arn, "eu-west-1", "9"), (arn.into(), None));
     }
 }

@@ -23,6 +23,13 @@ pub fn endpoint_name(deployment: &str) -> String {
     deployment.chars().take(MAX_NAME_LEN).collect()
 }
 
+/// The length of a revision name's digest tail, `-ARTIFACT8-SPEC6`.
+const REVISION_TAIL_LEN: usize = 16;
+/// `-from-OLD6`, after the revision tail of a transition configuration.
+const TRANSITION_SUFFIX_LEN: usize = 12;
+/// `-verify`, before the revision tail of a verification endpoint.
+const VERIFY_INFIX: &str = "-verify";
+
 /// The model and its endpoint configuration of one revision:
 /// `NAME-ARTIFACT8-SPEC6`, the name cut so that the whole fits 63 characters.
 pub fn revision_name(deployment: &str, artifact_digest: &str, resource_hash: &str) -> String {
@@ -31,17 +38,39 @@ pub fn revision_name(deployment: &str, artifact_digest: &str, resource_hash: &st
         &hex(artifact_digest)[..8.min(hex(artifact_digest).len())],
         &hex(resource_hash)[..6.min(hex(resource_hash).len())]
     );
-    let room = MAX_NAME_LEN - suffix.len();
-    let base: String = deployment.chars().take(room).collect();
-    format!("{}{suffix}", base.trim_end_matches('-'))
+    fit(deployment, &suffix)
 }
 
 /// `base` cut so that `base` + `suffix` fits SageMaker's 63 characters, without a
 /// trailing hyphen.
 fn fit(base: &str, suffix: &str) -> String {
-    let room = MAX_NAME_LEN - suffix.len();
-    let base: String = base.chars().take(room).collect();
-    format!("{}{suffix}", base.trim_end_matches('-'))
+    format!("{}{suffix}", stem(base, suffix.len()))
+}
+
+/// The part of `base` a name keeps before a suffix of `suffix_len` characters.
+fn stem(base: &str, suffix_len: usize) -> String {
+    let base: String = base.chars().take(MAX_NAME_LEN - suffix_len).collect();
+    base.trim_end_matches('-').to_string()
+}
+
+/// IAM resource patterns (`STEM-*`) that match every model, endpoint configuration and
+/// verification endpoint of `deployment`, and nothing of a deployment whose name is not
+/// an extension of the stems. Names longer than the room a kind leaves are cut
+/// ([`revision_name`], [`transition_config_name`], [`verification_endpoint_name`]), so a
+/// long deployment needs one pattern per cut; a short one needs only `NAME-*`.
+pub fn resource_patterns(deployment: &str) -> Vec<String> {
+    let revision = stem(deployment, REVISION_TAIL_LEN);
+    let mut patterns: Vec<String> = [
+        revision.clone(),
+        stem(&revision, REVISION_TAIL_LEN + TRANSITION_SUFFIX_LEN),
+        stem(&revision, REVISION_TAIL_LEN + VERIFY_INFIX.len()),
+    ]
+    .into_iter()
+    .map(|s| format!("{s}-*"))
+    .collect();
+    patterns.sort();
+    patterns.dedup();
+    patterns
 }
 
 fn short_hash(text: &str) -> String {
@@ -54,7 +83,8 @@ fn short_hash(text: &str) -> String {
 pub fn transition_config_name(revision: &str, serving_config: &str) -> String {
     // The revision name already fits; keep its tail (the digests) whole.
     let suffix = format!("-from-{}", short_hash(serving_config));
-    let tail_len = 16.min(revision.len());
+    debug_assert_eq!(suffix.len(), TRANSITION_SUFFIX_LEN);
+    let tail_len = REVISION_TAIL_LEN.min(revision.len());
     let (head, tail) = revision.split_at(revision.len() - tail_len);
     fit(head, &format!("{tail}{suffix}"))
 }
@@ -63,9 +93,9 @@ pub fn transition_config_name(revision: &str, serving_config: &str) -> String {
 /// serving one as a second variant (serverless endpoints take one variant only):
 /// `NAME-verify-ARTIFACT8-SPEC6`.
 pub fn verification_endpoint_name(revision: &str) -> String {
-    let tail_len = 16.min(revision.len());
+    let tail_len = REVISION_TAIL_LEN.min(revision.len());
     let (head, tail) = revision.split_at(revision.len() - tail_len);
-    fit(head, &format!("-verify{tail}"))
+    fit(head, &format!("{VERIFY_INFIX}{tail}"))
 }
 
 /// `PREFIX/NAME/DIGEST/model.tar.gz`: content-addressed, so an object that exists
@@ -124,6 +154,36 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// Every name a deployment creates matches one of its IAM patterns, however long
+    /// its name (issue 13 #5: names over 47 characters are cut, `NAME-*` missed them).
+    #[test]
+    fn resource_patterns_match_every_name() {
+        let matches = |pattern: &str, name: &str| name.starts_with(pattern.trim_end_matches('*'));
+        for len in [4, 35, 40, 47, 48, 55, 63] {
+            for deployment in ["a".repeat(len), format!("{}-b", "a".repeat(len - 2))] {
+                let patterns = resource_patterns(&deployment);
+                let rev = revision_name(&deployment, "sha256:0123456789abcdef", "sha256:fedcba98");
+                for name in [
+                    rev.clone(),
+                    transition_config_name(&rev, "iris-aaaaaaaa-bbbbbb"),
+                    verification_endpoint_name(&rev),
+                ] {
+                    assert!(
+                        patterns.iter().any(|p| matches(p, &name)),
+                        "{name} matches none of {patterns:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(resource_patterns("iris"), ["iris-*"]);
+        // A pattern never reaches another short deployment's resources.
+        assert!(
+            !resource_patterns("iris")
+                .iter()
+                .any(|p| matches(p, "irish-01234567-fedcba"))
+        );
     }
 
     #[test]
