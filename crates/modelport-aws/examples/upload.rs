@@ -62,9 +62,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         bucket,
         key,
         kms_key_id: None,
+        earlier_uploads: &[],
     };
     let upload_start = Instant::now();
-    let uploaded = upload_artifact(&clients.s3, &target, &artifact, &Silent).await?;
+    let uploaded =
+        upload_artifact(&clients.s3, &target, &artifact, &Silent, &mut |_| Ok(())).await?;
     let parts = match uploaded {
         Uploaded::AlreadyPresent => 0,
         Uploaded::Single { .. } => 1,

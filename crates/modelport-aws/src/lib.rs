@@ -85,6 +85,10 @@ pub struct AwsResources {
     /// The tags of everything it creates, for the endpoint it may create later.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The multipart upload of its artifact while one is in flight: a run stopped
+    /// mid-upload leaves it here for the next run (or a rollback, or `destroy`) to abort.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uploads: Vec<String>,
 }
 
 fn legacy_variant() -> String {
@@ -294,6 +298,7 @@ fn target(
         transition_config: None,
         verify_endpoint: None,
         tags: tags.clone(),
+        uploads: Vec::new(),
     };
     let limit = if serverless {
         predictor::SERVERLESS_MAX_BYTES
@@ -493,6 +498,7 @@ impl AwsProvider {
     }
 
     /// Brings the target revision up; `state.pending` (with its strategy) is saved.
+    #[allow(clippy::too_many_arguments)]
     async fn bring_up(
         &self,
         clients: &AwsClients,
@@ -500,6 +506,7 @@ impl AwsProvider {
         res: &AwsResources,
         live: Option<&sagemaker::EndpointInfo>,
         artifact: &ArtifactRef,
+        state: &mut DeploymentState,
         reporter: &dyn Reporter,
     ) -> ProviderResult<()> {
         let sm = &clients.sagemaker;
@@ -510,15 +517,27 @@ impl AwsProvider {
         ));
         upload::check_bucket_region(&clients.s3, &res.bucket, &clients.region).await?;
         let kms = t.revision.kms_key_id.as_deref();
+        // The upload in flight is recorded on the pending revision, so a run stopped
+        // mid-upload leaves an id the next one aborts (and a concurrent deploy's
+        // upload, which nobody here recorded, is left alone).
+        let mut record = |upload: Option<&str>| -> ProviderResult<()> {
+            if let Some(pending) = state.pending.as_mut() {
+                pending.resources["uploads"] =
+                    serde_json::json!(upload.into_iter().collect::<Vec<_>>());
+            }
+            self.save(state)
+        };
         upload::upload_artifact(
             &clients.s3,
             &upload::UploadTarget {
                 bucket: &res.bucket,
                 key: &res.key,
                 kms_key_id: kms,
+                earlier_uploads: &res.uploads,
             },
             artifact,
             reporter,
+            &mut record,
         )
         .await?;
         reporter.on_start(&format!("creating model {}", res.model_name));
@@ -949,8 +968,16 @@ impl Provider for AwsProvider {
                 self.save(&state)?;
             }
         }
-        self.bring_up(&clients, &t, &res, live.as_ref(), &plan.artifact, reporter)
-            .await?;
+        self.bring_up(
+            &clients,
+            &t,
+            &res,
+            live.as_ref(),
+            &plan.artifact,
+            &mut state,
+            reporter,
+        )
+        .await?;
         Ok(state)
     }
 
@@ -1150,6 +1177,7 @@ impl Provider for AwsProvider {
             }
             _ => {}
         }
+        upload::abort_recorded(&clients.s3, &p.bucket, &p.key, &p.uploads).await;
         if active
             .as_ref()
             .is_none_or(|a| a.config_name != p.config_name)
@@ -1281,6 +1309,7 @@ impl Provider for AwsProvider {
             }
         }
         for r in &revisions {
+            upload::abort_recorded(&clients.s3, &r.bucket, &r.key, &r.uploads).await;
             self.delete_revision(sm, r, reporter).await?;
             report.removed.push(format!(
                 "SageMaker endpoint config and model {}",

@@ -1,8 +1,9 @@
-//! The artifact's way into S3: content-addressed, skipped when already there,
-//! otherwise streamed from disk in concurrent multipart parts with sha256
-//! checksums, and aborted on failure so no half-upload is left to pay for.
+//! The artifact's way into S3: content-addressed, skipped when already there with the
+//! encryption asked for, otherwise streamed from disk in concurrent multipart parts
+//! with sha256 checksums, and aborted on failure so no half-upload is left to pay for.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{
@@ -26,13 +27,39 @@ pub const MIN_PART_SIZE: u64 = 16 * 1024 * 1024;
 /// Parts in flight at once.
 pub const CONCURRENCY: usize = 4;
 
+/// The metadata key that records the encryption modelport asked for: `aws:kms KEY`
+/// or `default` (the bucket's). S3 reports an alias's key, never the alias, so the
+/// request is recorded to compare with the next one.
+pub const ENCRYPTION_METADATA: &str = "modelport-encryption";
+
+/// A multipart upload under the key that no run of this deployment recorded is
+/// aborted only once it is older than this: a younger one may be a concurrent
+/// deploy's (from another machine) that is still sending parts.
+pub const FOREIGN_UPLOAD_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
 /// Where an artifact goes and how.
 #[derive(Debug, Clone)]
 pub struct UploadTarget<'a> {
     pub bucket: &'a str,
     pub key: &'a str,
     pub kms_key_id: Option<&'a str>,
+    /// Multipart uploads an earlier run of this deployment started and recorded (it
+    /// was stopped before completing or aborting them).
+    pub earlier_uploads: &'a [String],
 }
+
+impl UploadTarget<'_> {
+    fn encryption(&self) -> String {
+        match self.kms_key_id {
+            Some(key) => format!("aws:kms {key}"),
+            None => "default".into(),
+        }
+    }
+}
+
+/// Told the multipart upload in flight: `Some(id)` once it is created (persist it, so
+/// a re-run after a crash can abort it), `None` when none is in flight any more.
+pub type UploadRecorder<'r> = dyn FnMut(Option<&str>) -> Result<(), ProviderError> + Send + 'r;
 
 /// What an upload did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,22 +126,33 @@ pub async fn check_bucket_region(
     Ok(())
 }
 
-/// Uploads `artifact` to `target` unless an object with its sha256 is already there.
+/// Uploads `artifact` to `target` unless an object with its sha256 and the requested
+/// encryption is already there. `record` is told the multipart upload in flight.
 pub async fn upload_artifact(
     s3: &aws_sdk_s3::Client,
     target: &UploadTarget<'_>,
     artifact: &ArtifactRef,
     reporter: &dyn Reporter,
+    record: &mut UploadRecorder<'_>,
 ) -> Result<Uploaded, ProviderError> {
     let sha = names::hex(&artifact.digest);
-    if is_present(s3, target, sha, artifact.size).await? {
-        reporter.on_progress(&format!(
-            "s3://{}/{} is already there (same sha256): nothing to upload",
-            target.bucket, target.key
-        ));
-        return Ok(Uploaded::AlreadyPresent);
+    match presence(s3, target, sha, artifact.size).await? {
+        Presence::Same => {
+            reporter.on_progress(&format!(
+                "s3://{}/{} is already there (same sha256 and encryption): nothing to upload",
+                target.bucket, target.key
+            ));
+            return Ok(Uploaded::AlreadyPresent);
+        }
+        Presence::OtherEncryption(found) => reporter.on_progress(&format!(
+            "s3://{}/{} holds the artifact with encryption {found}, but {} is asked for: uploading it again",
+            target.bucket,
+            target.key,
+            target.encryption()
+        )),
+        Presence::Absent => {}
     }
-    abort_stale_uploads(s3, target).await?;
+    abort_stale_uploads(s3, target, record).await?;
     if artifact.size <= SINGLE_PUT_MAX {
         let body = ByteStream::from_path(&artifact.path)
             .await
@@ -126,7 +164,8 @@ pub async fn upload_artifact(
             .body(body)
             .content_type("application/gzip")
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .metadata(SHA256_METADATA, sha);
+            .metadata(SHA256_METADATA, sha)
+            .metadata(ENCRYPTION_METADATA, target.encryption());
         if let Some(kms) = target.kms_key_id {
             put = put
                 .server_side_encryption(ServerSideEncryption::AwsKms)
@@ -140,16 +179,27 @@ pub async fn upload_artifact(
             bytes: artifact.size,
         });
     }
-    multipart(s3, target, artifact, sha, reporter).await
+    multipart(s3, target, artifact, sha, reporter, record).await
 }
 
-async fn is_present(
+/// What is under the key already.
+#[derive(Debug, PartialEq)]
+enum Presence {
+    /// The artifact, encrypted as asked.
+    Same,
+    /// The artifact, encrypted otherwise (or by an upload that did not record how).
+    OtherEncryption(String),
+    /// Nothing, or other bytes.
+    Absent,
+}
+
+async fn presence(
     s3: &aws_sdk_s3::Client,
     target: &UploadTarget<'_>,
     sha: &str,
     size: u64,
-) -> Result<bool, ProviderError> {
-    match s3
+) -> Result<Presence, ProviderError> {
+    let head = match s3
         .head_object()
         .bucket(target.bucket)
         .key(target.key)
@@ -157,27 +207,86 @@ async fn is_present(
         .send()
         .await
     {
-        Ok(head) => Ok(head
-            .metadata()
-            .and_then(|m| m.get(SHA256_METADATA))
-            .is_some_and(|v| v == sha)
-            && head.content_length() == Some(size as i64)),
+        Ok(head) => head,
         Err(e) => {
             let f = AwsFailure::from_sdk("HeadObject", &e);
-            if f.is_not_found() {
-                Ok(false)
+            return if f.is_not_found() {
+                Ok(Presence::Absent)
             } else {
                 Err(f.into())
-            }
+            };
         }
+    };
+    let metadata = |key: &str| head.metadata().and_then(|m| m.get(key)).map(String::as_str);
+    if metadata(SHA256_METADATA) != Some(sha) || head.content_length() != Some(size as i64) {
+        return Ok(Presence::Absent);
+    }
+    Ok(encryption_matches(
+        target.kms_key_id,
+        metadata(ENCRYPTION_METADATA),
+        head.server_side_encryption().map(|e| e.as_str()),
+        head.ssekms_key_id(),
+    ))
+}
+
+/// Whether an object's encryption is the one asked for. The recorded request must be
+/// the same; for a key id or key ARN, the key S3 reports must be it too (an alias
+/// cannot be checked against the key S3 reports without KMS, so the record decides).
+fn encryption_matches(
+    wanted: Option<&str>,
+    recorded: Option<&str>,
+    sse: Option<&str>,
+    reported_key: Option<&str>,
+) -> Presence {
+    let wanted_text = match wanted {
+        Some(key) => format!("aws:kms {key}"),
+        None => "default".into(),
+    };
+    let found = || match (sse, reported_key) {
+        (Some(sse), Some(key)) => format!("{sse} {key}"),
+        (Some(sse), None) => sse.to_string(),
+        (None, _) => "unrecorded".to_string(),
+    };
+    if recorded != Some(wanted_text.as_str()) {
+        return Presence::OtherEncryption(recorded.map(str::to_string).unwrap_or_else(found));
+    }
+    if let Some(key) = wanted {
+        let same_key = match reported_key {
+            _ if key.starts_with("alias/") || key.contains(":alias/") => true,
+            Some(reported) => reported == key || reported.ends_with(&format!(":key/{key}")),
+            None => false,
+        };
+        if sse != Some("aws:kms") || !same_key {
+            return Presence::OtherEncryption(found());
+        }
+    }
+    Presence::Same
+}
+
+/// Why a multipart upload under the key is aborted, or `None` to leave it.
+fn abort_reason(
+    id: &str,
+    initiated: Option<SystemTime>,
+    now: SystemTime,
+    earlier: &[String],
+) -> Option<&'static str> {
+    if earlier.iter().any(|e| e == id) {
+        return Some("an earlier run of this deployment started it and was stopped");
+    }
+    match initiated.map(|t| now.duration_since(t)) {
+        Some(Ok(age)) if age >= FOREIGN_UPLOAD_MAX_AGE => Some("it is more than a day old"),
+        _ => None,
     }
 }
 
-/// Aborts multipart uploads a killed run left under the key: they cost storage
-/// and are never completed.
+/// Aborts the multipart uploads under the key that are abandoned: the ones an earlier,
+/// stopped run of this deployment recorded, and any older than a day. They cost storage
+/// and are never completed. A younger upload nobody here recorded is left alone: it may
+/// be a concurrent deploy's, still sending parts.
 async fn abort_stale_uploads(
     s3: &aws_sdk_s3::Client,
     target: &UploadTarget<'_>,
+    record: &mut UploadRecorder<'_>,
 ) -> Result<(), ProviderError> {
     let listed = s3
         .list_multipart_uploads()
@@ -186,16 +295,48 @@ async fn abort_stale_uploads(
         .send()
         .await
         .map_err(|e| AwsFailure::from_sdk("ListMultipartUploads", &e))?;
+    let now = SystemTime::now();
     for upload in listed.uploads() {
-        if upload.key() != Some(target.key) {
+        let Some(id) = upload
+            .upload_id()
+            .filter(|_| upload.key() == Some(target.key))
+        else {
             continue;
-        }
-        if let Some(id) = upload.upload_id() {
-            tracing::debug!(upload_id = id, "aborting a stale multipart upload");
-            abort(s3, target, id).await;
+        };
+        let initiated = upload
+            .initiated()
+            .and_then(|t| SystemTime::try_from(*t).ok());
+        match abort_reason(id, initiated, now, target.earlier_uploads) {
+            Some(reason) => {
+                tracing::debug!(upload_id = id, "aborting a multipart upload: {reason}");
+                abort(s3, target, id).await;
+            }
+            None => tracing::info!(
+                upload_id = id,
+                "leaving a multipart upload under s3://{}/{} alone: it is less than a day old and no run of this deployment recorded it (a concurrent deploy?)",
+                target.bucket,
+                target.key
+            ),
         }
     }
+    if !target.earlier_uploads.is_empty() {
+        record(None)?;
+    }
     Ok(())
+}
+
+/// Aborts the multipart uploads a stopped run of a revision recorded (a rollback or
+/// `destroy` of that revision); ones already completed or aborted are fine.
+pub async fn abort_recorded(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, uploads: &[String]) {
+    let target = UploadTarget {
+        bucket,
+        key,
+        kms_key_id: None,
+        earlier_uploads: uploads,
+    };
+    for id in uploads {
+        abort(s3, &target, id).await;
+    }
 }
 
 async fn abort(s3: &aws_sdk_s3::Client, target: &UploadTarget<'_>, upload_id: &str) {
@@ -207,10 +348,13 @@ async fn abort(s3: &aws_sdk_s3::Client, target: &UploadTarget<'_>, upload_id: &s
         .send()
         .await
     {
-        tracing::warn!(
-            "could not abort multipart upload {upload_id}: {}",
-            AwsFailure::from_sdk("AbortMultipartUpload", &e).message
-        );
+        let f = AwsFailure::from_sdk("AbortMultipartUpload", &e);
+        if f.code != "NoSuchUpload" {
+            tracing::warn!(
+                "could not abort multipart upload {upload_id}: {}",
+                f.message
+            );
+        }
     }
 }
 
@@ -225,6 +369,7 @@ async fn multipart(
     artifact: &ArtifactRef,
     sha: &str,
     reporter: &dyn Reporter,
+    record: &mut UploadRecorder<'_>,
 ) -> Result<Uploaded, ProviderError> {
     let mut create = s3
         .create_multipart_upload()
@@ -232,7 +377,8 @@ async fn multipart(
         .key(target.key)
         .content_type("application/gzip")
         .checksum_algorithm(ChecksumAlgorithm::Sha256)
-        .metadata(SHA256_METADATA, sha);
+        .metadata(SHA256_METADATA, sha)
+        .metadata(ENCRYPTION_METADATA, target.encryption());
     if let Some(kms) = target.kms_key_id {
         create = create
             .server_side_encryption(ServerSideEncryption::AwsKms)
@@ -246,14 +392,33 @@ async fn multipart(
         .upload_id()
         .ok_or_else(|| ProviderError::other("S3 returned no upload id"))?
         .to_string();
+    if let Err(e) = record(Some(&upload_id)) {
+        abort(s3, target, &upload_id).await;
+        return Err(e);
+    }
+    let result = send_parts(s3, target, artifact, &upload_id, reporter).await;
+    // Completed or aborted: nothing of this upload is left in flight either way.
+    if result.is_err() {
+        abort(s3, target, &upload_id).await;
+    }
+    record(None)?;
+    result
+}
 
+async fn send_parts(
+    s3: &aws_sdk_s3::Client,
+    target: &UploadTarget<'_>,
+    artifact: &ArtifactRef,
+    upload_id: &String,
+    reporter: &dyn Reporter,
+) -> Result<Uploaded, ProviderError> {
     let size = artifact.size;
     let part = part_size(size);
     let count = size.div_ceil(part);
     let sent = AtomicU64::new(0);
     let result: Result<Vec<CompletedPart>, ProviderError> = stream::iter(0..count)
         .map(|i| {
-            let (sent, upload_id) = (&sent, &upload_id);
+            let sent = &sent;
             async move {
                 let offset = i * part;
                 let length = part.min(size - offset);
@@ -291,20 +456,14 @@ async fn multipart(
         .buffer_unordered(CONCURRENCY)
         .try_collect()
         .await;
-    let mut parts = match result {
-        Ok(parts) => parts,
-        Err(e) => {
-            abort(s3, target, &upload_id).await;
-            return Err(e);
-        }
-    };
+    let mut parts = result?;
     parts.sort_by_key(|p| p.part_number());
     let parts_len = parts.len();
     if let Err(e) = s3
         .complete_multipart_upload()
         .bucket(target.bucket)
         .key(target.key)
-        .upload_id(&upload_id)
+        .upload_id(upload_id)
         .multipart_upload(
             CompletedMultipartUpload::builder()
                 .set_parts(Some(parts))
@@ -313,7 +472,6 @@ async fn multipart(
         .send()
         .await
     {
-        abort(s3, target, &upload_id).await;
         return Err(AwsFailure::from_sdk("CompleteMultipartUpload", &e).into());
     }
     Ok(Uploaded::Multipart {
@@ -349,5 +507,86 @@ mod tests {
         assert_eq!(part_size(1), MIN_PART_SIZE);
         let huge: u64 = 5 * 1024 * 1024 * 1024 * 1024; // 5 TiB, the largest S3 object.
         assert!(huge.div_ceil(part_size(huge)) <= 10_000);
+    }
+
+    /// Issue 13 #6: an object is reused only with the encryption asked for.
+    #[test]
+    fn reuse_needs_the_requested_encryption() {
+        use Presence::*;
+        let arn = "arn:aws:kms:us-east-1:123:key/abcd";
+        // As asked, by record and by what S3 reports.
+        assert_eq!(encryption_matches(None, Some("default"), None, None), Same);
+        assert_eq!(
+            encryption_matches(
+                Some("abcd"),
+                Some("aws:kms abcd"),
+                Some("aws:kms"),
+                Some(arn)
+            ),
+            Same
+        );
+        assert_eq!(
+            encryption_matches(
+                Some(arn),
+                Some(&format!("aws:kms {arn}")),
+                Some("aws:kms"),
+                Some(arn)
+            ),
+            Same
+        );
+        assert_eq!(
+            encryption_matches(
+                Some("alias/models"),
+                Some("aws:kms alias/models"),
+                Some("aws:kms"),
+                Some(arn)
+            ),
+            Same
+        );
+        // Another key, no key, or no record: uploaded again.
+        assert_eq!(
+            encryption_matches(
+                Some("alias/b"),
+                Some("aws:kms alias/a"),
+                Some("aws:kms"),
+                Some(arn)
+            ),
+            OtherEncryption("aws:kms alias/a".into())
+        );
+        assert_eq!(
+            encryption_matches(Some("alias/a"), Some("default"), Some("AES256"), None),
+            OtherEncryption("default".into())
+        );
+        assert_eq!(
+            encryption_matches(None, Some("aws:kms alias/a"), Some("aws:kms"), Some(arn)),
+            OtherEncryption("aws:kms alias/a".into())
+        );
+        assert_eq!(
+            encryption_matches(Some("abcd"), None, Some("aws:kms"), Some(arn)),
+            OtherEncryption(format!("aws:kms {arn}"))
+        );
+        // The record says the key, but the object was re-encrypted with another.
+        assert_eq!(
+            encryption_matches(
+                Some("abcd"),
+                Some("aws:kms abcd"),
+                Some("aws:kms"),
+                Some("arn:aws:kms:us-east-1:123:key/ef01")
+            ),
+            OtherEncryption("aws:kms arn:aws:kms:us-east-1:123:key/ef01".into())
+        );
+    }
+
+    /// Issue 13 #6: a concurrent deploy's young upload is left alone.
+    #[test]
+    fn only_abandoned_uploads_are_aborted() {
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        let earlier = vec!["mine".to_string()];
+        assert!(abort_reason("mine", Some(now - hour), now, &earlier).is_some());
+        assert!(abort_reason("other", Some(now - hour), now, &earlier).is_none());
+        assert!(abort_reason("other", None, now, &earlier).is_none());
+        assert!(abort_reason("other", Some(now - 25 * hour), now, &earlier).is_some());
+        assert!(abort_reason("other", Some(now + hour), now, &[]).is_none());
     }
 }

@@ -157,18 +157,14 @@ fn locate(
         };
     }
     let mut searched = 0usize;
-    if let Some(venv) = virtual_env {
-        if let Ok(entries) = std::fs::read_dir(venv.join("lib")) {
-            for e in entries.flatten() {
-                let capi = e
-                    .path()
-                    .join("site-packages")
-                    .join("onnxruntime")
-                    .join("capi");
-                searched += 1;
-                if let Some(found) = newest_library(&capi) {
-                    return Ok((LibrarySource::VirtualEnv, found));
-                }
+    if let Some(venv) = virtual_env
+        && let Ok(entries) = std::fs::read_dir(venv.join("lib"))
+    {
+        for e in entries.flatten() {
+            let capi = e.path().join("site-packages/onnxruntime/capi");
+            searched += 1;
+            if let Some(found) = newest_library(&capi) {
+                return Ok((LibrarySource::VirtualEnv, found));
             }
         }
     }
