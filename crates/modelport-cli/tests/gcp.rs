@@ -170,6 +170,22 @@ fn deploy_compare_redeploy_update_and_destroy() {
         status.stdout()
     );
 
+    // `list` prices what serves, with or without the recorded spec (issue 13 #8).
+    let price = |cloud: &Cloud| {
+        let listed = cloud.run(&["list", "--output", "json"]).expect(0);
+        json(&listed)[0]["usd_per_hour"].clone()
+    };
+    let recorded = price(&cloud);
+    assert!(recorded.as_f64().is_some_and(|p| p > 0.0), "{recorded}");
+    std::fs::remove_file(
+        cloud
+            .project
+            .path()
+            .join(".modelport/deployments/iris/deployed-spec.json"),
+    )
+    .unwrap();
+    assert_eq!(price(&cloud), recorded);
+
     // compare goes through :predict, batching to the 1.5 MB limit.
     let compare = cloud.run(&["compare", "iris", "--count", "300"]).expect(0);
     assert!(compare.stdout().contains("PASS"), "{}", compare.stdout());

@@ -261,10 +261,6 @@ fn price_line(c: &Catalog) -> String {
     )
 }
 
-fn spec_hash(spec: &DeploymentSpec) -> String {
-    modelport_package::sha256_bytes(spec.canonical_json().as_bytes())
-}
-
 /// Records the spec of the revision that now serves, after a deploy switched to it.
 pub fn record_deployed(ws: &Workspace, state: &DeploymentState, spec: &DeploymentSpec) {
     let Some(active) = &state.active else {
@@ -294,7 +290,7 @@ fn deployed_spec(ws: &Workspace, state: &DeploymentState) -> Option<DeploymentSp
         return Some(spec);
     }
     let spec = DeploymentSpec::from_file(&state.spec_file).ok()?;
-    (spec_hash(&spec) == active.spec_hash).then_some(spec)
+    (modelport_package::spec_hash(&spec) == active.spec_hash).then_some(spec)
 }
 
 /// What the serving revision of `state` costs, when the state says what it runs.

@@ -730,7 +730,9 @@ impl Provider for GcpProvider {
             provider: self.name().to_string(),
             actions,
             spec: spec.clone(),
-            spec_hash: resource_hash(spec),
+            // The canonical spec hash, as on every provider (resource names use
+            // `resource_hash`, which only the settings that shape resources change).
+            spec_hash: modelport_package::spec_hash(spec),
             artifact: artifact.clone(),
             rollout,
             previous: state.cloned(),

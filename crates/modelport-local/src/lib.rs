@@ -272,7 +272,7 @@ impl Provider for LocalProvider {
         state: Option<&DeploymentState>,
         mode: RolloutMode,
     ) -> ProviderResult<Plan> {
-        let spec_hash = spec_hash(spec);
+        let spec_hash = modelport_package::spec_hash(spec);
         let flavour = spec.provider.local.flavour.as_str();
         let mut actions = Vec::new();
         if let Some(pending) = state.and_then(|s| s.pending.as_ref()) {
@@ -766,9 +766,4 @@ fn describe(rev: &Revision) -> String {
         Some(r) => format!("pid {} on port {}", r.pid, serving_port(rev, &r)),
         None => "(unreadable)".into(),
     }
-}
-
-/// sha256 of the spec's canonical JSON: any change to what the spec says changes it.
-pub fn spec_hash(spec: &DeploymentSpec) -> String {
-    modelport_package::sha256_bytes(spec.canonical_json().as_bytes())
 }

@@ -26,6 +26,12 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
     to_hex(h)
 }
 
+/// The sha256 of a spec's canonical JSON: any change to what the spec says changes it.
+/// Every provider records it as a revision's `spec_hash`.
+pub fn spec_hash(spec: &modelport_core::spec::DeploymentSpec) -> String {
+    sha256_bytes(spec.canonical_json().as_bytes())
+}
+
 /// The size and sha256 of a file's content.
 pub(crate) fn hash_file(path: &Path) -> Result<(u64, String), PackageError> {
     let mut file = File::open(path).map_err(|e| PackageError::io(path, e))?;

@@ -65,7 +65,7 @@ mod paths;
 mod unpack;
 
 pub use error::PackageError;
-pub use hash::{sha256_bytes, sha256_file};
+pub use hash::{sha256_bytes, sha256_file, spec_hash};
 pub use manifest::{FORMAT, FileEntry, MANIFEST_NAME, Manifest, ModelFile};
 pub use pack::{ARCHIVE_NAME, Artifact, COMPRESSION_LEVEL, PackageOptions, package};
 pub use unpack::{
