@@ -407,8 +407,17 @@ fn check_batch(signature: &Signature, inputs: &Batch) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// Reads the body up to the limit; a declared or actual size beyond it is a 413.
-async fn read_body(limit: usize, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+/// How much of an oversize body is read and discarded before its 413 is sent. A
+/// client that is still sending when the server answers and closes gets a broken
+/// pipe (or a reset) instead of the answer; reading the rest first lets it finish and
+/// read the JSON error. Beyond this the connection is closed unread.
+pub const OVERSIZE_DRAIN_MAX: u64 = 64 * 1024 * 1024;
+
+/// Reads the body up to the limit; a declared or actual size beyond it is a 413,
+/// answered once the rest of the body is read (up to [`OVERSIZE_DRAIN_MAX`]) unless
+/// the client waits for `100 Continue`, which it then never gets.
+async fn read_body(limit: usize, headers: &HeaderMap, mut body: Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
     let too_large = |size: Option<u64>| {
         let size = size.map(|s| format!("{s}-byte ")).unwrap_or_default();
         ApiError::new(
@@ -422,20 +431,44 @@ async fn read_body(limit: usize, headers: &HeaderMap, body: Body) -> Result<Byte
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let waits_for_continue = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared.is_some_and(|n| n > limit as u64) {
+        if !waits_for_continue && declared.is_some_and(|n| n <= OVERSIZE_DRAIN_MAX) {
+            drain(&mut body, OVERSIZE_DRAIN_MAX).await;
+        }
         return Err(too_large(declared));
     }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            let source = std::error::Error::source(&e);
-            if source.is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
-                Err(too_large(None))
-            } else {
-                Err(ApiError::bad_request(format!(
-                    "cannot read the request body: {e}"
-                )))
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > limit {
+            let read = (buf.len() + data.len()) as u64;
+            drop(buf);
+            drain(&mut body, OVERSIZE_DRAIN_MAX.saturating_sub(read)).await;
+            return Err(too_large(None));
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Reads and discards up to `max` bytes of what is left of `body`.
+async fn drain(body: &mut Body, max: u64) {
+    use http_body_util::BodyExt;
+    let mut read = 0u64;
+    while read <= max {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                read += frame.data_ref().map_or(0, |d| d.len() as u64);
             }
+            Some(Err(_)) | None => return,
         }
     }
+    tracing::debug!("closing a connection whose oversize body goes on past {max} bytes");
 }
