@@ -125,7 +125,8 @@ impl Offer {
         s
     }
 
-    fn gpu_memory_gib(&self) -> Option<f64> {
+    /// Memory of one of its GPUs, when it has NVIDIA GPUs.
+    pub fn gpu_memory_gib(&self) -> Option<f64> {
         self.accelerator
             .as_ref()
             .filter(|a| a.kind == AcceleratorKind::Gpu)
@@ -151,13 +152,23 @@ impl Offer {
     }
 }
 
-/// Which offers [`Catalog::cheapest_fits`] considers.
+/// Which offers [`Catalog::offers`] and [`Catalog::cheapest_fits`] consider.
 #[derive(Debug, Clone, Default)]
 pub struct FitFilter {
-    /// Only offers with an NVIDIA GPU (whose memory must hold the model too).
+    /// Only offers with an NVIDIA GPU (built in, or attached where the platform
+    /// attaches them; for a fit, its memory must hold the model too).
     pub gpu: bool,
     /// Only offers at most this many USD per hour.
     pub max_usd_per_hour: Option<f64>,
+    /// Only machines of this family (`ml.g5`, `n1-standard`).
+    pub family: Option<String>,
+}
+
+impl FitFilter {
+    /// True when the filter lets everything through.
+    pub fn is_empty(&self) -> bool {
+        !self.gpu && self.max_usd_per_hour.is_none() && self.family.is_none()
+    }
 }
 
 fn gib(bytes: u64) -> String {
@@ -169,11 +180,39 @@ impl Catalog {
     /// (they need models compiled with the Neuron SDK); attachable accelerators are
     /// offered on each machine they attach to, at their smallest count.
     pub fn cheapest_fits(&self, model: &ModelFootprint, filter: &FitFilter) -> Vec<Offer> {
+        let mut offers = self.matching(filter, false);
+        offers.retain(|o| o.fits(model, filter.gpu));
+        offers
+    }
+
+    /// Every offer `filter` lets through, whatever the model, cheapest first: each
+    /// machine, and with `gpu` each machine with the GPUs that attach to it (at their
+    /// smallest count).
+    pub fn offers(&self, filter: &FitFilter) -> Vec<Offer> {
+        self.matching(filter, true)
+    }
+
+    /// The families of the catalog's machines, in catalog order.
+    pub fn families(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for m in &self.machines {
+            if !out.contains(&m.family.as_str()) {
+                out.push(&m.family);
+            }
+        }
+        out
+    }
+
+    fn matching(&self, filter: &FitFilter, with_neuron: bool) -> Vec<Offer> {
         let mut offers: Vec<Offer> = Vec::new();
         for m in &self.machines {
-            if m.accelerator
-                .as_ref()
-                .is_some_and(|a| a.kind != AcceleratorKind::Gpu)
+            if filter.family.as_ref().is_some_and(|f| f != &m.family) {
+                continue;
+            }
+            if !with_neuron
+                && m.accelerator
+                    .as_ref()
+                    .is_some_and(|a| a.kind != AcceleratorKind::Gpu)
             {
                 continue;
             }
@@ -204,10 +243,9 @@ impl Catalog {
             }
         }
         offers.retain(|o| {
-            o.fits(model, filter.gpu)
-                && filter
-                    .max_usd_per_hour
-                    .is_none_or(|max| o.usd_per_hour <= max)
+            filter
+                .max_usd_per_hour
+                .is_none_or(|max| o.usd_per_hour <= max)
         });
         offers.sort_by(|a, b| {
             a.usd_per_hour
@@ -255,7 +293,7 @@ impl Catalog {
                         model,
                         &FitFilter {
                             gpu,
-                            max_usd_per_hour: None,
+                            ..FitFilter::default()
                         },
                     )
                     .into_iter()

@@ -277,7 +277,7 @@ fn cheapest_fits_by_memory_gpu_and_price() {
     );
     let gpu = FitFilter {
         gpu: true,
-        max_usd_per_hour: None,
+        ..FitFilter::default()
     };
     assert_eq!(
         names(aws.cheapest_fits(&big, &gpu)),
@@ -297,8 +297,8 @@ fn cheapest_fits_by_memory_gpu_and_price() {
         ]
     );
     let capped = FitFilter {
-        gpu: false,
         max_usd_per_hour: Some(0.06),
+        ..FitFilter::default()
     };
     assert_eq!(names(aws.cheapest_fits(&tiny, &capped)), ["ml.t2.medium"]);
     assert!(aws.cheapest_fits(&huge, &capped).is_empty());
@@ -308,6 +308,55 @@ fn cheapest_fits_by_memory_gpu_and_price() {
             "Inferentia needs Neuron-compiled models"
         );
     }
+}
+
+/// Issue 13 #12: the filters work on the whole catalog, without a model.
+#[test]
+fn offers_filter_the_whole_catalog() {
+    let c = catalogs();
+    let aws = c.get("aws").unwrap();
+    let all = aws.offers(&FitFilter::default());
+    assert_eq!(all.len(), aws.machines.len());
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].usd_per_hour <= w[1].usd_per_hour)
+    );
+    let gpu = aws.offers(&FitFilter {
+        gpu: true,
+        ..FitFilter::default()
+    });
+    assert!(!gpu.is_empty());
+    assert!(gpu.iter().all(|o| o.gpu_memory_gib().is_some()), "{gpu:?}");
+    assert_eq!(
+        gpu.len(),
+        aws.machines.iter().filter(|m| m.has_gpu()).count()
+    );
+    let g5 = aws.offers(&FitFilter {
+        family: Some("ml.g5".into()),
+        max_usd_per_hour: Some(2.0),
+        ..FitFilter::default()
+    });
+    assert!(!g5.is_empty());
+    assert!(
+        g5.iter()
+            .all(|o| o.machine.starts_with("ml.g5.") && o.usd_per_hour <= 2.0),
+        "{g5:?}"
+    );
+    assert!(aws.families().contains(&"ml.g5"));
+    // On Vertex AI GPUs attach to N1 machines: each pairing is an offer.
+    let gcp = c.get("gcp").unwrap();
+    let attached = gcp.offers(&FitFilter {
+        gpu: true,
+        family: Some("n1-standard".into()),
+        ..FitFilter::default()
+    });
+    assert!(
+        attached
+            .iter()
+            .any(|o| o.name() == "n1-standard-4 + 1 NVIDIA_TESLA_T4"),
+        "{:?}",
+        attached.iter().map(Offer::name).collect::<Vec<_>>()
+    );
 }
 
 /// Fit warnings for `compute` and a model of `weight_mib` MiB of weights.

@@ -83,6 +83,16 @@ fn parse_tolerance(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+fn parse_price(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!(
+            "{s} is not a price: a finite number of USD per hour, more than 0"
+        ));
+    }
+    Ok(v)
+}
+
 fn parse_engine(s: &str) -> Result<EngineChoice, String> {
     s.parse::<EngineChoice>().map_err(|e| e.to_string())
 }
@@ -293,13 +303,17 @@ pub struct CatalogArgs {
     #[arg(long, value_name = "MODEL")]
     pub fits: Option<PathBuf>,
 
-    /// With --fits: only types with an NVIDIA GPU whose memory holds the model.
-    #[arg(long, requires = "fits")]
+    /// Only types with an NVIDIA GPU, built in or attached (with --fits: whose memory holds the model).
+    #[arg(long)]
     pub gpu: bool,
 
-    /// With --fits: only types at most this many USD per hour.
-    #[arg(long, requires = "fits", value_name = "USD")]
+    /// Only types at most this many USD per hour.
+    #[arg(long, value_name = "USD", value_parser = parse_price)]
     pub max_price: Option<f64>,
+
+    /// Only types of this machine family, like ml.g5 or n1-standard.
+    #[arg(long, value_name = "FAMILY")]
+    pub family: Option<String>,
 
     /// With --fits: how many types to show per provider.
     #[arg(long, default_value_t = 5, requires = "fits")]

@@ -417,6 +417,52 @@ fn catalog_lists_types_and_cheapest_fits() {
         "{}",
         none.stdout()
     );
+    // The filters work on the whole catalog, without --fits (issue 13 #12).
+    let gpu = json(
+        &p.run(&[
+            "catalog",
+            "--provider",
+            "aws",
+            "--gpu",
+            "--max-price",
+            "2",
+            "-o",
+            "json",
+        ])
+        .expect(0)
+        .stdout(),
+    );
+    let offers = gpu["providers"]["aws"]["offers"].as_array().unwrap();
+    assert!(offers.len() >= 3, "{gpu}");
+    for o in offers {
+        assert_eq!(o["accelerator"]["kind"], "gpu", "{o}");
+        assert!(o["usd_per_hour"].as_f64().unwrap() <= 2.0, "{o}");
+    }
+    assert_eq!(offers[0]["machine"], "ml.g4dn.xlarge");
+    let family = p
+        .run(&["catalog", "--family", "n1-standard", "--gpu"])
+        .expect(0)
+        .stdout();
+    assert!(!family.contains("aws:"), "{family}");
+    assert!(
+        family.contains("n1-standard-2 + 1 NVIDIA_TESLA_T4"),
+        "{family}"
+    );
+    assert!(
+        family
+            .lines()
+            .skip(2)
+            .all(|l| l.trim_start().starts_with("n1-standard-")),
+        "{family}"
+    );
+    let unknown = p.run(&["catalog", "--family", "g5"]).expect(1);
+    assert!(
+        unknown.stderr().contains("no machine family `g5`")
+            && unknown.stderr().contains("did you mean `--family ml.g5`?"),
+        "{}",
+        unknown.stderr()
+    );
+    p.run(&["catalog", "--max-price=0"]).expect(2);
     let local = p.run(&["catalog", "--provider", "local"]).expect(1);
     assert!(
         local.stderr().contains("catalogs exist for aws, gcp"),

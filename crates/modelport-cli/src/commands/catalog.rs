@@ -44,8 +44,18 @@ pub fn run(args: CatalogArgs, out: OutputFormat) -> anyhow::Result<Code> {
             )
         })?],
     };
+    let filter = FitFilter {
+        gpu: args.gpu,
+        max_usd_per_hour: args.max_price,
+        family: args.family.clone(),
+    };
+    let chosen = match &filter.family {
+        None => chosen,
+        Some(family) => with_family(chosen, family)?,
+    };
     match &args.fits {
-        None => list(&chosen, out)?,
+        None if filter.is_empty() => list(&chosen, out)?,
+        None => filtered(&chosen, &filter, out)?,
         Some(model) => {
             let info = ModelInfo::from_path(model)
                 .with_context(|| format!("cannot load {}", model.display()))?;
@@ -54,14 +64,114 @@ pub fn run(args: CatalogArgs, out: OutputFormat) -> anyhow::Result<Code> {
                 parameters: info.parameters,
                 weight_bytes: info.weight_bytes,
             };
-            let filter = FitFilter {
-                gpu: args.gpu,
-                max_usd_per_hour: args.max_price,
-            };
             fits(&chosen, &footprint, &filter, args.limit, model, out)?;
         }
     }
     Ok(Code::Success)
+}
+
+/// The catalogs that have machines of `family` (a family is one provider's), or an
+/// error that lists the families and the likely one.
+fn with_family<'c>(chosen: Vec<&'c Catalog>, family: &str) -> anyhow::Result<Vec<&'c Catalog>> {
+    let having: Vec<&Catalog> = chosen
+        .iter()
+        .copied()
+        .filter(|c| c.families().contains(&family))
+        .collect();
+    if !having.is_empty() {
+        return Ok(having);
+    }
+    let all: Vec<&str> = chosen.iter().flat_map(|c| c.families()).collect();
+    let close: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|f| f.ends_with(&format!(".{family}")) || f.starts_with(&format!("{family}-")))
+        .collect();
+    let listing: Vec<String> = chosen
+        .iter()
+        .map(|c| format!("{}: {}", c.provider, c.families().join(", ")))
+        .collect();
+    let hint = match close.as_slice() {
+        [one] => format!(
+            "did you mean `--family {one}`? The families are {}",
+            listing.join("; ")
+        ),
+        _ => format!("the families are {}", listing.join("; ")),
+    };
+    Err(modelport_core::provider::ProviderError::InvalidInput {
+        message: format!("--family: no machine family `{family}` in the catalog"),
+        hint: Some(hint),
+    }
+    .into())
+}
+
+/// The whole catalog through `filter`, cheapest first.
+fn filtered(catalogs: &[&Catalog], filter: &FitFilter, out: OutputFormat) -> anyhow::Result<()> {
+    let offers: Vec<(&Catalog, Vec<modelport_catalog::Offer>)> =
+        catalogs.iter().map(|c| (*c, c.offers(filter))).collect();
+    if out == OutputFormat::Json {
+        return print_json(&json!({
+            "gpu": filter.gpu,
+            "max_usd_per_hour": filter.max_usd_per_hour,
+            "family": filter.family,
+            "providers": by_provider(&offers),
+        }));
+    }
+    for (i, (c, o)) in offers.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("{}", heading(c));
+        if o.is_empty() {
+            println!("  nothing matches{}", nothing_because(filter));
+            continue;
+        }
+        let rows: Vec<Vec<String>> = o
+            .iter()
+            .map(|o| {
+                vec![
+                    o.name(),
+                    o.resources(),
+                    format!("{}/h", dollars(o.usd_per_hour)),
+                    format!("{}/month", dollars(o.usd_per_month)),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["TYPE", "RESOURCES", "$/HOUR", "$/MONTH"], &rows)
+        );
+    }
+    Ok(())
+}
+
+/// `{"aws": {"region", "price_date", "offers"}, ...}`.
+fn by_provider(
+    offers: &[(&Catalog, Vec<modelport_catalog::Offer>)],
+) -> serde_json::Map<String, serde_json::Value> {
+    offers
+        .iter()
+        .map(|(c, o)| {
+            let value = json!({
+                "region": c.region,
+                "price_date": c.price_date(),
+                "offers": o,
+            });
+            (c.provider.clone(), value)
+        })
+        .collect()
+}
+
+/// ` at $0.010 per hour or less in family ml.g5`: why a provider lists nothing.
+fn nothing_because(filter: &FitFilter) -> String {
+    let mut s = String::new();
+    if let Some(max) = filter.max_usd_per_hour {
+        s.push_str(&format!(" at {} per hour or less", dollars(max)));
+    }
+    if let Some(f) = &filter.family {
+        s.push_str(&format!(" in family {f}"));
+    }
+    s
 }
 
 fn list(catalogs: &[&Catalog], out: OutputFormat) -> anyhow::Result<()> {
@@ -180,23 +290,13 @@ fn fits(
         })
         .collect();
     if out == OutputFormat::Json {
-        let by_provider: serde_json::Map<String, serde_json::Value> = offers
-            .iter()
-            .map(|(c, o)| {
-                let value = json!({
-                    "region": c.region,
-                    "price_date": c.price_date(),
-                    "offers": o,
-                });
-                (c.provider.clone(), value)
-            })
-            .collect();
         return print_json(&json!({
             "model": model.display().to_string(),
             "footprint": footprint,
             "gpu": filter.gpu,
             "max_usd_per_hour": filter.max_usd_per_hour,
-            "providers": by_provider,
+            "family": filter.family,
+            "providers": by_provider(&offers),
         }));
     }
     println!(
@@ -214,13 +314,7 @@ fn fits(
     for (c, o) in offers {
         println!("\n{}", heading(c));
         if o.is_empty() {
-            println!(
-                "  nothing fits{}",
-                match filter.max_usd_per_hour {
-                    Some(max) => format!(" at {} per hour or less", dollars(max)),
-                    None => String::new(),
-                }
-            );
+            println!("  nothing fits{}", nothing_because(filter));
             continue;
         }
         let rows: Vec<Vec<String>> = o
