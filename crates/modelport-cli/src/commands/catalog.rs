@@ -117,32 +117,49 @@ fn filtered(catalogs: &[&Catalog], filter: &FitFilter, out: OutputFormat) -> any
             "providers": by_provider(&offers),
         }));
     }
+    print_offers(&offers, filter, None);
+    Ok(())
+}
+
+/// One table of offers per catalog, cheapest first; with a footprint, the memory the
+/// model needs on each.
+fn print_offers(
+    offers: &[(&Catalog, Vec<modelport_catalog::Offer>)],
+    filter: &FitFilter,
+    footprint: Option<&ModelFootprint>,
+) {
     for (i, (c, o)) in offers.iter().enumerate() {
         if i > 0 {
             println!();
         }
         println!("{}", heading(c));
         if o.is_empty() {
-            println!("  nothing matches{}", nothing_because(filter));
+            let verb = if footprint.is_some() {
+                "fits"
+            } else {
+                "matches"
+            };
+            println!("  nothing {verb}{}", nothing_because(filter));
             continue;
         }
         let rows: Vec<Vec<String>> = o
             .iter()
             .map(|o| {
-                vec![
-                    o.name(),
-                    o.resources(),
-                    format!("{}/h", dollars(o.usd_per_hour)),
-                    format!("{}/month", dollars(o.usd_per_month)),
-                ]
+                let mut row = vec![o.name(), o.resources()];
+                if let Some(f) = footprint {
+                    row.push(human_bytes(f.host_bytes(o.workers(filter.gpu))));
+                }
+                row.push(format!("{}/h", dollars(o.usd_per_hour)));
+                row.push(format!("{}/month", dollars(o.usd_per_month)));
+                row
             })
             .collect();
-        print!(
-            "{}",
-            table(&["TYPE", "RESOURCES", "$/HOUR", "$/MONTH"], &rows)
-        );
+        let header: &[&str] = match footprint {
+            Some(_) => &["TYPE", "RESOURCES", "NEEDS", "$/HOUR", "$/MONTH"],
+            None => &["TYPE", "RESOURCES", "$/HOUR", "$/MONTH"],
+        };
+        print!("{}", table(header, &rows));
     }
-    Ok(())
 }
 
 /// `{"aws": {"region", "price_date", "offers"}, ...}`.
@@ -311,29 +328,8 @@ fn fits(
          GPU on GPU types) plus {} of base",
         human_bytes(modelport_catalog::BASE_BYTES)
     );
-    for (c, o) in offers {
-        println!("\n{}", heading(c));
-        if o.is_empty() {
-            println!("  nothing fits{}", nothing_because(filter));
-            continue;
-        }
-        let rows: Vec<Vec<String>> = o
-            .iter()
-            .map(|o| {
-                vec![
-                    o.name(),
-                    o.resources(),
-                    human_bytes(footprint.host_bytes(o.workers(filter.gpu))),
-                    format!("{}/h", dollars(o.usd_per_hour)),
-                    format!("{}/month", dollars(o.usd_per_month)),
-                ]
-            })
-            .collect();
-        print!(
-            "{}",
-            table(&["TYPE", "RESOURCES", "NEEDS", "$/HOUR", "$/MONTH"], &rows)
-        );
-    }
+    println!();
+    print_offers(&offers, filter, Some(footprint));
     Ok(())
 }
 
