@@ -142,6 +142,11 @@ pub async fn upload_artifact(
                 "s3://{}/{} is already there (same sha256 and encryption): nothing to upload",
                 target.bucket, target.key
             ));
+            if !target.earlier_uploads.is_empty() {
+                // A stopped run's upload that is no longer needed.
+                abort_recorded(s3, target.bucket, target.key, target.earlier_uploads).await;
+                record(None)?;
+            }
             return Ok(Uploaded::AlreadyPresent);
         }
         Presence::OtherEncryption(found) => reporter.on_progress(&format!(

@@ -249,6 +249,43 @@ async fn an_object_is_reused_only_with_the_requested_encryption() {
             .unwrap();
         assert_eq!(again, Uploaded::AlreadyPresent, "{kms:?}");
     }
+    // A stopped run's recorded upload is aborted even when the object is reused.
+    let stopped =
+        c.s3.create_multipart_upload()
+            .bucket("models")
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .upload_id()
+            .unwrap()
+            .to_string();
+    let earlier = [stopped];
+    let mut recorded = Vec::new();
+    let reused = upload::upload_artifact(
+        &c.s3,
+        &UploadTarget {
+            earlier_uploads: &earlier,
+            ..target(None)
+        },
+        &a,
+        &Silent,
+        &mut |u| {
+            recorded.push(u.map(str::to_string));
+            Ok(())
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(reused, Uploaded::AlreadyPresent);
+    assert_eq!(recorded, [None]);
+    let open =
+        c.s3.list_multipart_uploads()
+            .bucket("models")
+            .send()
+            .await
+            .unwrap();
+    assert!(open.uploads().is_empty(), "{:?}", open.uploads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
