@@ -79,14 +79,12 @@ pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
     let sm = |kind: &str, pattern: &str| {
         format!("arn:aws:sagemaker:{region}:{account}:{kind}/{pattern}")
     };
-    let endpoint = sm("endpoint", &crate::names::endpoint_name(name));
-    let revisions = crate::names::resource_patterns(name);
-    let each = |kind: &str| revisions.iter().map(|p| sm(kind, p)).collect::<Vec<_>>();
+    let patterns = crate::names::resource_patterns(name);
+    let each = |kind: &str, names: &[String]| names.iter().map(|p| sm(kind, p)).collect::<Vec<_>>();
     let deployment_resources = [
-        each("model"),
-        each("endpoint-config"),
-        vec![endpoint.clone()],
-        each("endpoint"),
+        each("model", &patterns.models),
+        each("endpoint-config", &patterns.configs),
+        each("endpoint", &patterns.endpoints),
     ]
     .concat();
 
@@ -149,9 +147,9 @@ pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
             "Sid": "Logs",
             "Effect": "Allow",
             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            "Resource": std::iter::once(format!("{name}:*"))
-                .chain(revisions.iter().map(|p| format!("{p}:*")))
-                .map(|group| format!("arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{group}"))
+            // One log group per endpoint.
+            "Resource": patterns.endpoints.iter()
+                .map(|e| format!("arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{e}:*"))
                 .collect::<Vec<_>>(),
         }),
         json!({

@@ -25,8 +25,6 @@ pub fn endpoint_name(deployment: &str) -> String {
 
 /// The length of a revision name's digest tail, `-ARTIFACT8-SPEC6`.
 const REVISION_TAIL_LEN: usize = 16;
-/// `-from-OLD6`, after the revision tail of a transition configuration.
-const TRANSITION_SUFFIX_LEN: usize = 12;
 /// `-verify`, before the revision tail of a verification endpoint.
 const VERIFY_INFIX: &str = "-verify";
 
@@ -44,33 +42,9 @@ pub fn revision_name(deployment: &str, artifact_digest: &str, resource_hash: &st
 /// `base` cut so that `base` + `suffix` fits SageMaker's 63 characters, without a
 /// trailing hyphen.
 fn fit(base: &str, suffix: &str) -> String {
-    format!("{}{suffix}", stem(base, suffix.len()))
-}
-
-/// The part of `base` a name keeps before a suffix of `suffix_len` characters.
-fn stem(base: &str, suffix_len: usize) -> String {
-    let base: String = base.chars().take(MAX_NAME_LEN - suffix_len).collect();
-    base.trim_end_matches('-').to_string()
-}
-
-/// IAM resource patterns (`STEM-*`) that match every model, endpoint configuration and
-/// verification endpoint of `deployment`, and nothing of a deployment whose name is not
-/// an extension of the stems. Names longer than the room a kind leaves are cut
-/// ([`revision_name`], [`transition_config_name`], [`verification_endpoint_name`]), so a
-/// long deployment needs one pattern per cut; a short one needs only `NAME-*`.
-pub fn resource_patterns(deployment: &str) -> Vec<String> {
-    let revision = stem(deployment, REVISION_TAIL_LEN);
-    let mut patterns: Vec<String> = [
-        revision.clone(),
-        stem(&revision, REVISION_TAIL_LEN + TRANSITION_SUFFIX_LEN),
-        stem(&revision, REVISION_TAIL_LEN + VERIFY_INFIX.len()),
-    ]
-    .into_iter()
-    .map(|s| format!("{s}-*"))
-    .collect();
-    patterns.sort();
-    patterns.dedup();
-    patterns
+    let room = MAX_NAME_LEN - suffix.len();
+    let base: String = base.chars().take(room).collect();
+    format!("{}{suffix}", base.trim_end_matches('-'))
 }
 
 fn short_hash(text: &str) -> String {
@@ -81,12 +55,14 @@ fn short_hash(text: &str) -> String {
 /// beside the serving one while it is compared: `NAME-ARTIFACT8-SPEC6-from-OLD6`,
 /// where OLD6 hashes the serving configuration's name.
 pub fn transition_config_name(revision: &str, serving_config: &str) -> String {
+    transition_with(revision, &short_hash(serving_config))
+}
+
+fn transition_with(revision: &str, old6: &str) -> String {
     // The revision name already fits; keep its tail (the digests) whole.
-    let suffix = format!("-from-{}", short_hash(serving_config));
-    debug_assert_eq!(suffix.len(), TRANSITION_SUFFIX_LEN);
     let tail_len = REVISION_TAIL_LEN.min(revision.len());
     let (head, tail) = revision.split_at(revision.len() - tail_len);
-    fit(head, &format!("{tail}{suffix}"))
+    fit(head, &format!("{tail}-from-{old6}"))
 }
 
 /// The short-lived endpoint a revision is compared on when it cannot sit beside the
@@ -96,6 +72,32 @@ pub fn verification_endpoint_name(revision: &str) -> String {
     let tail_len = REVISION_TAIL_LEN.min(revision.len());
     let (head, tail) = revision.split_at(revision.len() - tail_len);
     fit(head, &format!("{VERIFY_INFIX}{tail}"))
+}
+
+/// IAM resource-name patterns for everything one deployment creates, by kind. They are
+/// the naming functions above applied to `?` wildcards (one character each) in place
+/// of the digests, so they follow the cuts of long names, and a deployment whose name
+/// merely starts like this one's (`iris-v2` beside `iris`) matches none of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourcePatterns {
+    /// Models: `NAME-????????-??????`.
+    pub models: Vec<String>,
+    /// Endpoint configurations: the revisions' and the transition ones'.
+    pub configs: Vec<String>,
+    /// The endpoint (clients call it by name) and the verification endpoints.
+    pub endpoints: Vec<String>,
+}
+
+pub fn resource_patterns(deployment: &str) -> ResourcePatterns {
+    let revision = revision_name(deployment, "????????", "??????");
+    ResourcePatterns {
+        models: vec![revision.clone()],
+        configs: vec![revision.clone(), transition_with(&revision, "??????")],
+        endpoints: vec![
+            endpoint_name(deployment),
+            verification_endpoint_name(&revision),
+        ],
+    }
 }
 
 /// `PREFIX/NAME/DIGEST/model.tar.gz`: content-addressed, so an object that exists
@@ -156,34 +158,56 @@ mod tests {
         }
     }
 
-    /// Every name a deployment creates matches one of its IAM patterns, however long
-    /// its name (issue 13 #5: names over 47 characters are cut, `NAME-*` missed them).
-    #[test]
-    fn resource_patterns_match_every_name() {
-        let matches = |pattern: &str, name: &str| name.starts_with(pattern.trim_end_matches('*'));
-        for len in [4, 35, 40, 47, 48, 55, 63] {
-            for deployment in ["a".repeat(len), format!("{}-b", "a".repeat(len - 2))] {
-                let patterns = resource_patterns(&deployment);
-                let rev = revision_name(&deployment, "sha256:0123456789abcdef", "sha256:fedcba98");
-                for name in [
-                    rev.clone(),
-                    transition_config_name(&rev, "iris-aaaaaaaa-bbbbbb"),
-                    verification_endpoint_name(&rev),
-                ] {
-                    assert!(
-                        patterns.iter().any(|p| matches(p, &name)),
-                        "{name} matches none of {patterns:?}"
-                    );
-                }
+    /// IAM's glob: `*` any run of characters, `?` exactly one.
+    fn glob(pattern: &str, name: &str) -> bool {
+        fn go(p: &[u8], n: &[u8]) -> bool {
+            match (p.first(), n.first()) {
+                (None, None) => true,
+                (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+                (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+                (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+                _ => false,
             }
         }
-        assert_eq!(resource_patterns("iris"), ["iris-*"]);
-        // A pattern never reaches another short deployment's resources.
-        assert!(
-            !resource_patterns("iris")
-                .iter()
-                .any(|p| matches(p, "irish-01234567-fedcba"))
-        );
+        go(pattern.as_bytes(), name.as_bytes())
+    }
+
+    /// Every name a deployment creates matches its IAM pattern of that kind, however
+    /// long its name (issue 13 #5: names over 47 characters are cut, and `NAME-*`
+    /// missed them), and no other deployment's names do.
+    #[test]
+    fn resource_patterns_match_every_name_and_no_other_deployment() {
+        let any = |patterns: &[String], name: &str| patterns.iter().any(|p| glob(p, name));
+        let made = |deployment: &str| {
+            let rev = revision_name(deployment, "sha256:0123456789abcdef", "sha256:fedcba98");
+            let transition = transition_config_name(&rev, "iris-aaaaaaaa-bbbbbb");
+            let verify = verification_endpoint_name(&rev);
+            (rev, transition, verify, endpoint_name(deployment))
+        };
+        for len in [4, 35, 40, 47, 48, 55, 63] {
+            for deployment in ["a".repeat(len), format!("{}-b", "a".repeat(len - 2))] {
+                let p = resource_patterns(&deployment);
+                let (rev, transition, verify, endpoint) = made(&deployment);
+                assert!(any(&p.models, &rev), "{rev} vs {p:?}");
+                assert!(any(&p.configs, &rev), "{rev} vs {p:?}");
+                assert!(any(&p.configs, &transition), "{transition} vs {p:?}");
+                assert!(any(&p.endpoints, &verify), "{verify} vs {p:?}");
+                assert!(any(&p.endpoints, &endpoint), "{endpoint} vs {p:?}");
+            }
+        }
+        assert_eq!(resource_patterns("iris").models, ["iris-????????-??????"]);
+        let iris = resource_patterns("iris");
+        for other in ["iris-v2", "irish", "iris-01234567"] {
+            let (rev, transition, verify, endpoint) = made(other);
+            for name in [&rev, &transition, &verify, &endpoint] {
+                assert!(
+                    !any(&iris.models, name)
+                        && !any(&iris.configs, name)
+                        && !any(&iris.endpoints, name),
+                    "{other}'s {name} matches iris's {iris:?}"
+                );
+            }
+        }
     }
 
     #[test]
