@@ -10,8 +10,8 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct Cancellation {
     rx: watch::Receiver<(u32, &'static str)>,
-    // Keeps the channel open for cancellations that nothing will ever trigger.
-    _tx: Option<Arc<watch::Sender<(u32, &'static str)>>>,
+    // Keeps the channel open, also for cancellations that nothing will ever trigger.
+    _tx: Arc<watch::Sender<(u32, &'static str)>>,
 }
 
 /// Triggers a [`Cancellation`] by hand (tests, embedders).
@@ -31,18 +31,14 @@ impl CancelHandle {
 impl Cancellation {
     /// A cancellation that never happens.
     pub fn never() -> Cancellation {
-        let (tx, rx) = watch::channel((0, ""));
-        Cancellation {
-            rx,
-            _tx: Some(Arc::new(tx)),
-        }
+        Cancellation::manual().1
     }
 
     /// A cancellation and the handle that triggers it.
     pub fn manual() -> (CancelHandle, Cancellation) {
         let (tx, rx) = watch::channel((0, ""));
         let tx = Arc::new(tx);
-        (CancelHandle(tx.clone()), Cancellation { rx, _tx: Some(tx) })
+        (CancelHandle(tx.clone()), Cancellation { rx, _tx: tx })
     }
 
     /// Counts SIGINT and SIGTERM from now on (inside a tokio runtime). From this

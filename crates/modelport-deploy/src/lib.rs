@@ -5,8 +5,9 @@
 //! what an error, a failed comparison or a signal undoes, and how a later command
 //! finishes what a crashed one left.
 //!
-//! The CLI only calls it: [`prepare`] for `plan` and `deploy`, then
-//! [`Deployer::recover`] and [`Deployer::run`] under the deployment's lock
+//! The CLI only calls it: `plan` runs [`prepare`]; `deploy` runs the same steps
+//! ([`check_compute`], [`package_in`], [`plan`]) with [`Deployer::recover`] first and
+//! [`Deployer::run`] last, under the deployment's lock
 //! ([`modelport_core::state::Workspace::lock`]).
 
 pub mod cancel;
@@ -18,8 +19,8 @@ pub mod verify;
 pub use cancel::{CancelHandle, Cancellation};
 pub use error::{DeployError, Result};
 pub use prepare::{
-    Packaged, Planned, Scratch, check_compute, hourly, package_model, plan, prepare,
-    record_deployed, recorded_state,
+    Packaged, Planned, Scratch, check_compute, hourly, package_in, plan, prepare, record_deployed,
+    recorded_state,
 };
 pub use rollout::{Deployer, Outcome};
 pub use verify::{ReferenceVerifier, Verdict, Verifier};

@@ -65,9 +65,7 @@ impl Planned {
             })
             .reduce(|a, b| if b.0 > a.0 { b } else { a })
     }
-}
 
-impl Planned {
     /// True when applying the plan starts something billed.
     pub fn creates_billable(&self) -> bool {
         self.after.billable
@@ -132,7 +130,7 @@ pub struct Packaged {
 
 /// Packages the spec's model into `scratch`; also says what the model weighs, for
 /// the fit check. Blocking.
-pub fn package_model(spec: &DeploymentSpec, scratch: &Path) -> Result<Packaged> {
+fn package_model(spec: &DeploymentSpec, scratch: &Path) -> Result<Packaged> {
     let model = spec.model_path();
     let info = ModelInfo::from_path(&model)?;
     let opts = PackageOptions {
@@ -156,11 +154,29 @@ pub fn package_model(spec: &DeploymentSpec, scratch: &Path) -> Result<Packaged> 
     })
 }
 
+/// [`package_model`] off the async threads, said on `reporter`.
+pub async fn package_in(
+    spec: &DeploymentSpec,
+    scratch: &Scratch,
+    reporter: &dyn Reporter,
+) -> Result<Packaged> {
+    reporter.on_start(&format!("packaging {}", spec.model_path().display()));
+    let spec = spec.clone();
+    let dir = scratch.path().to_path_buf();
+    tokio::task::spawn_blocking(move || package_model(&spec, &dir))
+        .await
+        .map_err(|e| DeployError::other(format!("packaging stopped: {e}")))?
+}
+
 /// The compute of `spec` on `provider`, checked against its catalog: a wrong
 /// instance type fails here, before anything is packaged or created.
 pub fn check_compute(spec: &DeploymentSpec, provider: &dyn Provider) -> Result<Compute> {
-    let catalogs = Catalogs::from_env()?;
-    Ok(match catalogs.get(provider.name()) {
+    compute_in(spec, Catalogs::from_env()?.get(provider.name()))
+}
+
+/// The compute of `spec` in `catalog` (`None`: this machine, nothing billed).
+fn compute_in(spec: &DeploymentSpec, catalog: Option<&Catalog>) -> Result<Compute> {
+    Ok(match catalog {
         Some(c) => c.compute(spec).map_err(modelport_core::Error::Spec)?,
         None => Compute::Local,
     })
@@ -201,7 +217,7 @@ pub async fn plan(
 ) -> Result<Planned> {
     let catalogs = Catalogs::from_env()?;
     let catalog = catalogs.get(provider.name());
-    let compute = check_compute(spec, provider)?;
+    let compute = compute_in(spec, catalog)?;
     let plan = provider
         .plan(spec, &packaged.artifact, previous, mode)
         .await?;
@@ -236,19 +252,11 @@ pub async fn prepare(
     scratch: &Scratch,
     mode: RolloutMode,
     reporter: &dyn Reporter,
-) -> Result<(Planned, Packaged)> {
+) -> Result<Planned> {
     check_compute(spec, provider)?;
     let previous = recorded_state(spec, ws, provider)?;
-    reporter.on_start(&format!("packaging {}", spec.model_path().display()));
-    let packaged = {
-        let spec = spec.clone();
-        let dir = scratch.path().to_path_buf();
-        tokio::task::spawn_blocking(move || package_model(&spec, &dir))
-            .await
-            .map_err(|e| DeployError::other(format!("packaging stopped: {e}")))??
-    };
-    let planned = plan(spec, ws, provider, &packaged, previous.as_ref(), mode).await?;
-    Ok((planned, packaged))
+    let packaged = package_in(spec, scratch, reporter).await?;
+    plan(spec, ws, provider, &packaged, previous.as_ref(), mode).await
 }
 
 fn price_line(c: &Catalog) -> String {

@@ -16,8 +16,9 @@
 //!               active = new, rollout cleared
 //! ```
 //!
-//! With `verify.mode: after-traffic` (and `--no-verify`) the traffic moves right
-//! after apply and the comparison runs after it; a failure then moves it back.
+//! With `verify.mode: after-traffic` the traffic moves right after apply and the
+//! comparison runs after it; a failure then moves it back. With `--no-verify` nothing
+//! is compared.
 //!
 //! Every transition is written to the state file before the step it names, so a
 //! process that dies anywhere (a crash, `kill -9`) leaves a state that says where it
@@ -56,6 +57,32 @@ pub enum Outcome {
         report: Option<CompareReport>,
         reason: String,
     },
+}
+
+/// What a comparison during a rollout led to.
+enum Checked {
+    Passed(CompareReport),
+    /// It failed and the new revision was removed.
+    Rejected(Outcome),
+}
+
+/// A roll-back that did not finish: what failed, and how to finish it.
+struct RollBackFailed {
+    error: DeployError,
+    hint: String,
+}
+
+impl RollBackFailed {
+    const OUTCOME: &str = "removing the new revision did not finish";
+
+    /// The error of a rollout stopped by `source` whose roll-back did not finish.
+    fn stranded(self, source: DeployError) -> DeployError {
+        DeployError::Stranded {
+            source: Box::new(source),
+            outcome: format!("{} ({})", Self::OUTCOME, self.error),
+            hint: self.hint,
+        }
+    }
 }
 
 /// Runs rollouts of one provider's deployments.
@@ -151,12 +178,9 @@ impl Deployer<'_> {
 
         let mut report = None;
         if mode == RolloutMode::BeforeTraffic {
-            match self.verify(&mut state, seen, verifier).await {
-                Ok(Verdict::Passed(r)) => report = Some(r),
-                Ok(Verdict::Failed { report, reason }) => {
-                    return self.reject(state, report, reason).await;
-                }
-                Err(e) => return Err(self.abandon(&state, e).await),
+            match self.checked(&mut state, seen, verifier).await? {
+                Checked::Passed(r) => report = Some(r),
+                Checked::Rejected(outcome) => return Ok(outcome),
             }
         }
 
@@ -179,12 +203,9 @@ impl Deployer<'_> {
         };
 
         if mode == RolloutMode::AfterTraffic {
-            match self.verify(&mut state, seen, verifier).await {
-                Ok(Verdict::Passed(r)) => report = Some(r),
-                Ok(Verdict::Failed { report, reason }) => {
-                    return self.reject(state, report, reason).await;
-                }
-                Err(e) => return Err(self.abandon(&state, e).await),
+            match self.checked(&mut state, seen, verifier).await? {
+                Checked::Passed(r) => report = Some(r),
+                Checked::Rejected(outcome) => return Ok(outcome),
             }
         }
 
@@ -192,6 +213,23 @@ impl Deployer<'_> {
         let state = self.retire(state).await?;
         record_deployed(self.workspace, &state, &plan.spec);
         Ok(Outcome::Deployed { state, report })
+    }
+
+    /// The comparison of the pending revision; a failed one is rolled back and
+    /// reported, an error rolled back and returned.
+    async fn checked(
+        &self,
+        state: &mut DeploymentState,
+        seen: u32,
+        verifier: Option<&dyn Verifier>,
+    ) -> Result<Checked> {
+        match self.verify(state, seen, verifier).await {
+            Ok(Verdict::Passed(r)) => Ok(Checked::Passed(r)),
+            Ok(Verdict::Failed { report, reason }) => Ok(Checked::Rejected(
+                self.reject(state.clone(), report, reason).await?,
+            )),
+            Err(e) => Err(self.abandon(state, e).await),
+        }
     }
 
     /// The comparison of the pending revision, with its phase recorded first.
@@ -259,14 +297,10 @@ impl Deployer<'_> {
     ) -> Result<Outcome> {
         self.reporter
             .on_start("the comparison failed: removing the new revision");
-        let state =
-            self.roll_back(state)
-                .await
-                .map_err(|(e, outcome, hint)| DeployError::Stranded {
-                    source: Box::new(DeployError::other(reason.clone())),
-                    outcome: format!("{outcome} ({e})"),
-                    hint,
-                })?;
+        let state = self
+            .roll_back(state)
+            .await
+            .map_err(|f| f.stranded(DeployError::other(reason.clone())))?;
         Ok(Outcome::Rejected {
             state,
             report,
@@ -305,11 +339,7 @@ impl Deployer<'_> {
                     "the new revision was removed".into()
                 },
             },
-            Err((e, outcome, hint)) => DeployError::Stranded {
-                source: Box::new(cause),
-                outcome: format!("{outcome} ({e})"),
-                hint,
-            },
+            Err(f) => f.stranded(cause),
         }
     }
 
@@ -318,19 +348,16 @@ impl Deployer<'_> {
     async fn roll_back(
         &self,
         mut state: DeploymentState,
-    ) -> std::result::Result<Option<DeploymentState>, (DeployError, String, String)> {
+    ) -> std::result::Result<Option<DeploymentState>, RollBackFailed> {
         let name = state.name.clone();
-        let stranded = |e: DeployError| {
-            (
-                e,
-                "removing the new revision did not finish".to_string(),
-                format!(
-                    "run the deploy again, or `modelport destroy {name}`: both finish the clean-up from the state"
-                ),
-            )
+        let failed = |error: DeployError| RollBackFailed {
+            error,
+            hint: format!(
+                "run the deploy again, or `modelport destroy {name}`: both finish the clean-up from the state"
+            ),
         };
         self.enter(&mut state, Phase::RollingBack, |_| {})
-            .map_err(stranded)?;
+            .map_err(failed)?;
         // The first signal started (or did not touch) this roll-back; a second stops it.
         let seen = self.cancel.count().max(1);
         let result = self
@@ -340,15 +367,15 @@ impl Deployer<'_> {
                 self.provider.rollback(state, self.reporter),
             )
             .await;
-        let mut state = result.map_err(stranded)?;
+        let mut state = result.map_err(failed)?;
         state.rollout = None;
         if state.active.is_none() && state.pending.is_none() {
             self.workspace
                 .remove_state(&state.name)
-                .map_err(|e| stranded(e.into()))?;
+                .map_err(|e| failed(e.into()))?;
             return Ok(None);
         }
-        self.save(&state).map_err(stranded)?;
+        self.save(&state).map_err(failed)?;
         Ok(Some(state))
     }
 
@@ -385,13 +412,14 @@ impl Deployer<'_> {
             self.reporter.on_start(
                 "undoing the rollout an interrupted deploy left (the previous revision keeps serving)",
             );
-            let state = self.roll_back(state).await.map_err(|(e, outcome, hint)| {
-                DeployError::Stranded {
-                    source: Box::new(e),
-                    outcome,
-                    hint,
-                }
-            })?;
+            let state = self
+                .roll_back(state)
+                .await
+                .map_err(|f| DeployError::Stranded {
+                    source: Box::new(f.error),
+                    outcome: RollBackFailed::OUTCOME.into(),
+                    hint: f.hint,
+                })?;
             Ok((state, true))
         }
     }

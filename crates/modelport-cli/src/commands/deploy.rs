@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use modelport_core::lock::LockKind;
-use modelport_core::provider::{Provider, Reporter};
+use modelport_core::provider::Provider;
 use modelport_core::spec::DeploymentSpec;
 use modelport_core::state::{DeploymentState, Workspace};
 use modelport_deploy::{
@@ -58,12 +58,7 @@ async fn deploy(
         cancel: Cancellation::never(),
     };
     let (state, recovered) = recover(&deployer, spec, ws, provider).await?;
-    reporter.on_start(&format!("packaging {}", spec.model_path().display()));
-    let packaged = {
-        let spec = spec.clone();
-        let dir = scratch.path().to_path_buf();
-        tokio::task::spawn_blocking(move || modelport_deploy::package_model(&spec, &dir)).await??
-    };
+    let packaged = modelport_deploy::package_in(spec, &scratch, &reporter).await?;
     let mut planned =
         modelport_deploy::plan(spec, ws, provider, &packaged, state.as_ref(), mode).await?;
     if !silent {
@@ -197,10 +192,9 @@ async fn report(
             if let Some(r) = &comparison {
                 print!("{}", render_text(r));
             }
-            if let (Some(why), None) = (&reason, &comparison) {
-                println!("FAIL  {why}");
-            } else if let (Some(why), Some(r)) = (&reason, &comparison)
-                && r.passed()
+            // A failed report says FAIL itself; a failure it does not show is said here.
+            if let Some(why) = &reason
+                && comparison.as_ref().is_none_or(CompareReport::passed)
             {
                 println!("FAIL  {why}");
             }

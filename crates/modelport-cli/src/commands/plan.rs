@@ -27,7 +27,7 @@ pub fn run(args: PlanArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Cod
     let scratch = Scratch::new(&ws, "plan");
     let runtime = targets::runtime()?;
     let mode = targets::rollout_mode(&spec, false);
-    let (planned, _) = runtime.block_on(modelport_deploy::prepare(
+    let planned = runtime.block_on(modelport_deploy::prepare(
         &spec,
         &ws,
         provider.as_ref(),
