@@ -365,6 +365,19 @@ fn endpoint_ref(region: &str, endpoint: &str, limit: u64, timeout_s: u32) -> End
     }
 }
 
+/// Records `rev` as reached on the serving endpoint, with `res` as its resources.
+fn on_serving_endpoint(rev: &mut Revision, res: &AwsResources) -> ProviderResult<()> {
+    rev.endpoint = endpoint_ref(
+        &res.region,
+        &res.endpoint_name,
+        rev.endpoint.max_request_bytes,
+        rev.endpoint.timeout_s,
+    );
+    rev.resources = serde_json::to_value(res)
+        .map_err(|e| ProviderError::other(format!("cannot record the resources: {e}")))?;
+    Ok(())
+}
+
 /// How the target revision reaches production, given the serving endpoint as it is.
 fn choose(mode: RolloutMode, serverless: bool, live: Option<&sagemaker::EndpointInfo>) -> Strategy {
     if mode.traffic_first() {
@@ -1041,15 +1054,7 @@ impl Provider for AwsProvider {
                 let mut moved = p.clone();
                 moved.verify_endpoint = None;
                 if let Some(r) = state.pending.as_mut() {
-                    r.endpoint = endpoint_ref(
-                        &p.region,
-                        &p.endpoint_name,
-                        r.endpoint.max_request_bytes,
-                        r.endpoint.timeout_s,
-                    );
-                    r.resources = serde_json::to_value(&moved).map_err(|e| {
-                        ProviderError::other(format!("cannot record the resources: {e}"))
-                    })?;
+                    on_serving_endpoint(r, &moved)?;
                 }
                 self.save(&state)?;
             }
@@ -1106,17 +1111,10 @@ impl Provider for AwsProvider {
             }
         }
         let mut active = pending;
-        let mut served = AwsResources::of(&active)?;
+        let mut served = p;
         served.transition_config = None;
         served.verify_endpoint = None;
-        active.endpoint = endpoint_ref(
-            &p.region,
-            &p.endpoint_name,
-            active.endpoint.max_request_bytes,
-            active.endpoint.timeout_s,
-        );
-        active.resources = serde_json::to_value(&served)
-            .map_err(|e| ProviderError::other(format!("cannot record the resources: {e}")))?;
+        on_serving_endpoint(&mut active, &served)?;
         state.active = Some(active);
         state.pending = None;
         self.save(&state)?;

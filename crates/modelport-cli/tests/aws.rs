@@ -606,15 +606,7 @@ fn no_production_request_reaches_the_new_variant_before_it_passes() {
     // then one that cannot: tract in the endpoint, onnxruntime as the reference,
     // and no tolerance.
     for passes in [true, false] {
-        edit(&cloud, &spec, |y| {
-            if passes {
-                format!("{y}\nserving:\n  timeout_s: 59\n")
-            } else {
-                y.replace("atol: 1.0e-5", "atol: 0.0")
-                    .replace("rtol: 1.0e-4", "rtol: 0.0")
-                    .replace("timeout_s: 59", "timeout_s: 59\n  engine: tract")
-            }
-        });
+        edit(&cloud, &spec, |y| common::update(&y, passes, 59));
         let old = cloud.project.state("mlp").unwrap()["active"]["resources"]["variant"]
             .as_str()
             .unwrap()
@@ -624,8 +616,7 @@ fn no_production_request_reaches_the_new_variant_before_it_passes() {
             let (url, body) = (cloud.fake.url(), body.clone());
             common::Traffic::start(move |c| invoke(c, &url, "mlp", &body))
         };
-        std::thread::sleep(Duration::from_millis(100));
-        let mut cmd = cloud.cmd(&[
+        let cmd = cloud.cmd(&[
             "deploy",
             "--provider",
             "aws",
@@ -634,11 +625,7 @@ fn no_production_request_reaches_the_new_variant_before_it_passes() {
             "--engine",
             "onnxruntime",
         ]);
-        // A long comparison: the window in which an unproven variant could be answering.
-        cmd.env("MODELPORT_FAILPOINTS", "rollout.verify=sleep(1500)");
-        let out = Run(cmd.output().unwrap());
-        std::thread::sleep(Duration::from_millis(200));
-        let answers = traffic.stop();
+        let (out, answers) = common::deploy_under_traffic(cmd, traffic);
         assert!(answers.iter().all(|a| a.ok), "a production request failed");
         let calls = cloud.fake.calls();
         let weights = calls

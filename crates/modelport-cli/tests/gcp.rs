@@ -648,23 +648,14 @@ fn no_production_request_reaches_the_new_deployed_model_before_it_passes() {
     );
 
     for passes in [true, false] {
-        edit(&cloud, &spec, |y| {
-            if passes {
-                format!("{y}\nserving:\n  timeout_s: 59\n")
-            } else {
-                y.replace("atol: 1.0e-5", "atol: 0.0")
-                    .replace("rtol: 1.0e-4", "rtol: 0.0")
-                    .replace("timeout_s: 59", "timeout_s: 59\n  engine: tract")
-            }
-        });
+        edit(&cloud, &spec, |y| common::update(&y, passes, 59));
         let old = active_deployed(&cloud, "mlp");
         let since = cloud.fake.calls().len();
         let traffic = {
             let (url, body) = (cloud.fake.url(), body.clone());
             common::Traffic::start(move |c| predict(c, &url, "mlp", &body))
         };
-        std::thread::sleep(Duration::from_millis(100));
-        let mut cmd = cloud.cmd(&[
+        let cmd = cloud.cmd(&[
             "deploy",
             "--provider",
             "gcp",
@@ -673,10 +664,7 @@ fn no_production_request_reaches_the_new_deployed_model_before_it_passes() {
             "--engine",
             "onnxruntime",
         ]);
-        cmd.env("MODELPORT_FAILPOINTS", "rollout.verify=sleep(1500)");
-        let out = Run(cmd.output().unwrap());
-        std::thread::sleep(Duration::from_millis(200));
-        let answers = traffic.stop();
+        let (out, answers) = common::deploy_under_traffic(cmd, traffic);
         assert!(answers.iter().all(|a| a.ok), "a production request failed");
         let calls = cloud.fake.calls();
         let moved = calls

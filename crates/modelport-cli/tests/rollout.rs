@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Answer, Interruption, PhaseWatch, Project, Run, Traffic, alive, finish, first, root, spawn,
+    Answer, Interruption, PhaseWatch, Project, Traffic, alive, finish, first, root, spawn,
     wait_for_phase, wait_gone,
 };
 
@@ -108,14 +108,7 @@ fn no_production_request_reaches_the_new_revision_before_it_passes() {
     for passes in [true, false] {
         let path = p.path().join(spec);
         let yaml = std::fs::read_to_string(&path).unwrap();
-        let yaml = if passes {
-            format!("{yaml}\nserving:\n  timeout_s: 61\n")
-        } else {
-            yaml.replace("atol: 1.0e-5", "atol: 0.0")
-                .replace("rtol: 1.0e-4", "rtol: 0.0")
-                .replace("timeout_s: 61", "timeout_s: 61\n  engine: tract")
-        };
-        std::fs::write(&path, yaml).unwrap();
+        std::fs::write(&path, common::update(&yaml, passes, 61)).unwrap();
         let before = active_revision(&p, "mlp");
         let traffic = {
             let (url, row) = (url.clone(), row.clone());
@@ -126,13 +119,8 @@ fn no_production_request_reaches_the_new_revision_before_it_passes() {
             })
         };
         let watch = PhaseWatch::start(p.path().join(".modelport/state/mlp.json"));
-        std::thread::sleep(Duration::from_millis(100));
-        let mut cmd = p.cmd(&["deploy", "-f", spec, "--engine", "onnxruntime"]);
-        // A long comparison: the window in which an unproven server could be answering.
-        cmd.env("MODELPORT_FAILPOINTS", "rollout.verify=sleep(1500)");
-        let out = Run(cmd.output().unwrap());
-        std::thread::sleep(Duration::from_millis(200));
-        let answers = traffic.stop();
+        let cmd = p.cmd(&["deploy", "-f", spec, "--engine", "onnxruntime"]);
+        let (out, answers) = common::deploy_under_traffic(cmd, traffic);
         let phases = watch.stop();
         let verifying = first(&phases, "verifying");
 

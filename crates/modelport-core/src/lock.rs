@@ -171,19 +171,16 @@ fn read_holder(file: &mut File) -> Option<Holder> {
 mod tests {
     use super::*;
 
+    /// Takes `name`'s lock without waiting, for `command`.
+    fn take(ws: &Workspace, name: &str, kind: LockKind, command: &str) -> Result<DeploymentLock> {
+        ws.lock(name, kind, command, Duration::ZERO, |_| {})
+    }
+
     #[test]
     fn exclusive_excludes_everyone_and_shared_share() {
         let dir = tempfile::tempdir().unwrap();
         let ws = Workspace::new(dir.path());
-        let held = ws
-            .lock(
-                "iris",
-                LockKind::Exclusive,
-                "deploy",
-                Duration::ZERO,
-                |_| {},
-            )
-            .unwrap();
+        let held = take(&ws, "iris", LockKind::Exclusive, "deploy").unwrap();
         // A second open file description is a second holder, as another process is.
         let mut waited = Vec::new();
         let err = ws
@@ -203,45 +200,15 @@ mod tests {
         );
         assert_eq!(waited.len(), 1, "{waited:?}");
         assert!(waited[0].contains("waiting up to 0 s"), "{waited:?}");
-        assert!(
-            ws.lock("iris", LockKind::Shared, "compare", Duration::ZERO, |_| {})
-                .is_err()
-        );
+        assert!(take(&ws, "iris", LockKind::Shared, "compare").is_err());
         // Other deployments are independent.
-        ws.lock(
-            "zeta",
-            LockKind::Exclusive,
-            "deploy",
-            Duration::ZERO,
-            |_| {},
-        )
-        .unwrap();
+        take(&ws, "zeta", LockKind::Exclusive, "deploy").unwrap();
         drop(held);
-        let a = ws
-            .lock("iris", LockKind::Shared, "compare", Duration::ZERO, |_| {})
-            .unwrap();
-        let b = ws
-            .lock("iris", LockKind::Shared, "compare", Duration::ZERO, |_| {})
-            .unwrap();
-        assert!(
-            ws.lock(
-                "iris",
-                LockKind::Exclusive,
-                "deploy",
-                Duration::ZERO,
-                |_| {}
-            )
-            .is_err()
-        );
+        let a = take(&ws, "iris", LockKind::Shared, "compare").unwrap();
+        let b = take(&ws, "iris", LockKind::Shared, "compare").unwrap();
+        assert!(take(&ws, "iris", LockKind::Exclusive, "deploy").is_err());
         drop((a, b));
-        ws.lock(
-            "iris",
-            LockKind::Exclusive,
-            "deploy",
-            Duration::ZERO,
-            |_| {},
-        )
-        .unwrap();
+        take(&ws, "iris", LockKind::Exclusive, "deploy").unwrap();
         // Lock files are not states.
         assert!(ws.list_states().unwrap().is_empty());
     }
@@ -250,15 +217,7 @@ mod tests {
     fn a_waiter_gets_the_lock_when_it_is_released() {
         let dir = tempfile::tempdir().unwrap();
         let ws = Workspace::new(dir.path());
-        let held = ws
-            .lock(
-                "iris",
-                LockKind::Exclusive,
-                "deploy",
-                Duration::ZERO,
-                |_| {},
-            )
-            .unwrap();
+        let held = take(&ws, "iris", LockKind::Exclusive, "deploy").unwrap();
         let releaser = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(150));
             drop(held);

@@ -59,7 +59,9 @@ pub enum Outcome {
     },
 }
 
-/// What a comparison during a rollout led to.
+/// What a comparison during a rollout led to. Made once per deploy and
+/// matched at once, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Checked {
     Passed(CompareReport),
     /// It failed and the new revision was removed.

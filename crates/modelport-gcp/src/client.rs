@@ -67,6 +67,16 @@ impl ClientSettings {
             .unwrap_or_else(|| format!("https://{}-aiplatform.googleapis.com", self.region))
     }
 
+    /// The `:predict` URL and the URL that describes the endpoint named `endpoint`
+    /// (`projects/P/locations/R/endpoints/E`).
+    pub fn endpoint_urls(&self, endpoint: &str) -> (String, String) {
+        let host = self.vertex_host();
+        (
+            format!("{host}/v1/{endpoint}:predict"),
+            format!("{host}/v1/{endpoint}"),
+        )
+    }
+
     /// `projects/P/locations/R`.
     pub fn parent(&self) -> String {
         format!("projects/{}/locations/{}", self.project, self.region)

@@ -270,17 +270,10 @@ fn target(
     } else {
         predictor::SHARED_MAX_BYTES
     } as u64;
+    let (predict_url, health_url) = resources.settings.endpoint_urls(&resources.endpoint_name);
     let endpoint = EndpointRef {
-        predict_url: format!(
-            "{}/v1/{}:predict",
-            resources.settings.vertex_host(),
-            resources.endpoint_name
-        ),
-        health_url: format!(
-            "{}/v1/{}",
-            resources.settings.vertex_host(),
-            resources.endpoint_name
-        ),
+        predict_url,
+        health_url,
         protocol: Protocol::Instances,
         max_request_bytes: limit.min(spec.serving.max_body_bytes),
         timeout_s: spec.serving.timeout_s,
@@ -528,6 +521,19 @@ impl GcpProvider {
         ));
         Ok(())
     }
+}
+
+/// Records `rev` as reached on its serving endpoint, with `res` as its resources
+/// less the verification endpoint it no longer has.
+fn on_serving_endpoint(rev: &mut Revision, res: &GcpResources) -> ProviderResult<()> {
+    let mut served = res.clone();
+    served.verify_endpoint = None;
+    served.verify_deployed_model_id = None;
+    (rev.endpoint.predict_url, rev.endpoint.health_url) =
+        res.settings.endpoint_urls(&res.endpoint_name);
+    rev.resources = serde_json::to_value(&served)
+        .map_err(|e| ProviderError::other(format!("cannot record the resources: {e}")))?;
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -791,11 +797,14 @@ impl Provider for GcpProvider {
             None => {
                 let res = with_mode(t.resources.clone(), plan.mode());
                 let endpoint = match &res.verify_endpoint {
-                    Some(v) => EndpointRef {
-                        predict_url: format!("{}/v1/{v}:predict", res.settings.vertex_host()),
-                        health_url: format!("{}/v1/{v}", res.settings.vertex_host()),
-                        ..t.endpoint.clone()
-                    },
+                    Some(v) => {
+                        let (predict_url, health_url) = res.settings.endpoint_urls(v);
+                        EndpointRef {
+                            predict_url,
+                            health_url,
+                            ..t.endpoint.clone()
+                        }
+                    }
                     None => t.endpoint.clone(),
                 };
                 // Recorded before anything is created: a crash from here on leaves
@@ -853,18 +862,8 @@ impl Provider for GcpProvider {
                 .await?;
         }
         // From now on the revision is reached where production reaches it.
-        let mut moved = p.clone();
-        moved.verify_endpoint = None;
-        moved.verify_deployed_model_id = None;
         if let Some(r) = state.pending.as_mut() {
-            r.endpoint.predict_url = format!(
-                "{}/v1/{}:predict",
-                p.settings.vertex_host(),
-                p.endpoint_name
-            );
-            r.endpoint.health_url = format!("{}/v1/{}", p.settings.vertex_host(), p.endpoint_name);
-            r.resources = serde_json::to_value(&moved)
-                .map_err(|e| ProviderError::other(format!("cannot record the resources: {e}")))?;
+            on_serving_endpoint(r, &p)?;
         }
         self.save(&state)?;
         Ok(state)
@@ -906,11 +905,7 @@ impl Provider for GcpProvider {
             }
         }
         let mut active = pending;
-        let mut served = p.clone();
-        served.verify_endpoint = None;
-        served.verify_deployed_model_id = None;
-        active.resources = serde_json::to_value(&served)
-            .map_err(|e| ProviderError::other(format!("cannot record the resources: {e}")))?;
+        on_serving_endpoint(&mut active, &p)?;
         state.active = Some(active);
         state.pending = None;
         self.save(&state)?;
@@ -1201,7 +1196,7 @@ impl Provider for GcpProvider {
                     traffic_of(&ep),
                     digest.as_deref().unwrap_or("unknown")
                 ),
-                predict_url: Some(format!("{}/v1/{}:predict", settings.vertex_host(), ep.name)),
+                predict_url: Some(settings.endpoint_urls(&ep.name).0),
                 model_digest: None,
                 started_at: None,
                 pending: false,

@@ -516,9 +516,10 @@ impl Provider for LocalProvider {
                 log_tail: process::log_tail(&new.log, LOG_TAIL_LINES),
                 hint: Some(format!("the whole log is {}", new.log.display())),
             })?;
-        let p = state.pending.as_mut().expect("checked above");
-        p.endpoint.predict_url = on_port(&p.endpoint.predict_url, new.port, fixed);
-        p.endpoint.health_url = health;
+        if let Some(p) = state.pending.as_mut() {
+            p.endpoint.predict_url = on_port(&p.endpoint.predict_url, new.port, fixed);
+            p.endpoint.health_url = health;
+        }
         self.save(&state)?;
         reporter.on_finish(&format!("the new server answers on port {fixed}"));
         Ok(state)

@@ -237,6 +237,32 @@ impl Traffic {
     }
 }
 
+/// The two updates the zero-production-requests tests roll out over `yaml`: one that
+/// passes (a serving setting changes, so a new revision of the same model), and one
+/// that cannot (tract in the endpoint, onnxruntime as the reference, no tolerance:
+/// the engines round differently).
+pub fn update(yaml: &str, passes: bool, timeout_s: u32) -> String {
+    let setting = format!("timeout_s: {timeout_s}");
+    if passes {
+        format!("{yaml}\nserving:\n  {setting}\n")
+    } else {
+        yaml.replace("atol: 1.0e-5", "atol: 0.0")
+            .replace("rtol: 1.0e-4", "rtol: 0.0")
+            .replace(&setting, &format!("{setting}\n  engine: tract"))
+    }
+}
+
+/// Runs the deploy `cmd` while `traffic` sends production requests, with a long
+/// comparison (the window in which an unproven revision could be answering); returns
+/// the run and every production answer.
+pub fn deploy_under_traffic(mut cmd: Command, traffic: Traffic) -> (Run, Vec<Answer>) {
+    std::thread::sleep(Duration::from_millis(100));
+    cmd.env("MODELPORT_FAILPOINTS", "rollout.verify=sleep(1500)");
+    let out = Run(cmd.output().unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    (out, traffic.stop())
+}
+
 /// Records when the state file first shows each rollout phase.
 pub struct PhaseWatch {
     stop: Arc<AtomicBool>,
