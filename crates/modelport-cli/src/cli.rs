@@ -222,6 +222,10 @@ pub enum Command {
     )]
     IamPolicy(IamPolicyArgs),
 
+    /// Build the serving image without Docker, or push it to a registry.
+    #[command(subcommand)]
+    Image(ImageCommand),
+
     /// Stop a deployment's endpoint and forget it.
     #[command(
         after_help = "A process or cloud resource that is already gone is not an error, nor is a missing state file.\n\n\
@@ -558,4 +562,74 @@ pub struct InitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Write an OCI image layout: this modelport, onnxruntime, their shared libraries and CA certificates.
+    #[command(
+        after_help = "No Docker engine is used. The image starts `modelport serve` on port 8080 and runs on \
+        SageMaker and Vertex AI alike; the same files give the same manifest digest on every run (dates from \
+        $SOURCE_DATE_EPOCH, else 1970). The manifest uses Docker's v2 schema 2 media types, which SageMaker \
+        requires.\n\n\
+        Examples:\n  modelport image build\n  modelport image build --engine tract --out dist/image-tract\n  \
+        modelport image build --binary target/aarch64-unknown-linux-gnu/release/modelport \\\n    \
+        --onnxruntime arm64/libonnxruntime.so.1.32.0 --platform linux/arm64"
+    )]
+    Build(ImageBuildArgs),
+
+    /// Push an image layout to an OCI registry, skipping the blobs it already has.
+    #[command(
+        after_help = "Credentials: Amazon ECR (ACCOUNT.dkr.ecr.REGION.amazonaws.com) through the AWS \
+        credentials, Artifact Registry (REGION-docker.pkg.dev) through Application Default Credentials, any \
+        other registry through ~/.docker/config.json ($DOCKER_CONFIG), else anonymously. A registry on \
+        127.0.0.1 or localhost is spoken to over HTTP, every other over HTTPS.\n\n\
+        Examples:\n  modelport image push 123456789012.dkr.ecr.us-east-1.amazonaws.com/modelport:0.1.0\n  \
+        modelport image push localhost:5000/modelport:dev --layout dist/image"
+    )]
+    Push(ImagePushArgs),
+}
+
+/// The engine an image serves with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageEngine {
+    Onnxruntime,
+    Tract,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Folder to write the OCI image layout into (replaced if it exists).
+    #[arg(long, default_value = "dist/image")]
+    pub out: PathBuf,
+
+    /// The engine the image serves with: onnxruntime (its library is put in the image) or tract (nothing more).
+    #[arg(long, value_enum, default_value = "onnxruntime")]
+    pub engine: ImageEngine,
+
+    /// The modelport executable to put in the image (default: the one running).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+
+    /// The libonnxruntime.so to put in the image (default: the one the engine finds on this machine).
+    #[arg(long)]
+    pub onnxruntime: Option<PathBuf>,
+
+    /// linux/amd64 or linux/arm64; every file is checked against it (default: the binary's own).
+    #[arg(long)]
+    pub platform: Option<String>,
+
+    /// The CA bundle to put in the image (default: this machine's).
+    #[arg(long)]
+    pub ca_certificates: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePushArgs {
+    /// Where to push: REGISTRY/REPOSITORY:TAG.
+    pub reference: String,
+
+    /// The image layout to push (written by `modelport image build`).
+    #[arg(long, default_value = "dist/image")]
+    pub layout: PathBuf,
 }

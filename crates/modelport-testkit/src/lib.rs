@@ -20,6 +20,7 @@ pub mod conformance;
 mod faults;
 pub mod gcs;
 pub mod moto;
+pub mod registry;
 pub mod sagemaker;
 mod servers;
 pub mod vertex;
@@ -30,6 +31,7 @@ use std::path::PathBuf;
 
 pub use gcs::FakeGcs;
 pub use moto::{Moto, venv};
+pub use registry::Registry;
 
 /// The repository root (two levels above this crate).
 pub fn repo_root() -> PathBuf {

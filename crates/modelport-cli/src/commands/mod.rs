@@ -5,11 +5,13 @@ mod compare;
 mod deploy;
 mod destroy;
 mod iam;
+mod image;
 mod init;
 mod inspect;
 mod package;
 mod plan;
 mod predict;
+mod registry;
 mod serve;
 mod status;
 mod targets;
@@ -34,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Status(args) => status::run(args.name, &args.workspace.home, out, true),
         Command::List(args) => status::list(args, out),
         Command::IamPolicy(args) => iam::run(args),
+        Command::Image(cmd) => image::run(cmd, out),
         Command::Destroy(args) => destroy::run(args, out, quiet),
     }
 }
