@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use modelport_core::env::{
-    MODELPORT_ENGINE, MODELPORT_HOME, MODELPORT_HOST, MODELPORT_INTRA_THREADS,
+    MODELPORT_ENGINE, MODELPORT_HOME, MODELPORT_HOST, MODELPORT_IMAGE, MODELPORT_INTRA_THREADS,
     MODELPORT_MAX_BATCH_ROWS, MODELPORT_MAX_BODY_BYTES, MODELPORT_MODEL_NAME,
     MODELPORT_QUEUE_DEPTH, MODELPORT_REVISION, MODELPORT_TIMEOUT_S, MODELPORT_WORKERS,
 };
@@ -491,6 +491,11 @@ pub struct ServeArgs {
     /// header (and SageMaker's custom attributes) of every answer.
     #[arg(long, env = MODELPORT_REVISION)]
     pub revision: Option<String>,
+
+    /// The image this server runs in (REGISTRY/REPO@sha256:...), sent back in the
+    /// x-modelport-image header; `deploy` sets it in the container's environment.
+    #[arg(long, env = MODELPORT_IMAGE)]
+    pub image: Option<String>,
 
     /// Also take this port when SIGUSR1 arrives (bound with SO_REUSEPORT, retried while
     /// a previous server still holds it): how `deploy --provider local` hands a fixed

@@ -33,6 +33,11 @@ pub const MODELPORT_FAILPOINTS: &str = "MODELPORT_FAILPOINTS";
 /// model apart (the local provider sets it).
 pub const MODELPORT_REVISION: &str = "MODELPORT_REVISION";
 
+/// `modelport serve`: the image this process runs in (`REGISTRY/REPO@sha256:...`),
+/// sent back in the `x-modelport-image` header, so that a comparison names the image
+/// that answered. `deploy` sets it in the container's environment.
+pub const MODELPORT_IMAGE: &str = "MODELPORT_IMAGE";
+
 /// A directory whose `aws.yaml` and `gcp.yaml` replace the instance catalogs (limits and
 /// prices) embedded in the binary; a file missing from it keeps the embedded one.
 pub const MODELPORT_CATALOG_DIR: &str = "MODELPORT_CATALOG_DIR";

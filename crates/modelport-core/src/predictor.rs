@@ -35,6 +35,9 @@ pub struct ServedBy {
     /// variant, Vertex AI's deployed model id, a local server's revision.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// The serving image (`REGISTRY/REPO@sha256:...`), when the container says it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 impl ServedBy {
@@ -43,6 +46,7 @@ impl ServedBy {
             && self.engine_version.is_none()
             && self.digest.is_none()
             && self.revision.is_none()
+            && self.image.is_none()
     }
 
     /// The value of SageMaker's `X-Amzn-SageMaker-Custom-Attributes` header that
@@ -55,6 +59,7 @@ impl ServedBy {
             ("modelport-engine-version", &self.engine_version),
             ("modelport-digest", &self.digest),
             ("modelport-revision", &self.revision),
+            ("modelport-image", &self.image),
         ] {
             if let Some(v) = value {
                 parts.push(format!("{key}={v}"));
@@ -75,6 +80,7 @@ impl ServedBy {
                 "modelport-engine-version" => &mut served.engine_version,
                 "modelport-digest" => &mut served.digest,
                 "modelport-revision" => &mut served.revision,
+                "modelport-image" => &mut served.image,
                 _ => continue,
             };
             *slot = Some(v.to_string());
@@ -248,6 +254,8 @@ pub mod headers {
     pub const ENGINE_VERSION: &str = "x-modelport-engine-version";
     pub const DIGEST: &str = "x-modelport-digest";
     pub const REVISION: &str = "x-modelport-revision";
+    /// The image the server runs in (`MODELPORT_IMAGE`).
+    pub const IMAGE: &str = "x-modelport-image";
     /// SageMaker forwards this one container header to the caller; the server puts
     /// [`super::ServedBy::to_custom_attributes`] in it.
     pub const SAGEMAKER_CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
@@ -264,11 +272,13 @@ mod tests {
             engine_version: Some("1.32.0".into()),
             digest: Some("sha256:ab12".into()),
             revision: None,
+            image: Some("127.0.0.1:5000/modelport@sha256:cd34".into()),
         };
         let text = served.to_custom_attributes();
         assert_eq!(
             text,
-            "modelport-engine=onnxruntime,modelport-engine-version=1.32.0,modelport-digest=sha256:ab12"
+            "modelport-engine=onnxruntime,modelport-engine-version=1.32.0,modelport-digest=sha256:ab12,\
+             modelport-image=127.0.0.1:5000/modelport@sha256:cd34"
         );
         assert_eq!(ServedBy::from_custom_attributes(&text), served);
         let other = ServedBy::from_custom_attributes("trace=1, modelport-digest=sha256:cd,junk");

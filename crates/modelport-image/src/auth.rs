@@ -42,7 +42,10 @@ pub fn docker_credentials(path: &Path, registry: &str) -> Result<RegistryAuth, I
     {
         return Ok(auth);
     }
-    let Some(entry) = keys.iter().map(|k| &config["auths"][k.as_str()]).find(|e| e.is_object())
+    let Some(entry) = keys
+        .iter()
+        .map(|k| &config["auths"][k.as_str()])
+        .find(|e| e.is_object())
     else {
         return Ok(RegistryAuth::Anonymous);
     };
@@ -137,7 +140,8 @@ mod tests {
     #[test]
     fn inline_auths_are_base64_user_and_password() {
         // base64("user:pa:ss")
-        let (_d, p) = config(r#"{"auths": {"registry.example.com": {"auth": "dXNlcjpwYTpzcw=="}}}"#);
+        let (_d, p) =
+            config(r#"{"auths": {"registry.example.com": {"auth": "dXNlcjpwYTpzcw=="}}}"#);
         match docker_credentials(&p, "registry.example.com").unwrap() {
             RegistryAuth::Basic(u, pw) => assert_eq!((u.as_str(), pw.as_str()), ("user", "pa:ss")),
             other => panic!("{other:?}"),
@@ -160,7 +164,11 @@ mod tests {
     fn a_missing_helper_is_an_error_that_names_it() {
         let (_d, p) = config(r#"{"credsStore": "modelport-test-nothing"}"#);
         let err = docker_credentials(&p, "r.example.com").unwrap_err();
-        assert!(err.to_string().contains("docker-credential-modelport-test-nothing"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("docker-credential-modelport-test-nothing"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -183,7 +183,10 @@ pub fn build(options: &BuildOptions, out: &Path) -> Result<Built, ImageError> {
     };
     files.insert(
         CA_CERTIFICATES_PATH.to_string(),
-        Entry { from: ca, mode: 0o644 },
+        Entry {
+            from: ca,
+            mode: 0o644,
+        },
     );
 
     if out.exists() {
@@ -339,7 +342,10 @@ fn write_layer(
             }
             Some(e) => {
                 let f = File::open(&e.from).map_err(|err| ImageError::io(&e.from, err))?;
-                let len = f.metadata().map_err(|err| ImageError::io(&e.from, err))?.len();
+                let len = f
+                    .metadata()
+                    .map_err(|err| ImageError::io(&e.from, err))?
+                    .len();
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(len);
                 uncompressed += len;

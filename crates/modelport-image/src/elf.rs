@@ -212,7 +212,9 @@ fn closure_in(
         .iter()
         .filter_map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    while let Some((path, info)) = queue.pop() {
+    // The interpreters first: a library that names the loader is then known to
+    // be served by it, whatever the order of the queue.
+    for (path, info) in roots {
         if let Some(interp) = &info.interpreter
             && !out.interpreters.contains_key(interp)
         {
@@ -228,6 +230,8 @@ fn closure_in(
             }
             out.interpreters.insert(interp.clone(), host);
         }
+    }
+    while let Some((path, info)) = queue.pop() {
         for name in &info.needed {
             // A library may name the loader itself (libonnxruntime does): it is in
             // the image already, at the interpreter's path.
@@ -303,7 +307,10 @@ mod tests {
         let (_, info) = host_exe();
         assert_eq!(info.platform, Platform::host());
         assert!(info.interpreter.is_some(), "{info:?}");
-        assert!(info.needed.iter().any(|n| n.starts_with("libc.so")), "{info:?}");
+        assert!(
+            info.needed.iter().any(|n| n.starts_with("libc.so")),
+            "{info:?}"
+        );
     }
 
     #[test]
@@ -311,7 +318,10 @@ mod tests {
         let (exe, info) = host_exe();
         let platform = info.platform.unwrap();
         let c = closure(&[(exe, info)], platform).unwrap();
-        assert!(c.libraries.keys().any(|n| n.starts_with("libc.so")), "{c:?}");
+        assert!(
+            c.libraries.keys().any(|n| n.starts_with("libc.so")),
+            "{c:?}"
+        );
         assert_eq!(c.interpreters.len(), 1, "{c:?}");
     }
 

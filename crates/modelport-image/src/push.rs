@@ -47,7 +47,10 @@ impl Layout {
     pub fn open(dir: &Path) -> Result<Layout, ImageError> {
         let bad = |what: &str| {
             ImageError::new(
-                format!("{}: not an image layout of modelport ({what})", dir.display()),
+                format!(
+                    "{}: not an image layout of modelport ({what})",
+                    dir.display()
+                ),
                 "build one with `modelport image build --out DIR`",
             )
         };
@@ -78,10 +81,16 @@ impl Layout {
                 .map(Vec::as_slice)
                 .unwrap_or_default(),
         ) {
-            let digest = d["digest"].as_str().ok_or_else(|| bad("a blob has no digest"))?;
-            let size = d["size"].as_u64().ok_or_else(|| bad("a blob has no size"))?;
+            let digest = d["digest"]
+                .as_str()
+                .ok_or_else(|| bad("a blob has no digest"))?;
+            let size = d["size"]
+                .as_u64()
+                .ok_or_else(|| bad("a blob has no size"))?;
             let p = blob_path(dir, digest);
-            let on_disk = std::fs::metadata(&p).map_err(|e| ImageError::io(&p, e))?.len();
+            let on_disk = std::fs::metadata(&p)
+                .map_err(|e| ImageError::io(&p, e))?
+                .len();
             if on_disk != size {
                 return Err(bad(&format!("{digest} has {on_disk} bytes, not {size}")));
             }
@@ -183,22 +192,23 @@ pub async fn push(dir: &Path, reference: &str, auth: &RegistryAuth) -> Result<Pu
 /// The file at `path` as a stream of [`CHUNK`]-sized pieces.
 async fn chunks(
     path: PathBuf,
-) -> Result<
-    impl futures_util::Stream<Item = Result<bytes::Bytes, OciDistributionError>>,
-    ImageError,
-> {
+) -> Result<impl futures_util::Stream<Item = Result<bytes::Bytes, OciDistributionError>>, ImageError>
+{
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| ImageError::io(&path, e))?;
-    Ok(futures_util::stream::try_unfold(file, |mut file| async move {
-        let mut buf = Vec::with_capacity(CHUNK);
-        (&mut file).take(CHUNK as u64).read_to_end(&mut buf).await?;
-        if buf.is_empty() {
-            Ok(None)
-        } else {
-            Ok(Some((bytes::Bytes::from(buf), file)))
-        }
-    }))
+    Ok(futures_util::stream::try_unfold(
+        file,
+        |mut file| async move {
+            let mut buf = Vec::with_capacity(CHUNK);
+            (&mut file).take(CHUNK as u64).read_to_end(&mut buf).await?;
+            if buf.is_empty() {
+                Ok(None)
+            } else {
+                Ok(Some((bytes::Bytes::from(buf), file)))
+            }
+        },
+    ))
 }
 
 /// A registry's refusal in words a user can act on: which registry, and what to do.
@@ -207,7 +217,8 @@ fn registry_error(registry: &str, repository: &str, e: OciDistributionError) -> 
     let lower = text.to_ascii_lowercase();
     let hint = if matches!(
         e,
-        OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. }
+        OciDistributionError::AuthenticationFailure(_)
+            | OciDistributionError::UnauthorizedError { .. }
     ) || lower.contains("unauthorized")
         || lower.contains("denied")
         || lower.contains("401")
@@ -218,7 +229,9 @@ fn registry_error(registry: &str, repository: &str, e: OciDistributionError) -> 
              log in (`docker login {registry}`, or the cloud's own login), and check the \
              permission to push (`modelport iam-policy` lists what a deploy needs)"
         )
-    } else if lower.contains("name_unknown") || lower.contains("repository") && lower.contains("not") {
+    } else if lower.contains("name_unknown")
+        || lower.contains("repository") && lower.contains("not")
+    {
         format!(
             "the repository `{repository}` does not exist on {registry}: create it, or check \
              the region in the registry's name"
@@ -239,7 +252,12 @@ mod tests {
 
     #[test]
     fn only_loopback_registries_are_spoken_to_over_http() {
-        for r in ["127.0.0.1:5000", "localhost:5000", "localhost", "[::1]:5000"] {
+        for r in [
+            "127.0.0.1:5000",
+            "localhost:5000",
+            "localhost",
+            "[::1]:5000",
+        ] {
             assert!(is_loopback(r), "{r}");
         }
         for r in [
@@ -255,6 +273,9 @@ mod tests {
     #[test]
     fn a_bad_reference_shows_the_form() {
         let err = parse_reference("UPPER/case:tag").unwrap_err();
-        assert!(err.hint().unwrap().contains("REGISTRY/REPOSITORY:TAG"), "{err:?}");
+        assert!(
+            err.hint().unwrap().contains("REGISTRY/REPOSITORY:TAG"),
+            "{err:?}"
+        );
     }
 }

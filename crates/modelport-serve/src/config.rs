@@ -54,6 +54,8 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// A name for the revision this process serves, reported in `x-modelport-revision`.
     pub revision: Option<String>,
+    /// The image this process runs in, reported in `x-modelport-image`.
+    pub image: Option<String>,
     /// A port to take over on SIGUSR1 (see [`crate::run`]): the local provider starts
     /// a new server on a free port, compares it, and only then hands it the port that
     /// production clients use.
@@ -82,6 +84,7 @@ impl ServeConfig {
             vertex_predict_route: None,
             shutdown_grace: Duration::from_secs(25),
             revision: None,
+            image: None,
             handover_port: None,
         }
     }

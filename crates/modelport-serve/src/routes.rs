@@ -38,6 +38,8 @@ pub struct AppState {
     vertex_predict_route: Option<String>,
     /// The revision name this process reports (`--revision`), if any.
     revision: Option<String>,
+    /// The image this process runs in (`MODELPORT_IMAGE`), if known.
+    image: Option<String>,
     loaded: OnceLock<Loaded>,
     identity: OnceLock<Vec<(&'static str, HeaderValue)>>,
 }
@@ -50,6 +52,7 @@ impl AppState {
             vertex_health_route: config.vertex_health_route.clone(),
             vertex_predict_route: config.vertex_predict_route.clone(),
             revision: config.revision.clone(),
+            image: config.image.clone(),
             loaded: OnceLock::new(),
             identity: OnceLock::new(),
         }
@@ -63,6 +66,7 @@ impl AppState {
             engine_version: Some(loaded.engine.version.clone()),
             digest: Some(loaded.digest.clone()),
             revision: self.revision.clone(),
+            image: self.image.clone(),
         };
         let mut identity = vec![
             (mp_headers::ENGINE, value(loaded.engine.engine.name())),
@@ -75,6 +79,9 @@ impl AppState {
         ];
         if let Some(r) = &self.revision {
             identity.push((mp_headers::REVISION, value(r)));
+        }
+        if let Some(i) = &self.image {
+            identity.push((mp_headers::IMAGE, value(i)));
         }
         let _ = self.identity.set(identity);
         let _ = self.loaded.set(loaded);

@@ -482,6 +482,7 @@ fn served_by(h: &reqwest::header::HeaderMap) -> ServedBy {
         engine_version: get(headers::ENGINE_VERSION),
         digest: get(headers::DIGEST),
         revision: get(headers::REVISION),
+        image: get(headers::IMAGE),
     }
 }
 

@@ -35,6 +35,7 @@ impl LocalPredictor {
                     engine_version: Some(info.version.clone()),
                     digest,
                     revision: None,
+                    image: None,
                 },
             },
             model,

@@ -181,6 +181,10 @@ fn describe(t: &TargetInfo) -> String {
         text.push(' ');
         text.push_str(part);
     }
+    if let Some(image) = &served.image {
+        text.push_str(" image ");
+        text.push_str(image);
+    }
     text
 }
 
@@ -382,6 +386,7 @@ fn target_properties(side: &str, t: &TargetInfo) -> Vec<(String, String)> {
         ("engine", s.engine.as_deref()),
         ("engine_version", s.engine_version.as_deref()),
         ("digest", s.digest.as_deref()),
+        ("image", s.image.as_deref()),
     ]
     .into_iter()
     .filter_map(|(key, value)| Some((format!("{side}.{key}"), value?.to_string())))
@@ -504,6 +509,7 @@ mod tests {
             engine_version: Some("1.32.0".into()),
             digest: digest.map(String::from),
             revision: None,
+            image: None,
         }
     }
 

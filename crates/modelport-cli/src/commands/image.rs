@@ -52,19 +52,21 @@ pub fn build_options(args: &ImageBuildArgs) -> anyhow::Result<BuildOptions> {
     };
     let engine = match (args.engine, &args.onnxruntime) {
         (ImageEngine::Tract, Some(_)) => {
-            anyhow::bail!("--onnxruntime has no use with --engine tract: the image holds no onnxruntime")
+            anyhow::bail!(
+                "--onnxruntime has no use with --engine tract: the image holds no onnxruntime"
+            )
         }
         (ImageEngine::Tract, None) => Engine::Tract,
         (ImageEngine::Onnxruntime, Some(p)) => Engine::Onnxruntime(p.clone()),
-        (ImageEngine::Onnxruntime, None) => Engine::Onnxruntime(
-            modelport_runtime::find_onnxruntime_library().map_err(|e| {
+        (ImageEngine::Onnxruntime, None) => {
+            Engine::Onnxruntime(modelport_runtime::find_onnxruntime_library().map_err(|e| {
                 modelport_image::ImageError::new(
                     format!("the image needs onnxruntime: {e}"),
                     "`pip install onnxruntime` in the active virtualenv, pass --onnxruntime \
                      libonnxruntime.so, or build with --engine tract",
                 )
-            })?,
-        ),
+            })?)
+        }
     };
     let platform = args
         .platform

@@ -53,6 +53,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Code> {
     }
     config.max_batch_rows = args.max_batch_rows.max(1);
     config.revision = args.revision.filter(|r| !r.trim().is_empty());
+    config.image = args.image.filter(|i| !i.trim().is_empty());
     config.handover_port = args.handover_port;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
