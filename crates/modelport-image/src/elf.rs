@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn a_missing_library_names_the_file_and_the_folders() {
         let (exe, mut info) = host_exe();
-        info.needed.push("libmodelport-nowhere.so.9".into());
+        info.needed = vec!["libmodelport-nowhere.so.9".into()];
         let platform = info.platform.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let err = closure_in(&[(exe, info)], platform, &[dir.path().to_path_buf()]).unwrap_err();

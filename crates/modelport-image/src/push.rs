@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_bad_reference_shows_the_form() {
-        let err = parse_reference("UPPER/case:tag").unwrap_err();
+        let err = parse_reference("registry.example.com/model port:tag").unwrap_err();
         assert!(
             err.hint().unwrap().contains("REGISTRY/REPOSITORY:TAG"),
             "{err:?}"
