@@ -41,10 +41,12 @@ pub fn endpoint_override() -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
-/// The three clients modelport uses, sharing one configuration.
+/// The clients modelport uses, sharing one configuration.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
+    /// For the serving image a deploy builds and pushes when no `image_uri` is given.
+    pub ecr: aws_sdk_ecr::Client,
     pub sagemaker: aws_sdk_sagemaker::Client,
     pub runtime: aws_sdk_sagemakerruntime::Client,
     pub region: String,
@@ -108,6 +110,7 @@ pub async fn connect(
         .build();
     Ok(AwsClients {
         s3: aws_sdk_s3::Client::from_conf(s3_conf),
+        ecr: aws_sdk_ecr::Client::new(&conf),
         sagemaker: aws_sdk_sagemaker::Client::new(&conf),
         runtime: aws_sdk_sagemakerruntime::Client::new(&conf),
         region,

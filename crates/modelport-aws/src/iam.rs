@@ -167,9 +167,34 @@ pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
         }),
     ];
     let image = aws.image_uri.as_deref().or(spec.serving.image.as_deref());
-    let repository = image
-        .and_then(ecr_repository_arn)
-        .unwrap_or_else(|| "*".into());
+    // Without an image, deploy builds one and pushes it to the account's
+    // `modelport` repository, creating it (with tags) when missing.
+    let own_repository = format!(
+        "arn:aws:ecr:{region}:{account}:repository/{}",
+        crate::ecr::REPOSITORY
+    );
+    if image.is_none() {
+        user.push(json!({
+            "Sid": "PushServingImageToken",
+            "Effect": "Allow",
+            "Action": "ecr:GetAuthorizationToken",
+            "Resource": "*",
+        }));
+        user.push(json!({
+            "Sid": "PushServingImage",
+            "Effect": "Allow",
+            "Action": [
+                "ecr:DescribeRepositories", "ecr:CreateRepository", "ecr:TagResource",
+                "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+                "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage",
+            ],
+            "Resource": own_repository,
+        }));
+    }
+    let repository = match image {
+        Some(i) => ecr_repository_arn(i).unwrap_or_else(|| "*".into()),
+        None => own_repository,
+    };
     role.push(json!({
         "Sid": "PullImage",
         "Effect": "Allow",

@@ -23,6 +23,7 @@
 //! [`Reporter`] and returns data.
 
 pub mod builder;
+pub mod ecr;
 pub mod error;
 pub mod iam;
 pub mod names;
@@ -227,6 +228,10 @@ fn container_environment(spec: &DeploymentSpec) -> HashMap<String, String> {
     ] {
         environment.insert(k.to_string(), v);
     }
+    // So that a comparison names the image that answered.
+    if let Some(image) = spec.aws_image() {
+        environment.insert(env::MODELPORT_IMAGE.to_string(), image.to_string());
+    }
     environment
 }
 
@@ -268,7 +273,7 @@ fn target(
                 spec.file.display()
             ),
             hint: Some(
-                "build and push templates/Dockerfile to ECR in the endpoint's region, then set `provider.aws.image_uri: ACCOUNT.dkr.ecr.REGION.amazonaws.com/modelport:TAG`".into(),
+                "leave `provider.aws.image_uri` out for `modelport deploy` to build and push one (`modelport image build`), or set it to an image in ECR in the endpoint's region: `ACCOUNT.dkr.ecr.REGION.amazonaws.com/modelport:TAG`".into(),
             ),
         })?
         .to_string();

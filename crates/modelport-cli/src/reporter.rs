@@ -11,6 +11,11 @@ impl StderrReporter {
     pub fn new(quiet: bool) -> StderrReporter {
         StderrReporter { quiet }
     }
+
+    /// True when nothing is printed (`--quiet`, `--output json`).
+    pub fn is_silent(&self) -> bool {
+        self.quiet
+    }
 }
 
 impl Reporter for StderrReporter {

@@ -1007,3 +1007,113 @@ fn a_deploy_asks_on_a_terminal_and_applies_nothing_that_changed_while_it_asked()
     );
     cloud.run(&["destroy", "iris"]).expect(0);
 }
+
+#[test]
+fn a_deploy_without_image_uri_builds_and_pushes_its_own_image_to_ecr() {
+    let registry = modelport_testkit::Registry::start().unwrap();
+    let cloud = Cloud::with_config("iris", |c| {
+        c.registry = Some(format!("http://{}", registry.host()))
+    });
+    let spec = cloud.spec();
+    let path = cloud.project.path().join(&spec);
+    let yaml = std::fs::read_to_string(&path).unwrap().replace(
+        "    image_uri: 123456789012.dkr.ecr.us-east-1.amazonaws.com/modelport:0.1.0\n",
+        "",
+    );
+    assert!(!yaml.contains("image_uri"), "{yaml}");
+    std::fs::write(&path, yaml).unwrap();
+    let tag = format!(
+        "{}/modelport:{}",
+        registry.host(),
+        env!("CARGO_PKG_VERSION")
+    );
+
+    // plan says what will be pushed, and pushes nothing.
+    let plan = cloud
+        .run(&["plan", "--provider", "aws", "-f", &spec])
+        .expect(2);
+    assert!(
+        plan.stdout().contains(&format!("image     {tag}")),
+        "{}",
+        plan.stdout()
+    );
+    assert!(
+        cloud.fake.repositories().is_empty(),
+        "plan created a repository"
+    );
+    let policy = cloud
+        .run(&["iam-policy", "--provider", "aws", "-f", &spec])
+        .expect(0);
+    assert!(
+        policy.stdout().contains("ecr:PutImage"),
+        "{}",
+        policy.stdout()
+    );
+    assert!(
+        policy
+            .stdout()
+            .contains("arn:aws:ecr:us-east-1:123456789012:repository/modelport"),
+        "{}",
+        policy.stdout()
+    );
+
+    let first = cloud
+        .run(&["deploy", "--provider", "aws", "-f", &spec])
+        .expect(0);
+    assert!(first.stdout().contains("PASS"), "{}", first.stdout());
+    // The repository was created with scan-on-push and the deployment's tags.
+    let repos = cloud.fake.repositories();
+    assert_eq!(repos.len(), 1, "{repos:?}");
+    assert_eq!(repos[0]["repositoryName"], "modelport");
+    assert_eq!(repos[0]["imageScanningConfiguration"]["scanOnPush"], true);
+    assert!(
+        repos[0]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["Key"] == "modelport:managed-by"),
+        "{repos:?}"
+    );
+    // The registry holds the tag, and the model runs that image pinned by digest.
+    let skopeo = modelport_testkit::registry::system_tool("skopeo").unwrap();
+    let out = Command::new(skopeo)
+        .args(["inspect", "--tls-verify=false", &format!("docker://{tag}")])
+        .output()
+        .unwrap();
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&Run(out).expect(0).0.stdout).unwrap();
+    let digest = inspected["Digest"].as_str().unwrap().to_string();
+    let pinned = format!("{}/modelport@{digest}", registry.host());
+    let compare = cloud
+        .run(&["compare", "iris", "--output", "json"])
+        .expect(0);
+    assert_eq!(
+        json(&compare)["a"]["served_by"]["image"],
+        pinned.as_str(),
+        "the endpoint names the image it runs: {}",
+        compare.stdout()
+    );
+
+    // Unchanged: the same digest, nothing created and no blob sent again.
+    let before = cloud.fake.calls().len();
+    let stored = registry.stored_bytes();
+    let again = cloud
+        .run(&["deploy", "--provider", "aws", "-f", &spec])
+        .expect(0);
+    assert!(again.stdout().contains("up to date"), "{}", again.stdout());
+    assert!(
+        again.stderr().contains("0 blob(s) sent"),
+        "{}",
+        again.stderr()
+    );
+    assert_eq!(creates(&cloud.calls_since(before)), Vec::<String>::new());
+    assert!(registry.stored_bytes() <= stored + 4096);
+
+    // destroy removes the endpoint, never the shared image.
+    cloud.run(&["destroy", "iris"]).expect(0);
+    let out = Command::new(modelport_testkit::registry::system_tool("skopeo").unwrap())
+        .args(["inspect", "--tls-verify=false", &format!("docker://{tag}")])
+        .output()
+        .unwrap();
+    Run(out).expect(0);
+}

@@ -15,6 +15,54 @@ pub const MODELPORT_GCP_VERTEX_ENDPOINT: &str = "MODELPORT_GCP_VERTEX_ENDPOINT";
 /// Sends Cloud Storage calls to this URL instead of Google (fake-gcs-server); wins
 /// over `provider.gcp.storage_endpoint_url`. Credentials are then anonymous.
 pub const MODELPORT_GCP_STORAGE_ENDPOINT: &str = "MODELPORT_GCP_STORAGE_ENDPOINT";
+/// Pushes the serving image a deploy builds to this registry host instead of
+/// Artifact Registry (a local registry); credentials are then anonymous.
+pub const MODELPORT_GCP_REGISTRY: &str = "MODELPORT_GCP_REGISTRY";
+
+/// The Artifact Registry repository (format DOCKER) a deploy pushes its own image to.
+pub const IMAGE_REPOSITORY: &str = "modelport";
+
+/// Where a deploy without `image_uri` pushes the serving image:
+/// `REGION-docker.pkg.dev/PROJECT/modelport/modelport` (or the override's host),
+/// and the credentials to push with: an Application Default Credentials access
+/// token as `oauth2accesstoken`, or `None` (anonymous) for the override.
+pub async fn image_registry(
+    settings: &ClientSettings,
+) -> ProviderResult<(String, Option<(String, String)>)> {
+    if let Some(host) = env_override(MODELPORT_GCP_REGISTRY) {
+        return Ok((
+            format!("{host}/{}/{IMAGE_REPOSITORY}/modelport", settings.project),
+            None,
+        ));
+    }
+    let repository = format!(
+        "{}-docker.pkg.dev/{}/{IMAGE_REPOSITORY}/modelport",
+        settings.region, settings.project
+    );
+    let token = access_token().await?;
+    Ok((repository, Some(("oauth2accesstoken".into(), token))))
+}
+
+/// An OAuth access token from Application Default Credentials (what a registry
+/// login as `oauth2accesstoken` takes).
+pub async fn access_token() -> ProviderResult<String> {
+    let no_token = |e: &dyn std::fmt::Display| {
+        ProviderError::Other {
+        message: format!("no Google Cloud access token: {e}"),
+        hint: Some(
+            "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file"
+                .into(),
+        ),
+    }
+    };
+    Ok(google_cloud_auth::credentials::Builder::default()
+        .build_access_token_credentials()
+        .map_err(|e| no_token(&e))?
+        .access_token()
+        .await
+        .map_err(|e| no_token(&e))?
+        .token)
+}
 
 /// What a set of clients is built from; recorded in state so that `status`,
 /// `compare` and `destroy` reach the same project, region and endpoints.

@@ -189,6 +189,9 @@ fn container_environment(spec: &DeploymentSpec) -> BTreeMap<String, String> {
     ] {
         environment.insert(k.to_string(), v);
     }
+    if let Some(image) = spec.gcp_image() {
+        environment.insert(env::MODELPORT_IMAGE.to_string(), image.to_string());
+    }
     environment
 }
 
@@ -220,7 +223,7 @@ fn target(
                 spec.file.display()
             ),
             hint: Some(
-                "build templates/Dockerfile and push it to Artifact Registry in the endpoint's region, then set `provider.gcp.image_uri: REGION-docker.pkg.dev/PROJECT/REPO/modelport:TAG`".into(),
+                "leave `provider.gcp.image_uri` out for `modelport deploy` to build and push one (`modelport image build`), or set it to an image in Artifact Registry in the endpoint's region: `REGION-docker.pkg.dev/PROJECT/REPO/modelport:TAG`".into(),
             ),
         })?
         .to_string();

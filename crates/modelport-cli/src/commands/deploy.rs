@@ -20,17 +20,33 @@ use modelport_deploy::{
 use modelport_verify::{CompareReport, DEFAULT_WORST, render_text};
 use serde_json::json;
 
-use super::{plan, print_json, targets};
+use super::{plan, print_json, registry, targets};
 use crate::cli::{DeployArgs, OutputFormat};
 use crate::exit::Code;
 use crate::reporter::StderrReporter;
 
 pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Code> {
-    let spec = DeploymentSpec::from_file(&args.file)?;
+    let mut spec = DeploymentSpec::from_file(&args.file)?;
     let ws = super::workspace(&args.workspace.home)?;
     let provider = targets::provider(&args.provider, &ws)?;
     let runtime = targets::runtime()?;
-    runtime.block_on(deploy(&args, &spec, &ws, provider.as_ref(), out, quiet))
+    let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
+    // No image named: this modelport's own, built now and pushed once the plan is accepted.
+    let own = runtime.block_on(registry::own_image(
+        &mut spec,
+        &args.provider,
+        &ws,
+        &reporter,
+    ))?;
+    runtime.block_on(deploy(
+        &args,
+        &spec,
+        &ws,
+        provider.as_ref(),
+        out,
+        own,
+        &reporter,
+    ))
 }
 
 async fn deploy(
@@ -39,11 +55,11 @@ async fn deploy(
     ws: &Workspace,
     provider: &dyn Provider,
     out: OutputFormat,
-    quiet: bool,
+    own: Option<registry::OwnImage>,
+    reporter: &StderrReporter,
 ) -> anyhow::Result<Code> {
     let name = spec.name.as_str();
-    let silent = quiet || out == OutputFormat::Json;
-    let reporter = StderrReporter::new(silent);
+    let silent = reporter.is_silent();
     let mode = targets::rollout_mode(spec, args.no_verify);
     let wait = Duration::from_secs(args.lock.wait_lock);
     // A wrong instance type fails before anything is locked, packaged or created.
@@ -54,15 +70,18 @@ async fn deploy(
     let mut deployer = Deployer {
         provider,
         workspace: ws,
-        reporter: &reporter,
+        reporter,
         cancel: Cancellation::never(),
     };
     let (state, recovered) = recover(&deployer, spec, ws, provider).await?;
-    let packaged = modelport_deploy::package_in(spec, &scratch, &reporter).await?;
+    let packaged = modelport_deploy::package_in(spec, &scratch, reporter).await?;
     let mut planned =
         modelport_deploy::plan(spec, ws, provider, &packaged, state.as_ref(), mode).await?;
     if !silent {
         eprint!("{}", plan::render(&planned));
+        if let Some(image) = &own {
+            eprint!("{}", plan::render_own_image(image));
+        }
     }
     if plan::asks(&planned, args.yes) {
         // Nobody waits on us while the user reads the plan.
@@ -75,6 +94,9 @@ async fn deploy(
         planned = replan(&deployer, spec, ws, provider, &packaged, planned, mode).await?;
     }
 
+    if let Some(image) = &own {
+        registry::push_own_image(image, reporter).await?;
+    }
     // From here on a signal rolls the new revision back.
     deployer.cancel = Cancellation::on_signals().context("cannot watch for SIGINT and SIGTERM")?;
     // `compare NAME` runs exactly what was deployed, whichever the provider: the

@@ -14,18 +14,24 @@ use modelport_core::spec::DeploymentSpec;
 use modelport_core::state::RolloutMode;
 use modelport_deploy::{Planned, Scratch};
 
-use super::{print_json, targets};
+use super::{print_json, registry, targets};
 use crate::cli::{OutputFormat, PlanArgs};
 use crate::exit::Code;
 use crate::reporter::StderrReporter;
 
 pub fn run(args: PlanArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Code> {
-    let spec = DeploymentSpec::from_file(&args.file)?;
+    let mut spec = DeploymentSpec::from_file(&args.file)?;
     let ws = super::workspace(&args.workspace.home)?;
     let provider = targets::provider(&args.provider, &ws)?;
     let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
     let scratch = Scratch::new(&ws, "plan");
     let runtime = targets::runtime()?;
+    let own = runtime.block_on(registry::own_image(
+        &mut spec,
+        &args.provider,
+        &ws,
+        &reporter,
+    ))?;
     let mode = targets::rollout_mode(&spec, false);
     let planned = runtime.block_on(modelport_deploy::prepare(
         &spec,
@@ -36,14 +42,37 @@ pub fn run(args: PlanArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Cod
         &reporter,
     ))?;
     match out {
-        OutputFormat::Json => print_json(&planned.to_json())?,
-        OutputFormat::Text => print!("{}", render(&planned)),
+        OutputFormat::Json => {
+            let mut json = planned.to_json();
+            if let Some(image) = &own {
+                json["image"] = serde_json::json!({
+                    "build": true,
+                    "push": image.reference,
+                    "pinned": image.pinned,
+                });
+            }
+            print_json(&json)?
+        }
+        OutputFormat::Text => {
+            print!("{}", render(&planned));
+            if let Some(image) = &own {
+                print!("{}", render_own_image(image));
+            }
+        }
     }
     Ok(if planned.plan.is_noop() {
         Code::Success
     } else {
         Code::Changes
     })
+}
+
+/// The serving image a deploy builds and pushes because the spec names none.
+pub fn render_own_image(image: &registry::OwnImage) -> String {
+    format!(
+        "  + image     {} (this modelport, built without Docker; the endpoint runs {})\n",
+        image.reference, image.pinned
+    )
 }
 
 /// The plan as `plan` prints it on stdout and `deploy` on stderr.

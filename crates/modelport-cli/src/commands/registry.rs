@@ -1,11 +1,157 @@
-//! Which credentials a registry gets: the cloud's own for Amazon ECR and Google
-//! Artifact Registry, else the user's Docker configuration, else none.
+//! Registries: which credentials one gets (the cloud's own for Amazon ECR and
+//! Google Artifact Registry, else the user's Docker configuration, else none), and
+//! the serving image a deploy builds and pushes itself when the spec names none.
 
-use modelport_image::RegistryAuth;
+use std::path::PathBuf;
 
+use anyhow::Context;
+use modelport_core::provider::Reporter;
+use modelport_core::spec::{DeploymentSpec, EngineChoice};
+use modelport_core::state::Workspace;
+use modelport_image::{BuildOptions, Engine, RegistryAuth};
+
+/// The credentials for `registry`.
 pub async fn credentials(registry: &str) -> anyhow::Result<RegistryAuth> {
+    if let Some(region) = modelport_aws::ecr::ecr_region(registry) {
+        let settings = modelport_aws::ClientSettings {
+            region: Some(region.to_string()),
+            profile: None,
+            endpoint_url: modelport_aws::builder::endpoint_override(),
+        };
+        let clients = modelport_aws::builder::connect(&settings, None).await?;
+        let login = modelport_aws::ecr::login(&clients).await?;
+        return Ok(RegistryAuth::Basic(login.username, login.password));
+    }
+    if registry.ends_with("-docker.pkg.dev") || registry.ends_with("gcr.io") {
+        let token = modelport_gcp::client::access_token().await?;
+        return Ok(RegistryAuth::Basic("oauth2accesstoken".into(), token));
+    }
     let Some(path) = modelport_image::auth::docker_config_path() else {
         return Ok(RegistryAuth::Anonymous);
     };
     Ok(modelport_image::auth::docker_credentials(&path, registry)?)
+}
+
+/// The image a deploy built for a spec with no `image_uri`, and where it goes.
+pub struct OwnImage {
+    pub layout: PathBuf,
+    /// `REGISTRY/REPOSITORY:VERSION`, the tag pushed.
+    pub reference: String,
+    /// `REGISTRY/REPOSITORY@DIGEST`: what the endpoint runs.
+    pub pinned: String,
+    auth: RegistryAuth,
+    /// For ECR: the clients that create the repository when it is missing.
+    ecr: Option<(
+        modelport_aws::AwsClients,
+        std::collections::BTreeMap<String, String>,
+    )>,
+}
+
+/// When `provider` is a cloud and the spec names no serving image for it, builds
+/// the image of this modelport (the engine of `serving.engine`) and points the
+/// spec at it, pinned by digest: the plan and the resources then use it, and an
+/// unchanged image is an unchanged spec. Nothing is pushed yet: see [`push_own_image`].
+pub async fn own_image(
+    spec: &mut DeploymentSpec,
+    provider: &str,
+    ws: &Workspace,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Option<OwnImage>> {
+    let missing = match provider {
+        "aws" => spec.provider.aws.is_some() && spec.aws_image().is_none(),
+        "gcp" => spec.provider.gcp.is_some() && spec.gcp_image().is_none(),
+        _ => false,
+    };
+    if !missing {
+        return Ok(None);
+    }
+    let engine = match spec.serving.engine {
+        EngineChoice::Tract => Engine::Tract,
+        choice => match modelport_runtime::find_onnxruntime_library() {
+            Ok(lib) => Engine::Onnxruntime(lib),
+            Err(_) if choice == EngineChoice::Auto => Engine::Tract,
+            Err(e) => {
+                return Err(modelport_image::ImageError::new(
+                    format!("the serving image needs onnxruntime (serving.engine: onnxruntime): {e}"),
+                    "`pip install onnxruntime` in the active virtualenv, or set `serving.engine: tract`, \
+                     or set `image_uri` to an image you built",
+                )
+                .into());
+            }
+        },
+    };
+    let options = BuildOptions {
+        binary: std::env::current_exe().context("cannot find the running modelport binary")?,
+        engine,
+        platform: None,
+        ca_certificates: None,
+        epoch: modelport_image::source_date_epoch()?,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        source: env!("CARGO_PKG_REPOSITORY").to_string(),
+    };
+    let layout = ws.root().join("image");
+    reporter.on_start("building the serving image");
+    let built = modelport_image::build(&options, &layout)
+        .with_context(|| format!("cannot build the serving image in {}", layout.display()))?;
+
+    let version = env!("CARGO_PKG_VERSION");
+    let (repository, auth, ecr) = match provider {
+        "aws" => {
+            let aws = spec.provider.aws.as_ref().expect("checked above");
+            let settings = modelport_aws::ClientSettings::from_spec(aws);
+            let clients = modelport_aws::builder::connect(&settings, None).await?;
+            let login = modelport_aws::ecr::login(&clients).await?;
+            let mut tags = aws.tags.clone();
+            tags.insert("modelport:managed-by".into(), "modelport".into());
+            (
+                format!("{}/{}", login.registry, modelport_aws::ecr::REPOSITORY),
+                RegistryAuth::Basic(login.username, login.password),
+                Some((clients, tags)),
+            )
+        }
+        _ => {
+            let gcp = spec.provider.gcp.as_ref().expect("checked above");
+            let settings = modelport_gcp::ClientSettings::from_spec(gcp)?;
+            let (repository, login) = modelport_gcp::client::image_registry(&settings).await?;
+            let auth = login.map_or(RegistryAuth::Anonymous, |(u, p)| RegistryAuth::Basic(u, p));
+            (repository, auth, None)
+        }
+    };
+    let pinned = format!("{repository}@{}", built.manifest.digest);
+    match provider {
+        "aws" => {
+            spec.provider.aws.as_mut().expect("checked above").image_uri = Some(pinned.clone())
+        }
+        _ => spec.provider.gcp.as_mut().expect("checked above").image_uri = Some(pinned.clone()),
+    }
+    Ok(Some(OwnImage {
+        layout,
+        reference: format!("{repository}:{version}"),
+        pinned,
+        auth,
+        ecr,
+    }))
+}
+
+/// Pushes the image [`own_image`] built (creating the ECR repository when
+/// missing); a registry that has the digest already gets nothing but the manifest.
+pub async fn push_own_image(image: &OwnImage, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    if let Some((clients, tags)) = &image.ecr
+        && modelport_aws::ecr::ensure_repository(clients, modelport_aws::ecr::REPOSITORY, tags)
+            .await?
+    {
+        reporter.on_start(&format!(
+            "created the ECR repository {} (scan on push)",
+            modelport_aws::ecr::REPOSITORY
+        ));
+    }
+    reporter.on_start(&format!("pushing the serving image to {}", image.reference));
+    let pushed = modelport_image::push(&image.layout, &image.reference, &image.auth).await?;
+    reporter.on_start(&format!(
+        "pushed: {} blob(s) sent ({}), {} already there",
+        pushed.blobs_sent,
+        super::human_bytes(pushed.bytes_sent),
+        pushed.blobs_skipped
+    ));
+    Ok(())
 }

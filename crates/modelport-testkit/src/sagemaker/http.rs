@@ -93,6 +93,18 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         return fake_api(&shared, &parts.method, rest, &body);
     }
     let service = signing_service(&parts.headers, parts.uri.query());
+    if service.as_deref() == Some("ecr")
+        && let Some(op) = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.strip_prefix("AmazonEC2ContainerRegistry_V20150921."))
+    {
+        let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+        let name = input["repositoryName"].as_str().map(str::to_string);
+        let result = super::ecr::run(&shared, op, &input);
+        return finish(&shared, op, name, result);
+    }
     if service.as_deref() == Some("sagemaker") {
         if let Some(target) = parts
             .headers

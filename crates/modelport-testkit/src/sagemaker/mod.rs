@@ -15,6 +15,7 @@
 
 mod control;
 mod data;
+mod ecr;
 mod http;
 mod shapes;
 
@@ -54,6 +55,9 @@ pub struct FakeConfig {
     /// botocore's `sagemaker/2017-07-24/service-2.json(.gz)`; `None` finds it in the
     /// test venv.
     pub service_model: Option<PathBuf>,
+    /// The registry ECR's `GetAuthorizationToken` names as `proxyEndpoint`
+    /// (`http://127.0.0.1:PORT`, a [`crate::Registry`]); `None` refuses it.
+    pub registry: Option<String>,
 }
 
 impl FakeConfig {
@@ -68,6 +72,7 @@ impl FakeConfig {
             delete_delay: Duration::from_secs(1),
             default_startup_timeout: Duration::from_secs(60),
             service_model: None,
+            registry: None,
         }
     }
 }
@@ -215,6 +220,8 @@ pub(crate) struct Shared {
     faults: Mutex<Vec<Fault>>,
     calls: Mutex<Vec<Call>>,
     invocations: Mutex<Vec<Invocation>>,
+    /// ECR repositories by name, as `DescribeRepositories` shows them (plus `tags`).
+    repositories: Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
     servers: Servers,
     http: reqwest::Client,
     workdir: PathBuf,
@@ -279,6 +286,7 @@ impl FakeSageMaker {
             faults: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
             invocations: Mutex::new(Vec::new()),
+            repositories: Mutex::new(Default::default()),
             servers: Servers::default(),
             http,
             workdir: workdir.path().to_path_buf(),
@@ -334,6 +342,17 @@ impl FakeSageMaker {
     }
 
     /// Every request received so far, in order.
+    /// The ECR repositories created, with their scan setting and tags.
+    pub fn repositories(&self) -> Vec<serde_json::Value> {
+        self.shared
+            .repositories
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.shared
             .calls
