@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import artifacts
+import image
 import serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,10 +136,11 @@ def main():
     out_dir = scratch if quick else ROOT
     results_path = os.path.join(scratch if quick else os.path.join(ROOT, "bench"), "results.json")
     os.makedirs(scratch, exist_ok=True)
-    only = os.environ.get("BENCH_ONLY")  # "serving": rerun that table, keep the others from results.json
-    latency_date = artifacts_date = None
+    # "serving" or "image": rerun that table, keep the others from results.json
+    only = os.environ.get("BENCH_ONLY")
+    latency_date = artifacts_date = serving_date = None
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    if only == "serving":
+    if only in ("serving", "image"):
         with open(os.path.join(ROOT, "bench", "results.json")) as f:
             previous = json.load(f)
         rows = previous["rows"]
@@ -149,11 +151,17 @@ def main():
         rows = latency(latency_bin, quick)
         package_rows, artifact = artifacts.package(modelport, scratch, quick, REPEATS)
         artifact_rows = package_rows + artifacts.upload(upload_bin, artifact, scratch, quick, REPEATS)
-    serving_rows = (serving.serving(modelport, quick, REPEATS) + serving.compare(modelport, quick)
-                    + serving.overhead(modelport, latency_bin, quick) + serving.cold_start(modelport, quick))
+    if only == "image":
+        serving_rows = previous["serving_rows"]
+        serving_date = previous.get("serving_date", previous["date"])
+    else:
+        serving_rows = (serving.serving(modelport, quick, REPEATS) + serving.compare(modelport, quick)
+                        + serving.overhead(modelport, latency_bin, quick) + serving.cold_start(modelport, quick))
+    image_rows = image.image(modelport, scratch, quick, REPEATS)
     results = {"date": now, "latency_date": latency_date or now, "artifacts_date": artifacts_date or now,
+               "serving_date": serving_date or now, "image_date": now,
                "quick": quick, "machine": machine(), "threads": THREADS, "rows": rows,
-               "serving_rows": serving_rows, "artifact_rows": artifact_rows}
+               "serving_rows": serving_rows, "artifact_rows": artifact_rows, "image_rows": image_rows}
     with open(results_path, "w") as f:
         json.dump(results, f, indent=1)
         f.write("\n")
@@ -163,7 +171,7 @@ def main():
         ("Quick run (fewer iterations and small sizes; proves the harness runs, the numbers mean little): "
          if quick else "Last run: ") + f"{now}, produced by `bench/run{' --quick' if quick else ''}` (machine: {machine()}).",
         f"The latency table is from the run of {latency_date or now}"
-        + (" (`BENCH_ONLY=serving bench/run` reran only the serving table)." if latency_date else "."),
+        + (f" (`BENCH_ONLY={only} bench/run` reran only the {only} table)." if latency_date else "."),
         "",
         "Every row runs modelport and the alternative on the same machine in the same run,",
         f"interleaved {1 if quick else REPEATS} times; each time is the median over those rounds of each round's",
@@ -184,7 +192,7 @@ def main():
         "",
         "## Serving and comparison",
         "",
-        "Both servers get the same 2 cores, the same route and body (`POST /invocations`,",
+        (f"From the run of {serving_date}. " if serving_date else "") + "Both servers get the same 2 cores, the same route and body (`POST /invocations`,",
         "`{\"instances\": [[5.1, 3.5, 1.4, 0.2]]}`), 2 workers each, and onnxruntime with one",
         "intra-op thread; wrk (2 threads, 16 connections) runs on the same machine. The compare",
         "row times the whole command against one `modelport serve`, both sides checking every",
@@ -202,6 +210,7 @@ def main():
     for r in serving_rows:
         lines.append(f"- {r['what']}: `{r['command']}`")
     lines += artifact_lines(artifact_rows, artifacts_date)
+    lines += image.lines(image_rows, None)
     lines += ["", "Cold start, where the time goes (`modelport serve -vv` on the same model): about 90 ms to",
               "check the sha256 of every file, 230 ms to read the model for its signature, 390 ms for",
               "onnxruntime to build its session. The goal of 300 ms is not met; reading the signature",

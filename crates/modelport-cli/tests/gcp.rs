@@ -803,3 +803,77 @@ fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
         assert!(cloud.fake.server_pids().is_empty(), "{}", case.what);
     }
 }
+
+#[test]
+fn a_deploy_without_image_uri_builds_and_pushes_its_own_image_to_artifact_registry() {
+    let registry = modelport_testkit::Registry::start().unwrap();
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+    let path = cloud.project.path().join(&spec);
+    let yaml = std::fs::read_to_string(&path).unwrap().replace(
+        "    image_uri: us-central1-docker.pkg.dev/test-project/modelport/modelport:0.1.0\n",
+        "",
+    );
+    assert!(!yaml.contains("image_uri"), "{yaml}");
+    std::fs::write(&path, yaml).unwrap();
+    // Artifact Registry's layout, REGION-docker.pkg.dev/PROJECT/modelport/modelport,
+    // on a local registry.
+    let repository = format!("{}/test-project/modelport/modelport", registry.host());
+    let tag = format!("{repository}:{}", env!("CARGO_PKG_VERSION"));
+    let run = |args: &[&str]| {
+        Run(cloud
+            .cmd(args)
+            .env("MODELPORT_GCP_REGISTRY", registry.host())
+            .output()
+            .unwrap())
+    };
+
+    let plan = run(&["plan", "--provider", "gcp", "-f", &spec]).expect(2);
+    assert!(
+        plan.stdout().contains(&format!("image     {tag}")),
+        "{}",
+        plan.stdout()
+    );
+    assert_eq!(registry.stored_bytes(), 0, "plan pushed something");
+
+    let first = run(&["deploy", "--provider", "gcp", "-f", &spec]).expect(0);
+    assert!(first.stdout().contains("PASS"), "{}", first.stdout());
+    let skopeo = modelport_testkit::registry::system_tool("skopeo").unwrap();
+    let out = Command::new(&skopeo)
+        .args(["inspect", "--tls-verify=false", &format!("docker://{tag}")])
+        .output()
+        .unwrap();
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&Run(out).expect(0).0.stdout).unwrap();
+    let pinned = format!("{repository}@{}", inspected["Digest"].as_str().unwrap());
+    let uploads: Vec<_> = cloud
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "models.upload" && c.status == 200)
+        .collect();
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    let recorded = std::fs::read_to_string(
+        cloud
+            .project
+            .path()
+            .join(".modelport/deployments/iris/deployed-spec.json"),
+    )
+    .unwrap();
+    assert!(
+        recorded.contains(&pinned),
+        "the model runs {pinned}: {recorded}"
+    );
+
+    // Unchanged: nothing new on Vertex, no blob sent again.
+    let before = cloud.fake.calls().len();
+    let again = run(&["deploy", "--provider", "gcp", "-f", &spec]).expect(0);
+    assert!(again.stdout().contains("up to date"), "{}", again.stdout());
+    assert!(
+        again.stderr().contains("0 blob(s) sent"),
+        "{}",
+        again.stderr()
+    );
+    assert_eq!(changes(&cloud.calls_since(before)), Vec::<String>::new());
+    run(&["destroy", "iris"]).expect(0);
+}

@@ -78,14 +78,41 @@ pub fn policies(spec: &DeploymentSpec, gcp: &GcpSettings) -> Value {
         "condition": format!("resource.name.startsWith(\"{objects}\")"),
         "why": "modelport serve downloads the model from AIP_STORAGE_URI"
     })];
-    if let Some(image) = spec.gcp_image()
-        && let Some(repo) = artifact_registry_repo(image)
-    {
-        serving_bindings.push(json!({
-            "role": "roles/artifactregistry.reader",
-            "resource": repo,
-            "why": "pull the serving image"
-        }));
+    match spec.gcp_image() {
+        Some(image) => {
+            if let Some(repo) = artifact_registry_repo(image) {
+                serving_bindings.push(json!({
+                    "role": "roles/artifactregistry.reader",
+                    "resource": repo,
+                    "why": "pull the serving image"
+                }));
+            }
+        }
+        None => {
+            // deploy builds the image and pushes it to the project's `modelport` repository.
+            let repo = format!(
+                "projects/{project}/locations/{}/repositories/{}",
+                gcp.region,
+                crate::client::IMAGE_REPOSITORY
+            );
+            deployer_permissions.extend([
+                "artifactregistry.repositories.uploadArtifacts",
+                "artifactregistry.repositories.downloadArtifacts",
+                "artifactregistry.tags.create",
+                "artifactregistry.tags.update",
+            ]);
+            deployer_bindings.push(json!({
+                "role": "roles/artifactregistry.writer",
+                "resource": repo,
+                "why": "push the serving image deploy builds (no image_uri); create the repository once: \
+                        gcloud artifacts repositories create modelport --repository-format=docker --location=REGION"
+            }));
+            serving_bindings.push(json!({
+                "role": "roles/artifactregistry.reader",
+                "resource": repo,
+                "why": "pull the serving image"
+            }));
+        }
     }
     if let Some(key) = &gcp.kms_key_name {
         serving_bindings.push(json!({

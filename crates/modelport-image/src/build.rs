@@ -84,6 +84,8 @@ pub struct Built {
     pub layer: Blob,
     /// The files in the layer (not counting folders) and their total size.
     pub files: Vec<String>,
+    /// Where each file of the layer was taken from on this machine.
+    pub sources: BTreeMap<String, PathBuf>,
     pub uncompressed_bytes: u64,
     pub onnxruntime_version: Option<String>,
 }
@@ -256,6 +258,10 @@ pub fn build(options: &BuildOptions, out: &Path) -> Result<Built, ImageError> {
         config,
         layer,
         files: files.keys().cloned().collect(),
+        sources: files
+            .iter()
+            .map(|(k, e)| (k.clone(), e.from.clone()))
+            .collect(),
         uncompressed_bytes: uncompressed,
         onnxruntime_version: ort_version,
     })

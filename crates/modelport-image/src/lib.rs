@@ -22,6 +22,8 @@ use std::path::Path;
 pub struct ImageError {
     message: String,
     hint: Option<String>,
+    /// The registry said the repository does not exist.
+    missing_repository: bool,
 }
 
 impl ImageError {
@@ -29,6 +31,7 @@ impl ImageError {
         ImageError {
             message: message.into(),
             hint: Some(hint.into()),
+            missing_repository: false,
         }
     }
 
@@ -36,7 +39,19 @@ impl ImageError {
         ImageError {
             message: format!("{}: {e}", path.display()),
             hint: None,
+            missing_repository: false,
         }
+    }
+
+    /// The same error with another hint (a caller that knows the registry better).
+    pub fn with_hint(mut self, hint: impl Into<String>) -> ImageError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Whether the registry refused because the repository does not exist.
+    pub fn is_missing_repository(&self) -> bool {
+        self.missing_repository
     }
 
     /// A likely fix, for the CLI's `hint:` line.

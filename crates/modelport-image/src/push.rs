@@ -211,6 +211,12 @@ async fn chunks(
     ))
 }
 
+fn missing_repository(lower: &str) -> bool {
+    lower.contains("name_unknown")
+        || (lower.contains("repository")
+            && (lower.contains("not found") || lower.contains("does not exist")))
+}
+
 /// A registry's refusal in words a user can act on: which registry, and what to do.
 fn registry_error(registry: &str, repository: &str, e: OciDistributionError) -> ImageError {
     let text = e.to_string();
@@ -229,13 +235,16 @@ fn registry_error(registry: &str, repository: &str, e: OciDistributionError) -> 
              log in (`docker login {registry}`, or the cloud's own login), and check the \
              permission to push (`modelport iam-policy` lists what a deploy needs)"
         )
-    } else if lower.contains("name_unknown")
-        || lower.contains("repository") && lower.contains("not")
-    {
-        format!(
-            "the repository `{repository}` does not exist on {registry}: create it, or check \
-             the region in the registry's name"
-        )
+    } else if missing_repository(&lower) {
+        let mut e = ImageError::new(
+            format!("push to {registry}/{repository}: {text}"),
+            format!(
+                "the repository `{repository}` does not exist on {registry}: create it, or check \
+                 the region in the registry's name"
+            ),
+        );
+        e.missing_repository = true;
+        return e;
     } else if matches!(e, OciDistributionError::RequestError(_)) {
         format!(
             "{registry} could not be reached: check the name (and the region in it) and the network"

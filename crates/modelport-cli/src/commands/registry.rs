@@ -45,6 +45,8 @@ pub struct OwnImage {
         modelport_aws::AwsClients,
         std::collections::BTreeMap<String, String>,
     )>,
+    /// How to create the repository where modelport does not (Artifact Registry).
+    create_repository: Option<String>,
 }
 
 /// When `provider` is a cloud and the spec names no serving image for it, builds
@@ -95,7 +97,7 @@ pub async fn own_image(
         .with_context(|| format!("cannot build the serving image in {}", layout.display()))?;
 
     let version = env!("CARGO_PKG_VERSION");
-    let (repository, auth, ecr) = match provider {
+    let (repository, auth, ecr, create_repository) = match provider {
         "aws" => {
             let aws = spec.provider.aws.as_ref().expect("checked above");
             let settings = modelport_aws::ClientSettings::from_spec(aws);
@@ -107,6 +109,7 @@ pub async fn own_image(
                 format!("{}/{}", login.registry, modelport_aws::ecr::REPOSITORY),
                 RegistryAuth::Basic(login.username, login.password),
                 Some((clients, tags)),
+                None,
             )
         }
         _ => {
@@ -114,7 +117,14 @@ pub async fn own_image(
             let settings = modelport_gcp::ClientSettings::from_spec(gcp)?;
             let (repository, login) = modelport_gcp::client::image_registry(&settings).await?;
             let auth = login.map_or(RegistryAuth::Anonymous, |(u, p)| RegistryAuth::Basic(u, p));
-            (repository, auth, None)
+            let how = format!(
+                "create the Artifact Registry repository once: `gcloud artifacts repositories create {} \
+                 --repository-format=docker --location={} --project={}`, or set `provider.gcp.image_uri`",
+                modelport_gcp::client::IMAGE_REPOSITORY,
+                settings.region,
+                settings.project
+            );
+            (repository, auth, None, Some(how))
         }
     };
     let pinned = format!("{repository}@{}", built.manifest.digest);
@@ -130,6 +140,7 @@ pub async fn own_image(
         pinned,
         auth,
         ecr,
+        create_repository,
     }))
 }
 
@@ -146,7 +157,12 @@ pub async fn push_own_image(image: &OwnImage, reporter: &dyn Reporter) -> anyhow
         ));
     }
     reporter.on_start(&format!("pushing the serving image to {}", image.reference));
-    let pushed = modelport_image::push(&image.layout, &image.reference, &image.auth).await?;
+    let pushed = modelport_image::push(&image.layout, &image.reference, &image.auth)
+        .await
+        .map_err(|e| match &image.create_repository {
+            Some(how) if e.is_missing_repository() => e.with_hint(how.clone()),
+            _ => e,
+        })?;
     reporter.on_start(&format!(
         "pushed: {} blob(s) sent ({}), {} already there",
         pushed.blobs_sent,
