@@ -153,6 +153,10 @@ pub enum Command {
         gcp    deployed with no traffic on the serving endpoint and alone on a short-lived verification \
         endpoint, where it is compared; the traffic split moves after it passes\n\
         verify.mode: after-traffic moves the traffic first and back on failure; --no-verify does not compare.\n\n\
+        Without provider.aws.image_uri (or provider.gcp.image_uri) the serving image of this modelport is built \
+        (no Docker needed), shown in the plan and pushed after it is accepted: to the account's ECR repository \
+        `modelport` (created when missing) or the project's Artifact Registry repository `modelport`; the \
+        endpoint runs it pinned by digest (`modelport image build --help`).\n\n\
         An error, SIGINT or SIGTERM removes the new revision (a second signal stops the clean-up); a crash \
         leaves state that a re-run or `modelport destroy` finishes. One command at a time changes a \
         deployment: another waits up to --wait-lock seconds. Re-running an unchanged deploy does nothing.\n\n\

@@ -835,6 +835,15 @@ fn a_deploy_without_image_uri_builds_and_pushes_its_own_image_to_artifact_regist
         plan.stdout()
     );
     assert_eq!(registry.stored_bytes(), 0, "plan pushed something");
+    let policy = run(&["iam-policy", "--provider", "gcp", "-f", &spec]).expect(0);
+    assert!(
+        policy.stdout().contains("roles/artifactregistry.writer")
+            && policy
+                .stdout()
+                .contains("projects/test-project/locations/us-central1/repositories/modelport"),
+        "{}",
+        policy.stdout()
+    );
 
     let first = run(&["deploy", "--provider", "gcp", "-f", &spec]).expect(0);
     assert!(first.stdout().contains("PASS"), "{}", first.stdout());

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Project, Run, root};
+use common::{Project, Run, free_port, root};
 use modelport_testkit::registry::{Registry, system_tool};
 use serde_json::Value;
 
@@ -326,14 +326,6 @@ fn wait_ready(url: &str, container: &Container) -> reqwest::blocking::Response {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn tool(name: &str, args: &[&str], dir: &Path) -> Run {
     let exe = system_tool(name).unwrap();
     Run(Command::new(exe)
@@ -523,4 +515,45 @@ fn the_pushed_image_runs_under_runc_as_sagemaker_and_vertex_run_it() {
         &format!("http://127.0.0.1:{port}"),
     ])
     .expect(0);
+}
+
+#[test]
+fn a_push_that_fails_names_the_registry_and_what_to_do() {
+    let p = Project::new();
+    build(&p, "image", &["--engine", "tract"]);
+    // Nothing listens on port 9 of 127.0.0.1.
+    let run = p
+        .run(&[
+            "image",
+            "push",
+            "127.0.0.1:9/modelport:x",
+            "--layout",
+            "image",
+        ])
+        .expect(1);
+    assert!(
+        run.stderr().contains("127.0.0.1:9/modelport"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("hint: "), "{}", run.stderr());
+
+    let run = p
+        .run(&[
+            "image",
+            "push",
+            "127.0.0.1:9/modelport:x",
+            "--layout",
+            "nowhere",
+        ])
+        .expect(1);
+    assert!(run.stderr().contains("nowhere"), "{}", run.stderr());
+    let run = p
+        .run(&["image", "push", "Not A Reference", "--layout", "image"])
+        .expect(1);
+    assert!(
+        run.stderr().contains("REGISTRY/REPOSITORY:TAG"),
+        "{}",
+        run.stderr()
+    );
 }

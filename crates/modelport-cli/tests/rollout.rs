@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Answer, Interruption, PhaseWatch, Project, Traffic, alive, finish, first, root, spawn,
-    wait_for_phase, wait_gone,
+    Answer, Interruption, PhaseWatch, Project, Traffic, alive, finish, first, free_port, root,
+    spawn, wait_for_phase, wait_gone,
 };
 
 const SPEC: &str = "iris/modelport.yaml";
@@ -36,14 +36,6 @@ fn fixed_port_example(example: &str) -> (Project, u16) {
     );
     std::fs::write(&path, yaml).unwrap();
     (p, port)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Puts the svm model (same inputs, other answers) in place of iris's: the next

@@ -17,6 +17,7 @@ pub mod signature;
 pub mod spec;
 pub mod state;
 pub mod tensor;
+pub mod time;
 
 pub use error::{Error, Result};
 pub use predictor::{

@@ -443,27 +443,7 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// `1970-01-01T00:00:00Z` for 0: RFC 3339 in UTC, from days since the epoch
-/// (Howard Hinnant's civil-from-days).
-pub fn rfc3339(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
+pub use modelport_core::time::rfc3339;
 
 /// The dates of the image: `SOURCE_DATE_EPOCH` (reproducible-builds.org), else 0.
 pub fn source_date_epoch() -> Result<u64, ImageError> {
@@ -497,13 +477,6 @@ pub fn blob_path(dir: &Path, digest: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_rfc3339_in_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_796_083_199), "2026-11-30T23:59:59Z");
-    }
 
     #[test]
     fn onnxruntime_versions_come_from_the_file_name() {

@@ -26,44 +26,31 @@ use crate::exit::Code;
 use crate::reporter::StderrReporter;
 
 pub fn run(args: DeployArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Code> {
-    let mut spec = DeploymentSpec::from_file(&args.file)?;
+    let spec = DeploymentSpec::from_file(&args.file)?;
     let ws = super::workspace(&args.workspace.home)?;
     let provider = targets::provider(&args.provider, &ws)?;
     let runtime = targets::runtime()?;
     let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
-    // No image named: this modelport's own, built now and pushed once the plan is accepted.
-    let own = runtime.block_on(registry::own_image(
-        &mut spec,
-        &args.provider,
-        &ws,
-        &reporter,
-    ))?;
-    runtime.block_on(deploy(
-        &args,
-        &spec,
-        &ws,
-        provider.as_ref(),
-        out,
-        own,
-        &reporter,
-    ))
+    runtime.block_on(deploy(&args, spec, &ws, provider.as_ref(), out, &reporter))
 }
 
 async fn deploy(
     args: &DeployArgs,
-    spec: &DeploymentSpec,
+    mut spec: DeploymentSpec,
     ws: &Workspace,
     provider: &dyn Provider,
     out: OutputFormat,
-    own: Option<registry::OwnImage>,
     reporter: &StderrReporter,
 ) -> anyhow::Result<Code> {
-    let name = spec.name.as_str();
     let silent = reporter.is_silent();
-    let mode = targets::rollout_mode(spec, args.no_verify);
+    let mode = targets::rollout_mode(&spec, args.no_verify);
     let wait = Duration::from_secs(args.lock.wait_lock);
-    // A wrong instance type fails before anything is locked, packaged or created.
-    modelport_deploy::check_compute(spec, provider)?;
+    // A wrong instance type fails before anything is built, locked, packaged or created.
+    modelport_deploy::check_compute(&spec, provider)?;
+    // No image named: this modelport's own, built now and pushed once the plan is accepted.
+    let own = registry::own_image(&mut spec, &args.provider, ws, reporter).await?;
+    let spec = &spec;
+    let name = spec.name.as_str();
     let scratch = Scratch::new(ws, "package");
 
     let mut lock = targets::lock(ws, name, LockKind::Exclusive, "deploy", wait, silent)?;

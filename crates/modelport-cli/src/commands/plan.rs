@@ -26,6 +26,8 @@ pub fn run(args: PlanArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Cod
     let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
     let scratch = Scratch::new(&ws, "plan");
     let runtime = targets::runtime()?;
+    // A wrong instance type fails before the image is built.
+    modelport_deploy::check_compute(&spec, provider.as_ref())?;
     let own = runtime.block_on(registry::own_image(
         &mut spec,
         &args.provider,

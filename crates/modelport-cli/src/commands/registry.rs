@@ -10,6 +10,8 @@ use modelport_core::spec::{DeploymentSpec, EngineChoice};
 use modelport_core::state::Workspace;
 use modelport_image::{BuildOptions, Engine, RegistryAuth};
 
+use super::targets::ImageHome;
+
 /// The credentials for `registry`.
 pub async fn credentials(registry: &str) -> anyhow::Result<RegistryAuth> {
     if let Some(region) = modelport_aws::ecr::ecr_region(registry) {
@@ -59,10 +61,13 @@ pub async fn own_image(
     ws: &Workspace,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Option<OwnImage>> {
-    let missing = match provider {
-        "aws" => spec.provider.aws.is_some() && spec.aws_image().is_none(),
-        "gcp" => spec.provider.gcp.is_some() && spec.gcp_image().is_none(),
-        _ => false,
+    let home = super::targets::image_home(provider);
+    let missing = match home {
+        Some(ImageHome::Ecr) => spec.provider.aws.is_some() && spec.aws_image().is_none(),
+        Some(ImageHome::ArtifactRegistry) => {
+            spec.provider.gcp.is_some() && spec.gcp_image().is_none()
+        }
+        None => false,
     };
     if !missing {
         return Ok(None);
@@ -97,8 +102,8 @@ pub async fn own_image(
         .with_context(|| format!("cannot build the serving image in {}", layout.display()))?;
 
     let version = env!("CARGO_PKG_VERSION");
-    let (repository, auth, ecr, create_repository) = match provider {
-        "aws" => {
+    let (repository, auth, ecr, create_repository) = match home {
+        Some(ImageHome::Ecr) => {
             let aws = spec.provider.aws.as_ref().expect("checked above");
             let settings = modelport_aws::ClientSettings::from_spec(aws);
             let clients = modelport_aws::builder::connect(&settings, None).await?;
@@ -128,8 +133,8 @@ pub async fn own_image(
         }
     };
     let pinned = format!("{repository}@{}", built.manifest.digest);
-    match provider {
-        "aws" => {
+    match home {
+        Some(ImageHome::Ecr) => {
             spec.provider.aws.as_mut().expect("checked above").image_uri = Some(pinned.clone())
         }
         _ => spec.provider.gcp.as_mut().expect("checked above").image_uri = Some(pinned.clone()),

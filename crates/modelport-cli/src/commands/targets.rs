@@ -22,7 +22,26 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// The provider called `name`; the only place that matches on provider names.
+/// Where a deploy to the provider called `name` pushes the serving image it builds
+/// when the spec names none: `None` for a provider that runs no image (local).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageHome {
+    /// The account's Amazon ECR.
+    Ecr,
+    /// The project's Google Artifact Registry.
+    ArtifactRegistry,
+}
+
+pub fn image_home(name: &str) -> Option<ImageHome> {
+    match name {
+        "aws" => Some(ImageHome::Ecr),
+        "gcp" => Some(ImageHome::ArtifactRegistry),
+        _ => None,
+    }
+}
+
+/// The provider called `name`; with [`image_home`], the only place that matches on
+/// provider names.
 pub fn provider(name: &str, ws: &Workspace) -> anyhow::Result<Arc<dyn Provider>> {
     match name {
         "local" => {
