@@ -102,9 +102,12 @@ pub async fn own_image(
         .with_context(|| format!("cannot build the serving image in {}", layout.display()))?;
 
     let version = env!("CARGO_PKG_VERSION");
-    let (repository, auth, ecr, create_repository) = match home {
-        Some(ImageHome::Ecr) => {
-            let aws = spec.provider.aws.as_ref().expect("checked above");
+    let (repository, auth, ecr, create_repository) = match (
+        home,
+        &spec.provider.aws,
+        &spec.provider.gcp,
+    ) {
+        (Some(ImageHome::Ecr), Some(aws), _) => {
             let settings = modelport_aws::ClientSettings::from_spec(aws);
             let clients = modelport_aws::builder::connect(&settings, None).await?;
             let login = modelport_aws::ecr::login(&clients).await?;
@@ -117,8 +120,7 @@ pub async fn own_image(
                 None,
             )
         }
-        _ => {
-            let gcp = spec.provider.gcp.as_ref().expect("checked above");
+        (Some(ImageHome::ArtifactRegistry), _, Some(gcp)) => {
             let settings = modelport_gcp::ClientSettings::from_spec(gcp)?;
             let (repository, login) = modelport_gcp::client::image_registry(&settings).await?;
             let auth = login.map_or(RegistryAuth::Anonymous, |(u, p)| RegistryAuth::Basic(u, p));
@@ -131,13 +133,16 @@ pub async fn own_image(
             );
             (repository, auth, None, Some(how))
         }
+        // Not reached: `missing` above needs the provider's section.
+        _ => return Ok(None),
     };
     let pinned = format!("{repository}@{}", built.manifest.digest);
-    match home {
-        Some(ImageHome::Ecr) => {
-            spec.provider.aws.as_mut().expect("checked above").image_uri = Some(pinned.clone())
-        }
-        _ => spec.provider.gcp.as_mut().expect("checked above").image_uri = Some(pinned.clone()),
+    let slot = match home {
+        Some(ImageHome::Ecr) => spec.provider.aws.as_mut().map(|a| &mut a.image_uri),
+        _ => spec.provider.gcp.as_mut().map(|g| &mut g.image_uri),
+    };
+    if let Some(slot) = slot {
+        *slot = Some(pinned.clone());
     }
     Ok(Some(OwnImage {
         layout,
