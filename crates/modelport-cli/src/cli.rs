@@ -208,6 +208,26 @@ pub enum Command {
     )]
     Compare(CompareArgs),
 
+    /// Compress a model (float16, eight-bit weights, dynamic int8, pruning) and prove it
+    /// against the original on the same inputs.
+    #[command(
+        after_help = "The gate runs the original and the compressed model on the evaluation inputs \
+        (--eval, else --samples, else generated from the signature) and compares them: per output the \
+        max and mean absolute error, SQNR and label/argmax agreement, with labels the accuracy of \
+        both. The goal (--max-degradation METRIC=VALUE, repeatable) defaults to agreement=1% (at \
+        least 99% of labels unchanged); NaN or infinity where the original is finite always fails. \
+        Metrics: agreement (fraction of rows that may differ), accuracy (drop: 0.01 is one point, \
+        2% is relative to the original's accuracy; needs labels), max_abs and mean_abs (absolute, or \
+        N% of the output's largest magnitude), sqnr (least dB). --eval FILE is JSON \
+        {\"instances\": [...], \"labels\": [...]} (labels optional), .npy or .csv.\n\n\
+        Exit codes: 0 the goal is met and --out is written, 3 it is missed (nothing written), 1 an error.\n\n\
+        Examples:\n  modelport compress model.onnx --to int8 --per-channel --out model.int8.onnx\n  \
+        modelport compress model.onnx --to fp16 --eval eval.json --out model.fp16.onnx\n  \
+        modelport compress model.onnx --to int8-dynamic --eval eval.json --max-degradation accuracy=0.01 --auto --out q.onnx\n  \
+        modelport compress model.onnx --prune 0.5 --to int8 --out small.onnx --output json"
+    )]
+    Compress(CompressArgs),
+
     /// Show how deployments are doing: health, URL, digest, uptime.
     #[command(after_help = "Examples:\n  modelport status\n  modelport status iris --output json")]
     Status(StatusArgs),
@@ -332,6 +352,63 @@ pub struct CatalogArgs {
 pub enum CatalogAction {
     /// Print how to rebuild the prices from the providers' price APIs (scripts/refresh-prices).
     Refresh,
+}
+
+#[derive(Debug, Args)]
+pub struct CompressArgs {
+    /// The ONNX model (a file, or a directory holding one and its external data).
+    pub model: PathBuf,
+
+    /// What to compress to: fp16, int8 (weight-only) or int8-dynamic.
+    #[arg(long, value_parser = |s: &str| s.parse::<modelport_compress::Method>())]
+    pub to: Option<modelport_compress::Method>,
+
+    /// One scale per output channel instead of one per weight (int8, int8-dynamic).
+    #[arg(long)]
+    pub per_channel: bool,
+
+    /// Zero this fraction of each MatMul, Gemm and Conv weight, smallest first (0 <= S < 1).
+    #[arg(long, value_name = "SPARSITY")]
+    pub prune: Option<f64>,
+
+    /// Leave a node (by name) or every node of an operator type as it is; repeatable.
+    #[arg(long, value_name = "NODE|OP_TYPE")]
+    pub exclude: Vec<String>,
+
+    /// The compressed model's file (external data, if any, goes beside it as FILE.data).
+    #[arg(long)]
+    pub out: PathBuf,
+
+    /// Evaluation inputs, optionally with labels (JSON {"instances": [...], "labels": [...]}, .npy, .csv).
+    #[arg(long, conflicts_with = "samples")]
+    pub eval: Option<PathBuf>,
+
+    /// Evaluation inputs without labels (any form `compare` reads).
+    #[arg(long, short = 'i')]
+    pub samples: Option<PathBuf>,
+
+    /// Without --eval or --samples: generate this many inputs from the signature.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+
+    /// Seed for generated inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// The goal, METRIC=VALUE; repeatable (default agreement=1%).
+    #[arg(long, value_name = "METRIC=VALUE", value_parser = |s: &str| s.parse::<modelport_compress::Goal>())]
+    pub max_degradation: Vec<modelport_compress::Goal>,
+
+    /// When the goal is missed, leave the nodes that cost the most accuracy uncompressed until it is met.
+    #[arg(long)]
+    pub auto: bool,
+
+    /// Skip the latency and artifact-size measurements.
+    #[arg(long)]
+    pub no_measure: bool,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]

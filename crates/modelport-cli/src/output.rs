@@ -54,6 +54,8 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<modelport_image::ImageError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<modelport_compress::CompressError>() {
+            e.hint()
         } else {
             None
         }

@@ -200,6 +200,83 @@ pub struct ModelSpec {
     /// The model format. Default: `onnx`, the only one for now.
     #[serde(default)]
     pub format: ModelFormat,
+    /// Compress the model before packaging it; the endpoint is then proved against
+    /// the original, uncompressed model within the gate's goal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<CompressSpec>,
+}
+
+/// `model.compress`: what `modelport compress` does, as part of a deploy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompressSpec {
+    /// `fp16`, `int8` (weight-only) or `int8-dynamic`; absent with `prune` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<CompressTo>,
+    /// One scale per output channel (int8, int8-dynamic).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub per_channel: bool,
+    /// Zero this fraction of each weight, smallest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<f64>,
+    /// Node names or operator types left as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// The goal, metric by metric, as `--max-degradation` writes it:
+    /// `{agreement: 1%, accuracy: 0.01, max_abs: 0.05, sqnr: 30}`. Default: agreement 1%.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_degradation: BTreeMap<String, GoalBound>,
+    /// Leave the costliest nodes uncompressed until the goal is met.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub auto: bool,
+    /// The gate's inputs, optionally labelled (default: `verify.samples`, else generated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<PathBuf>,
+}
+
+impl CompressSpec {
+    /// The metrics `max_degradation` takes.
+    pub const METRICS: [&'static str; 5] = ["agreement", "accuracy", "max_abs", "mean_abs", "sqnr"];
+
+    /// The goals as `--max-degradation` writes them: `agreement=1%`.
+    pub fn goals(&self) -> Vec<String> {
+        self.max_degradation
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
+}
+
+/// What `model.compress.to` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CompressTo {
+    #[serde(rename = "fp16")]
+    Fp16,
+    #[serde(rename = "int8")]
+    Int8,
+    #[serde(rename = "int8-dynamic")]
+    Int8Dynamic,
+}
+
+/// A bound in `max_degradation`: a number, or a percentage such as `1%`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum GoalBound {
+    Number(f64),
+    Text(String),
+}
+
+impl fmt::Display for GoalBound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GoalBound::Number(n) => write!(f, "{n}"),
+            GoalBound::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The model formats modelport packages.
@@ -709,6 +786,7 @@ impl DeploymentSpec {
         DeploymentSpec {
             name,
             model: ModelSpec {
+                compress: None,
                 path: model_path.into(),
                 format: ModelFormat::Onnx,
             },
@@ -822,6 +900,9 @@ impl DeploymentSpec {
         }
         check_compute(&self.compute)?;
         check_serving(&self.serving)?;
+        if let Some(c) = &self.model.compress {
+            check_compress(c)?;
+        }
         check_verify(&self.verify)
     }
 
@@ -1158,6 +1239,57 @@ fn check_serving(s: &ServingSpec) -> Result<(), Problem> {
             &["serving", "timeout_s"],
             "must be at least 1 second",
         ));
+    }
+    Ok(())
+}
+
+fn check_compress(c: &CompressSpec) -> Result<(), Problem> {
+    if c.to.is_none() && c.prune.is_none() {
+        return Err(
+            Problem::new(&["model", "compress"], "says neither `to` nor `prune`")
+                .hint("`to: int8` (or fp16, int8-dynamic), `prune: 0.5`, or both"),
+        );
+    }
+    if let Some(p) = c.prune
+        && !(0.0..1.0).contains(&p)
+    {
+        return Err(Problem::new(
+            &["model", "compress", "prune"],
+            format!("is {p}; a sparsity is a fraction in [0, 1)"),
+        )
+        .hint("0.5 zeroes the smallest half of each weight"));
+    }
+    if c.per_channel && !matches!(c.to, Some(CompressTo::Int8 | CompressTo::Int8Dynamic)) {
+        return Err(Problem::new(
+            &["model", "compress", "per_channel"],
+            "per-channel scales are for eight-bit weights",
+        )
+        .hint("use it with `to: int8` or `to: int8-dynamic`"));
+    }
+    for (metric, bound) in &c.max_degradation {
+        let path = ["model", "compress", "max_degradation", metric.as_str()];
+        if !CompressSpec::METRICS.contains(&metric.as_str()) {
+            return Err(Problem::new(&path, "is not a metric").hint(format!(
+                "the metrics are {}",
+                CompressSpec::METRICS.join(", ")
+            )));
+        }
+        let number = match bound {
+            GoalBound::Number(n) => Some(*n),
+            GoalBound::Text(t) => t
+                .trim()
+                .strip_suffix('%')
+                .filter(|_| metric != "sqnr")
+                .unwrap_or(t.trim())
+                .trim()
+                .parse::<f64>()
+                .ok(),
+        };
+        if !number.is_some_and(|n| n.is_finite() && n >= 0.0) {
+            return Err(Problem::new(&path, format!("{bound} is not a bound")).hint(
+                "a number ≥ 0 or a percentage: `agreement: 1%`, `accuracy: 0.01`, `sqnr: 30` (dB)",
+            ));
+        }
     }
     Ok(())
 }
@@ -2235,6 +2367,50 @@ verify:
         assert_eq!(at(&["a", "e", "g", "h"]), Some((6, 17)));
         assert_eq!(at(&["a", "d"]), None);
         assert_eq!(at(&["x"]), None);
+    }
+
+    #[test]
+    fn compress_is_checked_field_by_field() {
+        let base = "name: m\nmodel:\n  path: m.onnx\n  compress:\n";
+        let parse = |extra: &str| {
+            DeploymentSpec::from_str(&format!("{base}{extra}"), Path::new("modelport.yaml"))
+        };
+        let ok = parse("    to: int8\n    per_channel: true\n    max_degradation: {agreement: 1%, accuracy: 0.01, sqnr: 30}\n").unwrap();
+        let c = ok.model.compress.unwrap();
+        assert_eq!(c.to, Some(CompressTo::Int8));
+        assert_eq!(c.goals(), vec!["accuracy=0.01", "agreement=1%", "sqnr=30"]);
+        for (extra, field) in [
+            ("    per_channel: true\n", "model.compress"),
+            (
+                "    to: fp16\n    per_channel: true\n",
+                "model.compress.per_channel",
+            ),
+            ("    prune: 1.5\n", "model.compress.prune"),
+            (
+                "    to: int8\n    max_degradation: {speed: 1}\n",
+                "model.compress.max_degradation.speed",
+            ),
+            (
+                "    to: int8\n    max_degradation: {sqnr: 30%}\n",
+                "model.compress.max_degradation.sqnr",
+            ),
+            (
+                "    to: int8\n    max_degradation: {accuracy: lots}\n",
+                "model.compress.max_degradation.accuracy",
+            ),
+        ] {
+            let err = parse(extra).unwrap_err().to_string();
+            assert!(err.contains(field), "{extra}: {err}");
+        }
+        let err = parse("    to: int4\n").unwrap_err().to_string();
+        assert!(err.contains("int4"), "{err}");
+        // A spec without compress hashes as before: the key is left out.
+        let plain = DeploymentSpec::from_str(
+            "name: m\nmodel:\n  path: m.onnx\n",
+            Path::new("modelport.yaml"),
+        )
+        .unwrap();
+        assert!(!plain.canonical_json().contains("compress"));
     }
 
     #[test]

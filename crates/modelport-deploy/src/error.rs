@@ -21,6 +21,12 @@ pub enum DeployError {
     Compare(#[source] Box<DeployError>),
     #[error(transparent)]
     Predict(#[from] modelport_verify::CompareError),
+    #[error(transparent)]
+    Compress(#[from] modelport_compress::CompressError),
+    /// `model.compress` made a model that misses its goal against the original;
+    /// nothing was created.
+    #[error("the compressed model misses the goal against the original model: nothing was created")]
+    Gate(Box<modelport_compress::CompressReport>),
     /// A fail point armed by a test (debug builds only).
     #[error("fail point {0} was hit")]
     FailPoint(String),
@@ -68,6 +74,13 @@ impl DeployError {
             DeployError::Runtime(e) => e.hint(),
             DeployError::Compare(e) => e.hint(),
             DeployError::Predict(e) => e.hint(),
+            DeployError::Compress(e) => e.hint(),
+            DeployError::Gate(_) => Some(
+                "loosen `model.compress.max_degradation`, set `per_channel: true`, `exclude` the \
+                 nodes that lose accuracy, or `auto: true`; `modelport compress` tries settings \
+                 without deploying"
+                    .into(),
+            ),
             DeployError::RolledBack { source, .. } => source.hint(),
             DeployError::Stranded { hint, .. } => Some(hint.clone()),
             DeployError::Other { hint, .. } => hint.clone(),

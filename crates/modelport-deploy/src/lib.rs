@@ -19,8 +19,8 @@ pub mod verify;
 pub use cancel::{CancelHandle, Cancellation};
 pub use error::{DeployError, Result};
 pub use prepare::{
-    Packaged, Planned, Scratch, check_compute, hourly, package_in, plan, prepare, record_deployed,
-    recorded_state,
+    Compression, Packaged, Planned, Scratch, check_compute, hourly, package_in, plan, prepare,
+    record_deployed, recorded_state,
 };
 pub use rollout::{Deployer, Outcome};
-pub use verify::{ReferenceVerifier, Verdict, Verifier};
+pub use verify::{EndpointGate, ReferenceVerifier, Verdict, Verifier};

@@ -12,11 +12,16 @@ use modelport_catalog::{
     Catalog, Catalogs, Compute, Cost, Finding, ModelFootprint, PayloadLimit, dollars,
     local_payload_limit,
 };
+use modelport_compress::{
+    CompressReport, EvalSet, Goal, Method, Options as CompressOptions, Settings,
+};
+use modelport_core::Signature;
 use modelport_core::provider::{ActionKind, ArtifactRef, Copies, Plan, Provider, Reporter};
 use modelport_core::spec::DeploymentSpec;
+use modelport_core::spec::{CompressSpec, CompressTo};
 use modelport_core::state::{DeploymentState, RolloutMode, Workspace};
 use modelport_package::{PackageOptions, package};
-use modelport_runtime::ModelInfo;
+use modelport_runtime::{ModelInfo, RuntimeOptions, samples};
 use serde_json::json;
 
 use crate::error::{DeployError, Result};
@@ -37,6 +42,8 @@ pub struct Planned {
     pub warnings: Vec<Finding>,
     /// `Vertex AI list prices in us-central1 as of 2025-01-15 (embedded providers/gcp.yaml)`.
     pub prices: Option<String>,
+    /// With `model.compress`: the gate's result, original → compressed.
+    pub compression: Option<CompressReport>,
 }
 
 impl Planned {
@@ -96,6 +103,7 @@ impl Planned {
             },
             "payload_limit": self.payload,
             "warnings": self.warnings,
+            "compression": self.compression,
         })
     }
 }
@@ -126,12 +134,151 @@ impl Drop for Scratch {
 pub struct Packaged {
     pub artifact: ArtifactRef,
     pub footprint: ModelFootprint,
+    /// With `model.compress`: what the gate found, and the original model the
+    /// endpoint is proved against.
+    pub compression: Option<Compression>,
 }
 
-/// Packages the spec's model into `scratch`; also says what the model weighs, for
-/// the fit check. Blocking.
-fn package_model(spec: &DeploymentSpec, scratch: &Path) -> Result<Packaged> {
+/// A model compressed for a deploy, and what proves it.
+#[derive(Debug, Clone)]
+pub struct Compression {
+    /// The gate's result: original → compressed, on this machine.
+    pub report: CompressReport,
+    /// A copy of the original model, taken before compressing, in the scratch folder.
+    pub original: PathBuf,
+    pub goals: Vec<Goal>,
+    /// The gate's inputs (and labels), which the endpoint is given too.
+    pub eval: EvalSet,
+}
+
+/// The gate's inputs for a deploy: `model.compress.eval`, else `verify.samples`,
+/// else generated from the signature as the comparison does.
+fn eval_set(spec: &DeploymentSpec, c: &CompressSpec, signature: &Signature) -> Result<EvalSet> {
+    let file = c
+        .eval
+        .as_deref()
+        .map(|p| spec.resolve_path(p))
+        .or_else(|| spec.samples_path());
+    Ok(match file {
+        Some(path) => EvalSet::read(&path, signature).map_err(|e| DeployError::Other {
+            message: format!("the evaluation inputs of `model.compress` do not fit the model: {e}"),
+            hint: Some(
+                "`model.compress.eval` (else `verify.samples`) names the file: JSON \
+                 {\"instances\": [...], \"labels\": [...]}, .npy or CSV"
+                    .into(),
+            ),
+        })?,
+        None => EvalSet {
+            inputs: samples::generate(signature, spec.verify.count as usize, spec.verify.seed)?,
+            labels: None,
+            source: format!(
+                "{} generated inputs (seed {})",
+                spec.verify.count, spec.verify.seed
+            ),
+        },
+    })
+}
+
+/// `model.compress` as the compressor's settings and goals.
+pub fn compress_settings(c: &CompressSpec) -> Result<(Settings, Vec<Goal>)> {
+    let settings = Settings {
+        to: c.to.map(|t| match t {
+            CompressTo::Fp16 => Method::Fp16,
+            CompressTo::Int8 => Method::Int8,
+            CompressTo::Int8Dynamic => Method::Int8Dynamic,
+        }),
+        per_channel: c.per_channel,
+        prune: c.prune,
+        exclude: c.exclude.clone(),
+    };
+    let goals = c
+        .goals()
+        .iter()
+        .map(|g| {
+            g.parse::<Goal>().map_err(|e| DeployError::Other {
+                message: format!("model.compress.max_degradation: {e}"),
+                hint: Some("`agreement: 1%`, `accuracy: 0.01`, `max_abs: 0.05`, `sqnr: 30`".into()),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((settings, goals))
+}
+
+/// Copies the model (a file, or a folder and its files) into `to`; returns the copy.
+fn copy_model(model: &Path, to: &Path) -> Result<PathBuf> {
+    let io = |p: &Path, e| DeployError::Core(modelport_core::Error::io(p, e));
+    std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
+    let name = model
+        .file_name()
+        .ok_or_else(|| DeployError::other(format!("{} names no file", model.display())))?;
+    let copy = to.join(name);
+    if model.is_dir() {
+        std::fs::create_dir_all(&copy).map_err(|e| io(&copy, e))?;
+        for entry in std::fs::read_dir(model).map_err(|e| io(model, e))? {
+            let path = entry.map_err(|e| io(model, e))?.path();
+            if path.is_file() {
+                std::fs::copy(&path, copy.join(path.file_name().expect("a file")))
+                    .map_err(|e| io(&path, e))?;
+            }
+        }
+    } else {
+        std::fs::copy(model, &copy).map_err(|e| io(model, e))?;
+    }
+    Ok(copy)
+}
+
+/// Compresses the spec's model into `scratch` and gates it; a missed goal is
+/// [`DeployError::Gate`]. Blocking.
+fn compress_model(
+    spec: &DeploymentSpec,
+    c: &CompressSpec,
+    scratch: &Path,
+) -> Result<(PathBuf, Compression)> {
     let model = spec.model_path();
+    let info = ModelInfo::from_path(&model)?;
+    let (settings, goals) = compress_settings(c)?;
+    let eval = eval_set(spec, c, &info.signature)?;
+    let original = copy_model(&model, &scratch.join("original"))?;
+    let out = scratch.join("compressed").join("model.onnx");
+    let opts = CompressOptions {
+        settings,
+        goals: goals.clone(),
+        auto: c.auto,
+        engine: spec.serving.engine,
+        runtime: RuntimeOptions::default(),
+        measure: false,
+    };
+    let report = modelport_compress::compress(&original, &out, &eval, &opts)?;
+    if !report.passed() {
+        return Err(DeployError::Gate(Box::new(report)));
+    }
+    // The compressed model alone in its folder (with its external data, if any).
+    let source = if report.written.len() > 1 {
+        scratch.join("compressed")
+    } else {
+        out
+    };
+    Ok((
+        source,
+        Compression {
+            report,
+            original,
+            goals,
+            eval,
+        },
+    ))
+}
+
+/// Packages the spec's model into `scratch` (compressed first when the spec says
+/// so); also says what the model weighs, for the fit check. Blocking.
+fn package_model(spec: &DeploymentSpec, scratch: &Path) -> Result<Packaged> {
+    let (model, compression) = match &spec.model.compress {
+        None => (spec.model_path(), None),
+        Some(c) => {
+            let (model, compression) = compress_model(spec, c, scratch)?;
+            (model, Some(compression))
+        }
+    };
     let info = ModelInfo::from_path(&model)?;
     let opts = PackageOptions {
         signature: Some(info.signature.clone()),
@@ -151,6 +298,7 @@ fn package_model(spec: &DeploymentSpec, scratch: &Path) -> Result<Packaged> {
             parameters: info.parameters,
             weight_bytes: info.weight_bytes,
         },
+        compression,
     })
 }
 
@@ -160,7 +308,10 @@ pub async fn package_in(
     scratch: &Scratch,
     reporter: &dyn Reporter,
 ) -> Result<Packaged> {
-    reporter.on_start(&format!("packaging {}", spec.model_path().display()));
+    reporter.on_start(&match &spec.model.compress {
+        Some(_) => format!("compressing and packaging {}", spec.model_path().display()),
+        None => format!("packaging {}", spec.model_path().display()),
+    });
     let spec = spec.clone();
     let dir = scratch.path().to_path_buf();
     tokio::task::spawn_blocking(move || package_model(&spec, &dir))
@@ -240,6 +391,7 @@ pub async fn plan(
         before,
         after,
         warnings,
+        compression: packaged.compression.as_ref().map(|c| c.report.clone()),
     })
 }
 

@@ -3,6 +3,10 @@
 //! artifact (the very bytes the endpoint serves, not the model file beside the spec,
 //! which may have changed since it was packaged).
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use modelport_compress::{EvalSet, GateReport, Goal};
 use modelport_core::provider::ArtifactRef;
 use modelport_core::spec::{EngineChoice, VerifySpec};
 use modelport_core::state::Workspace;
@@ -44,6 +48,64 @@ pub struct ReferenceVerifier {
     pub verify: VerifySpec,
     /// How many of the worst examples a report keeps.
     pub worst: usize,
+    /// With `model.compress`: the endpoint is also held to the gate's goal against
+    /// the original, uncompressed model.
+    pub compression: Option<EndpointGate>,
+}
+
+/// The second hop of a compressed deploy: original → endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointGate {
+    /// The original model (a copy taken before compressing).
+    pub original: PathBuf,
+    /// Empty: the default goal.
+    pub goals: Vec<Goal>,
+    /// The gate's inputs and labels.
+    pub eval: EvalSet,
+    /// What the last verification found, for the report.
+    pub result: Arc<Mutex<Option<GateReport>>>,
+}
+
+impl EndpointGate {
+    /// What the last verification found: original → endpoint.
+    pub fn last(&self) -> Option<GateReport> {
+        self.result.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Holds the endpoint's answers on the gate's inputs to the goal against the
+    /// original model run here.
+    async fn check(&self, endpoint: &dyn Predictor, engine: EngineChoice) -> Result<GateReport> {
+        let answered = endpoint.predict(&self.eval.inputs).await.map_err(|e| {
+            DeployError::Compare(Box::new(DeployError::other(format!(
+                "the endpoint could not answer the gate's inputs: {e}"
+            ))))
+        })?;
+        let (original, inputs) = (self.original.clone(), self.eval.inputs.clone());
+        let (reference, specs) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let model = modelport_runtime::load(&original, engine, &RuntimeOptions::default())?;
+            let out = modelport_compress::run_all(model.as_ref(), &inputs)?;
+            Ok((out, model.signature().outputs.clone()))
+        })
+        .await
+        .map_err(|e| DeployError::other(format!("running the original model stopped: {e}")))?
+        .map_err(|e| DeployError::Compare(Box::new(e)))?;
+        let goals = if self.goals.is_empty() {
+            modelport_compress::default_goals()
+        } else {
+            self.goals.clone()
+        };
+        let report = modelport_compress::gate::evaluate(
+            &answered.outputs,
+            &reference,
+            &specs,
+            self.eval.labels.as_deref(),
+            &goals,
+        );
+        if let Ok(mut last) = self.result.lock() {
+            *last = Some(report.clone());
+        }
+        Ok(report)
+    }
 }
 
 impl ReferenceVerifier {
@@ -102,7 +164,23 @@ impl Verifier for ReferenceVerifier {
             modelport_verify::run::compare(endpoint, &reference, &inputs, &self.verify, self.worst)
                 .await;
         match result {
-            Ok(report) if report.passed() => Ok(Verdict::Passed(report)),
+            Ok(report) if report.passed() => match &self.compression {
+                None => Ok(Verdict::Passed(report)),
+                Some(gate) => {
+                    let g = gate.check(endpoint, self.engine).await?;
+                    if g.passed {
+                        Ok(Verdict::Passed(report))
+                    } else {
+                        Ok(Verdict::Failed {
+                            reason: format!(
+                                "the new revision misses the compression goal against the original model on {} samples",
+                                g.samples
+                            ),
+                            report: Some(report),
+                        })
+                    }
+                }
+            },
             Ok(report) => Ok(Verdict::Failed {
                 reason: format!(
                     "the new revision does not match the model on {} samples",

@@ -189,6 +189,7 @@ pub async fn lifecycle(
             ..changed.verify.clone()
         },
         worst: DEFAULT_WORST,
+        compression: None,
     };
     let deployer = Deployer {
         provider,

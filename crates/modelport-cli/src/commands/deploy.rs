@@ -15,7 +15,7 @@ use modelport_core::provider::Provider;
 use modelport_core::spec::DeploymentSpec;
 use modelport_core::state::{DeploymentState, Workspace};
 use modelport_deploy::{
-    Cancellation, Deployer, Outcome, Packaged, Planned, ReferenceVerifier, Scratch,
+    Cancellation, Deployer, EndpointGate, Outcome, Packaged, Planned, ReferenceVerifier, Scratch,
 };
 use modelport_verify::{CompareReport, DEFAULT_WORST, render_text};
 use serde_json::json;
@@ -61,7 +61,10 @@ async fn deploy(
         cancel: Cancellation::never(),
     };
     let (state, recovered) = recover(&deployer, spec, ws, provider).await?;
-    let packaged = modelport_deploy::package_in(spec, &scratch, reporter).await?;
+    let packaged = match modelport_deploy::package_in(spec, &scratch, reporter).await {
+        Err(modelport_deploy::DeployError::Gate(report)) => return plan::gate_failed(&report, out),
+        other => other?,
+    };
     let mut planned =
         modelport_deploy::plan(spec, ws, provider, &packaged, state.as_ref(), mode).await?;
     if !silent {
@@ -98,12 +101,58 @@ async fn deploy(
         engine: args.engine.engine,
         verify,
         worst: DEFAULT_WORST,
+        compression: packaged.compression.as_ref().map(|c| EndpointGate {
+            original: c.original.clone(),
+            goals: c.goals.clone(),
+            eval: c.eval.clone(),
+            result: Default::default(),
+        }),
     };
     let plan_json = serde_json::to_value(&planned.plan)?;
     let outcome = deployer.run(planned.plan, Some(&verifier)).await;
     drop(lock);
     let outcome = outcome?;
-    report(args, provider, name, out, recovered, plan_json, outcome).await
+    let hops = packaged.compression.as_ref().map(|c| Hops {
+        local: c.report.clone(),
+        endpoint: verifier.compression.as_ref().and_then(EndpointGate::last),
+    });
+    report(
+        args, provider, name, out, recovered, plan_json, outcome, hops,
+    )
+    .await
+}
+
+/// The two hops of a compressed deploy's proof.
+struct Hops {
+    /// original → compressed, on this machine (the gate before packaging).
+    local: modelport_compress::CompressReport,
+    /// original → endpoint; absent when the endpoint was not reached.
+    endpoint: Option<modelport_compress::GateReport>,
+}
+
+impl Hops {
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "local": self.local,
+            "endpoint": self.endpoint,
+        })
+    }
+
+    fn render(&self) -> String {
+        let mut s = format!(
+            "compression  {}\n",
+            modelport_compress::render_summary(&self.local)
+        );
+        s.push_str(&modelport_compress::render_gate(
+            &self.local.gate,
+            "original → compressed (this machine)",
+        ));
+        match &self.endpoint {
+            Some(g) => s.push_str(&modelport_compress::render_gate(g, "original → endpoint")),
+            None => s.push_str("original → endpoint: not compared (the endpoint did not answer like the packaged model)\n"),
+        }
+        s
+    }
 }
 
 /// Finishes or undoes what an interrupted deploy left, so that the plan starts
@@ -147,6 +196,7 @@ async fn replan(
     Ok(fresh)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn report(
     args: &DeployArgs,
     provider: &dyn Provider,
@@ -155,6 +205,7 @@ async fn report(
     recovered: bool,
     plan: serde_json::Value,
     outcome: Outcome,
+    hops: Option<Hops>,
 ) -> anyhow::Result<Code> {
     let (state, comparison, passed, reason) = match outcome {
         Outcome::UpToDate { state } => {
@@ -195,11 +246,15 @@ async fn report(
             "reason": reason,
             "plan": plan,
             "comparison": comparison,
+            "compression": hops.as_ref().map(Hops::to_json),
             "status": status,
         }))?,
         OutputFormat::Text => {
             if let Some(r) = &comparison {
                 print!("{}", render_text(r));
+            }
+            if let Some(h) = &hops {
+                print!("{}", h.render());
             }
             // A failed report says FAIL itself; a failure it does not show is said here.
             if let Some(why) = &reason

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod compare;
+mod compress;
 mod deploy;
 mod destroy;
 mod iam;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Plan(args) => plan::run(args, out, quiet),
         Command::Catalog(args) => catalog::run(args, out),
         Command::Compare(args) => compare::run(args, out),
+        Command::Compress(args) => compress::run(args, out),
         Command::Status(args) => status::run(args.name, &args.workspace.home, out, true),
         Command::List(args) => status::list(args, out),
         Command::IamPolicy(args) => iam::run(args),

@@ -35,14 +35,17 @@ pub fn run(args: PlanArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Cod
         &reporter,
     ))?;
     let mode = targets::rollout_mode(&spec, false);
-    let planned = runtime.block_on(modelport_deploy::prepare(
+    let planned = match runtime.block_on(modelport_deploy::prepare(
         &spec,
         &ws,
         provider.as_ref(),
         &scratch,
         mode,
         &reporter,
-    ))?;
+    )) {
+        Err(modelport_deploy::DeployError::Gate(report)) => return gate_failed(&report, out),
+        other => other?,
+    };
     match out {
         OutputFormat::Json => {
             let mut json = planned.to_json();
@@ -67,6 +70,38 @@ pub fn run(args: PlanArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Cod
     } else {
         Code::Changes
     })
+}
+
+/// A compression that missed its goal before anything was planned or created:
+/// the gate's report, and exit 3 as for any comparison that fails.
+pub fn gate_failed(
+    report: &modelport_compress::CompressReport,
+    out: OutputFormat,
+) -> anyhow::Result<Code> {
+    match out {
+        OutputFormat::Json => print_json(&serde_json::json!({
+            "passed": false,
+            "reason": "the compressed model misses the goal against the original model",
+            "compression": report,
+        }))?,
+        OutputFormat::Text => {
+            print!(
+                "{}",
+                modelport_compress::render_gate(
+                    &report.gate,
+                    "original → compressed (this machine)"
+                )
+            );
+            println!(
+                "FAIL  the compressed model misses the goal against the original model: nothing was created"
+            );
+            println!(
+                "hint: loosen `model.compress.max_degradation`, set `per_channel: true`, `exclude` the nodes \
+                 that lose accuracy, or `auto: true`; `modelport compress` tries settings without deploying"
+            );
+        }
+    }
+    Ok(Code::Mismatch)
 }
 
 /// The serving image a deploy builds and pushes because the spec names none.
@@ -114,6 +149,13 @@ pub fn render(p: &Planned) -> String {
         "unknown (the state does not record what runs)".into(),
         Cost::describe,
     );
+    if let Some(c) = &p.compression {
+        s.push_str(&format!(
+            "compress  {}\n",
+            modelport_compress::render_summary(c)
+        ));
+        s.push_str("          the endpoint is proved against the original, uncompressed model\n");
+    }
     s.push_str(&format!("compute   {}\n", p.compute.describe()));
     s.push_str(&format!(
         "cost      {before} now → {} after\n",
