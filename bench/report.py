@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import artifacts
+import compress
 import image
 import serving
 
@@ -136,11 +137,11 @@ def main():
     out_dir = scratch if quick else ROOT
     results_path = os.path.join(scratch if quick else os.path.join(ROOT, "bench"), "results.json")
     os.makedirs(scratch, exist_ok=True)
-    # "serving" or "image": rerun that table, keep the others from results.json
+    # "serving", "image" or "compress": rerun that table, keep the others from results.json
     only = os.environ.get("BENCH_ONLY")
-    latency_date = artifacts_date = serving_date = None
+    latency_date = artifacts_date = serving_date = image_date = compress_date = None
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    if only in ("serving", "image"):
+    if only in ("serving", "image", "compress"):
         with open(os.path.join(ROOT, "bench", "results.json")) as f:
             previous = json.load(f)
         rows = previous["rows"]
@@ -151,17 +152,28 @@ def main():
         rows = latency(latency_bin, quick)
         package_rows, artifact = artifacts.package(modelport, scratch, quick, REPEATS)
         artifact_rows = package_rows + artifacts.upload(upload_bin, artifact, scratch, quick, REPEATS)
-    if only == "image":
+    if only in ("image", "compress"):
         serving_rows = previous["serving_rows"]
         serving_date = previous.get("serving_date", previous["date"])
     else:
         serving_rows = (serving.serving(modelport, quick, REPEATS) + serving.compare(modelport, quick)
                         + serving.overhead(modelport, latency_bin, quick) + serving.cold_start(modelport, quick))
-    image_rows = image.image(modelport, scratch, quick, REPEATS)
+    if only == "compress":
+        image_rows = previous.get("image_rows", [])
+        image_date = previous.get("image_date", previous["date"]) if image_rows else None
+    else:
+        image_rows = image.image(modelport, scratch, quick, REPEATS)
+    if only in ("serving", "image"):
+        compress_rows = previous.get("compress_rows", [])
+        compress_date = previous.get("compress_date", previous["date"]) if compress_rows else None
+    else:
+        compress_rows = compress.compress(modelport, scratch, quick, REPEATS)
     results = {"date": now, "latency_date": latency_date or now, "artifacts_date": artifacts_date or now,
-               "serving_date": serving_date or now, "image_date": now,
+               "serving_date": serving_date or now, "image_date": image_date or now,
+               "compress_date": compress_date or now,
                "quick": quick, "machine": machine(), "threads": THREADS, "rows": rows,
-               "serving_rows": serving_rows, "artifact_rows": artifact_rows, "image_rows": image_rows}
+               "serving_rows": serving_rows, "artifact_rows": artifact_rows, "image_rows": image_rows,
+               "compress_rows": compress_rows}
     with open(results_path, "w") as f:
         json.dump(results, f, indent=1)
         f.write("\n")
@@ -210,7 +222,7 @@ def main():
     for r in serving_rows:
         lines.append(f"- {r['what']}: `{r['command']}`")
     lines += artifact_lines(artifact_rows, artifacts_date)
-    lines += image.lines(image_rows, None)
+    lines += image.lines(image_rows, image_date)
     lines += ["", "Cold start, where the time goes (`modelport serve -vv` on the same model): about 90 ms to",
               "check the sha256 of every file, 230 ms to read the model for its signature, 390 ms for",
               "onnxruntime to build its session. The goal of 300 ms is not met; reading the signature",
@@ -220,6 +232,8 @@ def main():
     lines += ["Latency commands (per row, run from the repository root after `cargo build --release -p modelport-runtime --example latency`):", ""]
     for r in rows:
         lines.append(f"- {r['what']}, {r['modelport']}: `{r['command']}`")
+    # Last, so that the notes above stay under the sections they belong to.
+    lines += compress.lines(compress_rows, compress_date)
     lines.append("")
     with open(os.path.join(out_dir, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines))

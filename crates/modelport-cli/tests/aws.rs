@@ -1117,3 +1117,81 @@ fn a_deploy_without_image_uri_builds_and_pushes_its_own_image_to_ecr() {
         .unwrap();
     Run(out).expect(0);
 }
+
+/// `model.compress`: the artifact is the compressed model, the endpoint is proved
+/// against it and against the original, and a setting that misses its goal
+/// creates nothing.
+#[test]
+fn a_compressed_deploy_is_proved_against_the_original_model() {
+    let cloud = Cloud::start("cnn");
+    let spec = cloud.spec();
+    edit(&cloud, &spec, |y| {
+        y.replace(
+            "  path: model.onnx\n",
+            "  path: model.onnx\n  compress:\n    to: int8\n    per_channel: true\n",
+        )
+    });
+    let plan = cloud
+        .run(&["plan", "--provider", "aws", "-f", &spec])
+        .expect(2);
+    assert!(
+        plan.stdout().contains("compress  int8 per channel: file"),
+        "{}",
+        plan.stdout()
+    );
+    assert!(plan.stdout().contains("gate PASS"), "{}", plan.stdout());
+
+    let deploy = cloud
+        .run(&[
+            "deploy",
+            "--provider",
+            "aws",
+            "-f",
+            &spec,
+            "--output",
+            "json",
+        ])
+        .expect(0);
+    let body = json(&deploy);
+    assert_eq!(body["passed"], true, "{body}");
+    let hops = &body["compression"];
+    assert_eq!(hops["local"]["gate"]["passed"], true, "{hops}");
+    assert_eq!(hops["endpoint"]["passed"], true, "{hops}");
+    assert_eq!(hops["endpoint"]["samples"], 8, "{hops}");
+    let file = &hops["local"]["file"];
+    assert!(file["after"].as_u64() < file["before"].as_u64(), "{file}");
+    // The endpoint serves the compressed model: what `compare` runs is its artifact.
+    let compare = cloud.run(&["compare", "cnn", "--output", "json"]).expect(0);
+    let compare = json(&compare);
+    let model = compare["b"]["location"].as_str().unwrap().to_string();
+    let info = cloud
+        .run(&["inspect", &model, "--output", "json"])
+        .expect(0);
+    assert!(
+        info.stdout().contains("DequantizeLinear"),
+        "{}",
+        info.stdout()
+    );
+
+    // Far too much pruning: the gate fails before anything is uploaded or created.
+    edit(&cloud, &spec, |y| {
+        y.replace(
+            "    per_channel: true\n",
+            "    per_channel: true\n    prune: 0.99\n",
+        )
+    });
+    let since = cloud.fake.calls().len();
+    let bad = cloud
+        .run(&["deploy", "--provider", "aws", "-f", &spec])
+        .expect(3);
+    assert!(
+        bad.stdout().contains("nothing was created"),
+        "{}",
+        bad.stdout()
+    );
+    assert!(bad.stdout().contains("FAIL"), "{}", bad.stdout());
+    assert_eq!(creates(&cloud.calls_since(since)), Vec::<String>::new());
+
+    let destroyed = cloud.run(&["destroy", "cnn", "--output", "json"]).expect(0);
+    assert_eq!(json(&destroyed)["leftover"], serde_json::json!([]));
+}

@@ -75,7 +75,14 @@ fn inspect_json_is_a_documented_shape() {
 #[test]
 fn predict_on_both_engines() {
     for engine in ["onnxruntime", "tract"] {
-        for ex in ["iris", "forest", "mlp", "cnn"] {
+        for ex in [
+            "iris",
+            "forest",
+            "mlp",
+            "cnn",
+            "digits-cnn",
+            "text-classifier",
+        ] {
             let samples = format!("examples/{ex}/samples.json");
             let model = format!("examples/{ex}/model.onnx");
             let out = modelport(&[

@@ -305,3 +305,36 @@ fn a_rerun_cleans_up_after_an_interrupted_deploy() {
     p.run(&["destroy", "iris"]).expect(0);
     assert!(wait_gone(pid));
 }
+
+/// `model.compress` on this machine: the text report shows both hops of the
+/// proof, and `compare` afterwards runs the compressed model that serves.
+#[test]
+fn a_compressed_deploy_shows_both_hops_of_its_proof() {
+    let p = Project::new().with_example("cnn");
+    let spec = "cnn/modelport.yaml";
+    let path = p.path().join(spec);
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        yaml.replace(
+            "  path: model.onnx\n",
+            "  path: model.onnx\n  compress:\n    to: int8-dynamic\n    max_degradation: {agreement: 0%, sqnr: 10}\n",
+        ),
+    )
+    .unwrap();
+    let first = p
+        .run(&["deploy", "--provider", "local", "-f", spec])
+        .expect(0);
+    let out = first.stdout();
+    assert!(out.contains("compression  int8-dynamic: file"), "{out}");
+    assert!(
+        out.contains("original → compressed (this machine) on 8 samples"),
+        "{out}"
+    );
+    assert!(out.contains("original → endpoint on 8 samples"), "{out}");
+    assert!(out.contains("ok   sqnr=10"), "{out}");
+    assert!(out.contains("deployed cnn"), "{out}");
+    let compare = p.run(&["compare", "cnn"]).expect(0);
+    assert!(compare.stdout().contains("PASS"), "{}", compare.stdout());
+    p.run(&["destroy", "cnn"]).expect(0);
+}

@@ -886,3 +886,57 @@ fn a_deploy_without_image_uri_builds_and_pushes_its_own_image_to_artifact_regist
     assert_eq!(changes(&cloud.calls_since(before)), Vec::<String>::new());
     run(&["destroy", "iris"]).expect(0);
 }
+
+/// `model.compress` on Vertex AI: the deployed model is the compressed one, proved
+/// against it and against the original before any traffic; a setting that misses
+/// its goal creates nothing.
+#[test]
+fn a_compressed_deploy_is_proved_against_the_original_model_on_vertex() {
+    let cloud = Cloud::start("cnn");
+    let spec = cloud.spec();
+    edit(&cloud, &spec, |y| {
+        y.replace(
+            "  path: model.onnx\n",
+            "  path: model.onnx\n  compress:\n    to: fp16\n",
+        )
+    });
+    let deploy = cloud
+        .run(&[
+            "deploy",
+            "--provider",
+            "gcp",
+            "-f",
+            &spec,
+            "--output",
+            "json",
+        ])
+        .expect(0);
+    let body = json(&deploy);
+    assert_eq!(body["passed"], true, "{body}");
+    assert_eq!(
+        body["compression"]["local"]["gate"]["passed"], true,
+        "{body}"
+    );
+    assert_eq!(body["compression"]["endpoint"]["passed"], true, "{body}");
+    let text = cloud
+        .run(&["deploy", "--provider", "gcp", "-f", &spec])
+        .expect(0);
+    assert!(text.stdout().contains("up to date"), "{}", text.stdout());
+
+    edit(&cloud, &spec, |y| {
+        y.replace("    to: fp16\n", "    to: fp16\n    prune: 0.99\n")
+    });
+    let since = cloud.fake.calls().len();
+    let bad = cloud
+        .run(&["deploy", "--provider", "gcp", "-f", &spec])
+        .expect(3);
+    assert!(
+        bad.stdout().contains("nothing was created"),
+        "{}",
+        bad.stdout()
+    );
+    assert_eq!(changes(&cloud.calls_since(since)), Vec::<String>::new());
+
+    let destroyed = cloud.run(&["destroy", "cnn", "--output", "json"]).expect(0);
+    assert_eq!(json(&destroyed)["leftover"], serde_json::json!([]));
+}

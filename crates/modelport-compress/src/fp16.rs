@@ -181,16 +181,113 @@ fn half_tensor(
     Ok(onnx::f32_values(t)?.map(|v| onnx::f16_tensor(name, &t.dims, &to_half(&v, stats))))
 }
 
+/// Rewrites each float16 `Gemm` as `MatMul` (+ `Add` for its bias): tract's Gemm
+/// multiplies by float32 `alpha`/`beta` constants and cannot run it in half
+/// precision. A Gemm the rewrite cannot express (transA, alpha or beta not 1, a
+/// transposed weight that is not an initializer) stays float32. Returns the
+/// float16 flag of each node of the rewritten graph.
+fn gemm_as_matmul(
+    graph: &mut pb::GraphProto,
+    half: Vec<bool>,
+    names: &mut Names,
+) -> Result<Vec<bool>> {
+    let readers = onnx::consumers(graph);
+    let mut nodes = Vec::with_capacity(graph.node.len());
+    let mut flags = Vec::with_capacity(graph.node.len());
+    let old = std::mem::take(&mut graph.node);
+    for (i, n) in old.into_iter().enumerate() {
+        if !half[i] || n.op_type != "Gemm" {
+            nodes.push(n);
+            flags.push(half[i]);
+            continue;
+        }
+        let one = |name: &str| onnx::attr(&n, name).is_none_or(|a| a.f == 1.0);
+        let trans_b = onnx::attr_int(&n, "transB", 0) != 0;
+        let b = n.input[1].clone();
+        let b_init = graph
+            .initializer
+            .iter()
+            .position(|t| t.name == b && t.data_type == FLOAT && t.dims.len() == 2);
+        if onnx::attr_int(&n, "transA", 0) != 0
+            || !one("alpha")
+            || !one("beta")
+            || (trans_b && b_init.is_none())
+        {
+            nodes.push(n);
+            flags.push(false);
+            continue;
+        }
+        let mut weight = b.clone();
+        if trans_b {
+            let t = &graph.initializer[b_init.expect("checked")];
+            let values = onnx::f32_values(t)?.expect("float");
+            let (rows, cols) = (t.dims[0] as usize, t.dims[1] as usize);
+            let mut v = vec![0f32; values.len()];
+            for r in 0..rows {
+                for c in 0..cols {
+                    v[c * rows + r] = values[r * cols + c];
+                }
+            }
+            let only_here = readers.get(&b).is_some_and(|r| r.len() == 1);
+            weight = if only_here {
+                b.clone()
+            } else {
+                names.fresh(&format!("{b}.transposed"))
+            };
+            let transposed = onnx::f32_tensor(&weight, &[t.dims[1], t.dims[0]], &v);
+            if only_here {
+                graph.initializer[b_init.expect("checked")] = transposed;
+            } else {
+                graph.initializer.push(transposed);
+            }
+        }
+        let label = onnx::node_label(&n);
+        match n.input.get(2).filter(|c| !c.is_empty()) {
+            None => {
+                nodes.push(onnx::node(
+                    "MatMul",
+                    n.name.clone(),
+                    &[&n.input[0], &weight],
+                    &[&n.output[0]],
+                    vec![],
+                ));
+                flags.push(true);
+            }
+            Some(c) => {
+                let product = names.fresh(&format!("{label}.product"));
+                nodes.push(onnx::node(
+                    "MatMul",
+                    n.name.clone(),
+                    &[&n.input[0], &weight],
+                    &[&product],
+                    vec![],
+                ));
+                nodes.push(onnx::node(
+                    "Add",
+                    names.fresh(&format!("{label}.bias")),
+                    &[&product, c],
+                    &[&n.output[0]],
+                    vec![],
+                ));
+                flags.extend([true, true]);
+            }
+        }
+    }
+    graph.node = nodes;
+    Ok(flags)
+}
+
 /// Converts `model` to float16 in place, except the nodes in `excluded`.
 pub fn convert(model: &mut Model, excluded: &HashSet<usize>) -> Result<Fp16Stats> {
     let mut stats = Fp16Stats::default();
-    let graph = model.graph().clone();
-    let types = onnx::value_types(&graph);
-    let consumers = onnx::consumers(&graph);
+    let mut graph = model.graph().clone();
     let mut names = Names::of(&graph);
     let half: Vec<bool> = (0..graph.node.len())
         .map(|i| !excluded.contains(&i) && is_half_op(&graph.node[i]))
         .collect();
+    let half = gemm_as_matmul(&mut graph, half, &mut names)?;
+    let types = onnx::value_types(&graph);
+    let consumers = onnx::consumers(&graph);
     // Values whose name and float32 type must stay: the graph's outputs and what
     // subgraphs read from this graph.
     let mut pinned: HashSet<String> = onnx::outer_references(&graph).into_iter().collect();

@@ -66,8 +66,10 @@ pub struct Goal {
 
 impl fmt::Display for Goal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.relative {
-            write!(f, "{}={}%", self.metric.name(), self.value * 100.0)
+        if self.relative || self.metric == Metric::Agreement {
+            // Rounded, so that 0.07 prints as 7%, not 7.000000000000001%.
+            let pct = (self.value * 100.0 * 1e9).round() / 1e9;
+            write!(f, "{}={pct}%", self.metric.name())
         } else {
             write!(f, "{}={}", self.metric.name(), self.value)
         }

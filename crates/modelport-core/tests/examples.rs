@@ -27,5 +27,8 @@ fn every_example_spec_parses() {
         assert!(spec.samples_path().unwrap().is_file());
         seen += 1;
     }
-    assert_eq!(seen, 4, "iris, forest, mlp and cnn");
+    assert_eq!(
+        seen, 6,
+        "iris, forest, mlp, cnn, digits-cnn and text-classifier"
+    );
 }

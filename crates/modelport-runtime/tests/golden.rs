@@ -63,7 +63,14 @@ fn check_matches_reference(dir: &Path, engine: EngineChoice) {
 
 #[test]
 fn onnxruntime_reproduces_every_example() {
-    for ex in ["iris", "forest", "mlp", "cnn"] {
+    for ex in [
+        "iris",
+        "forest",
+        "mlp",
+        "cnn",
+        "digits-cnn",
+        "text-classifier",
+    ] {
         check_matches_reference(&root().join("examples").join(ex), EngineChoice::Onnxruntime);
     }
     for fx in ["svm", "forest-regressor", "forest-binary"] {
@@ -76,7 +83,14 @@ fn onnxruntime_reproduces_every_example() {
 
 #[test]
 fn tract_reproduces_every_example() {
-    for ex in ["iris", "forest", "mlp", "cnn"] {
+    for ex in [
+        "iris",
+        "forest",
+        "mlp",
+        "cnn",
+        "digits-cnn",
+        "text-classifier",
+    ] {
         check_matches_reference(&root().join("examples").join(ex), EngineChoice::Tract);
     }
 }
