@@ -418,11 +418,11 @@ fn check(goal: &Goal, outputs: &[OutputGate], accuracy: Option<&Accuracy>) -> Go
                 result(
                     drop <= limit + 1e-12,
                     format!(
-                        "accuracy {} → {} on `{}` (drop {}{})",
+                        "accuracy {} → {} on `{}` (drop {:.2} points{})",
                         pct(acc.original),
                         pct(acc.candidate),
                         acc.output,
-                        pct(acc.drop),
+                        acc.drop * 100.0,
                         if goal.relative {
                             format!(", {} relative", pct(drop))
                         } else {

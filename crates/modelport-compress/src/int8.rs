@@ -450,7 +450,7 @@ fn dynamic_ok(
     let why = match n.op_type.as_str() {
         "Gemm" if onnx::attr_int(n, "transA", 0) != 0 => Some("transA=1"),
         "Gemm" | "Conv" => match n.input.get(2).filter(|b| !b.is_empty()) {
-            Some(b) if !inits.get(b.as_str()).is_some_and(|t| t.data_type == FLOAT) => {
+            Some(b) if inits.get(b.as_str()).is_none_or(|t| t.data_type != FLOAT) => {
                 Some("its bias is not a float32 initializer")
             }
             Some(b)

@@ -103,27 +103,7 @@ pub fn render_gate(gate: &GateReport, what: &str) -> String {
 /// `modelport compress`'s report for people.
 pub fn render_text(r: &CompressReport) -> String {
     let mut s = String::new();
-    let how = match (r.settings.to, r.settings.prune) {
-        (Some(m), Some(p)) => format!(
-            "{m}{} + pruning to {:.0}%",
-            if r.settings.per_channel {
-                " per channel"
-            } else {
-                ""
-            },
-            p * 100.0
-        ),
-        (Some(m), None) => format!(
-            "{m}{}",
-            if r.settings.per_channel {
-                " per channel"
-            } else {
-                ""
-            }
-        ),
-        (None, Some(p)) => format!("pruning to {:.0}% sparsity", p * 100.0),
-        (None, None) => "nothing".into(),
-    };
+    let how = method(&r.settings);
     let _ = writeln!(s, "compressed {} ({how})", r.model.display());
     let _ = writeln!(s, "  file:     {}", sizes(&r.file));
     let _ = writeln!(s, "  weights:  {}", sizes(&r.weights));
@@ -224,29 +204,20 @@ pub fn render_text(r: &CompressReport) -> String {
     s
 }
 
-/// One line for `plan`: the method, the sizes and the gate's verdict.
-pub fn render_summary(r: &CompressReport) -> String {
-    let how = match (r.settings.to, r.settings.prune) {
-        (Some(m), Some(p)) => format!(
-            "{m}{} + {:.0}% pruned",
-            if r.settings.per_channel {
-                " per channel"
-            } else {
-                ""
-            },
-            p * 100.0
-        ),
-        (Some(m), None) => format!(
-            "{m}{}",
-            if r.settings.per_channel {
-                " per channel"
-            } else {
-                ""
-            }
-        ),
+/// `int8 per channel + 50% pruned`: the settings in a few words.
+pub fn method(s: &crate::Settings) -> String {
+    let channel = if s.per_channel { " per channel" } else { "" };
+    match (s.to, s.prune) {
+        (Some(m), Some(p)) => format!("{m}{channel} + {:.0}% pruned", p * 100.0),
+        (Some(m), None) => format!("{m}{channel}"),
         (None, Some(p)) => format!("{:.0}% pruned", p * 100.0),
         (None, None) => "nothing".into(),
-    };
+    }
+}
+
+/// One line for `plan`: the method, the sizes and the gate's verdict.
+pub fn render_summary(r: &CompressReport) -> String {
+    let how = method(&r.settings);
     let agreement = r
         .gate
         .outputs

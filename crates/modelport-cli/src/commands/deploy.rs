@@ -97,7 +97,14 @@ async fn deploy(
     let verifier = ReferenceVerifier {
         workspace: ws.clone(),
         artifact: packaged.artifact.clone(),
-        label: spec.model_path().display().to_string(),
+        label: match &packaged.compression {
+            None => spec.model_path().display().to_string(),
+            Some(c) => format!(
+                "{}, compressed ({})",
+                spec.model_path().display(),
+                modelport_compress::report::method(&c.report.settings)
+            ),
+        },
         engine: args.engine.engine,
         verify,
         worst: DEFAULT_WORST,
