@@ -589,9 +589,23 @@ def compression_report(name, folder, x, y):
                   f"median {np.median(r):.3g}, max {r.max():.3g} ({r.max() / np.median(r):.0f}x)")
 
 
+def mlp_zipmap():
+    """The digits MLP exported with skl2onnx's default ZipMap output (a list of
+    {label: probability} maps): weights in initializers and a sequence-of-maps output,
+    which `modelport compress` must write back intact."""
+    x, y = load_digits(return_X_y=True)
+    x = x / 16.0
+    clf = MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=300, random_state=0).fit(x, y)
+    model = to_onnx(clf, x[:1].astype(np.float32), target_opset=OPSET)
+    model.graph.name = "digits-mlp-zipmap"
+    rng = np.random.default_rng(3)
+    write_example(os.path.join(FIXTURES, "mlp-zipmap"), model, x[rng.choice(len(x), SAMPLES, replace=False)])
+
+
 def fixtures():
     """Models that pin each tract gap, and files that modelport must refuse."""
     os.makedirs(FIXTURES, exist_ok=True)
+    mlp_zipmap()
     x, y = load_iris(return_X_y=True)
     svm = SVC(probability=True, random_state=0).fit(x, y)
     write_example(os.path.join(FIXTURES, "svm"), export(svm, x, "svm"), x[::10])

@@ -1140,6 +1140,12 @@ fn a_compressed_deploy_is_proved_against_the_original_model() {
         plan.stdout()
     );
     assert!(plan.stdout().contains("gate PASS"), "{}", plan.stdout());
+    assert!(
+        plan.stdout()
+            .contains("fits      the compressed model on ml."),
+        "{}",
+        plan.stdout()
+    );
 
     let deploy = cloud
         .run(&[

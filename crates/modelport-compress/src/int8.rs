@@ -340,9 +340,7 @@ pub fn quantize(
         let scales: Vec<f32> = scales.iter().map(|s| s * alpha).collect();
         let sdims: Vec<i64> = match (scales.len(), conv) {
             (1, _) => vec![],
-            (m, true) => std::iter::once(m as i64)
-                .chain(std::iter::repeat_n(1, t.dims.len() - 2))
-                .collect(),
+            (m, true) => channel_dims(m, t.dims.len()),
             (m, false) => vec![m as i64],
         };
         let wsn = names.fresh(&format!("{w}.scale"));
@@ -356,27 +354,25 @@ pub fn quantize(
             vec![],
         ));
         let bias = match n.op_type.as_str() {
-            "Conv" => n.input.get(2).filter(|b| !b.is_empty()).cloned(),
-            "Gemm" => n.input.get(2).filter(|b| !b.is_empty()).cloned(),
+            "Conv" | "Gemm" => n.input.get(2).filter(|b| !b.is_empty()).cloned(),
             _ => None,
         };
+        // The rescaled product is the output, or the bias is added to it.
+        let rescaled = match &bias {
+            None => y.clone(),
+            Some(_) => names.fresh(&format!("{y}.unbiased")),
+        };
+        out.push(onnx::node(
+            "Mul",
+            names.fresh(&format!("{y}.rescale")),
+            &[&yf, &sn],
+            &[&rescaled],
+            vec![],
+        ));
         match bias {
-            None => out.push(onnx::node(
-                "Mul",
-                names.fresh(&format!("{y}.rescale")),
-                &[&yf, &sn],
-                &[y],
-                vec![],
-            )),
+            None => {}
             Some(b) => {
-                let scaled = names.fresh(&format!("{y}.unbiased"));
-                out.push(onnx::node(
-                    "Mul",
-                    names.fresh(&format!("{y}.rescale")),
-                    &[&yf, &sn],
-                    &[&scaled],
-                    vec![],
-                ));
+                let scaled = rescaled;
                 let bt = inits[b.as_str()];
                 let mut values = onnx::f32_values(bt)?.expect("dynamic_ok checked the bias");
                 let beta = if n.op_type == "Gemm" {
@@ -386,9 +382,7 @@ pub fn quantize(
                 };
                 values.iter_mut().for_each(|v| *v *= beta);
                 let bdims: Vec<i64> = if conv {
-                    std::iter::once(values.len() as i64)
-                        .chain(std::iter::repeat_n(1, t.dims.len() - 2))
-                        .collect()
+                    channel_dims(values.len(), t.dims.len())
                 } else {
                     bt.dims.clone()
                 };
@@ -439,6 +433,14 @@ pub fn quantize(
         });
     }
     Ok(stats)
+}
+
+/// `[m, 1, 1]` for a rank-4 Conv weight: one value per output channel, shaped to
+/// broadcast over a Conv output `[N, M, H, W]`.
+fn channel_dims(m: usize, weight_rank: usize) -> Vec<i64> {
+    std::iter::once(m as i64)
+        .chain(std::iter::repeat_n(1, weight_rank - 2))
+        .collect()
 }
 
 /// Whether the dynamic form can replace node `n`; records why not in `stats`.

@@ -19,15 +19,13 @@ pub mod onnx;
 pub mod report;
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use modelport_core::{Batch, Signature, TensorSpec, codec};
 use modelport_runtime::{EngineChoice, EngineKind, LoadedModel, ModelInfo, RuntimeOptions};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use error::{CompressError, Result};
 pub use gate::{GateReport, Goal, Metric, default_goals};
@@ -35,48 +33,9 @@ pub use report::{render_gate, render_summary, render_text};
 
 use crate::onnx::Model;
 
-/// What a model is compressed to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Method {
-    /// float16 weights and computation, float32 inputs and outputs.
-    #[serde(rename = "fp16")]
-    Fp16,
-    /// int8 weights with `DequantizeLinear`; float32 arithmetic.
-    #[serde(rename = "int8")]
-    Int8,
-    /// int8 weights, activations quantized at run time, integer MatMul and Conv.
-    #[serde(rename = "int8-dynamic")]
-    Int8Dynamic,
-}
-
-impl Method {
-    pub const ALL: [Method; 3] = [Method::Fp16, Method::Int8, Method::Int8Dynamic];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Fp16 => "fp16",
-            Method::Int8 => "int8",
-            Method::Int8Dynamic => "int8-dynamic",
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Method {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Method, String> {
-        Method::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not one of fp16, int8, int8-dynamic"))
-    }
-}
+/// What a model is compressed to: `fp16`, `int8` (weight-only) or `int8-dynamic`;
+/// the spec's `model.compress.to` is the same type.
+pub use modelport_core::spec::CompressTo as Method;
 
 /// How to compress, as `modelport compress` and `model.compress` say it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -128,6 +87,15 @@ pub struct TransformStats {
     pub int8: Option<int8::Int8Stats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune: Option<int8::PruneStats>,
+}
+
+impl TransformStats {
+    /// Whether any weight changed.
+    pub fn changed(&self) -> bool {
+        self.fp16.as_ref().is_some_and(|f| f.converted_weights > 0)
+            || self.int8.as_ref().is_some_and(|q| q.quantized_weights > 0)
+            || self.prune.as_ref().is_some_and(|p| p.weights > 0)
+    }
 }
 
 /// A compressed model in memory.
@@ -494,6 +462,32 @@ pub fn compress(path: &Path, out: &Path, eval: &EvalSet, opts: &Options) -> Resu
     };
     let mut excluded_by_auto: Vec<usize> = Vec::new();
     let mut best = gate.attempt(&user_excluded)?;
+    if !best.transformed.stats.changed() {
+        let ml = info.operators.iter().any(|o| o.domain == "ai.onnx.ml");
+        return Err(CompressError::Unsupported {
+            reason: format!(
+                "nothing in {} can be compressed this way: no {} weight initializer{}",
+                info.path.display(),
+                if opts.settings.to == Some(Method::Fp16) {
+                    "float32"
+                } else {
+                    "MatMul, Gemm, Conv or Gather"
+                },
+                if user_excluded.is_empty() {
+                    ""
+                } else {
+                    " outside the excluded nodes"
+                }
+            ),
+            hint: if ml {
+                "scikit-learn exports keep their weights in the attributes of ai.onnx.ml operators \
+                 (LinearClassifier, TreeEnsembleClassifier, SVMClassifier), which no method here changes"
+                    .into()
+            } else {
+                "`modelport inspect` lists the model's operators and parameters".into()
+            },
+        });
+    }
     let mut auto_note = None;
     if opts.auto && !best.gate.passed {
         let units = best.transformed.units.clone();

@@ -2,9 +2,12 @@
 //! as `f32`, external data, fresh names, consumers, and the element type of values.
 //!
 //! Models are decoded with tract's generated protobuf types, the ones the rest of
-//! the workspace reads. Those types know tensor values only: a sequence or map type
-//! (a ZipMap output) would be lost on the way back to bytes, so [`Model::read`]
-//! refuses such models with the way out instead of writing a broken file.
+//! the workspace reads. Those types know tensor values only: the type of a sequence
+//! or map output (ZipMap's list of `{label: probability}` maps) would be lost on the
+//! way back to bytes. So the graph's outputs are kept as the file's own bytes and
+//! written back as they were, after the rest of the graph (a protobuf parser merges
+//! a repeated message field into the first one and appends its repeated fields).
+//! A value of such a type anywhere else (a graph input) is refused.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -44,6 +47,9 @@ pub struct Model {
     /// Initializers whose data lives in external files; their data is read into
     /// `raw_data` and written back to an external file by [`Model::write`].
     pub external: HashSet<String>,
+    /// The encoded graph outputs as the file holds them, when one of their types is
+    /// a sequence or a map; [`Model::write`] writes these instead.
+    raw_outputs: Option<Vec<Vec<u8>>>,
 }
 
 impl Model {
@@ -60,18 +66,29 @@ impl Model {
             .graph
             .as_mut()
             .ok_or_else(|| invalid("the file holds no graph".into()))?;
-        if let Some(name) = lost_type(graph) {
+        let lost = |v: &pb::ValueInfoProto| v.r#type.as_ref().is_some_and(|t| t.value.is_none());
+        if let Some(v) = graph.input.iter().find(|v| lost(v)) {
             return Err(CompressError::Unsupported {
                 reason: format!(
-                    "`{name}` is a sequence or map (a ZipMap output, say), which modelport \
-                     cannot write back"
+                    "input `{}` is a sequence or a map, which modelport does not take",
+                    v.name
                 ),
-                hint: "export the model without ZipMap (skl2onnx: options={id(model): \
-                       {\"zipmap\": False}}); compression is for the weights of neural \
-                       networks, which have none"
-                    .into(),
+                hint: "export the model with tensor inputs".into(),
             });
         }
+        // Declared types of intermediate values are optional: the ones these types
+        // cannot hold are dropped.
+        graph.value_info.retain(|v| !lost(v));
+        let raw_outputs = if graph.output.iter().any(lost) {
+            let outputs = raw_graph_outputs(&bytes)
+                .ok_or_else(|| invalid("the graph's outputs do not decode".into()))?;
+            if outputs.len() != graph.output.len() {
+                return Err(invalid("the graph's outputs do not decode".into()));
+            }
+            Some(outputs)
+        } else {
+            None
+        };
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut external = HashSet::new();
         for t in graph.initializer.iter_mut() {
@@ -86,6 +103,7 @@ impl Model {
             proto,
             path: path.to_path_buf(),
             external,
+            raw_outputs,
         })
     }
 
@@ -180,20 +198,101 @@ impl Model {
                 .map_err(|e| CompressError::io(&data_path, e))?;
             files.push(data_path);
         }
-        std::fs::write(out, proto.encode_to_vec()).map_err(|e| CompressError::io(out, e))?;
+        let bytes = match &self.raw_outputs {
+            None => proto.encode_to_vec(),
+            Some(raw) => {
+                let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+                let original: Vec<&str> = self
+                    .graph()
+                    .output
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .collect();
+                debug_assert_eq!(names, original, "transforms keep the graph's outputs");
+                graph.output.clear();
+                let mut fragment = Vec::new();
+                for r in raw {
+                    length_delimited(&mut fragment, GRAPH_OUTPUT, r);
+                }
+                let mut b = proto.encode_to_vec();
+                length_delimited(&mut b, MODEL_GRAPH, &fragment);
+                b
+            }
+        };
+        std::fs::write(out, bytes).map_err(|e| CompressError::io(out, e))?;
         Ok(files)
     }
 }
 
-/// The first value whose type the protobuf types dropped (sequences, maps).
-fn lost_type(graph: &pb::GraphProto) -> Option<String> {
-    graph
-        .input
-        .iter()
-        .chain(&graph.output)
-        .chain(&graph.value_info)
-        .find(|v| v.r#type.as_ref().is_some_and(|t| t.value.is_none()))
-        .map(|v| v.name.clone())
+/// `ModelProto.graph` and `GraphProto.output`: the field numbers of onnx.proto.
+const MODEL_GRAPH: u64 = 7;
+const GRAPH_OUTPUT: u64 = 12;
+
+fn varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Appends field `field` (wire type 2) holding `data`.
+fn length_delimited(buf: &mut Vec<u8>, field: u64, data: &[u8]) {
+    varint(buf, field << 3 | 2);
+    varint(buf, data.len() as u64);
+    buf.extend_from_slice(data);
+}
+
+/// The fields of one encoded message: (number, wire type, the value's bytes).
+fn fields(mut b: &[u8]) -> Option<Vec<(u64, u8, &[u8])>> {
+    fn read_varint(b: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = b.split_first()?;
+            *b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = read_varint(&mut b)?;
+        let (field, wire) = (key >> 3, (key & 7) as u8);
+        let len = match wire {
+            0 => {
+                let start = b;
+                read_varint(&mut b)?;
+                out.push((field, wire, &start[..start.len() - b.len()]));
+                continue;
+            }
+            1 => 8,
+            5 => 4,
+            2 => usize::try_from(read_varint(&mut b)?).ok()?,
+            _ => return None,
+        };
+        let value = b.get(..len)?;
+        b = &b[len..];
+        out.push((field, wire, value));
+    }
+    Some(out)
+}
+
+/// The encoded graph outputs of an encoded model, in order.
+fn raw_graph_outputs(model: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut outputs = Vec::new();
+    for (field, wire, graph) in fields(model)? {
+        if field == MODEL_GRAPH && wire == 2 {
+            for (f, w, value) in fields(graph)? {
+                if f == GRAPH_OUTPUT && w == 2 {
+                    outputs.push(value.to_vec());
+                }
+            }
+        }
+    }
+    Some(outputs)
 }
 
 /// The bytes of an external initializer; `location` must stay inside `dir`.

@@ -381,10 +381,63 @@ fn external_data_stays_external_and_must_stay_inside_the_model_folder() {
 }
 
 #[test]
-fn models_with_zipmap_are_refused_with_the_way_out() {
-    let err = Model::read(&example("iris")).unwrap_err();
-    assert!(err.to_string().contains("sequence or map"), "{err}");
-    assert!(err.hint().unwrap().contains("zipmap"), "{:?}", err.hint());
+fn zipmap_outputs_are_written_back_as_they_were() {
+    // The digits MLP as skl2onnx exports it by default: a list of maps as output.
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/models/mlp-zipmap/model.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.onnx");
+    let report = compress(
+        &model,
+        &out,
+        &generated(&model, 32),
+        &options(
+            settings(Some(Method::Int8), true, None),
+            EngineChoice::Onnxruntime,
+        ),
+    )
+    .unwrap();
+    assert!(
+        report.passed(),
+        "{}",
+        modelport_compress::render_text(&report)
+    );
+    runs_on_both(&report);
+    let before = ModelInfo::from_path(&model).unwrap();
+    let after = ModelInfo::from_path(&out).unwrap();
+    assert_eq!(before.signature, after.signature);
+    assert!(after.uses("ZipMap") && after.uses("DequantizeLinear"));
+    // The output's type is the file's own: a sequence of maps, byte for byte.
+    let m = Model::read(&out).unwrap();
+    assert!(
+        m.graph()
+            .output
+            .iter()
+            .any(|o| o.r#type.as_ref().is_some_and(|t| t.value.is_none()))
+    );
+}
+
+#[test]
+fn a_model_without_weights_to_compress_is_refused_with_the_reason() {
+    for name in ["iris", "forest"] {
+        let model = example(name);
+        let err = compress(
+            &model,
+            Path::new("unused.onnx"),
+            &generated(&model, 8),
+            &options(
+                settings(Some(Method::Int8), false, None),
+                EngineChoice::Tract,
+            ),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nothing in"), "{name}: {err}");
+        assert!(
+            err.hint().unwrap().contains("ai.onnx.ml"),
+            "{name}: {:?}",
+            err.hint()
+        );
+    }
 }
 
 #[test]

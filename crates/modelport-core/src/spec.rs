@@ -258,6 +258,35 @@ pub enum CompressTo {
     Int8Dynamic,
 }
 
+impl CompressTo {
+    pub const ALL: [CompressTo; 3] = [CompressTo::Fp16, CompressTo::Int8, CompressTo::Int8Dynamic];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompressTo::Fp16 => "fp16",
+            CompressTo::Int8 => "int8",
+            CompressTo::Int8Dynamic => "int8-dynamic",
+        }
+    }
+}
+
+impl fmt::Display for CompressTo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CompressTo {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<CompressTo, String> {
+        CompressTo::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not one of fp16, int8, int8-dynamic"))
+    }
+}
+
 /// A bound in `max_degradation`: a number, or a percentage such as `1%`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]

@@ -9,16 +9,14 @@
 use std::path::{Path, PathBuf};
 
 use modelport_catalog::{
-    Catalog, Catalogs, Compute, Cost, Finding, ModelFootprint, PayloadLimit, dollars,
-    local_payload_limit,
+    Catalog, Catalogs, Compute, Cost, Finding, FitFilter, ModelFootprint, Offer, PayloadLimit,
+    dollars, local_payload_limit,
 };
-use modelport_compress::{
-    CompressReport, EvalSet, Goal, Method, Options as CompressOptions, Settings,
-};
+use modelport_compress::{CompressReport, EvalSet, Goal, Options as CompressOptions, Settings};
 use modelport_core::Signature;
 use modelport_core::provider::{ActionKind, ArtifactRef, Copies, Plan, Provider, Reporter};
+use modelport_core::spec::CompressSpec;
 use modelport_core::spec::DeploymentSpec;
-use modelport_core::spec::{CompressSpec, CompressTo};
 use modelport_core::state::{DeploymentState, RolloutMode, Workspace};
 use modelport_package::{PackageOptions, package};
 use modelport_runtime::{ModelInfo, RuntimeOptions, samples};
@@ -44,6 +42,8 @@ pub struct Planned {
     pub prices: Option<String>,
     /// With `model.compress`: the gate's result, original → compressed.
     pub compression: Option<CompressReport>,
+    /// With `model.compress` on a cloud: where each model fits, cheapest first.
+    pub compressed_fit: Option<CompressedFit>,
 }
 
 impl Planned {
@@ -104,6 +104,7 @@ impl Planned {
             "payload_limit": self.payload,
             "warnings": self.warnings,
             "compression": self.compression,
+            "compressed_fit": self.compressed_fit,
         })
     }
 }
@@ -149,6 +150,15 @@ pub struct Compression {
     pub goals: Vec<Goal>,
     /// The gate's inputs (and labels), which the endpoint is given too.
     pub eval: EvalSet,
+    /// What the original model weighs, for the fit check's comparison.
+    pub original_footprint: ModelFootprint,
+}
+
+/// The cheapest machines (CPU only) the compressed and the original model fit on.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CompressedFit {
+    pub compressed: Option<Offer>,
+    pub original: Option<Offer>,
 }
 
 /// The gate's inputs for a deploy: `model.compress.eval`, else `verify.samples`,
@@ -182,11 +192,7 @@ fn eval_set(spec: &DeploymentSpec, c: &CompressSpec, signature: &Signature) -> R
 /// `model.compress` as the compressor's settings and goals.
 pub fn compress_settings(c: &CompressSpec) -> Result<(Settings, Vec<Goal>)> {
     let settings = Settings {
-        to: c.to.map(|t| match t {
-            CompressTo::Fp16 => Method::Fp16,
-            CompressTo::Int8 => Method::Int8,
-            CompressTo::Int8Dynamic => Method::Int8Dynamic,
-        }),
+        to: c.to,
         per_channel: c.per_channel,
         prune: c.prune,
         exclude: c.exclude.clone(),
@@ -239,6 +245,11 @@ fn compress_model(
     let (settings, goals) = compress_settings(c)?;
     let eval = eval_set(spec, c, &info.signature)?;
     let original = copy_model(&model, &scratch.join("original"))?;
+    let original_footprint = ModelFootprint {
+        file_bytes: info.size_bytes,
+        parameters: info.parameters,
+        weight_bytes: info.weight_bytes,
+    };
     let out = scratch.join("compressed").join("model.onnx");
     let opts = CompressOptions {
         settings,
@@ -265,6 +276,7 @@ fn compress_model(
             original,
             goals,
             eval,
+            original_footprint,
         },
     ))
 }
@@ -392,6 +404,18 @@ pub async fn plan(
         after,
         warnings,
         compression: packaged.compression.as_ref().map(|c| c.report.clone()),
+        compressed_fit: match (catalog, &packaged.compression) {
+            (Some(c), Some(z)) => {
+                let cheapest = |f: &ModelFootprint| {
+                    c.cheapest_fits(f, &FitFilter::default()).into_iter().next()
+                };
+                Some(CompressedFit {
+                    compressed: cheapest(&packaged.footprint),
+                    original: cheapest(&z.original_footprint),
+                })
+            }
+            _ => None,
+        },
     })
 }
 

@@ -156,6 +156,22 @@ pub fn render(p: &Planned) -> String {
         ));
         s.push_str("          the endpoint is proved against the original, uncompressed model\n");
     }
+    if let Some(f) = &p.compressed_fit {
+        let offer = |o: &Option<modelport_catalog::Offer>| {
+            o.as_ref().map_or("no machine in the catalog".into(), |o| {
+                format!(
+                    "{} ({}/h)",
+                    o.name(),
+                    modelport_catalog::dollars(o.usd_per_hour)
+                )
+            })
+        };
+        s.push_str(&format!(
+            "fits      the compressed model on {} at the cheapest; the original on {}\n",
+            offer(&f.compressed),
+            offer(&f.original)
+        ));
+    }
     s.push_str(&format!("compute   {}\n", p.compute.describe()));
     s.push_str(&format!(
         "cost      {before} now → {} after\n",
