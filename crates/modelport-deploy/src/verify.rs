@@ -198,3 +198,73 @@ impl Verifier for ReferenceVerifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use modelport_compress::{Options, Settings};
+    use modelport_runtime::ModelInfo;
+
+    use super::*;
+
+    fn cnn() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cnn/model.onnx")
+    }
+
+    /// The second hop fails an endpoint whose answers are far from the original's,
+    /// and passes one that answers like it; the report is kept for the CLI.
+    #[tokio::test]
+    async fn the_endpoint_is_held_to_the_goal_against_the_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = ModelInfo::from_path(&cnn()).unwrap();
+        let eval = EvalSet::read(&cnn().with_file_name("samples.json"), &info.signature).unwrap();
+        let goals: Vec<Goal> = vec!["sqnr=30".parse().unwrap()];
+        // A candidate with nearly every weight pruned, written whatever the gate says.
+        let pruned = dir.path().join("pruned.onnx");
+        let opts = Options {
+            settings: Settings {
+                prune: Some(0.99),
+                ..Settings::default()
+            },
+            goals: vec!["agreement=100%".parse().unwrap()],
+            auto: false,
+            engine: EngineChoice::Tract,
+            runtime: RuntimeOptions::default(),
+            measure: false,
+        };
+        assert!(
+            modelport_compress::compress(&cnn(), &pruned, &eval, &opts)
+                .unwrap()
+                .passed()
+        );
+        let gate = EndpointGate {
+            original: cnn(),
+            goals,
+            eval,
+            result: Default::default(),
+        };
+        let endpoint = |p: &Path| {
+            LocalPredictor::load(
+                p,
+                EngineChoice::Tract,
+                &RuntimeOptions::default(),
+                "endpoint",
+                None,
+            )
+            .unwrap()
+        };
+        let bad = gate
+            .check(&endpoint(&pruned), EngineChoice::Tract)
+            .await
+            .unwrap();
+        assert!(!bad.passed, "{bad:?}");
+        assert_eq!(gate.last(), Some(bad));
+        let good = gate
+            .check(&endpoint(&cnn()), EngineChoice::Tract)
+            .await
+            .unwrap();
+        assert!(good.passed, "{good:?}");
+        assert_eq!(good.samples, 8);
+    }
+}
