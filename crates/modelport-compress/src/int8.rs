@@ -249,7 +249,9 @@ pub fn quantize(
     // Dynamic: one DynamicQuantizeLinear per activation, one integer weight per weight.
     let mut activation: HashMap<String, [String; 3]> = HashMap::new();
     let mut replaced: HashMap<usize, Vec<pb::NodeProto>> = HashMap::new();
-    let mut int_weights: HashMap<(String, bool), (String, String, Vec<f32>)> = HashMap::new();
+    // By weight, and by the form each reader needs it in (ConvInteger's uint8, a
+    // Gemm weight turned around).
+    let mut int_weights: HashMap<(String, bool, bool), (String, String, Vec<f32>)> = HashMap::new();
     for &i in &dynamic_nodes {
         let n = &graph.node[i];
         let mut out: Vec<pb::NodeProto> = Vec::new();
@@ -277,7 +279,7 @@ pub fn quantize(
         let conv = n.op_type == "Conv";
         let transposed = n.op_type == "Gemm" && onnx::attr_int(n, "transB", 0) != 0;
         let (wq, wz, scales) = int_weights
-            .entry((w.clone(), conv))
+            .entry((w.clone(), conv, transposed))
             .or_insert_with(|| {
                 let values = onnx::f32_values(t).ok().flatten().expect("float");
                 let (rows, cols) = (

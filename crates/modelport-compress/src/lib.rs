@@ -251,9 +251,14 @@ impl EvalSet {
                 "{source}: the inputs do not fit the model: {e}"
             ))
         })?;
-        signature
-            .check_inputs(&inputs)
+        // A model with a fixed batch size takes the rows in batches of that size.
+        let parts = modelport_verify::http::fixed_batches(&inputs, signature)
             .map_err(|e| modelport_core::Error::invalid(format!("{source}: {e}")))?;
+        if let Some(first) = parts.first() {
+            signature
+                .check_inputs(first)
+                .map_err(|e| modelport_core::Error::invalid(format!("{source}: {e}")))?;
+        }
         if let Some(l) = &labels {
             let rows = inputs.batch_size()?;
             if l.len() != rows {

@@ -510,3 +510,29 @@ fn int8_dynamic_refuses_models_older_than_its_operators() {
     assert!(err.hint().unwrap().contains("opset"));
     let _ = EngineKind::Tract;
 }
+
+#[test]
+fn a_model_with_a_fixed_batch_size_is_gated_on_many_rows() {
+    // The CNN exported for one image at a time, gated on the eight example images.
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/models/cnn-batch1/model.onnx");
+    let info = ModelInfo::from_path(&model).unwrap();
+    let eval = EvalSet::read(
+        &example("cnn").with_file_name("samples.json"),
+        &info.signature,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = compress(
+        &model,
+        &dir.path().join("b1.onnx"),
+        &eval,
+        &options(
+            settings(Some(Method::Int8), true, None),
+            EngineChoice::Tract,
+        ),
+    )
+    .unwrap();
+    assert!(report.passed());
+    assert_eq!(report.gate.samples, 8);
+}
