@@ -48,6 +48,13 @@ pub struct PruneStats {
     pub zeros_after: usize,
 }
 
+/// A weight, and whether its reader needs it as ConvInteger's uint8 and turned
+/// around (a Gemm with transB=1).
+type WeightForm = (String, bool, bool);
+
+/// An integer weight's initializer names (values, zero point) and its scales.
+type IntWeight = (String, String, Vec<f32>);
+
 /// A weight a node reads: the input slot, and the axis of its output channels.
 struct WeightUse {
     slot: usize,
@@ -251,7 +258,7 @@ pub fn quantize(
     let mut replaced: HashMap<usize, Vec<pb::NodeProto>> = HashMap::new();
     // By weight, and by the form each reader needs it in (ConvInteger's uint8, a
     // Gemm weight turned around).
-    let mut int_weights: HashMap<(String, bool, bool), (String, String, Vec<f32>)> = HashMap::new();
+    let mut int_weights: HashMap<WeightForm, IntWeight> = HashMap::new();
     for &i in &dynamic_nodes {
         let n = &graph.node[i];
         let mut out: Vec<pb::NodeProto> = Vec::new();
