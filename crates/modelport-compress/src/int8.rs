@@ -97,19 +97,30 @@ fn weight_of(
     Some(WeightUse { slot, axis })
 }
 
-/// Nodes whose weight [`quantize`] or [`prune`] would change, given `excluded`.
-pub fn units(model: &Model, excluded: &HashSet<usize>, mode: Mode, prune_only: bool) -> Vec<usize> {
+/// Nodes whose weight [`quantize`] or [`prune`] (`prune_only`: no Gather tables)
+/// would change, given `excluded`, with the weight each one reads.
+fn weight_readers(
+    model: &Model,
+    excluded: &HashSet<usize>,
+    mode: Mode,
+    prune_only: bool,
+) -> Vec<(usize, String)> {
     let g = model.graph();
     let inits: HashMap<&str, &pb::TensorProto> =
         g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
     g.node
         .iter()
         .enumerate()
-        .filter(|(i, n)| {
-            !excluded.contains(i)
-                && weight_of(n, &inits, mode).is_some()
-                && !(prune_only && n.op_type == "Gather")
-        })
+        .filter(|(i, _)| !excluded.contains(i))
+        .filter(|(_, n)| !(prune_only && n.op_type == "Gather"))
+        .filter_map(|(i, n)| weight_of(n, &inits, mode).map(|u| (i, n.input[u.slot].clone())))
+        .collect()
+}
+
+/// Nodes whose weight [`quantize`] or [`prune`] would change, given `excluded`.
+pub fn units(model: &Model, excluded: &HashSet<usize>, mode: Mode, prune_only: bool) -> Vec<usize> {
+    weight_readers(model, excluded, mode, prune_only)
+        .into_iter()
         .map(|(i, _)| i)
         .collect()
 }
@@ -487,19 +498,10 @@ fn dynamic_ok(
 /// Zeroes the smallest `sparsity` fraction of each MatMul, Gemm and Conv weight.
 pub fn prune(model: &mut Model, excluded: &HashSet<usize>, sparsity: f64) -> Result<PruneStats> {
     let mut stats = PruneStats::default();
-    let targets: HashSet<String> = {
-        let g = model.graph();
-        let inits: HashMap<&str, &pb::TensorProto> =
-            g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-        g.node
-            .iter()
-            .enumerate()
-            .filter(|(i, n)| !excluded.contains(i) && n.op_type != "Gather")
-            .filter_map(|(_, n)| {
-                weight_of(n, &inits, Mode::WeightOnly).map(|u| n.input[u.slot].clone())
-            })
-            .collect()
-    };
+    let targets: HashSet<String> = weight_readers(model, excluded, Mode::WeightOnly, true)
+        .into_iter()
+        .map(|(_, w)| w)
+        .collect();
     for t in model
         .graph_mut()
         .initializer
