@@ -201,7 +201,7 @@ fn gemm_as_matmul(
             flags.push(half[i]);
             continue;
         }
-        let one = |name: &str| onnx::attr(&n, name).is_none_or(|a| a.f == 1.0);
+        let one = |name: &str| onnx::attr_float(&n, name, 1.0) == 1.0;
         let trans_b = onnx::attr_int(&n, "transB", 0) != 0;
         let b = n.input[1].clone();
         let b_init = graph
@@ -221,13 +221,7 @@ fn gemm_as_matmul(
         if trans_b {
             let t = &graph.initializer[b_init.expect("checked")];
             let values = onnx::f32_values(t)?.expect("float");
-            let (rows, cols) = (t.dims[0] as usize, t.dims[1] as usize);
-            let mut v = vec![0f32; values.len()];
-            for r in 0..rows {
-                for c in 0..cols {
-                    v[c * rows + r] = values[r * cols + c];
-                }
-            }
+            let v = onnx::transpose(&values, t.dims[0] as usize, t.dims[1] as usize);
             let only_here = readers.get(&b).is_some_and(|r| r.len() == 1);
             weight = if only_here {
                 b.clone()

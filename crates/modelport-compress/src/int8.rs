@@ -296,42 +296,32 @@ pub fn quantize(
         let t = inits[w.as_str()];
         let conv = n.op_type == "Conv";
         let transposed = n.op_type == "Gemm" && onnx::attr_int(n, "transB", 0) != 0;
-        let (wq, wz, scales) = int_weights
-            .entry((w.clone(), conv, transposed))
-            .or_insert_with(|| {
-                let values = onnx::f32_values(t).ok().flatten().expect("float");
-                let (rows, cols) = (
-                    t.dims[0] as usize,
-                    t.dims[1..].iter().product::<i64>() as usize,
-                );
-                // MatMulInteger wants [K, N]: a transposed Gemm weight is turned around.
-                let (values, dims) = if transposed {
-                    let mut v = vec![0f32; values.len()];
-                    for r in 0..rows {
-                        for c in 0..cols {
-                            v[c * rows + r] = values[r * cols + c];
-                        }
-                    }
-                    (v, vec![t.dims[1], t.dims[0]])
-                } else {
-                    (values, t.dims.clone())
-                };
-                let axis = per_channel.then_some(if conv { 0 } else { dims.len() - 1 });
-                let (q, scales) = quantize_values(&values, &dims, axis);
-                let qn = names.fresh(&format!("{w}.int8"));
-                let zn = names.fresh(&format!("{w}.zero_point"));
-                if conv {
-                    let u: Vec<u8> = q.iter().map(|&v| (i16::from(v) + 128) as u8).collect();
-                    model.add_initializer(onnx::u8_tensor(&qn, &dims, &u), w);
-                    model.add_initializer(onnx::u8_tensor(&zn, &[], &[128]), w);
-                } else {
-                    model.add_initializer(onnx::i8_tensor(&qn, &dims, &q), w);
-                    model.add_initializer(onnx::i8_tensor(&zn, &[], &[0]), w);
-                }
-                stats.quantized_weights += 1;
-                (qn, zn, scales)
-            })
-            .clone();
+        let form = (w.clone(), conv, transposed);
+        if !int_weights.contains_key(&form) {
+            let values = onnx::f32_values(t)?.expect("weight_of checked the type");
+            // MatMulInteger wants [K, N]: a transposed Gemm weight is turned around.
+            let (values, dims) = if transposed {
+                let v = onnx::transpose(&values, t.dims[0] as usize, t.dims[1] as usize);
+                (v, vec![t.dims[1], t.dims[0]])
+            } else {
+                (values, t.dims.clone())
+            };
+            let axis = per_channel.then_some(if conv { 0 } else { dims.len() - 1 });
+            let (q, scales) = quantize_values(&values, &dims, axis);
+            let qn = names.fresh(&format!("{w}.int8"));
+            let zn = names.fresh(&format!("{w}.zero_point"));
+            if conv {
+                let u: Vec<u8> = q.iter().map(|&v| (i16::from(v) + 128) as u8).collect();
+                model.add_initializer(onnx::u8_tensor(&qn, &dims, &u), w);
+                model.add_initializer(onnx::u8_tensor(&zn, &[], &[128]), w);
+            } else {
+                model.add_initializer(onnx::i8_tensor(&qn, &dims, &q), w);
+                model.add_initializer(onnx::i8_tensor(&zn, &[], &[0]), w);
+            }
+            stats.quantized_weights += 1;
+            int_weights.insert(form.clone(), (qn, zn, scales));
+        }
+        let (wq, wz, scales) = int_weights[&form].clone();
         let y = &n.output[0];
         let yi = names.fresh(&format!("{y}.int32"));
         let yf = names.fresh(&format!("{y}.float"));
@@ -353,7 +343,7 @@ pub fn quantize(
         ));
         // The weight's scale (times Gemm's alpha), shaped to broadcast over the output.
         let alpha = if n.op_type == "Gemm" {
-            onnx::attr(n, "alpha").map_or(1.0, |a| if a.r#type == 1 { a.f } else { 1.0 })
+            onnx::attr_float(n, "alpha", 1.0)
         } else {
             1.0
         };
@@ -396,7 +386,7 @@ pub fn quantize(
                 let bt = inits[b.as_str()];
                 let mut values = onnx::f32_values(bt)?.expect("dynamic_ok checked the bias");
                 let beta = if n.op_type == "Gemm" {
-                    onnx::attr(n, "beta").map_or(1.0, |a| if a.r#type == 1 { a.f } else { 1.0 })
+                    onnx::attr_float(n, "beta", 1.0)
                 } else {
                     1.0
                 };

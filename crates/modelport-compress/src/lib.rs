@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use modelport_core::{Batch, Signature, TensorSpec, codec};
+use modelport_core::{Batch, Signature, TensorSpec};
 use modelport_runtime::{EngineChoice, EngineKind, LoadedModel, ModelInfo, RuntimeOptions};
 use serde::Serialize;
 
@@ -229,7 +229,7 @@ impl EvalSet {
             Some("npy" | "csv")
         );
         let source = path.display().to_string();
-        if !is_json || path == Path::new("-") {
+        if !is_json {
             let inputs = modelport_verify::inputs::read_inputs(path, signature)?;
             return Ok(EvalSet {
                 inputs,
@@ -237,20 +237,14 @@ impl EvalSet {
                 source,
             });
         }
-        let text = std::fs::read_to_string(path).map_err(|e| CompressError::io(path, e))?;
-        let mut body: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| modelport_core::Error::decode("JSON", format!("{source}: {e}")))?;
+        let mut body = modelport_verify::inputs::read_json(path)?;
         let labels = gate::labels_of(&body)
             .transpose()
             .map_err(|m| modelport_core::Error::invalid(format!("{source}: {m}")))?;
         if let Some(map) = body.as_object_mut() {
             map.remove("labels");
         }
-        let (inputs, _) = codec::decode_request(&body, &signature.inputs).map_err(|e| {
-            modelport_core::Error::invalid(format!(
-                "{source}: the inputs do not fit the model: {e}"
-            ))
-        })?;
+        let inputs = modelport_verify::inputs::decode_json(&body, path, signature)?;
         // A model with a fixed batch size takes the rows in batches of that size.
         let parts = modelport_verify::http::fixed_batches(&inputs, signature)
             .map_err(|e| modelport_core::Error::invalid(format!("{source}: {e}")))?;

@@ -465,6 +465,24 @@ pub fn attr_int(node: &pb::NodeProto, name: &str, default: i64) -> i64 {
     attr(node, name).map_or(default, |a| a.i)
 }
 
+/// A float attribute (`AttributeType.FLOAT`), or `default` when absent.
+pub fn attr_float(node: &pb::NodeProto, name: &str, default: f32) -> f32 {
+    attr(node, name)
+        .filter(|a| a.r#type == 1)
+        .map_or(default, |a| a.f)
+}
+
+/// A row-major `[rows, cols]` matrix as `[cols, rows]`.
+pub fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut v = vec![0f32; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            v[c * rows + r] = values[r * cols + c];
+        }
+    }
+    v
+}
+
 /// How a report names a node: its name, else its op type and first output.
 pub fn node_label(node: &pb::NodeProto) -> String {
     if node.name.is_empty() {

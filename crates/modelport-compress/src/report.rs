@@ -2,23 +2,10 @@
 
 use std::fmt::Write;
 
+use modelport_core::units::human_bytes;
+
 use crate::gate::GateReport;
 use crate::{CompressReport, Sizes};
-
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
 
 fn sizes(s: &Sizes) -> String {
     let ratio = if s.after == 0 {
@@ -28,8 +15,8 @@ fn sizes(s: &Sizes) -> String {
     };
     format!(
         "{} → {} ({ratio:.2}× smaller)",
-        bytes(s.before),
-        bytes(s.after)
+        human_bytes(s.before),
+        human_bytes(s.after)
     )
 }
 

@@ -9,6 +9,7 @@ pub mod env;
 pub mod error;
 pub mod failpoint;
 pub mod format;
+pub mod goal;
 pub mod lock;
 pub mod npy;
 pub mod predictor;
@@ -18,6 +19,7 @@ pub mod spec;
 pub mod state;
 pub mod tensor;
 pub mod time;
+pub mod units;
 
 pub use error::{Error, Result};
 pub use predictor::{

@@ -235,9 +235,6 @@ pub struct CompressSpec {
 }
 
 impl CompressSpec {
-    /// The metrics `max_degradation` takes.
-    pub const METRICS: [&'static str; 5] = ["agreement", "accuracy", "max_abs", "mean_abs", "sqnr"];
-
     /// The goals as `--max-degradation` writes them: `agreement=1%`.
     pub fn goals(&self) -> Vec<String> {
         self.max_degradation
@@ -1296,28 +1293,9 @@ fn check_compress(c: &CompressSpec) -> Result<(), Problem> {
         .hint("use it with `to: int8` or `to: int8-dynamic`"));
     }
     for (metric, bound) in &c.max_degradation {
-        let path = ["model", "compress", "max_degradation", metric.as_str()];
-        if !CompressSpec::METRICS.contains(&metric.as_str()) {
-            return Err(Problem::new(&path, "is not a metric").hint(format!(
-                "the metrics are {}",
-                CompressSpec::METRICS.join(", ")
-            )));
-        }
-        let number = match bound {
-            GoalBound::Number(n) => Some(*n),
-            GoalBound::Text(t) => t
-                .trim()
-                .strip_suffix('%')
-                .filter(|_| metric != "sqnr")
-                .unwrap_or(t.trim())
-                .trim()
-                .parse::<f64>()
-                .ok(),
-        };
-        if !number.is_some_and(|n| n.is_finite() && n >= 0.0) {
-            return Err(Problem::new(&path, format!("{bound} is not a bound")).hint(
-                "a number ≥ 0 or a percentage: `agreement: 1%`, `accuracy: 0.01`, `sqnr: 30` (dB)",
-            ));
+        if let Err(e) = format!("{metric}={bound}").parse::<crate::goal::Goal>() {
+            return Err(Problem::new(&["model", "compress", "max_degradation", metric.as_str()], e)
+                .hint("a metric and a bound: `agreement: 1%`, `accuracy: 0.01`, `max_abs: 0.05`, `sqnr: 30` (dB)"));
         }
     }
     Ok(())

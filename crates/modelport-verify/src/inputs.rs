@@ -31,27 +31,38 @@ pub fn read_inputs(path: &Path, signature: &Signature) -> Result<Batch, Error> {
             read_csv(&text, signature)
                 .map_err(|m| Error::decode("CSV", format!("{}: {m}", path.display())))
         }
-        _ => {
-            let text = if path == Path::new("-") {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .map_err(|e| Error::io("<stdin>", e))?;
-                s
-            } else {
-                std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?
-            };
-            let body: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| Error::decode("JSON", format!("{}: {e}", path.display())))?;
-            let (batch, _) = codec::decode_request(&body, &signature.inputs).map_err(|e| {
-                Error::invalid(format!(
-                    "{}: the inputs do not fit the model: {e}",
-                    path.display()
-                ))
-            })?;
-            Ok(batch)
-        }
+        _ => decode_json(&read_json(path)?, path, signature),
     }
+}
+
+/// The JSON value in `path` (`-`: stdin); errors name the file.
+pub fn read_json(path: &Path) -> Result<serde_json::Value, Error> {
+    let text = if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Error::io("<stdin>", e))?;
+        s
+    } else {
+        std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| Error::decode("JSON", format!("{}: {e}", path.display())))
+}
+
+/// Inputs for `signature` from a JSON body in either wire form, read from `path`.
+pub fn decode_json(
+    body: &serde_json::Value,
+    path: &Path,
+    signature: &Signature,
+) -> Result<Batch, Error> {
+    let (batch, _) = codec::decode_request(body, &signature.inputs).map_err(|e| {
+        Error::invalid(format!(
+            "{}: the inputs do not fit the model: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(batch)
 }
 
 /// Reads a CSV file with a header into one tensor per input.

@@ -661,7 +661,8 @@ pub(crate) fn percent(f: f64) -> String {
 }
 
 /// Serializes a float as a JSON number, or as `"inf"`, `"-inf"`, `"nan"`.
-fn serialize_float<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+/// `f64` as JSON, with `"inf"`, `"-inf"` and `"nan"` for what JSON cannot hold.
+pub fn serialize_float<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
     if x.is_finite() {
         s.serialize_f64(*x)
     } else if x.is_nan() {
