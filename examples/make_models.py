@@ -27,6 +27,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from skl2onnx import to_onnx
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
+from sklearn.impute import SimpleImputer
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -617,6 +618,11 @@ def fixtures():
     xb, yb = load_breast_cancer(return_X_y=True)
     rfb = RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0).fit(xb, yb)
     write_example(os.path.join(FIXTURES, "forest-binary"), export(rfb, xb, "forest-binary"), xb[::40])
+
+    # Imputer (SimpleImputer) is an ai.onnx.ml operator tract still lacks: the pinned
+    # gap, with iris's inputs so that it can replace iris in an update.
+    imputed = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500)).fit(x, y)
+    write_example(os.path.join(FIXTURES, "imputer"), export(imputed, x, "imputer"), x[::10])
 
     # The CNN exported for one image at a time (a fixed batch axis), as many
     # vision exports are.

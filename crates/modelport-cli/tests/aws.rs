@@ -737,7 +737,10 @@ fn every_interruption_leaves_the_old_variant_serving_on_aws() {
             .expect(0);
         let (old_variant, old_digest) = serving(&cloud, "iris", &body);
         std::fs::copy(
-            common::root().join("tests/fixtures/models/svm/model.onnx"),
+            common::root()
+                .join("tests/fixtures/models")
+                .join(case.model)
+                .join("model.onnx"),
             cloud.project.path().join("iris/model.onnx"),
         )
         .unwrap();

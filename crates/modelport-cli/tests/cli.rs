@@ -175,10 +175,10 @@ fn bad_inputs_give_their_documented_errors() {
         ]
     );
     snap!(
-        "err_tract_svm",
+        "err_tract_imputer",
         &[
             "predict",
-            "tests/fixtures/models/svm/model.onnx",
+            "tests/fixtures/models/imputer/model.onnx",
             "--generate",
             "2",
             "--engine",

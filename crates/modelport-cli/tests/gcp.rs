@@ -762,7 +762,10 @@ fn every_interruption_leaves_the_old_deployed_model_serving_on_gcp() {
             .expect(0);
         let old = active_deployed(&cloud, "iris");
         std::fs::copy(
-            common::root().join("tests/fixtures/models/svm/model.onnx"),
+            common::root()
+                .join("tests/fixtures/models")
+                .join(case.model)
+                .join("model.onnx"),
             cloud.project.path().join("iris/model.onnx"),
         )
         .unwrap();

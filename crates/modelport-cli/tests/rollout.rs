@@ -41,8 +41,16 @@ fn fixed_port_example(example: &str) -> (Project, u16) {
 /// Puts the svm model (same inputs, other answers) in place of iris's: the next
 /// deploy is an update to a new artifact.
 fn change_model(p: &Project) {
+    change_model_to(p, "svm");
+}
+
+/// Puts the fixture `name` in place of iris's model.
+fn change_model_to(p: &Project, name: &str) {
     std::fs::copy(
-        root().join("tests/fixtures/models/svm/model.onnx"),
+        root()
+            .join("tests/fixtures/models")
+            .join(name)
+            .join("model.onnx"),
         p.path().join("iris/model.onnx"),
     )
     .unwrap();
@@ -176,7 +184,7 @@ fn every_interruption_leaves_the_old_revision_serving_and_a_state_to_finish_from
         p.run(&["deploy", "-f", SPEC]).expect(0);
         let old = active_digest(&p);
         let old_pid = p.pid("iris");
-        change_model(&p);
+        change_model_to(&p, case.model);
         case.run(&p, "iris", SPEC, deploy(&p, &[]));
 
         // Whatever happened, the old revision answers production requests (beside

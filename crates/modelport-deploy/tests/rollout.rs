@@ -736,6 +736,16 @@ async fn recovery_undoes_an_unproven_rollout_and_finishes_a_proven_one() {
             Some(expect),
             "{phase:?} {verified}"
         );
-        assert_eq!(f.state(), Some(after));
+        // What recover returned is what it saved; saving stamps `updated_at`, which may
+        // have crossed a second since.
+        let saved = f.state().unwrap();
+        assert!(saved.updated_at >= after.updated_at);
+        assert_eq!(
+            saved,
+            DeploymentState {
+                updated_at: saved.updated_at,
+                ..after
+            }
+        );
     }
 }

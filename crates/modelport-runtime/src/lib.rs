@@ -13,6 +13,7 @@
 //! blocking: callers on an async runtime use `spawn_blocking` or a pool.
 
 mod error;
+mod ml;
 pub mod model;
 mod ort_engine;
 pub mod samples;

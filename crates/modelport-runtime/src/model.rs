@@ -51,9 +51,6 @@ pub struct ModelInfo {
     pub parameters: u64,
     /// Bytes of initializer data (inline and external).
     pub weight_bytes: u64,
-    /// Number of classes of each TreeEnsembleClassifier node, in graph order.
-    #[serde(skip)]
-    pub(crate) tree_classifier_classes: Vec<usize>,
 }
 
 impl ModelInfo {
@@ -122,12 +119,6 @@ impl ModelInfo {
             parameters + attribute_weights,
             weight_bytes + 4 * attribute_weights,
         );
-        let tree_classifier_classes = graph
-            .node
-            .iter()
-            .filter(|n| n.op_type == "TreeEnsembleClassifier")
-            .map(|n| class_labels(n).map(|l| l.len()).unwrap_or(0))
-            .collect();
         let signature = signature(graph).map_err(invalid)?;
         let size_bytes = match &source {
             ModelSource::OnnxFile(p) => file_size(p),
@@ -145,7 +136,6 @@ impl ModelInfo {
             signature,
             parameters,
             weight_bytes,
-            tree_classifier_classes,
         })
     }
 

@@ -1,8 +1,9 @@
 //! The tract engine: pure Rust, compiled in, needs nothing installed.
 //!
-//! modelport registers the simple `ai.onnx.ml` operators tract lacks (see
-//! `tract_ops`) and refuses, with an error naming them, the operators tract lacks
-//! or gets wrong, so it never returns a known-wrong answer.
+//! modelport registers the `ai.onnx.ml` operators tract lacks or gets wrong (see
+//! `tract_ops` and `ml`: tree ensembles, SVMs, Scaler, ZipMap) and refuses, with an
+//! error naming them, the operators it still cannot run, so it never returns a
+//! known-wrong answer.
 
 use std::sync::Arc;
 
@@ -37,19 +38,6 @@ impl TractEngine {
     }
 }
 
-/// Operators tract registers but answers wrongly for some models, with the check.
-fn known_wrong(model: &ModelInfo) -> Vec<String> {
-    let mut wrong = Vec::new();
-    // tract's TreeEnsembleClassifier returns the wrong label for binary problems
-    // (its probabilities are right), measured against onnxruntime.
-    if model.tree_classifier_classes.contains(&2) {
-        wrong.push(
-            "TreeEnsembleClassifier (ai.onnx.ml) with 2 classes: tract returns wrong labels".into(),
-        );
-    }
-    wrong
-}
-
 impl Engine for TractEngine {
     fn info(&self) -> EngineInfo {
         self.info.clone()
@@ -57,14 +45,12 @@ impl Engine for TractEngine {
 
     fn unsupported_operators(&self, model: &ModelInfo) -> Vec<String> {
         let registry = Self::framework().op_register;
-        let mut missing: Vec<String> = model
+        model
             .operators
             .iter()
             .filter(|op| !registry.0.contains_key(&op.op_type))
             .map(|op| op.qualified())
-            .collect();
-        missing.extend(known_wrong(model));
-        missing
+            .collect()
     }
 
     fn load(&self, model: &ModelInfo) -> Result<Arc<dyn LoadedModel>, RuntimeError> {

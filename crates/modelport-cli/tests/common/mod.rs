@@ -382,6 +382,8 @@ pub struct Interruption {
     pub says: &'static str,
     /// True when the new revision had passed, so the next command finishes it.
     pub finished_later: bool,
+    /// The fixture (under tests/fixtures/models) the update deploys.
+    pub model: &'static str,
 }
 
 impl Interruption {
@@ -397,12 +399,14 @@ impl Interruption {
             code: Some(1),
             says: "",
             finished_later: false,
+            model: "svm",
         };
         vec![
             Interruption {
-                what: "the reference does not load (tract cannot run SVMClassifier)",
+                what: "the reference does not load (tract cannot run Imputer)",
                 args: &["--engine", "tract"],
-                says: "SVMClassifier",
+                says: "Imputer",
+                model: "imputer",
                 ..base.clone()
             },
             Interruption {
