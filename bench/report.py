@@ -42,8 +42,11 @@ def median(xs):
 
 def latency(latency_bin, quick):
     rows = []
-    for name in ["iris", "mlp", "cnn"]:
-        model = f"examples/{name}/model.onnx"
+    # The two tree ensembles (bench/tree_models.py) measure the native tree kernels.
+    models = [(n, f"examples/{n}/model.onnx") for n in ["iris", "mlp", "cnn"]] + [
+        (n, f"bench/models/{n}/model.onnx") for n in ["forest-100x8", "gbm-100x6"]
+    ]
+    for name, model in models:
         for batch in [1, 64]:
             iters = 50 if quick else (300 if name != "cnn" or batch == 1 else 60)
             results = {"onnxruntime": [], "tract": [], "python": []}
@@ -62,7 +65,8 @@ def latency(latency_bin, quick):
                     "modelport_us": us,
                     "alternative_us": py,
                     "ratio": round(us / py, 3),
-                    "goal": "<= 1.0x" if engine == "onnxruntime" else "(reported)",
+                    "goal": "<= 1.0x" if engine == "onnxruntime"
+                    else "<= 2.0x" if model.startswith("bench/models/") else "(reported)",
                     "command": f"{os.path.relpath(latency_bin, ROOT)} {model} {engine} {batch} {iters} {THREADS}  vs  "
                                f"python bench/predict_latency.py {model} {batch} {iters} {THREADS}",
                 })
@@ -76,6 +80,9 @@ NOTES = [
     "  costs it time per example; modelport's onnxruntime engine runs ZipMap as Identity and keeps",
     "  the probability matrix (the same floats; see crates/modelport-runtime/src/ort_engine.rs).",
     "  The iris rows therefore measure what each side hands its caller, not the same graph.",
+    "- forest-100x8 and gbm-100x6 (bench/tree_models.py): tract runs modelport's native tree",
+    "  kernel (crates/modelport-runtime/src/ml/tree.rs), one walk per example and tree; the",
+    "  goal for these rows is within 2x of onnxruntime.",
     "- Ratios within a few percent of 1.0 are inside this machine's run-to-run noise; a",
     "  \"no\" there says the goal was not shown to be met, not that modelport is slower.",
     "",
@@ -195,7 +202,8 @@ def main():
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        met = "yes" if r["goal"] == "<= 1.0x" and r["ratio"] <= 1.0 else ("no" if r["goal"] == "<= 1.0x" else "-")
+        bound = float(r["goal"][3:-1]) if r["goal"].startswith("<= ") and r["goal"].endswith("x") else None
+        met = "-" if bound is None else ("yes" if r["ratio"] <= bound else "no")
         lines.append(
             f"| {r['what']} | {r['modelport']} | {r['alternative']} | {r['modelport_us']:.1f} | {r['alternative_us']:.1f} "
             f"| {r['ratio']:.2f}x | {r['goal']} | {met} |"

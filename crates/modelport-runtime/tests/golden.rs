@@ -156,3 +156,57 @@ fn auto_prefers_onnxruntime() {
     assert_eq!(engine.info().engine, EngineKind::Onnxruntime);
     assert_eq!(engine.info().version, "1.32.0");
 }
+
+/// The native tree and SVM kernels against onnxruntime itself on generated
+/// examples, a tenth of the features NaN (trees route missing values; an SVM
+/// propagates them): labels equal, scores within 1e-5.
+#[test]
+fn tract_matches_onnxruntime_on_tree_ensembles_and_svms() {
+    use modelport_core::{Tensor, TensorData};
+    let opts = RuntimeOptions::default();
+    let ort = modelport_runtime::open_engine(EngineChoice::Onnxruntime, &opts).unwrap();
+    let tract = modelport_runtime::open_engine(EngineChoice::Tract, &opts).unwrap();
+    for (dir, nan) in [
+        ("bench/models/forest-100x8", true),
+        ("bench/models/gbm-100x6", true),
+        ("examples/forest", true),
+        ("tests/fixtures/models/forest-binary", true),
+        ("tests/fixtures/models/forest-regressor", true),
+        ("tests/fixtures/models/svm", false),
+    ] {
+        let info = ModelInfo::from_path(&root().join(dir).join("model.onnx")).unwrap();
+        let generated = modelport_runtime::samples::generate(&info.signature, 256, 7).unwrap();
+        let mut inputs = modelport_core::Batch::new();
+        for t in generated.iter() {
+            let TensorData::F32(mut v) = t.tensor.data().clone() else {
+                panic!("{dir}: float inputs expected")
+            };
+            if nan {
+                v.iter_mut().step_by(10).for_each(|x| *x = f32::NAN);
+            }
+            inputs
+                .insert(
+                    t.name.clone(),
+                    Tensor::new(t.tensor.shape().to_vec(), v).unwrap(),
+                )
+                .unwrap();
+        }
+        let want = ort.load(&info).unwrap().run(&inputs).unwrap();
+        let got = tract.load(&info).unwrap().run(&inputs).unwrap();
+        for w in want.iter() {
+            let g = got.get(&w.name).unwrap();
+            assert_eq!(g.shape(), w.tensor.shape(), "{dir} {}", w.name);
+            for i in 0..g.len() {
+                let (a, b) = (
+                    g.data().get_f64(i).unwrap(),
+                    w.tensor.data().get_f64(i).unwrap(),
+                );
+                assert!(
+                    (a - b).abs() <= 1e-5 + 1e-5 * b.abs() || (a.is_nan() && b.is_nan()),
+                    "{dir}: output `{}`[{i}] is {a} on tract, {b} on onnxruntime",
+                    w.name
+                );
+            }
+        }
+    }
+}

@@ -92,7 +92,7 @@ fn element_count(t: &TensorProto) -> usize {
 }
 
 fn raw<const N: usize, T>(t: &TensorProto, from: fn([u8; N]) -> T) -> Result<Vec<T>> {
-    if t.raw_data.len() % N != 0 {
+    if !t.raw_data.len().is_multiple_of(N) {
         bail!(
             "{} bytes of raw data is not a whole number of elements",
             t.raw_data.len()

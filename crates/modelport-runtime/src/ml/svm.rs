@@ -111,7 +111,7 @@ impl SvmClassifier {
                 per_class.len()
             );
             ensure!(
-                vectors.len() % v == 0,
+                vectors.len().is_multiple_of(v),
                 "support_vectors does not hold {v} whole vectors"
             );
             let mut s = 0;
@@ -141,7 +141,7 @@ impl SvmClassifier {
         } else {
             kernel = Kernel::Linear;
             ensure!(
-                coefficients.len() % c == 0,
+                coefficients.len().is_multiple_of(c),
                 "coefficients does not split into {c} classes"
             );
             coefficients.len() / c
@@ -381,7 +381,7 @@ impl SvmRegressor {
         );
         let (kernel, n_features) = if n_supports > 0 {
             ensure!(
-                vectors.len() % n_supports == 0,
+                vectors.len().is_multiple_of(n_supports),
                 "support_vectors does not hold {n_supports} whole vectors"
             );
             ensure!(

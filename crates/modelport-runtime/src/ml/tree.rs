@@ -629,10 +629,7 @@ impl TreeRegressor {
     }
 
     /// `[rows, n_targets]` predictions for `x` (`rows × width`), in `T`.
-    pub(crate) fn eval<T: Float>(&self, x: &[T], width: usize) -> Result<Vec<T>>
-    where
-        T: Into<f64>,
-    {
+    pub(crate) fn eval<T: Float>(&self, x: &[T], width: usize) -> Result<Vec<T>> {
         let f = &self.forest;
         let nt = f.n_targets;
         let n_trees = f.roots.len();
