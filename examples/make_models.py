@@ -27,13 +27,14 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from skl2onnx import to_onnx
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
+from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import Binarizer, OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,9 +60,20 @@ def export(estimator, x, name):
     return model
 
 
+def finite_json(obj):
+    """JSON has no NaN or infinity: modelport's wire form sends them as strings."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return "NaN" if np.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
 def dump_json(obj, path):
     with open(path, "w") as f:
-        json.dump(obj, f, indent=1)
+        json.dump(finite_json(obj), f, indent=1, allow_nan=False)
         f.write("\n")
 
 
@@ -619,10 +631,51 @@ def fixtures():
     rfb = RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0).fit(xb, yb)
     write_example(os.path.join(FIXTURES, "forest-binary"), export(rfb, xb, "forest-binary"), xb[::40])
 
-    # Imputer (SimpleImputer) is an ai.onnx.ml operator tract still lacks: the pinned
-    # gap, with iris's inputs so that it can replace iris in an update.
-    imputed = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500)).fit(x, y)
-    write_example(os.path.join(FIXTURES, "imputer"), export(imputed, x, "imputer"), x[::10])
+    # Det is a standard operator tract lacks: the pinned gap, with iris's inputs so that
+    # it can replace iris in an update (each example's four values as a 2x2 matrix).
+    det = helper.make_graph(
+        [
+            helper.make_node("Reshape", ["X", "shape"], ["M"]),
+            helper.make_node("Det", ["M"], ["determinant"]),
+        ],
+        "det",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("determinant", TensorProto.FLOAT, ["N"])],
+        [numpy_helper.from_array(np.array([-1, 2, 2], dtype=np.int64), "shape")],
+    )
+    det_model = helper.make_model(det, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    write_example(os.path.join(FIXTURES, "det"), det_model, x[::10])
+
+    # A ColumnTransformer pipeline: ArrayFeatureExtractor, Imputer, Scaler, Binarizer,
+    # OneHotEncoder, LinearClassifier, with NaN in a tenth of the values.
+    xp = x.copy()
+    xp[np.random.default_rng(3).random(xp.shape) < 0.1] = np.nan
+    cat = np.floor(np.nan_to_num(xp[:, 0])).reshape(-1, 1)
+    xp = np.hstack([xp, cat]).astype(np.float32)
+    ct = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(), StandardScaler()), [0, 1, 2]),
+        ("bin", make_pipeline(SimpleImputer(strategy="median"), Binarizer(threshold=1.0)), [3]),
+        ("cat", OneHotEncoder(handle_unknown="ignore"), [4]),
+    ])
+    pipe = make_pipeline(ct, LogisticRegression(max_iter=1000)).fit(xp, y)
+    write_example(os.path.join(FIXTURES, "pipeline"), export(pipe, xp, "pipeline"), xp[::10])
+
+    # LabelEncoder (float keys, a default) and FeatureVectorizer, by hand.
+    g = helper.make_graph(
+        [
+            helper.make_node("LabelEncoder", ["X"], ["codes"], domain="ai.onnx.ml",
+                             keys_floats=[1.0, 2.0, 3.0], values_int64s=[10, 20, 30], default_int64=-1),
+            helper.make_node("Cast", ["codes"], ["codes_f"], to=TensorProto.FLOAT),
+            helper.make_node("FeatureVectorizer", ["X", "codes_f"], ["features"], domain="ai.onnx.ml",
+                             inputdimensions=[2, 2]),
+        ],
+        "encoders",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 4])],
+    )
+    encoders = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)], ir_version=8)
+    xe = np.array([[1, 2], [3, 4], [2, 2], [0.5, 3], [3, 1]], dtype=np.float32)
+    write_example(os.path.join(FIXTURES, "encoders"), encoders, xe)
 
     # The CNN exported for one image at a time (a fixed batch axis), as many
     # vision exports are.

@@ -175,10 +175,10 @@ fn bad_inputs_give_their_documented_errors() {
         ]
     );
     snap!(
-        "err_tract_imputer",
+        "err_tract_det",
         &[
             "predict",
-            "tests/fixtures/models/imputer/model.onnx",
+            "tests/fixtures/models/det/model.onnx",
             "--generate",
             "2",
             "--engine",

@@ -48,6 +48,97 @@ pub fn register(reg: &mut OnnxOpRegister) {
             ml::svm::SvmRegressor::from_node(node).map(Kernel::SvmRegressor),
         )
     });
+    for op in [
+        "Binarizer",
+        "Imputer",
+        "OneHotEncoder",
+        "LabelEncoder",
+        "ArrayFeatureExtractor",
+        "FeatureVectorizer",
+    ] {
+        reg.insert(op, |_, node| {
+            let k = ml::simple::Simple::from_node(node)
+                .with_context(|| format!("{} node `{}`", node.op_type, node.name))?;
+            Ok((expand(Pre(Arc::new(k))), vec![]))
+        });
+    }
+}
+
+/// A preprocessing kernel (`ml::simple`) as a tract operator with one output.
+#[derive(Debug, Clone)]
+struct Pre(Arc<ml::simple::Simple>);
+
+impl PartialEq for Pre {
+    fn eq(&self, other: &Pre) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+// Equality only merges identical nodes (see `Native`).
+impl Eq for Pre {}
+
+impl Expansion for Pre {
+    fn name(&self) -> StaticName {
+        self.0.name().into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        if let Some(n) = self.0.n_inputs() {
+            check_input_arity(inputs, n)?;
+        }
+        check_output_arity(outputs, 1)?;
+        s.given(&inputs[0].datum_type, move |s, dt| {
+            s.given_all(inputs.iter().map(|i| &i.shape), move |s, shapes| {
+                let (odt, oshape) = self.0.output(dt, &shapes)?;
+                s.equals(&outputs[0].datum_type, odt)?;
+                s.equals(&outputs[0].shape, oshape)?;
+                Ok(())
+            })
+        })
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        model.wire_node(prefix, self.clone(), inputs)
+    }
+}
+
+impl Op for Pre {
+    fn name(&self) -> StaticName {
+        self.0.name().into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Pre {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        Ok(tvec![self.0.eval(&inputs)?.into_tvalue()])
+    }
+}
+
+impl TypedOp for Pre {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let shapes: Vec<TVec<TDim>> = inputs
+            .iter()
+            .map(|f| f.shape.iter().cloned().collect())
+            .collect();
+        let (dt, shape) = self.0.output(inputs[0].datum_type, &shapes)?;
+        Ok(tvec![dt.fact(shape)])
+    }
+
+    as_op!();
 }
 
 /// The native kernels, behind one operator.

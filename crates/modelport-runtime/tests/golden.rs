@@ -73,7 +73,13 @@ fn onnxruntime_reproduces_every_example() {
     ] {
         check_matches_reference(&root().join("examples").join(ex), EngineChoice::Onnxruntime);
     }
-    for fx in ["svm", "forest-regressor", "forest-binary"] {
+    for fx in [
+        "svm",
+        "forest-regressor",
+        "forest-binary",
+        "pipeline",
+        "encoders",
+    ] {
         check_matches_reference(
             &root().join("tests/fixtures/models").join(fx),
             EngineChoice::Onnxruntime,
@@ -93,8 +99,16 @@ fn tract_reproduces_every_example() {
     ] {
         check_matches_reference(&root().join("examples").join(ex), EngineChoice::Tract);
     }
-    // The tree ensembles and SVMs tract lacked or answered wrongly, now native.
-    for fx in ["svm", "forest-regressor", "forest-binary"] {
+    // The tree ensembles and SVMs tract lacked or answered wrongly, and the pipeline
+    // operators (Imputer, Binarizer, OneHotEncoder, ArrayFeatureExtractor, LabelEncoder,
+    // FeatureVectorizer), now native.
+    for fx in [
+        "svm",
+        "forest-regressor",
+        "forest-binary",
+        "pipeline",
+        "encoders",
+    ] {
         check_matches_reference(
             &root().join("tests/fixtures/models").join(fx),
             EngineChoice::Tract,
@@ -106,13 +120,13 @@ fn tract_reproduces_every_example() {
 /// a wrong answer.
 #[test]
 fn tract_refuses_what_it_cannot_run_correctly() {
-    let path = root().join("tests/fixtures/models/imputer/model.onnx");
+    let path = root().join("tests/fixtures/models/det/model.onnx");
     let err = modelport_runtime::load(&path, EngineChoice::Tract, &RuntimeOptions::default())
         .err()
-        .expect("the imputer model loaded on tract");
+        .expect("the det model loaded on tract");
     assert_eq!(
         err.to_string(),
-        "the tract engine cannot run this model: unsupported operator Imputer (ai.onnx.ml)"
+        "the tract engine cannot run this model: unsupported operator Det"
     );
     match &err {
         RuntimeError::UnsupportedOperators {
@@ -127,7 +141,7 @@ fn tract_refuses_what_it_cannot_run_correctly() {
     }
     assert!(err.hint().unwrap().contains("--engine onnxruntime"));
     check_matches_reference(
-        &root().join("tests/fixtures/models/imputer"),
+        &root().join("tests/fixtures/models/det"),
         EngineChoice::Onnxruntime,
     );
 }

@@ -403,10 +403,10 @@ impl Interruption {
         };
         vec![
             Interruption {
-                what: "the reference does not load (tract cannot run Imputer)",
+                what: "the reference does not load (tract cannot run Det)",
                 args: &["--engine", "tract"],
-                says: "Imputer",
-                model: "imputer",
+                says: "Det",
+                model: "det",
                 ..base.clone()
             },
             Interruption {

@@ -9,6 +9,7 @@
 //! departures are listed in the README's engine table and pinned by the survey test.
 
 pub(crate) mod attrs;
+pub(crate) mod simple;
 pub(crate) mod svm;
 pub(crate) mod tree;
 
