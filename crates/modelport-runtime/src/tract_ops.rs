@@ -288,26 +288,27 @@ impl EvalOp for Native {
             _ => bail!("{} takes a matrix [N, features] or a vector", self.name()),
         };
         let double = input.datum_type() == DatumType::F64;
-        let x32;
-        let x64;
         // Thresholds compare in the input's precision, as in onnxruntime: f64 for
-        // doubles, f32 for floats and integers.
-        if double {
-            x64 = input
-                .to_plain_array_view::<f64>()?
-                .iter()
-                .copied()
-                .collect::<Vec<f64>>();
-            x32 = Vec::new();
+        // doubles, f32 for floats and integers. A float input is read in place.
+        let cast = input.cast_to_dt(if double {
+            DatumType::F64
         } else {
-            x32 = input
-                .cast_to::<f32>()?
-                .to_plain_array_view::<f32>()?
-                .iter()
-                .copied()
-                .collect::<Vec<f32>>();
-            x64 = Vec::new();
-        }
+            DatumType::F32
+        })?;
+        let plain = cast.try_as_plain_ram()?;
+        let (x32, x64): (&[f32], &[f64]) = if double {
+            (&[], plain.as_slice::<f64>()?)
+        } else {
+            (plain.as_slice::<f32>()?, &[])
+        };
+        // The SVM kernels compute in f32 whatever the input, as onnxruntime's do.
+        let svm_input = || -> std::borrow::Cow<'_, [f32]> {
+            if double {
+                x64.iter().map(|&v| v as f32).collect::<Vec<f32>>().into()
+            } else {
+                x32.into()
+            }
+        };
         let cols = self.columns();
         let matrix = |v: Vec<f32>| tract_ndarray::Array2::from_shape_vec((rows, cols), v);
         let picks_and_scores =
@@ -336,24 +337,20 @@ impl EvalOp for Native {
         match &*self.0 {
             Kernel::TreeClassifier(k) => {
                 let (picks, scores) = if double {
-                    k.eval(&x64, width)?
+                    k.eval(x64, width)?
                 } else {
-                    k.eval(&x32, width)?
+                    k.eval(x32, width)?
                 };
                 picks_and_scores(picks, scores)
             }
             Kernel::SvmClassifier(k) => {
-                let x = if double {
-                    x64.iter().map(|&v| v as f32).collect()
-                } else {
-                    x32
-                };
+                let x = svm_input();
                 let (picks, scores) = k.eval(&x, width)?;
                 picks_and_scores(picks, scores)
             }
             Kernel::TreeRegressor(k) => {
                 if double {
-                    let y = k.eval(&x64, width)?;
+                    let y = k.eval(x64, width)?;
                     let y = tract_ndarray::Array2::from_shape_vec((rows, cols), y)?;
                     Ok(tvec![
                         if k.keeps_precision {
@@ -365,16 +362,12 @@ impl EvalOp for Native {
                     ])
                 } else {
                     Ok(tvec![
-                        matrix(k.eval(&x32, width)?)?.into_tensor().into_tvalue()
+                        matrix(k.eval(x32, width)?)?.into_tensor().into_tvalue()
                     ])
                 }
             }
             Kernel::SvmRegressor(k) => {
-                let x = if double {
-                    x64.iter().map(|&v| v as f32).collect()
-                } else {
-                    x32
-                };
+                let x = svm_input();
                 Ok(tvec![
                     matrix(k.eval(&x, width)?)?.into_tensor().into_tvalue()
                 ])

@@ -11,6 +11,15 @@ use std::path::{Path, PathBuf};
 use modelport_core::codec;
 use modelport_runtime::{EngineChoice, EngineKind, ModelInfo, RuntimeError, RuntimeOptions};
 
+/// The fixtures (tests/fixtures/models) of classic-ML operators both engines run.
+const ML_FIXTURES: [&str; 5] = [
+    "svm",
+    "forest-regressor",
+    "forest-binary",
+    "pipeline",
+    "encoders",
+];
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -73,13 +82,7 @@ fn onnxruntime_reproduces_every_example() {
     ] {
         check_matches_reference(&root().join("examples").join(ex), EngineChoice::Onnxruntime);
     }
-    for fx in [
-        "svm",
-        "forest-regressor",
-        "forest-binary",
-        "pipeline",
-        "encoders",
-    ] {
+    for fx in ML_FIXTURES {
         check_matches_reference(
             &root().join("tests/fixtures/models").join(fx),
             EngineChoice::Onnxruntime,
@@ -102,13 +105,7 @@ fn tract_reproduces_every_example() {
     // The tree ensembles and SVMs tract lacked or answered wrongly, and the pipeline
     // operators (Imputer, Binarizer, OneHotEncoder, ArrayFeatureExtractor, LabelEncoder,
     // FeatureVectorizer), now native.
-    for fx in [
-        "svm",
-        "forest-regressor",
-        "forest-binary",
-        "pipeline",
-        "encoders",
-    ] {
+    for fx in ML_FIXTURES {
         check_matches_reference(
             &root().join("tests/fixtures/models").join(fx),
             EngineChoice::Tract,

@@ -35,6 +35,24 @@ impl PostTransform {
         })
     }
 
+    /// The node's `post_transform` attribute (`NONE` when absent).
+    pub(crate) fn of(a: &attrs::Attrs) -> anyhow::Result<PostTransform> {
+        PostTransform::parse(a.string("post_transform")?.as_deref().unwrap_or("NONE"))
+    }
+
+    /// onnxruntime's two columns for a two-class model that produced one score `sc`
+    /// (its `write_binary_scores`): `second_class` says how the weights were signed
+    /// (0/1: all positive, 2/3: mixed; -1: neither).
+    pub(crate) fn binary_pair(self, second_class: i8, sc: f32) -> [f32; 2] {
+        match (self, second_class) {
+            (PostTransform::Probit, _) => [probit(sc), 0.0],
+            (_, 0 | 1) => [1.0 - sc, sc],
+            (PostTransform::Logistic, 2 | 3) => [logistic(-sc), logistic(sc)],
+            (_, 2 | 3) => [-sc, sc],
+            _ => [sc, 0.0],
+        }
+    }
+
     /// The opset-5 `TreeEnsemble` integer form.
     pub(crate) fn from_code(code: i64) -> anyhow::Result<PostTransform> {
         Ok(match code {
@@ -117,12 +135,33 @@ pub(crate) enum Labels {
 }
 
 impl Labels {
+    /// `classlabels_strings`, else the integer labels in attribute `ints`.
+    pub(crate) fn of(a: &attrs::Attrs, ints: &str) -> anyhow::Result<Labels> {
+        let strings = a.strings("classlabels_strings")?;
+        Ok(if strings.is_empty() {
+            Labels::Int(a.ints(ints))
+        } else {
+            Labels::Str(strings)
+        })
+    }
+
     pub(crate) fn len(&self) -> usize {
         match self {
             Labels::Int(v) => v.len(),
             Labels::Str(v) => v.len(),
         }
     }
+}
+
+/// The index of the first largest value (0 when empty), as `std::max_element` picks.
+pub(crate) fn first_max<T: PartialOrd>(v: &[T]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 /// Which of a classifier's labels each example gets, or a fixed integer/string.

@@ -5,7 +5,7 @@ use anyhow::{Result, bail, ensure};
 use tract_onnx::pb::NodeProto;
 
 use super::attrs::Attrs;
-use super::{Labels, Pick, PostTransform, logistic};
+use super::{Labels, Pick, PostTransform, first_max, logistic};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kernel {
@@ -77,12 +77,7 @@ pub(crate) struct SvmClassifier {
 impl SvmClassifier {
     pub(crate) fn from_node(node: &NodeProto) -> Result<SvmClassifier> {
         let a = Attrs::new(node);
-        let strings = a.strings("classlabels_strings")?;
-        let labels = if strings.is_empty() {
-            Labels::Int(a.ints("classlabels_ints"))
-        } else {
-            Labels::Str(strings)
-        };
+        let labels = Labels::of(&a, "classlabels_ints")?;
         ensure!(labels.len() >= 1, "the classifier declares no class labels");
         let per_class: Vec<usize> = a
             .ints("vectors_per_class")
@@ -247,7 +242,7 @@ impl SvmClassifier {
             let (maxclass, max_weight) = if self.svc() {
                 (first_max(&votes), 0.0)
             } else {
-                let m = first_max_f(&scores);
+                let m = first_max(&scores);
                 (m, scores[m])
             };
             let mut second_class = -1i8;
@@ -276,14 +271,7 @@ impl SvmClassifier {
             picks.push(pick);
             let start = out.len();
             if scores.len() == 1 {
-                let sc = scores[0];
-                out.extend_from_slice(&match (self.post, second_class) {
-                    (PostTransform::Probit, _) => [super::probit(sc), 0.0],
-                    (_, 0 | 1) => [1.0 - sc, sc],
-                    (PostTransform::Logistic, 2 | 3) => [logistic(-sc), logistic(sc)],
-                    (_, 2 | 3) => [-sc, sc],
-                    _ => [sc, 0.0],
-                });
+                out.extend_from_slice(&self.post.binary_pair(second_class, scores[0]));
             } else {
                 self.post.apply(&mut scores);
                 out.extend_from_slice(&scores);
@@ -292,26 +280,6 @@ impl SvmClassifier {
         }
         Ok((picks, out))
     }
-}
-
-fn first_max(v: &[usize]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-fn first_max_f(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Pairwise coupling of Wu, Lin and Weng (libsvm's `multiclass_probability`), in

@@ -33,6 +33,8 @@ pub(crate) trait Float:
     fn is_nan(self) -> bool;
     fn to_f32(self) -> f32;
     fn div_usize(self, n: usize) -> Self;
+    /// The forest's arrays in this precision.
+    fn arrays(forest: &Forest) -> &Arrays<Self>;
 }
 
 impl Float for f32 {
@@ -47,6 +49,9 @@ impl Float for f32 {
     }
     fn div_usize(self, n: usize) -> f32 {
         self / n as f32
+    }
+    fn arrays(forest: &Forest) -> &Arrays<f32> {
+        &forest.a32
     }
 }
 
@@ -63,6 +68,9 @@ impl Float for f64 {
     fn div_usize(self, n: usize) -> f64 {
         self / n as f64
     }
+    fn arrays(forest: &Forest) -> &Arrays<f64> {
+        &forest.a64
+    }
 }
 
 /// One node. For a leaf, `t..f` is the range of its weights.
@@ -77,7 +85,7 @@ struct Node<T> {
 
 /// The nodes and leaf weights of a forest in one precision.
 #[derive(Debug, Clone, PartialEq)]
-struct Arrays<T> {
+pub(crate) struct Arrays<T> {
     nodes: Vec<Node<T>>,
     weights: Vec<T>,
     /// Sorted members of each `BRANCH_MEMBER` node, by node index.
@@ -505,16 +513,6 @@ impl Forest {
         ))
     }
 
-    fn arrays<T: Float>(&self) -> &Arrays<T> {
-        let any: &dyn std::any::Any =
-            if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-                &self.a32
-            } else {
-                &self.a64
-            };
-        any.downcast_ref::<Arrays<T>>().expect("f32 or f64")
-    }
-
     /// Scores of one example (`row`), aggregated over every tree: `scores` and
     /// `has` are `n_targets` long and reset here.
     #[inline]
@@ -574,7 +572,7 @@ impl Forest {
             "the input has {width} features per example, but the tree ensemble reads feature {}",
             self.n_features - 1
         );
-        let a = self.arrays::<T>();
+        let a = T::arrays(self);
         let mut scores = vec![T::default(); self.n_targets];
         let mut has = vec![false; self.n_targets];
         for (r, row) in x.chunks_exact(width.max(1)).enumerate() {
@@ -607,8 +605,7 @@ impl TreeRegressor {
             &a.string("aggregate_function")?
                 .unwrap_or_else(|| "SUM".into()),
         )?;
-        let post =
-            PostTransform::parse(&a.string("post_transform")?.unwrap_or_else(|| "NONE".into()))?;
+        let post = PostTransform::of(&a)?;
         let base_values = a.floats_or_tensor("base_values")?;
         Ok(TreeRegressor {
             forest: Forest::from_classic(node, "target", n_targets as usize, aggregate)?,
@@ -705,19 +702,13 @@ pub(crate) struct TreeClassifier {
 impl TreeClassifier {
     pub(crate) fn from_node(node: &NodeProto) -> Result<TreeClassifier> {
         let a = Attrs::new(node);
-        let strings = a.strings("classlabels_strings")?;
-        let labels = if strings.is_empty() {
-            Labels::Int(a.ints("classlabels_int64s"))
-        } else {
-            Labels::Str(strings)
-        };
+        let labels = Labels::of(&a, "classlabels_int64s")?;
         let c = labels.len();
         ensure!(
             c >= 2,
             "the classifier declares {c} class labels; two or more are needed"
         );
-        let post =
-            PostTransform::parse(&a.string("post_transform")?.unwrap_or_else(|| "NONE".into()))?;
+        let post = PostTransform::of(&a)?;
         let base_values = a.floats_or_tensor("base_values")?;
         let forest = Forest::from_classic(node, "class", c, Aggregate::Sum)?;
         let ids: std::collections::BTreeSet<u32> = forest.targets.iter().copied().collect();
@@ -827,14 +818,7 @@ impl TreeClassifier {
             self.post.apply(&mut pair);
             pair
         } else {
-            let sc = value(0);
-            match (self.post, second_class) {
-                (PostTransform::Probit, _) => [super::probit(sc), 0.0],
-                (_, 0 | 1) => [1.0 - sc, sc],
-                (PostTransform::Logistic, 2 | 3) => [super::logistic(-sc), super::logistic(sc)],
-                (_, 2 | 3) => [-sc, sc],
-                _ => [sc, 0.0],
-            }
+            self.post.binary_pair(second_class, value(0))
         };
         (pick, pair)
     }
