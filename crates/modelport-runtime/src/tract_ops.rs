@@ -1,10 +1,12 @@
 //! `ai.onnx.ml` operators that tract lacks, added through tract's operator registry.
 //!
 //! The simple ones (`Scaler`, `ZipMap`) are [`Expansion`]s that rewrite themselves
-//! into tract's core operators. The tree ensembles and SVMs are native kernels
-//! (`crate::ml`) wrapped in one typed operator, [`Native`]: they replace tract's own
-//! `TreeEnsembleClassifier`, which is slower and wrong on binary labels. Their
-//! outputs are checked against onnxruntime's in the tests.
+//! into tract's core operators. The tree ensembles, SVMs and linear models are native
+//! kernels (`crate::ml`) wrapped in one typed operator, [`Native`]: they replace
+//! tract's own `TreeEnsembleClassifier` (slower, and wrong on binary labels),
+//! `LinearClassifier` (another layout of binary scores, no `PROBIT`/`SOFTMAX_ZERO`),
+//! `LinearRegressor` and `Normalizer` (`MAX` by magnitude). Their outputs are checked
+//! against onnxruntime's in the tests (the survey of tests/fixtures/survey).
 
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
@@ -48,8 +50,21 @@ pub fn register(reg: &mut OnnxOpRegister) {
             ml::svm::SvmRegressor::from_node(node).map(Kernel::SvmRegressor),
         )
     });
+    reg.insert("LinearClassifier", |_, node| {
+        native(
+            node,
+            ml::linear::LinearClassifier::from_node(node).map(Kernel::LinearClassifier),
+        )
+    });
+    reg.insert("LinearRegressor", |_, node| {
+        native(
+            node,
+            ml::linear::LinearRegressor::from_node(node).map(Kernel::LinearRegressor),
+        )
+    });
     for op in [
         "Binarizer",
+        "Normalizer",
         "Imputer",
         "OneHotEncoder",
         "LabelEncoder",
@@ -148,6 +163,8 @@ enum Kernel {
     TreeRegressor(ml::tree::TreeRegressor),
     SvmClassifier(ml::svm::SvmClassifier),
     SvmRegressor(ml::svm::SvmRegressor),
+    LinearClassifier(ml::linear::LinearClassifier),
+    LinearRegressor(ml::linear::LinearRegressor),
 }
 
 fn native(
@@ -182,6 +199,8 @@ impl Native {
             Kernel::TreeRegressor(_) => "TreeEnsembleRegressor",
             Kernel::SvmClassifier(_) => "SVMClassifier",
             Kernel::SvmRegressor(_) => "SVMRegressor",
+            Kernel::LinearClassifier(_) => "LinearClassifier",
+            Kernel::LinearRegressor(_) => "LinearRegressor",
         }
     }
 
@@ -190,6 +209,7 @@ impl Native {
         match &*self.0 {
             Kernel::TreeClassifier(k) => Some(&k.labels),
             Kernel::SvmClassifier(k) => Some(&k.labels),
+            Kernel::LinearClassifier(k) => Some(&k.labels),
             _ => None,
         }
     }
@@ -201,6 +221,8 @@ impl Native {
             Kernel::SvmClassifier(k) => k.n_scores(),
             Kernel::TreeRegressor(k) => k.forest.n_targets,
             Kernel::SvmRegressor(_) => 1,
+            Kernel::LinearClassifier(k) => k.n_scores(),
+            Kernel::LinearRegressor(k) => k.n_targets(),
         }
     }
 
@@ -301,8 +323,9 @@ impl EvalOp for Native {
         } else {
             (plain.as_slice::<f32>()?, &[])
         };
-        // The SVM kernels compute in f32 whatever the input, as onnxruntime's do.
-        let svm_input = || -> std::borrow::Cow<'_, [f32]> {
+        // The SVM and linear kernels compute in f32 whatever the input, as
+        // onnxruntime's do.
+        let f32_input = || -> std::borrow::Cow<'_, [f32]> {
             if double {
                 x64.iter().map(|&v| v as f32).collect::<Vec<f32>>().into()
             } else {
@@ -344,7 +367,7 @@ impl EvalOp for Native {
                 picks_and_scores(picks, scores)
             }
             Kernel::SvmClassifier(k) => {
-                let x = svm_input();
+                let x = f32_input();
                 let (picks, scores) = k.eval(&x, width)?;
                 picks_and_scores(picks, scores)
             }
@@ -367,7 +390,18 @@ impl EvalOp for Native {
                 }
             }
             Kernel::SvmRegressor(k) => {
-                let x = svm_input();
+                let x = f32_input();
+                Ok(tvec![
+                    matrix(k.eval(&x, width)?)?.into_tensor().into_tvalue()
+                ])
+            }
+            Kernel::LinearClassifier(k) => {
+                let x = f32_input();
+                let (picks, scores) = k.eval(&x, width)?;
+                picks_and_scores(picks, scores)
+            }
+            Kernel::LinearRegressor(k) => {
+                let x = f32_input();
                 Ok(tvec![
                     matrix(k.eval(&x, width)?)?.into_tensor().into_tvalue()
                 ])

@@ -9,6 +9,7 @@
 //! departures are listed in the README's engine table and pinned by the survey test.
 
 pub(crate) mod attrs;
+pub(crate) mod linear;
 pub(crate) mod simple;
 pub(crate) mod svm;
 pub(crate) mod tree;
@@ -53,12 +54,15 @@ impl PostTransform {
         }
     }
 
-    /// The opset-5 `TreeEnsemble` integer form.
+    /// The opset-5 `TreeEnsemble` integer form, read as onnxruntime reads it: the
+    /// ONNX text says 1 is `SOFTMAX` and 2 `LOGISTIC`, but onnxruntime casts the
+    /// integer to its own enumeration, where 1 is `LOGISTIC` and 2 `SOFTMAX` (1.32,
+    /// pinned by the survey's `tree-ensemble-v5-*` models).
     pub(crate) fn from_code(code: i64) -> anyhow::Result<PostTransform> {
         Ok(match code {
             0 => PostTransform::None,
-            1 => PostTransform::Softmax,
-            2 => PostTransform::Logistic,
+            1 => PostTransform::Logistic,
+            2 => PostTransform::Softmax,
             3 => PostTransform::SoftmaxZero,
             4 => PostTransform::Probit,
             other => anyhow::bail!("post_transform {other} is not one ONNX defines (0 to 4)"),

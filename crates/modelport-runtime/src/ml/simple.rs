@@ -1,6 +1,7 @@
 //! The preprocessing operators of scikit-learn pipelines: `Binarizer`, `Imputer`,
-//! `OneHotEncoder`, `LabelEncoder`, `ArrayFeatureExtractor`, `FeatureVectorizer`, with
-//! onnxruntime's shapes (a vector into `ArrayFeatureExtractor` gives one row).
+//! `Normalizer`, `OneHotEncoder`, `LabelEncoder`, `ArrayFeatureExtractor`,
+//! `FeatureVectorizer`, with onnxruntime's shapes (a vector into
+//! `ArrayFeatureExtractor` gives one row).
 
 use anyhow::{Result, bail, ensure};
 use tract_onnx::pb::NodeProto;
@@ -8,10 +9,23 @@ use tract_onnx::prelude::*;
 
 use super::attrs::Attrs;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Norm {
+    Max,
+    L1,
+    L2,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Simple {
     Binarizer {
         threshold: f32,
+    },
+    /// `MAX` divides each row by its largest value (not its largest magnitude, as
+    /// onnxruntime does), `L1` by the sum of magnitudes, `L2` by the Euclidean norm;
+    /// a row whose divisor is 0 is copied.
+    Normalizer {
+        norm: Norm,
     },
     Imputer {
         floats: Vec<f32>,
@@ -61,6 +75,39 @@ impl Values {
     }
 }
 
+/// One row of `Normalizer`, as onnxruntime computes it: the largest value found the
+/// way `std::max_element` finds it (a NaN first wins, later NaNs are passed over), and
+/// `L2` as `sign(x)·√(x²/Σx²)`.
+fn normalize(norm: Norm, row: &mut [f32]) {
+    match norm {
+        Norm::Max => {
+            let max = row
+                .iter()
+                .copied()
+                .reduce(|m, v| if m < v { v } else { m })
+                .unwrap_or(0.0);
+            if max != 0.0 {
+                row.iter_mut().for_each(|v| *v /= max);
+            }
+        }
+        Norm::L1 => {
+            let sum: f32 = row.iter().map(|v| v.abs()).sum();
+            if sum != 0.0 {
+                row.iter_mut().for_each(|v| *v /= sum);
+            }
+        }
+        Norm::L2 => {
+            let sum: f32 = row.iter().map(|v| v * v).sum();
+            if sum != 0.0 {
+                for v in row.iter_mut() {
+                    let r = (*v * *v / sum).sqrt();
+                    *v = if *v < 0.0 { -r } else { r };
+                }
+            }
+        }
+    }
+}
+
 impl Simple {
     pub(crate) fn from_node(node: &NodeProto) -> Result<Simple> {
         let a = Attrs::new(node);
@@ -77,6 +124,14 @@ impl Simple {
                             .map(|x| x.f)
                     })
                     .unwrap_or(0.0),
+            },
+            "Normalizer" => Simple::Normalizer {
+                norm: match a.string("norm")?.as_deref().unwrap_or("MAX") {
+                    "MAX" => Norm::Max,
+                    "L1" => Norm::L1,
+                    "L2" => Norm::L2,
+                    other => bail!("norm `{other}` is not MAX, L1 or L2"),
+                },
             },
             "Imputer" => {
                 let attr_f = |n: &str| node.attribute.iter().find(|x| x.name == n).map(|x| x.f);
@@ -169,6 +224,7 @@ impl Simple {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Simple::Binarizer { .. } => "Binarizer",
+            Simple::Normalizer { .. } => "Normalizer",
             Simple::Imputer { .. } => "Imputer",
             Simple::OneHot { .. } => "OneHotEncoder",
             Simple::LabelEncoder { .. } => "LabelEncoder",
@@ -195,6 +251,7 @@ impl Simple {
         Ok(match self {
             Simple::Binarizer { .. } if dt == DatumType::F64 => (dt, s0.clone()),
             Simple::Binarizer { .. } => (DatumType::F32, s0.clone()),
+            Simple::Normalizer { .. } => (DatumType::F32, s0.clone()),
             Simple::Imputer { .. } if dt == DatumType::I64 => (dt, s0.clone()),
             Simple::Imputer { .. } => (DatumType::F32, s0.clone()),
             Simple::LabelEncoder { values, .. } => (values.dt(), s0.clone()),
@@ -241,6 +298,15 @@ impl Simple {
                         .mapv(|v| if v > t { 1.0f32 } else { 0.0 })
                         .into_tensor(),
                 })
+            }
+            Simple::Normalizer { norm } => {
+                let mut v = x.cast_to::<f32>()?.to_plain_array_view::<f32>()?.to_owned();
+                let width = (*shape.last().unwrap_or(&1)).max(1);
+                let flat = v.as_slice_mut().expect("an owned array is contiguous");
+                for row in flat.chunks_mut(width) {
+                    normalize(*norm, row);
+                }
+                Ok(v.into_tensor())
             }
             Simple::Imputer {
                 floats,

@@ -33,6 +33,7 @@ pub(crate) trait Float:
     fn is_nan(self) -> bool;
     fn to_f32(self) -> f32;
     fn div_usize(self, n: usize) -> Self;
+    fn trunc(self) -> Self;
     /// The forest's arrays in this precision.
     fn arrays(forest: &Forest) -> &Arrays<Self>;
 }
@@ -49,6 +50,9 @@ impl Float for f32 {
     }
     fn div_usize(self, n: usize) -> f32 {
         self / n as f32
+    }
+    fn trunc(self) -> f32 {
+        f32::trunc(self)
     }
     fn arrays(forest: &Forest) -> &Arrays<f32> {
         &forest.a32
@@ -67,6 +71,9 @@ impl Float for f64 {
     }
     fn div_usize(self, n: usize) -> f64 {
         self / n as f64
+    }
+    fn trunc(self) -> f64 {
+        f64::trunc(self)
     }
     fn arrays(forest: &Forest) -> &Arrays<f64> {
         &forest.a64
@@ -88,8 +95,37 @@ struct Node<T> {
 pub(crate) struct Arrays<T> {
     nodes: Vec<Node<T>>,
     weights: Vec<T>,
-    /// Sorted members of each `BRANCH_MEMBER` node, by node index.
-    members: HashMap<u32, Vec<T>>,
+    /// The sorted members of each `BRANCH_MEMBER` node, by node index.
+    members: HashMap<u32, Members<T>>,
+}
+
+/// A `BRANCH_MEMBER` set. onnxruntime tests a set whose members are all integers
+/// from 0 to 63 exactly, but any other set on the input truncated toward zero
+/// (`static_cast<int64_t>`): `-1.5` is in `{-1, 4}` and `4.5` in `{4, 70}`, while
+/// `1.5` is not in `{1, 2, 5}`. modelport does the same (probed on onnxruntime 1.32).
+#[derive(Debug, Clone, PartialEq)]
+struct Members<T> {
+    truncate: bool,
+    sorted: Vec<T>,
+}
+
+impl<T: Float> Members<T> {
+    fn new(set: &[f64]) -> Members<T> {
+        let truncate = !set
+            .iter()
+            .all(|&v| v.fract() == 0.0 && (0.0..=63.0).contains(&v));
+        let mut sorted: Vec<T> = set.iter().map(|&v| T::from_f64(v)).collect();
+        sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        Members { truncate, sorted }
+    }
+
+    #[inline]
+    fn contains(&self, x: T) -> bool {
+        let x = if self.truncate { x.trunc() } else { x };
+        self.sorted
+            .binary_search_by(|m| m.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Less))
+            .is_ok()
+    }
 }
 
 /// How the trees' leaf values combine.
@@ -200,12 +236,8 @@ impl Forest {
                 );
                 n_features = n_features.max(r.feature as usize + 1);
                 if r.mode == MEMBER {
-                    let mut m64 = r.members.clone();
-                    m64.sort_by(f64::total_cmp);
-                    let mut m32: Vec<f32> = m64.iter().map(|&v| v as f32).collect();
-                    m32.sort_by(f32::total_cmp);
-                    a32.members.insert(i as u32, m32);
-                    a64.members.insert(i as u32, m64);
+                    a32.members.insert(i as u32, Members::new(&r.members));
+                    a64.members.insert(i as u32, Members::new(&r.members));
                 }
                 (r.t, r.f, r.feature as u32)
             };
@@ -533,9 +565,7 @@ impl Forest {
                     GT => x > v,
                     EQ => x == v,
                     NEQ => x != v,
-                    _ => a.members[&(i as u32)]
-                        .binary_search_by(|m| m.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Less))
-                        .is_ok(),
+                    _ => a.members[&(i as u32)].contains(x),
                 } || (n.mode & MISSING_TRUE != 0 && x.is_nan());
                 i = if go { n.t } else { n.f } as usize;
                 n = nodes[i];
