@@ -21,9 +21,9 @@ pub(crate) enum Simple {
     Binarizer {
         threshold: f32,
     },
-    /// `MAX` divides each row by its largest value (not its largest magnitude, as
-    /// onnxruntime does), `L1` by the sum of magnitudes, `L2` by the Euclidean norm;
-    /// a row whose divisor is 0 is copied.
+    /// As onnxruntime computes it: `MAX` divides each row by its largest value (not
+    /// its largest magnitude), `L1` by the sum of magnitudes, `L2` by the Euclidean
+    /// norm; a row whose divisor is 0 is copied.
     Normalizer {
         norm: Norm,
     },
