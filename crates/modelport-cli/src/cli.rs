@@ -97,6 +97,61 @@ fn parse_engine(s: &str) -> Result<EngineChoice, String> {
     s.parse::<EngineChoice>().map_err(|e| e.to_string())
 }
 
+const ALL_PROVIDERS: &[&str] = &["local", "aws", "gcp"];
+const CLOUDS: &[&str] = &["aws", "gcp"];
+
+/// A value parser that parses as `parser` does (so its errors read as before) and offers
+/// `names` to shell completions, manual pages and `--help`. Provider names use it with a
+/// plain string parser: the command itself names a wrong provider with a suggestion and exit
+/// code 1, as it does for `provider:` in modelport.yaml.
+#[derive(Debug, Clone)]
+struct Offer<P> {
+    names: Vec<&'static str>,
+    parser: P,
+}
+
+impl<P> Offer<P> {
+    fn new(names: impl IntoIterator<Item = &'static str>, parser: P) -> Offer<P> {
+        Offer {
+            names: names.into_iter().collect(),
+            parser,
+        }
+    }
+}
+
+fn providers(names: &'static [&'static str]) -> Offer<clap::builder::StringValueParser> {
+    Offer::new(
+        names.iter().copied(),
+        clap::builder::StringValueParser::new(),
+    )
+}
+
+impl<P> clap::builder::TypedValueParser for Offer<P>
+where
+    P: clap::builder::TypedValueParser,
+{
+    type Value = P::Value;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<P::Value, clap::Error> {
+        self.parser.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            self.names
+                .iter()
+                .map(|name| clap::builder::PossibleValue::new(*name)),
+        ))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show a model's signature, opsets, operators, size and which engines can run it.
@@ -256,6 +311,39 @@ pub enum Command {
         Examples:\n  modelport destroy iris"
     )]
     Destroy(DestroyArgs),
+
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
+    #[command(
+        after_help = "Install (the script is generated from this binary's own flags, so regenerate it after an upgrade):\n  \
+        bash        modelport completions bash > ~/.local/share/bash-completion/completions/modelport\n  \
+        zsh         modelport completions zsh > \"${fpath[1]}/_modelport\"\n  \
+        fish        modelport completions fish > ~/.config/fish/completions/modelport.fish\n  \
+        powershell  modelport completions powershell >> $PROFILE"
+    )]
+    Completions(CompletionsArgs),
+
+    /// Write the manual pages (roff), one per command.
+    #[command(
+        after_help = "Without --out the page of `modelport` itself goes to stdout.\n\n\
+        Examples:\n  modelport man | man -l -\n  \
+        modelport man --out ~/.local/share/man/man1   # modelport.1, modelport-deploy.1, modelport-image-build.1, ..."
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write modelport.1 and one page per command (modelport-COMMAND.1) into this directory,
+    /// creating it when missing.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -278,8 +366,8 @@ pub struct DeployArgs {
     #[arg(long, short = 'f', default_value = "modelport.yaml")]
     pub file: PathBuf,
 
-    /// Where to deploy: local, aws or gcp.
-    #[arg(long, short = 'p', default_value = "local")]
+    /// Where to deploy.
+    #[arg(long, short = 'p', default_value = "local", value_parser = providers(ALL_PROVIDERS))]
     pub provider: String,
 
     /// Skip the comparison: the new revision takes the traffic unchecked.
@@ -310,8 +398,8 @@ pub struct PlanArgs {
     #[arg(long, short = 'f', default_value = "modelport.yaml")]
     pub file: PathBuf,
 
-    /// Where `deploy` would deploy: local, aws or gcp.
-    #[arg(long, short = 'p', default_value = "local")]
+    /// Where `deploy` would deploy.
+    #[arg(long, short = 'p', default_value = "local", value_parser = providers(ALL_PROVIDERS))]
     pub provider: String,
 
     #[command(flatten)]
@@ -323,8 +411,8 @@ pub struct CatalogArgs {
     #[command(subcommand)]
     pub action: Option<CatalogAction>,
 
-    /// Only this provider's catalog (aws or gcp; default: both).
-    #[arg(long, short = 'p')]
+    /// Only this provider's catalog (default: both).
+    #[arg(long, short = 'p', value_parser = providers(CLOUDS))]
     pub provider: Option<String>,
 
     /// List the cheapest types this model (.onnx) fits on, instead of every type.
@@ -360,7 +448,10 @@ pub struct CompressArgs {
     pub model: PathBuf,
 
     /// What to compress to: fp16, int8 (weight-only) or int8-dynamic.
-    #[arg(long, value_parser = |s: &str| s.parse::<modelport_compress::Method>())]
+    #[arg(long, value_parser = Offer::new(
+        modelport_compress::Method::ALL.map(modelport_compress::Method::as_str),
+        |s: &str| s.parse::<modelport_compress::Method>(),
+    ))]
     pub to: Option<modelport_compress::Method>,
 
     /// One scale per output channel instead of one per weight (int8, int8-dynamic).
@@ -498,7 +589,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct IamPolicyArgs {
     /// The provider whose permissions to print.
-    #[arg(long, default_value = "aws")]
+    #[arg(long, default_value = "aws", value_parser = providers(CLOUDS))]
     pub provider: String,
 
     /// The deployment's modelport.yaml.

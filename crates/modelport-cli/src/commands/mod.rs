@@ -5,6 +5,7 @@ mod compare;
 mod compress;
 mod deploy;
 mod destroy;
+mod docs;
 mod iam;
 mod image;
 mod init;
@@ -40,6 +41,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::IamPolicy(args) => iam::run(args),
         Command::Image(cmd) => image::run(cmd, out),
         Command::Destroy(args) => destroy::run(args, out, quiet),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args, out),
     }
 }
 
