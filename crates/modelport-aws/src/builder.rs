@@ -49,7 +49,11 @@ pub struct AwsClients {
     pub ecr: aws_sdk_ecr::Client,
     pub sagemaker: aws_sdk_sagemaker::Client,
     pub runtime: aws_sdk_sagemakerruntime::Client,
+    /// Who the credentials belong to (`modelport doctor`).
+    pub sts: aws_sdk_sts::Client,
     pub region: String,
+    /// Which link of the default chain gave the credentials.
+    pub credential_source: &'static str,
     pub endpoint_url: Option<String>,
 }
 
@@ -113,7 +117,9 @@ pub async fn connect(
         ecr: aws_sdk_ecr::Client::new(&conf),
         sagemaker: aws_sdk_sagemaker::Client::new(&conf),
         runtime: aws_sdk_sagemakerruntime::Client::new(&conf),
+        sts: aws_sdk_sts::Client::new(&conf),
         region,
+        credential_source: credential_source(&credentials),
         endpoint_url: settings.endpoint_url.clone(),
     })
 }
@@ -129,7 +135,7 @@ fn no_credentials(detail: String) -> ProviderError {
     }
 }
 
-/// Which link of the default chain produced the credentials, for the debug log.
+/// Which link of the default chain produced the credentials.
 fn credential_source(credentials: &aws_credential_types::Credentials) -> &'static str {
     let features = credentials
         .get_property::<Vec<AwsCredentialFeature>>()

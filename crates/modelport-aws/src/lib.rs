@@ -23,6 +23,7 @@
 //! [`Reporter`] and returns data.
 
 pub mod builder;
+mod doctor;
 pub mod ecr;
 pub mod error;
 pub mod iam;
@@ -1335,6 +1336,10 @@ impl Provider for AwsProvider {
         self.workspace.remove_state(&state.name)?;
         report.leftover = leftovers(sm, &state.name).await?;
         Ok(report)
+    }
+
+    async fn doctor(&self, spec: &DeploymentSpec) -> Vec<modelport_core::provider::Check> {
+        doctor::run(self, spec).await
     }
 
     async fn discover(&self, spec: Option<&DeploymentSpec>) -> ProviderResult<Vec<EndpointStatus>> {

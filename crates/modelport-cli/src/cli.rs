@@ -312,6 +312,20 @@ pub enum Command {
     )]
     Destroy(DestroyArgs),
 
+    /// Check what can run here and what a deploy would need: engines, the spec, the model,
+    /// credentials, region, bucket, role, the platform's API and the image registry.
+    #[command(
+        after_help = "Each check prints ok, warn or fail, with a hint for the last two. Nothing is created or \
+        changed: the cloud calls are reads (AWS: GetCallerIdentity, GetBucketLocation, ListEndpoints, \
+        GetAuthorizationToken; Google Cloud: an access token, the bucket's metadata, the region's endpoints).\n\n\
+        Without --provider: local, plus aws and gcp when modelport.yaml has their section. Without -f: \
+        ./modelport.yaml when it exists.\n\n\
+        Exit codes: 0 no check failed (warnings allowed), 1 at least one failed.\n\n\
+        Examples:\n  modelport doctor\n  modelport doctor -f examples/iris/modelport.yaml --provider aws\n  \
+        modelport doctor --output json"
+    )]
+    Doctor(DoctorArgs),
+
     /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
     #[command(
         after_help = "Install (the script is generated from this binary's own flags, so regenerate it after an upgrade):\n  \
@@ -329,6 +343,20 @@ pub enum Command {
         modelport man --out ~/.local/share/man/man1   # modelport.1, modelport-deploy.1, modelport-image-build.1, ..."
     )]
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The deployment spec (default: ./modelport.yaml when it exists).
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
+
+    /// Check only this provider.
+    #[arg(long, short = 'p', value_parser = providers(ALL_PROVIDERS))]
+    pub provider: Option<String>,
+
+    #[command(flatten)]
+    pub workspace: WorkspaceArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1204,3 +1204,107 @@ fn a_compressed_deploy_is_proved_against_the_original_model() {
     let destroyed = cloud.run(&["destroy", "cnn", "--output", "json"]).expect(0);
     assert_eq!(json(&destroyed)["leftover"], serde_json::json!([]));
 }
+
+/// `doctor --provider aws` asks the account with reads only: identity, bucket and its
+/// region, the role's account, SageMaker, the registry. A missing bucket, a bucket in
+/// another region and a role of another account are named with the fix.
+#[test]
+fn doctor_checks_the_account_with_reads_only() {
+    let cloud = Cloud::with_config("iris", |c| c.registry = Some("http://127.0.0.1:9".into()));
+    let spec = cloud.spec();
+    let path = cloud.project.path().join(&spec);
+    let yaml = std::fs::read_to_string(&path).unwrap();
+
+    let good = cloud
+        .run(&[
+            "doctor",
+            "--provider",
+            "aws",
+            "-f",
+            &spec,
+            "--output",
+            "json",
+        ])
+        .expect(0);
+    let checks = good.doctor_checks();
+    for what in [
+        "aws region",
+        "aws credentials",
+        "aws bucket",
+        "aws execution role",
+        "aws SageMaker",
+        "aws image",
+        "engine tract",
+        "spec model",
+    ] {
+        assert_eq!(checks[what].0, "ok", "{what}: {checks:?}");
+    }
+    assert!(
+        checks["aws credentials"].1.contains("123456789012")
+            && checks["aws credentials"]
+                .1
+                .contains("environment variables"),
+        "{checks:?}"
+    );
+    assert!(
+        checks["aws bucket"]
+            .1
+            .contains("s3://models is in us-east-1")
+    );
+    assert!(!checks.keys().any(|k| k.starts_with("local")), "{checks:?}");
+
+    // Without image_uri: the registry deploy would push to accepts the credentials.
+    std::fs::write(
+        &path,
+        yaml.replace(
+            "    image_uri: 123456789012.dkr.ecr.us-east-1.amazonaws.com/modelport:0.1.0\n",
+            "",
+        ),
+    )
+    .unwrap();
+    let own = cloud
+        .run(&[
+            "doctor",
+            "--provider",
+            "aws",
+            "-f",
+            &spec,
+            "--output",
+            "json",
+        ])
+        .expect(0)
+        .doctor_checks();
+    assert!(
+        own["aws image"].1.contains("pushes it to") && own["aws image"].1.contains("/modelport"),
+        "{own:?}"
+    );
+
+    // A bucket that does not exist, and a role of another account.
+    std::fs::write(
+        &path,
+        yaml.replace("bucket: models", "bucket: no-such-bucket")
+            .replace("arn:aws:iam::123456789012:", "arn:aws:iam::210987654321:"),
+    )
+    .unwrap();
+    let bad = cloud
+        .run(&["doctor", "--provider", "aws", "-f", &spec])
+        .expect(1);
+    let text = bad.stdout();
+    assert!(
+        text.contains("fail  aws bucket") && text.contains("`no-such-bucket` does not exist"),
+        "{text}"
+    );
+    assert!(text.contains("hint: create it in us-east-1"), "{text}");
+    assert!(
+        text.contains("warn  aws execution role") && text.contains("account 210987654321"),
+        "{text}"
+    );
+    assert!(text.contains("1 failure"), "{text}");
+
+    // Reads only: nothing created, updated or deleted, no state. The identity is
+    // asked of STS (moto, behind the fake).
+    let calls = cloud.fake.calls();
+    assert_eq!(creates(&calls), Vec::<String>::new());
+    assert!(calls.iter().any(|c| c.operation == "sts:POST"), "{calls:?}");
+    assert!(cloud.project.state("iris").is_none());
+}

@@ -338,3 +338,85 @@ fn a_compressed_deploy_shows_both_hops_of_its_proof() {
     assert!(compare.stdout().contains("PASS"), "{}", compare.stdout());
     p.run(&["destroy", "cnn"]).expect(0);
 }
+
+/// `doctor` on this machine: both engines, the spec, the model on each engine, the
+/// state folder and a fixed port; a missing model and a taken port fail with the
+/// fix, and nothing is created.
+#[test]
+fn doctor_checks_engines_spec_model_and_this_machine() {
+    let project = Project::new().with_example("iris");
+    let good = project
+        .run(&["doctor", "-f", "iris/modelport.yaml", "--output", "json"])
+        .expect(0);
+    let checks = good.doctor_checks();
+    for what in [
+        "engine tract",
+        "engine onnxruntime",
+        "spec iris/modelport.yaml",
+        "spec model",
+        "local state",
+        "local server",
+    ] {
+        assert_eq!(checks[what].0, "ok", "{what}: {checks:?}");
+    }
+    assert!(
+        checks["spec model"].1.contains("loads on onnxruntime")
+            && checks["spec model"].1.contains("and tract"),
+        "{checks:?}"
+    );
+    assert!(
+        checks["local state"].1.contains("does not exist yet"),
+        "{checks:?}"
+    );
+    // No provider section: only local is checked; nothing was created.
+    assert!(
+        !checks
+            .keys()
+            .any(|k| k.starts_with("aws") || k.starts_with("gcp"))
+    );
+    assert!(!project.path().join(".modelport").exists());
+
+    // Without -f and without ./modelport.yaml: this machine only, a warning.
+    let bare = project.run(&["doctor"]).expect(0);
+    assert!(
+        bare.stdout().contains("warn  spec modelport.yaml") && bare.stdout().contains("0 failures"),
+        "{}",
+        bare.stdout()
+    );
+
+    // A model that is not there, and a fixed port something else holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let spec = project.path().join("iris/modelport.yaml");
+    let yaml = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("path: model.onnx", "path: missing.onnx")
+        .replace(
+            "    flavour: sagemaker\n",
+            &format!("    flavour: sagemaker\n    port: {port}\n"),
+        );
+    std::fs::write(&spec, yaml).unwrap();
+    let bad = project
+        .run(&["doctor", "-f", "iris/modelport.yaml"])
+        .expect(1);
+    let text = bad.stdout();
+    assert!(
+        text.contains("fail  spec model") && text.contains("missing.onnx"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fail  local port") && text.contains("provider.local.port: 0"),
+        "{text}"
+    );
+    assert!(text.contains("2 failures"), "{text}");
+
+    // A provider this build does not know is named with a suggestion.
+    let typo = project
+        .run(&["doctor", "-f", "iris/modelport.yaml", "--provider", "awz"])
+        .expect(1);
+    assert!(
+        typo.stderr().contains("did you mean \"aws\""),
+        "{}",
+        typo.stderr()
+    );
+}

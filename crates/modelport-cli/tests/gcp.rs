@@ -943,3 +943,102 @@ fn a_compressed_deploy_is_proved_against_the_original_model_on_vertex() {
     let destroyed = cloud.run(&["destroy", "cnn", "--output", "json"]).expect(0);
     assert_eq!(json(&destroyed)["leftover"], serde_json::json!([]));
 }
+
+/// `doctor --provider gcp` asks the project with reads only: the bucket and its
+/// location, the region's endpoints, the registry a deploy would push to. A missing
+/// bucket fails with the fix; no service account is a warning, not a failure.
+#[test]
+fn doctor_checks_the_project_with_reads_only() {
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+    let path = cloud.project.path().join(&spec);
+    let yaml = std::fs::read_to_string(&path).unwrap();
+
+    let good = cloud
+        .run(&[
+            "doctor",
+            "--provider",
+            "gcp",
+            "-f",
+            &spec,
+            "--output",
+            "json",
+        ])
+        .expect(0);
+    let checks = good.doctor_checks();
+    for what in [
+        "gcp project",
+        "gcp credentials",
+        "gcp bucket",
+        "gcp Vertex AI",
+        "gcp image",
+    ] {
+        assert_eq!(checks[what].0, "ok", "{what}: {checks:?}");
+    }
+    assert!(
+        checks["gcp project"]
+            .1
+            .contains("test-project from provider.gcp.project")
+    );
+    assert!(
+        checks["gcp credentials"].1.contains("none sent"),
+        "{checks:?}"
+    );
+    assert!(
+        checks["gcp Vertex AI"]
+            .1
+            .contains("projects/test-project/locations/us-central1 answers"),
+        "{checks:?}"
+    );
+    assert_eq!(checks["gcp service account"].0, "warn", "{checks:?}");
+
+    // Without image_uri: the Artifact Registry repository deploy would push to.
+    std::fs::write(
+        &path,
+        yaml.replace(
+            "    image_uri: us-central1-docker.pkg.dev/test-project/modelport/modelport:0.1.0\n",
+            "    service_account: serving@test-project.iam.gserviceaccount.com\n",
+        ),
+    )
+    .unwrap();
+    let own = cloud
+        .cmd(&[
+            "doctor",
+            "--provider",
+            "gcp",
+            "-f",
+            &spec,
+            "--output",
+            "json",
+        ])
+        .env("MODELPORT_GCP_REGISTRY", "127.0.0.1:9")
+        .output()
+        .unwrap();
+    let own = Run(own).expect(0).doctor_checks();
+    assert!(
+        own["gcp image"]
+            .1
+            .contains("pushes it to 127.0.0.1:9/test-project/modelport/modelport"),
+        "{own:?}"
+    );
+    assert_eq!(own["gcp service account"].0, "ok", "{own:?}");
+
+    // A bucket that does not exist.
+    std::fs::write(
+        &path,
+        yaml.replace("bucket: models", "bucket: no-such-bucket"),
+    )
+    .unwrap();
+    let bad = cloud
+        .run(&["doctor", "--provider", "gcp", "-f", &spec])
+        .expect(1);
+    let text = bad.stdout();
+    assert!(
+        text.contains("fail  gcp bucket") && text.contains("no-such-bucket"),
+        "{text}"
+    );
+    assert!(text.contains("hint: "), "{text}");
+
+    assert_eq!(changes(&cloud.fake.calls()), Vec::<String>::new());
+    assert!(cloud.project.state("iris").is_none());
+}

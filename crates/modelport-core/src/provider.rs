@@ -446,4 +446,71 @@ pub trait Provider: Send + Sync {
             what: "print an IAM policy (it needs no cloud permissions)".into(),
         })
     }
+
+    /// What a deploy of `spec` here would need, checked without changing anything
+    /// (`modelport doctor`): credentials and where they come from, region, bucket,
+    /// the identity the endpoint runs as, the platform's API and the image registry.
+    /// Each check stands alone: one that fails does not hide the others it does not
+    /// depend on.
+    async fn doctor(&self, spec: &DeploymentSpec) -> Vec<Check>;
+}
+
+/// How one `doctor` check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckLevel {
+    Ok,
+    /// A deploy may still work, or works with a default the user may not want.
+    Warn,
+    /// A deploy would fail.
+    Fail,
+}
+
+/// One line of `modelport doctor`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked: `credentials`, `bucket`, ...
+    pub what: String,
+    pub level: CheckLevel,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Check {
+    pub fn ok(what: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check {
+            what: what.into(),
+            level: CheckLevel::Ok,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+
+    pub fn warn(
+        what: impl Into<String>,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Check {
+        Check {
+            what: what.into(),
+            level: CheckLevel::Warn,
+            detail: detail.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    pub fn fail(what: impl Into<String>, detail: impl Into<String>, hint: Option<String>) -> Check {
+        Check {
+            what: what.into(),
+            level: CheckLevel::Fail,
+            detail: detail.into(),
+            hint,
+        }
+    }
+
+    /// A failed check from the error the operation it stands for returned.
+    pub fn failed(what: impl Into<String>, err: &ProviderError) -> Check {
+        Check::fail(what, err.to_string(), err.hint())
+    }
 }

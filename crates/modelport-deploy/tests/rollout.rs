@@ -95,6 +95,10 @@ impl Provider for Scripted {
         "scripted"
     }
 
+    async fn doctor(&self, _spec: &DeploymentSpec) -> Vec<modelport_core::provider::Check> {
+        Vec::new()
+    }
+
     async fn plan(
         &self,
         spec: &DeploymentSpec,

@@ -143,9 +143,9 @@ pub struct GcpClients {
     pub storage_credentials: Credentials,
 }
 
-/// Application Default Credentials, with a debug line naming where they come from.
-fn adc() -> ProviderResult<Credentials> {
-    let source = if let Some(path) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS") {
+/// Where Application Default Credentials come from, in the order the auth crate looks.
+pub fn adc_source() -> String {
+    if let Some(path) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS") {
         format!(
             "GOOGLE_APPLICATION_CREDENTIALS ({})",
             path.to_string_lossy()
@@ -154,8 +154,12 @@ fn adc() -> ProviderResult<Credentials> {
         "the gcloud application-default credentials file".to_string()
     } else {
         "the metadata server".to_string()
-    };
-    tracing::debug!("Google Cloud credentials from {source}");
+    }
+}
+
+/// Application Default Credentials, with a debug line naming where they come from.
+fn adc() -> ProviderResult<Credentials> {
+    tracing::debug!("Google Cloud credentials from {}", adc_source());
     google_cloud_auth::credentials::Builder::default()
         .build()
         .map_err(|e| ProviderError::Other {

@@ -28,6 +28,7 @@
 //! [`Reporter`] and returns data.
 
 pub mod client;
+mod doctor;
 pub mod error;
 pub mod iam;
 pub mod names;
@@ -1150,6 +1151,10 @@ impl Provider for GcpProvider {
         }
         report.leftover = left;
         Ok(report)
+    }
+
+    async fn doctor(&self, spec: &DeploymentSpec) -> Vec<modelport_core::provider::Check> {
+        doctor::run(self, spec).await
     }
 
     async fn discover(&self, spec: Option<&DeploymentSpec>) -> ProviderResult<Vec<EndpointStatus>> {

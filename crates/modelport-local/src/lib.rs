@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use modelport_core::predictor::Predictor;
 use modelport_core::provider::{
-    ActionKind, ArtifactRef, Copies, DestroyOptions, DestroyReport, EndpointStatus, Health, Plan,
-    PlannedAction, Provider, ProviderError, ProviderResult, Reporter, RolloutPlan,
+    ActionKind, ArtifactRef, Check, Copies, DestroyOptions, DestroyReport, EndpointStatus, Health,
+    Plan, PlannedAction, Provider, ProviderError, ProviderResult, Reporter, RolloutPlan,
     require_revision,
 };
 use modelport_core::spec::{DeploymentSpec, Flavour};
@@ -662,6 +662,74 @@ impl Provider for LocalProvider {
                 .await?
                 .expecting(expected),
         ))
+    }
+
+    async fn doctor(&self, spec: &DeploymentSpec) -> Vec<Check> {
+        let mut checks = Vec::new();
+        let root = self.workspace.root();
+        // Asked, not tried: doctor creates nothing. A home that does not exist yet is
+        // created by the first deploy in its nearest existing parent.
+        let existing = root.ancestors().find(|p| p.exists()).unwrap_or(root);
+        let writable = rustix::fs::access(existing, rustix::fs::Access::WRITE_OK);
+        checks.push(match writable {
+            Ok(()) if existing == root => {
+                Check::ok("state", format!("{} is writable", root.display()))
+            }
+            Ok(()) => Check::ok(
+                "state",
+                format!(
+                    "{} does not exist yet; deploy creates it in {}",
+                    root.display(),
+                    existing.display()
+                ),
+            ),
+            Err(e) => Check::fail(
+                "state",
+                format!("cannot write in {}: {e}", existing.display()),
+                Some(format!(
+                    "state, artifacts and logs live in {}: make it writable, or point {} (or --home) elsewhere",
+                    root.display(),
+                    env::MODELPORT_HOME
+                )),
+            ),
+        });
+        let port = spec.provider.local.port;
+        if port != 0 {
+            let own = matches!(
+                self.workspace.load_state(spec.name.as_str()),
+                Ok(Some(state)) if state.provider == self.name()
+            );
+            checks.push(match std::net::TcpListener::bind(("127.0.0.1", port)) {
+                Ok(_) => Check::ok("port", format!("127.0.0.1:{port} is free")),
+                Err(_) if own => Check::ok(
+                    "port",
+                    format!(
+                        "127.0.0.1:{port} is served by deployment `{}`, which a deploy hands over",
+                        spec.name
+                    ),
+                ),
+                Err(e) => Check::fail(
+                    "port",
+                    format!("127.0.0.1:{port} (provider.local.port) is taken: {e}"),
+                    Some(format!(
+                        "stop what listens there (`ss -ltnp 'sport = :{port}'`), or set provider.local.port: 0 for any free port"
+                    )),
+                ),
+            });
+        }
+        checks.push(if self.server.is_file() {
+            Check::ok(
+                "server",
+                format!("`{} serve` runs the endpoint", self.server.display()),
+            )
+        } else {
+            Check::fail(
+                "server",
+                format!("{} is not a file", self.server.display()),
+                Some("reinstall modelport (`cargo install --path crates/modelport-cli`)".into()),
+            )
+        });
+        checks
     }
 
     async fn destroy(

@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 pub use error::RuntimeError;
 pub use model::{ModelInfo, OperatorCount};
 pub use modelport_core::spec::EngineChoice;
-pub use ort_engine::{OrtEngine, find_onnxruntime_library};
+pub use ort_engine::{
+    LibrarySource, OrtEngine, find_onnxruntime_library, locate_onnxruntime_library,
+};
 pub use tract_engine::TractEngine;
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -129,6 +129,11 @@ pub const SYSTEM_LIBRARY_DIRS: &[&str] = &["/usr/local/lib", "/usr/lib"];
 /// else [`SYSTEM_LIBRARY_DIRS`], else the site-packages of `python3`. Of several
 /// versions in one place the newest (compared numerically) wins.
 pub fn find_onnxruntime_library() -> Result<PathBuf, String> {
+    Ok(locate_onnxruntime_library()?.1)
+}
+
+/// [`find_onnxruntime_library`], with where the library was found.
+pub fn locate_onnxruntime_library() -> Result<(LibrarySource, PathBuf), String> {
     let (source, lib) = locate(
         std::env::var_os(ORT_DYLIB_PATH).map(PathBuf::from),
         std::env::var_os("VIRTUAL_ENV").map(PathBuf::from),
@@ -136,7 +141,7 @@ pub fn find_onnxruntime_library() -> Result<PathBuf, String> {
         python_site_packages,
     )?;
     tracing::debug!(source = %source, library = %lib.display(), "found onnxruntime");
-    Ok(lib)
+    Ok((source, lib))
 }
 
 /// The search behind [`find_onnxruntime_library`], with its inputs passed in.

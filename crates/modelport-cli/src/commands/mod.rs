@@ -6,6 +6,7 @@ mod compress;
 mod deploy;
 mod destroy;
 mod docs;
+mod doctor;
 mod iam;
 mod image;
 mod init;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::IamPolicy(args) => iam::run(args),
         Command::Image(cmd) => image::run(cmd, out),
         Command::Destroy(args) => destroy::run(args, out, quiet),
+        Command::Doctor(args) => doctor::run(args, out),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args, out),
     }

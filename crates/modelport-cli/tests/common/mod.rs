@@ -167,6 +167,31 @@ impl Run {
         );
         self
     }
+
+    /// The checks of a `doctor --output json` run, by `SCOPE WHAT`: level, and the
+    /// detail and hint in one text.
+    pub fn doctor_checks(&self) -> std::collections::BTreeMap<String, (String, String)> {
+        let body: serde_json::Value = serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("{e}: {}", self.stdout()));
+        body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    format!(
+                        "{} {}",
+                        c["scope"].as_str().unwrap(),
+                        c["what"].as_str().unwrap()
+                    ),
+                    (
+                        c["level"].as_str().unwrap().to_string(),
+                        format!("{} {}", c["detail"], c["hint"]),
+                    ),
+                )
+            })
+            .collect()
+    }
 }
 
 /// One production answer: when, and which revision gave it.

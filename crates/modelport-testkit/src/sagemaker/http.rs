@@ -637,13 +637,29 @@ async fn proxy_s3(shared: &Shared, parts: axum::http::request::Parts, body: Byte
             .into_response(),
     };
     let status = resp.status().as_u16();
-    tracing::info!(operation = %format!("s3:{}", parts.method), name = parts.uri.path(), status, "s3 pass-through");
+    let operation = format!("{}:{}", signed_service(&parts.headers), parts.method);
+    tracing::info!(operation = %operation, name = parts.uri.path(), status, "pass-through to moto");
     shared.record(Call {
-        operation: format!("s3:{}", parts.method),
+        operation,
         name: Some(parts.uri.path().to_string()),
         status,
     });
     resp
+}
+
+/// The service a request was signed for (`s3`, `sts`, ...): the part of the SigV4 or
+/// SigV4a credential scope before `aws4_request`; `s3` when unsigned.
+fn signed_service(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .and_then(|scope| {
+            let scope: Vec<&str> = scope.split(',').next()?.split('/').collect();
+            let end = scope.iter().position(|p| *p == "aws4_request")?;
+            scope.get(end.checked_sub(1)?).map(|s| s.to_string())
+        })
+        .unwrap_or_else(|| "s3".into())
 }
 
 fn fake_api(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Response {
