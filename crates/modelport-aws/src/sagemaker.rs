@@ -527,10 +527,12 @@ pub async fn wait(
             .map(EndpointInfo::summary)
             .unwrap_or_else(|| "gone".to_string());
         if summary != last {
-            reporter.on_progress(&format!(
-                "endpoint {name}: {summary} ({} s)",
-                start.elapsed().as_secs()
-            ));
+            reporter.on_status(
+                &format!("endpoint {name}"),
+                &summary,
+                start.elapsed(),
+                deadline,
+            );
             last = summary;
         }
         match (goal, &info) {

@@ -216,7 +216,7 @@ pub enum Command {
         leaves state that a re-run or `modelport destroy` finishes. One command at a time changes a \
         deployment: another waits up to --wait-lock seconds. Re-running an unchanged deploy does nothing.\n\n\
         Examples:\n  modelport deploy --provider local -f examples/iris/modelport.yaml\n  \
-        modelport deploy -f modelport.yaml --no-verify\n  modelport deploy -f modelport.yaml --junit compare.xml"
+        modelport deploy -f modelport.yaml --no-verify\n  modelport deploy -f modelport.yaml --junit compare.xml --report compare.html"
     )]
     Deploy(DeployArgs),
 
@@ -259,7 +259,8 @@ pub enum Command {
         Examples:\n  modelport compare iris\n  \
         modelport compare model.onnx model.onnx --engine-a tract --engine-b onnxruntime\n  \
         modelport compare http://127.0.0.1:8080 model.onnx --samples inputs.csv\n  \
-        modelport compare iris --count 10000 --output json --junit compare.xml"
+        modelport compare iris --count 10000 --output json --junit compare.xml\n  \
+        modelport compare iris --report compare.html"
     )]
     Compare(CompareArgs),
 
@@ -405,6 +406,10 @@ pub struct DeployArgs {
     /// Write the comparison as JUnit XML to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+
+    /// Write the comparison as one self-contained HTML page with plots to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 
     /// Do not ask before creating billed resources (never asked when stdin is not a terminal).
     #[arg(long, short = 'y')]
@@ -570,6 +575,12 @@ pub struct CompareArgs {
     /// Write the result as JUnit XML to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+
+    /// Write the result as one self-contained HTML page with plots to this file: per
+    /// output a scatter with the tolerance band and error histograms, label pairs, the
+    /// worst examples, who A and B were.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 
     /// Requests in flight per URL or deployment.
     #[arg(long, default_value_t = 4)]

@@ -142,6 +142,17 @@ fn deploy_compare_redeploy_update_and_destroy() {
         "{}",
         first.stdout()
     );
+    // Each status change of the endpoint is a line, with the time waited and the
+    // deadline (provider.aws.deploy_timeout_s: 120).
+    let stderr = first.stderr();
+    for status in ["Creating", "InService"] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with("    endpoint iris: ")
+                && l.contains(status)
+                && l.contains(" of at most 2 min 00 s)")),
+            "no `{status}` line in\n{stderr}"
+        );
+    }
     let state = cloud.project.state("iris").unwrap();
     assert_eq!(state["provider"], "aws");
     let resources = &state["active"]["resources"];
@@ -902,14 +913,26 @@ fn terminal() -> (std::fs::File, std::fs::File) {
     (std::fs::File::from(master), slave)
 }
 
-/// Starts `cmd` with a terminal on stdin; its stderr is collected as it comes.
-fn with_terminal(
-    mut cmd: Command,
-) -> (
-    std::process::Child,
-    std::fs::File,
-    std::sync::Arc<std::sync::Mutex<String>>,
-) {
+/// A command started with a terminal on stdin; its stderr is collected as it comes.
+struct Terminal {
+    child: std::process::Child,
+    keys: std::fs::File,
+    err: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Terminal {
+    /// Waits for the command's exit and for the last of its stderr: the reader
+    /// thread may still hold bytes the command wrote just before it ended.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let code = self.child.wait().unwrap().code();
+        self.reader.join().unwrap();
+        let text = self.err.lock().unwrap().clone();
+        (code, text)
+    }
+}
+
+fn with_terminal(mut cmd: Command) -> Terminal {
     let (master, slave) = terminal();
     let mut child = cmd
         .stdin(slave)
@@ -920,7 +943,7 @@ fn with_terminal(
     let err = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let mut stderr = child.stderr.take().unwrap();
     let sink = err.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         use std::io::Read;
         let mut buf = [0u8; 4096];
         while let Ok(n) = stderr.read(&mut buf) {
@@ -932,7 +955,12 @@ fn with_terminal(
                 .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
-    (child, master, err)
+    Terminal {
+        child,
+        keys: master,
+        err,
+        reader,
+    }
 }
 
 fn wait_for_text(text: &std::sync::Mutex<String>, what: &str, child: &mut std::process::Child) {
@@ -955,16 +983,12 @@ fn a_deploy_asks_on_a_terminal_and_applies_nothing_that_changed_while_it_asked()
     let spec = cloud.spec();
 
     // No: nothing is created.
-    let (mut child, mut keys, err) =
-        with_terminal(cloud.cmd(&["deploy", "--provider", "aws", "-f", &spec]));
-    wait_for_text(&err, "deploy? [y/N]", &mut child);
-    keys.write_all(b"n\n").unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(1));
-    assert!(
-        err.lock()
-            .unwrap()
-            .contains("cancelled: nothing was created")
-    );
+    let mut asking = with_terminal(cloud.cmd(&["deploy", "--provider", "aws", "-f", &spec]));
+    wait_for_text(&asking.err, "deploy? [y/N]", &mut asking.child);
+    asking.keys.write_all(b"n\n").unwrap();
+    let (code, text) = asking.finish();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("cancelled: nothing was created"), "{text}");
     assert!(cloud.project.state("iris").is_none());
     assert!(
         !cloud
@@ -979,9 +1003,8 @@ fn a_deploy_asks_on_a_terminal_and_applies_nothing_that_changed_while_it_asked()
     // While one deploy waits for its answer it holds no lock: another deploy runs.
     // Answered yes afterwards, the first one reads the state again, finds that its
     // plan no longer holds, and does nothing.
-    let (mut child, mut keys, err) =
-        with_terminal(cloud.cmd(&["deploy", "--provider", "aws", "-f", &spec]));
-    wait_for_text(&err, "deploy? [y/N]", &mut child);
+    let mut asking = with_terminal(cloud.cmd(&["deploy", "--provider", "aws", "-f", &spec]));
+    wait_for_text(&asking.err, "deploy? [y/N]", &mut asking.child);
     let other = cloud
         .run(&[
             "deploy",
@@ -995,9 +1018,8 @@ fn a_deploy_asks_on_a_terminal_and_applies_nothing_that_changed_while_it_asked()
         .expect(0);
     assert!(other.stdout().contains("PASS"), "{}", other.stdout());
     let before = cloud.fake.calls().len();
-    keys.write_all(b"y\n").unwrap();
-    let code = child.wait().unwrap().code();
-    let text = err.lock().unwrap().clone();
+    asking.keys.write_all(b"y\n").unwrap();
+    let (code, text) = asking.finish();
     assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains("changed while the plan was shown") && text.contains("nothing was done"),

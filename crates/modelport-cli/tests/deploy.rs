@@ -152,6 +152,7 @@ fn a_failed_comparison_keeps_the_old_server() {
         format!("{yaml}\nserving:\n  engine: tract\n"),
     )
     .unwrap();
+    let page = p.path().join("rollout.html");
     let out = p
         .run(&[
             "deploy",
@@ -159,9 +160,19 @@ fn a_failed_comparison_keeps_the_old_server() {
             "mlp/modelport.yaml",
             "--engine",
             "onnxruntime",
+            "--report",
+            page.to_str().unwrap(),
         ])
         .expect(3);
     assert!(out.stdout().contains("worst examples"), "{}", out.stdout());
+    // The page shows the comparison that decided the rollout: the new revision
+    // (a deployment served by tract) failed against the packaged model.
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("<h1 id=\"verdict\" class=\"fail\">FAIL</h1>"),
+        "{html}"
+    );
+    assert!(html.contains("tract") && html.contains("id=\"worst\""));
     assert!(
         out.stdout().contains("previous one keeps serving"),
         "{}",

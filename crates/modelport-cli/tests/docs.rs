@@ -219,3 +219,60 @@ fn man_writes_a_page_per_command_that_man_renders() {
     let top = String::from_utf8(modelport(&["man"]).stdout).unwrap();
     assert!(top.contains(".TH modelport 1"), "{top}");
 }
+
+/// examples/ci: both pipelines are YAML, and every `modelport` command in them (the
+/// steps and the comments) names a command and flags this binary has.
+#[test]
+fn the_ci_examples_use_commands_and_flags_that_exist() {
+    let known: Vec<Vec<String>> = commands();
+    let dir = common_root().join("examples/ci");
+    let mut checked = 0;
+    for file in ["github-actions.yml", "gitlab-ci.yml"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        serde_yaml::from_str::<serde_yaml::Value>(&text)
+            .unwrap_or_else(|e| panic!("{file} is not YAML: {e}"));
+        for line in text.lines() {
+            let mut rest = line;
+            while let Some(at) = rest.find("modelport ") {
+                let tail = &rest[at + "modelport ".len()..];
+                rest = tail;
+                let words: Vec<&str> = tail
+                    .split(|c: char| c.is_whitespace() || c == '`')
+                    .take_while(|w| !["||", "#", "&&"].contains(w))
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                let Some(command) = words.first() else {
+                    continue;
+                };
+                if !known.iter().any(|k| k.len() == 1 && k[0] == *command) {
+                    continue;
+                }
+                let help = String::from_utf8(modelport(&[command, "--help"]).stdout).unwrap();
+                for flag in words.iter().filter(|w| w.starts_with('-')) {
+                    let flag = flag.split('=').next().unwrap();
+                    let listed = if flag.starts_with("--") {
+                        help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n"))
+                    } else {
+                        help.contains(&format!("{flag}, "))
+                    };
+                    assert!(
+                        listed,
+                        "{file}: `modelport {command}` has no {flag}: {line}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+        for needed in ["plan", "deploy", "--junit", "--report"] {
+            assert!(text.contains(needed), "{file} does not use {needed}");
+        }
+    }
+    assert!(checked >= 6, "only {checked} commands found");
+}
+
+fn common_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}

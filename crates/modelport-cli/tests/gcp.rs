@@ -134,6 +134,16 @@ fn deploy_compare_redeploy_update_and_destroy() {
         .run(&["deploy", "--provider", "gcp", "-f", &spec])
         .expect(0);
     assert!(first.stdout().contains("PASS"), "{}", first.stdout());
+    // The deployment stages are lines with the time waited and the deadline
+    // (provider.gcp.deploy_timeout_s: 120).
+    assert!(
+        first
+            .stderr()
+            .lines()
+            .any(|l| l.contains(": deployment stage ") && l.contains(" of at most 2 min 00 s)")),
+        "{}",
+        first.stderr()
+    );
     assert!(
         first.stdout().contains("deployed iris"),
         "{}",

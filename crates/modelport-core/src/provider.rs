@@ -267,6 +267,19 @@ pub trait Reporter: Send + Sync {
     fn on_progress(&self, _message: &str) {}
     /// The current step ended.
     fn on_finish(&self, _step: &str) {}
+    /// What the step waits on (`endpoint iris`) reached a new status, `elapsed` into a
+    /// wait that may last `deadline`. Reported once per change; a reporter for people
+    /// shows every one (they are few and can be minutes apart).
+    fn on_status(
+        &self,
+        what: &str,
+        status: &str,
+        elapsed: std::time::Duration,
+        deadline: std::time::Duration,
+    ) {
+        let _ = deadline;
+        self.on_progress(&format!("{what}: {status} ({} s)", elapsed.as_secs()));
+    }
 }
 
 /// A reporter that reports nothing.

@@ -115,7 +115,7 @@ where
                     && last.as_deref() != Some(line.as_str())
                 {
                     // Stage changes are few and minutes apart: shown, not logged.
-                    reporter.on_start(&line);
+                    reporter.on_status(what, &line, begun.elapsed(), deadline);
                     last = Some(line);
                 }
             }

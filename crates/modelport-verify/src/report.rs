@@ -1,4 +1,5 @@
-//! Renders a comparison for people (text), programs (JSON) and CI systems (JUnit XML).
+//! Renders a comparison for people (text; HTML in [`crate::html`]), programs (JSON) and
+//! CI systems (JUnit XML).
 //!
 //! Nothing here decides anything: whether A matches B was settled by
 //! [`crate::metrics`], and this module only formats the answer. The text has no
@@ -28,6 +29,9 @@ pub struct CompareReport {
     pub elapsed_ms: u64,
     #[serde(flatten)]
     pub comparison: Comparison,
+    /// What `render_html` draws (not part of the JSON interface).
+    #[serde(skip)]
+    pub plots: Vec<crate::plots::OutputPlot>,
 }
 
 impl CompareReport {
@@ -113,7 +117,7 @@ pub fn render_text(report: &CompareReport) -> String {
 }
 
 /// The last line: PASS or FAIL with the sample count and the default tolerances.
-fn verdict(c: &Comparison) -> String {
+pub(crate) fn verdict(c: &Comparison) -> String {
     let skipped = c.outputs.len() - c.checked_outputs().count();
     let mut tolerances = format!("atol {}, rtol {}", tolerance(c.atol), tolerance(c.rtol));
     if skipped > 0 {
@@ -134,7 +138,7 @@ fn verdict(c: &Comparison) -> String {
 }
 
 /// One table row for an output.
-fn output_row(o: &OutputReport) -> Vec<String> {
+pub(crate) fn output_row(o: &OutputReport) -> Vec<String> {
     let dash = || "-".to_string();
     let stats = o.stats.as_ref();
     let agreement = match (&o.labels, stats.and_then(|s| s.argmax_agreement)) {
@@ -161,7 +165,7 @@ fn output_row(o: &OutputReport) -> Vec<String> {
 }
 
 /// A target in one line: what it is, where it is, and what answered.
-fn describe(t: &TargetInfo) -> String {
+pub(crate) fn describe(t: &TargetInfo) -> String {
     let mut text = match t.kind {
         TargetKind::Model => format!("model {} (local)", t.label),
         TargetKind::Deployment => format!("endpoint {} ({})", t.label, t.location),
@@ -224,7 +228,7 @@ fn tolerance(x: f64) -> String {
 }
 
 /// A worst-example score: two decimals in the usual range, scientific outside it.
-fn score(x: f64) -> String {
+pub(crate) fn score(x: f64) -> String {
     if x.is_infinite() {
         "inf".to_string()
     } else if (0.01..1000.0).contains(&x) {
@@ -235,7 +239,7 @@ fn score(x: f64) -> String {
 }
 
 /// A row preview: a single value bare, several in brackets, with the argmax's class.
-fn row_text(values: &[String], class: Option<&str>) -> String {
+pub(crate) fn row_text(values: &[String], class: Option<&str>) -> String {
     let mut text = match values {
         [] => "-".to_string(),
         [one] => one.clone(),
@@ -594,6 +598,7 @@ mod tests {
             ),
             elapsed_ms: 1234,
             comparison: compare(&a, &b, &inputs, &[spec], verify, 5),
+            plots: crate::plots::plots(&a, &b, verify),
         }
     }
 

@@ -58,6 +58,7 @@ pub async fn compare(
         .map(|s| s.outputs.clone())
         .unwrap_or_default();
     let comparison = metrics::compare(&pa.outputs, &pb.outputs, inputs, &outputs, verify, worst_k);
+    let plots = crate::plots::plots(&pa.outputs, &pb.outputs, verify);
     let mut ta = a.target().clone();
     let mut tb = b.target().clone();
     if !pa.served_by.is_empty() {
@@ -71,5 +72,6 @@ pub async fn compare(
         b: tb,
         elapsed_ms: started.elapsed().as_millis() as u64,
         comparison,
+        plots,
     })
 }

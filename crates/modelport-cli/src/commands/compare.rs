@@ -5,7 +5,7 @@ use modelport_core::Predictor;
 use modelport_core::lock::LockKind;
 use modelport_core::spec::VerifySpec;
 use modelport_core::state::Which;
-use modelport_verify::{render_junit, render_text};
+use modelport_verify::{render_html, render_junit, render_text};
 
 use super::print_json;
 use super::targets::{self, Target, load_local};
@@ -138,6 +138,10 @@ pub fn run(args: CompareArgs, out: OutputFormat) -> anyhow::Result<Code> {
     }
     if let Some(path) = &args.junit {
         std::fs::write(path, render_junit(&report))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.report {
+        std::fs::write(path, render_html(&report))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(if report.passed() {

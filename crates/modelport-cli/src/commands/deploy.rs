@@ -285,6 +285,10 @@ async fn report(
     if let (Some(path), Some(r)) = (&args.junit, &comparison) {
         write_junit(path, r)?;
     }
+    if let (Some(path), Some(r)) = (&args.report, &comparison) {
+        std::fs::write(path, modelport_verify::render_html(r))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(if passed {
         Code::Success
     } else {
