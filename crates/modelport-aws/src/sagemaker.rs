@@ -526,7 +526,12 @@ pub async fn wait(
             .as_ref()
             .map(EndpointInfo::summary)
             .unwrap_or_else(|| "gone".to_string());
-        if summary != last {
+        // A wait whose goal holds at the first look waits for nothing: no line.
+        let settled = match &info {
+            None => matches!(goal, Goal::Gone | Goal::Settled),
+            Some(i) => matches!(goal, Goal::Settled) && !i.is_transitional(),
+        };
+        if summary != last && !(last.is_empty() && settled) {
             reporter.on_status(
                 &format!("endpoint {name}"),
                 &summary,

@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
-use modelport_core::provider::{ArtifactRef, ProviderError, Reporter};
+use modelport_core::provider::{ArtifactRef, ProviderError, Reporter, Unit};
 
 use crate::error::AwsFailure;
 use crate::names;
@@ -158,6 +158,8 @@ pub async fn upload_artifact(
         Presence::Absent => {}
     }
     abort_stale_uploads(s3, target, record).await?;
+    let what = format!("uploading to s3://{}", target.bucket);
+    reporter.on_amount(&what, 0, artifact.size, Unit::Bytes);
     if artifact.size <= SINGLE_PUT_MAX {
         let body = ByteStream::from_path(&artifact.path)
             .await
@@ -179,7 +181,7 @@ pub async fn upload_artifact(
         put.send()
             .await
             .map_err(|e| AwsFailure::from_sdk("PutObject", &e))?;
-        reporter.on_progress(&format!("uploaded {}", mb(artifact.size)));
+        reporter.on_amount(&what, artifact.size, artifact.size, Unit::Bytes);
         return Ok(Uploaded::Single {
             bytes: artifact.size,
         });
@@ -448,7 +450,12 @@ async fn send_parts(
                     .await
                     .map_err(|e| AwsFailure::from_sdk("UploadPart", &e))?;
                 let done = sent.fetch_add(length, Ordering::Relaxed) + length;
-                reporter.on_progress(&format!("uploaded {} of {}", mb(done), mb(size)));
+                reporter.on_amount(
+                    &format!("uploading to s3://{}", target.bucket),
+                    done,
+                    size,
+                    Unit::Bytes,
+                );
                 Ok::<_, ProviderError>(
                     CompletedPart::builder()
                         .part_number(number)
@@ -489,18 +496,9 @@ fn read_error(artifact: &ArtifactRef, e: impl std::fmt::Display) -> ProviderErro
     ProviderError::other(format!("cannot read {}: {e}", artifact.path.display()))
 }
 
-fn mb(bytes: u64) -> String {
-    human(bytes)
-}
-
 /// `12.3 MB`, `4.5 kB`: sizes in decimal units, as S3 and the AWS console show them.
 pub fn human(bytes: u64) -> String {
-    match bytes {
-        0..1_000 => format!("{bytes} B"),
-        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} MB", bytes as f64 / 1e6),
-        _ => format!("{:.2} GB", bytes as f64 / 1e9),
-    }
+    Unit::Bytes.format(bytes)
 }
 
 #[cfg(test)]

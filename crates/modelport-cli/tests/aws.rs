@@ -153,6 +153,26 @@ fn deploy_compare_redeploy_update_and_destroy() {
             "no `{status}` line in\n{stderr}"
         );
     }
+    // Off a terminal the transfers are plain lines with their size, time and rate,
+    // and nothing on stderr is a terminal control code.
+    for (what, unit) in [
+        ("    hashing the model's files: ", " B in "),
+        ("    writing model.tar.gz: ", " B in "),
+        ("    uploading to s3://models: ", " B in "),
+        ("    samples answered by A (iris)", " samples in "),
+        ("    samples answered by B (", " samples in "),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(what) && l.contains(unit) && l.ends_with("/s)")),
+            "no `{what}` line in\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
     let state = cloud.project.state("iris").unwrap();
     assert_eq!(state["provider"], "aws");
     let resources = &state["active"]["resources"];
@@ -961,6 +981,104 @@ fn with_terminal(mut cmd: Command) -> Terminal {
         err,
         reader,
     }
+}
+
+/// Runs `cmd` with a terminal on stderr, the way a person runs it; returns its
+/// exit code and all it drew there.
+fn on_terminal(mut cmd: Command) -> (Option<i32>, String) {
+    use std::io::Read;
+    let (mut master, slave) = terminal();
+    // A wide terminal, so that no drawn line is cut to fit.
+    rustix::termios::tcsetwinsize(
+        &slave,
+        rustix::termios::Winsize {
+            ws_row: 50,
+            ws_col: 200,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        },
+    )
+    .unwrap();
+    let mut child = cmd
+        .env("TERM", "xterm-256color")
+        .env_remove("CLICOLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    // Our copy of the child's end closes, so reading ends when the child's does.
+    drop(cmd);
+    let reader = std::thread::spawn(move || {
+        let mut drawn = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Linux ends a terminal whose other end closed with EIO, not with 0.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            drawn.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&drawn).into_owned()
+    });
+    let code = child.wait().unwrap().code();
+    (code, reader.join().unwrap())
+}
+
+#[test]
+fn a_deploy_on_a_terminal_draws_live_progress_and_keeps_every_line() {
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+    let deploy = || cloud.cmd(&["deploy", "--provider", "aws", "-f", &spec, "--yes"]);
+
+    let mut cmd = deploy();
+    cmd.env_remove("NO_COLOR");
+    let (code, drawn) = on_terminal(cmd);
+    assert_eq!(code, Some(0), "{drawn}");
+    // The wait is a spinner, redrawn in place (ESC[2K clears its line), with the
+    // time waited counting up and the deadline; its colour is cyan.
+    let spinner = ['⠁', '⠂', '⠄', '⡀', '⢀', '⠠', '⠐', '⠈'];
+    // (indicatif pads each line to the terminal's width rather than ending it.)
+    assert!(
+        drawn.split(['\r', '\n']).any(|l| {
+            let l = console::strip_ansi_codes(l);
+            let l = l.trim();
+            l.starts_with(spinner)
+                && l.contains(" endpoint iris: Creating")
+                && l.ends_with(" of at most 2 min 00 s)")
+        }),
+        "no spinner in {drawn:?}"
+    );
+    assert!(drawn.contains("\x1b[2K"), "{drawn:?}");
+    assert!(drawn.contains("\x1b[36m"), "no colour in {drawn:?}");
+    // Every line a log would hold is kept in the scrollback too.
+    for line in [
+        "    uploading to s3://models: ",
+        "    endpoint iris: InService",
+        "    samples answered by A (iris): 16 samples in ",
+    ] {
+        assert!(drawn.contains(line), "no {line:?} in {drawn:?}");
+    }
+    cloud.run(&["destroy", "iris"]).expect(0);
+
+    // NO_COLOR: the same drawing without colour.
+    let mut cmd = deploy();
+    cmd.env("NO_COLOR", "1");
+    let (code, drawn) = on_terminal(cmd);
+    assert_eq!(code, Some(0), "{drawn}");
+    assert!(drawn.contains("\x1b[2K"), "{drawn:?}");
+    assert!(
+        !drawn.contains("\x1b[36m") && !drawn.contains("\x1b[34m"),
+        "colour despite NO_COLOR: {drawn:?}"
+    );
+
+    // --quiet: nothing is drawn at all, on a terminal or not.
+    let mut cmd = cloud.cmd(&["destroy", "iris", "--quiet"]);
+    cmd.env_remove("NO_COLOR");
+    let (code, drawn) = on_terminal(cmd);
+    assert_eq!(code, Some(0), "{drawn}");
+    assert!(!drawn.contains('\x1b'), "{drawn:?}");
 }
 
 fn wait_for_text(text: &std::sync::Mutex<String>, what: &str, child: &mut std::process::Child) {

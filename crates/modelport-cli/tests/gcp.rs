@@ -144,6 +144,18 @@ fn deploy_compare_redeploy_update_and_destroy() {
         "{}",
         first.stderr()
     );
+    // Each file uploaded to Cloud Storage is a line with its size, time and rate.
+    assert!(
+        first
+            .stderr()
+            .lines()
+            .any(|l| l.starts_with("    uploading [")
+                && l.contains("] model.onnx to gs://")
+                && l.contains(" B in ")
+                && l.ends_with("/s)")),
+        "{}",
+        first.stderr()
+    );
     assert!(
         first.stdout().contains("deployed iris"),
         "{}",

@@ -162,6 +162,11 @@ fn a_gcp_plan_reads_the_live_project_and_prices_from_the_catalog() {
         ),
         (r"deployed model [0-9]{10}", "deployed model [id]"),
         (r"\(\d+ B\)", "([size])"),
+        // A transfer's time and rate differ from run to run.
+        (
+            r" in [0-9.]+ s \([0-9.]+ [kMG]?B/s\)",
+            " in [time] ([rate])",
+        ),
         (r" +\n", "\n"),
     ];
     insta::with_settings!({filters => filters}, {

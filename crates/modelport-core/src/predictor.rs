@@ -246,6 +246,19 @@ pub trait Predictor: Send + Sync {
 
     /// Predicts every row of `inputs`.
     async fn predict(&self, inputs: &Batch) -> Result<Prediction, PredictError>;
+
+    /// [`Predictor::predict`], calling `answered` with the number of rows answered
+    /// so far as the answers arrive. A predictor that answers in one piece (the
+    /// default) calls it once, at the end.
+    async fn predict_counted(
+        &self,
+        inputs: &Batch,
+        answered: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Prediction, PredictError> {
+        let prediction = self.predict(inputs).await?;
+        answered(inputs.batch_size().unwrap_or(0) as u64);
+        Ok(prediction)
+    }
 }
 
 /// The response headers by which `modelport serve` says what answered.

@@ -280,6 +280,38 @@ pub trait Reporter: Send + Sync {
         let _ = deadline;
         self.on_progress(&format!("{what}: {status} ({} s)", elapsed.as_secs()));
     }
+    /// `done` of `total` units of a transfer (`uploading s3://…/model.tar.gz`, the
+    /// samples an endpoint has answered), reported as it moves, from 0 when it
+    /// begins; `done == total` ends it. Reports of one transfer come in order and
+    /// from one task at a time.
+    fn on_amount(&self, what: &str, done: u64, total: u64, unit: Unit) {
+        if done == total {
+            self.on_progress(&format!("{what}: {}", unit.format(total)));
+        }
+    }
+}
+
+/// What an amount of [`Reporter::on_amount`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Samples,
+}
+
+impl Unit {
+    /// `921 B`, `1.5 MB`, `10000 samples`: sizes in decimal units, as S3, Cloud
+    /// Storage and their consoles show them.
+    pub fn format(self, n: u64) -> String {
+        match self {
+            Unit::Samples => format!("{n} samples"),
+            Unit::Bytes => match n {
+                0..1_000 => format!("{n} B"),
+                1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+                1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+                _ => format!("{:.2} GB", n as f64 / 1e9),
+            },
+        }
+    }
 }
 
 /// A reporter that reports nothing.

@@ -14,11 +14,11 @@ use modelport_catalog::{
 };
 use modelport_compress::{CompressReport, EvalSet, Goal, Options as CompressOptions, Settings};
 use modelport_core::Signature;
-use modelport_core::provider::{ActionKind, ArtifactRef, Copies, Plan, Provider, Reporter};
+use modelport_core::provider::{ActionKind, ArtifactRef, Copies, Plan, Provider, Reporter, Unit};
 use modelport_core::spec::CompressSpec;
 use modelport_core::spec::DeploymentSpec;
 use modelport_core::state::{DeploymentState, RolloutMode, Workspace};
-use modelport_package::{PackageOptions, package};
+use modelport_package::{PackStep, PackageOptions, package_with_progress};
 use modelport_runtime::{ModelInfo, RuntimeOptions, samples};
 use serde_json::json;
 
@@ -283,7 +283,11 @@ fn compress_model(
 
 /// Packages the spec's model into `scratch` (compressed first when the spec says
 /// so); also says what the model weighs, for the fit check. Blocking.
-fn package_model(spec: &DeploymentSpec, scratch: &Path) -> Result<Packaged> {
+fn package_model(
+    spec: &DeploymentSpec,
+    scratch: &Path,
+    progress: &mut dyn FnMut(PackStep, u64, u64),
+) -> Result<Packaged> {
     let (model, compression) = match &spec.model.compress {
         None => (spec.model_path(), None),
         Some(c) => {
@@ -296,7 +300,7 @@ fn package_model(spec: &DeploymentSpec, scratch: &Path) -> Result<Packaged> {
         signature: Some(info.signature.clone()),
         ..PackageOptions::default()
     };
-    let artifact = package(&model, scratch, &opts)?;
+    let artifact = package_with_progress(&model, scratch, &opts, progress)?;
     Ok(Packaged {
         artifact: ArtifactRef {
             model_digest: artifact.manifest.digest(),
@@ -326,9 +330,27 @@ pub async fn package_in(
     });
     let spec = spec.clone();
     let dir = scratch.path().to_path_buf();
-    tokio::task::spawn_blocking(move || package_model(&spec, &dir))
-        .await
-        .map_err(|e| DeployError::other(format!("packaging stopped: {e}")))?
+    // The bytes each pass has read, from the blocking task to `reporter`.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut work = tokio::task::spawn_blocking(move || {
+        package_model(&spec, &dir, &mut |step, done, total| {
+            let _ = tx.send((step, done, total));
+        })
+    });
+    let say = |(step, done, total): (PackStep, u64, u64)| {
+        reporter.on_amount(step.describe(), done, total, Unit::Bytes)
+    };
+    let result = loop {
+        tokio::select! {
+            biased;
+            Some(moved) = rx.recv() => say(moved),
+            r = &mut work => break r,
+        }
+    };
+    while let Ok(moved) = rx.try_recv() {
+        say(moved);
+    }
+    result.map_err(|e| DeployError::other(format!("packaging stopped: {e}")))?
 }
 
 /// The compute of `spec` on `provider`, checked against its catalog: a wrong

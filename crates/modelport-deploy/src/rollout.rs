@@ -256,7 +256,7 @@ impl Deployer<'_> {
                 self.provider.endpoint(state, Which::Pending),
             )
             .await?;
-        let verdict = async { verifier.verify(endpoint.as_ref()).await };
+        let verdict = async { verifier.verify(endpoint.as_ref(), self.reporter).await };
         tokio::select! {
             biased;
             _ = self.cancel.after(seen) => Err(DeployError::Interrupted(self.cancel.last().to_string())),

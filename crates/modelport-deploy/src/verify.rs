@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use modelport_compress::{EvalSet, GateReport, Goal};
-use modelport_core::provider::ArtifactRef;
+use modelport_core::provider::{ArtifactRef, Reporter};
 use modelport_core::spec::{EngineChoice, VerifySpec};
 use modelport_core::state::Workspace;
 use modelport_core::{Batch, PredictError, Predictor, failpoint};
@@ -31,8 +31,9 @@ pub enum Verdict {
 /// Compares a pending revision's endpoint with what it should answer.
 #[async_trait::async_trait]
 pub trait Verifier: Send + Sync {
-    /// Runs the comparison; an error means it could not run at all.
-    async fn verify(&self, endpoint: &dyn Predictor) -> Result<Verdict>;
+    /// Runs the comparison, saying on `reporter` how far it is; an error means it
+    /// could not run at all.
+    async fn verify(&self, endpoint: &dyn Predictor, reporter: &dyn Reporter) -> Result<Verdict>;
 }
 
 /// The comparison `deploy` runs: the artifact's model on the local runtime is the
@@ -154,15 +155,21 @@ impl ReferenceVerifier {
 
 #[async_trait::async_trait]
 impl Verifier for ReferenceVerifier {
-    async fn verify(&self, endpoint: &dyn Predictor) -> Result<Verdict> {
+    async fn verify(&self, endpoint: &dyn Predictor, reporter: &dyn Reporter) -> Result<Verdict> {
         let this = self.clone();
         let (reference, inputs) = tokio::task::spawn_blocking(move || this.load())
             .await
             .map_err(|e| DeployError::other(format!("loading the reference stopped: {e}")))?
             .map_err(|e| DeployError::Compare(Box::new(e)))?;
-        let result =
-            modelport_verify::run::compare(endpoint, &reference, &inputs, &self.verify, self.worst)
-                .await;
+        let result = modelport_verify::run::compare_reporting(
+            endpoint,
+            &reference,
+            &inputs,
+            &self.verify,
+            self.worst,
+            reporter,
+        )
+        .await;
         match result {
             Ok(report) if report.passed() => match &self.compression {
                 None => Ok(Verdict::Passed(report)),

@@ -256,7 +256,11 @@ enum Judge {
 
 #[async_trait::async_trait]
 impl Verifier for Judge {
-    async fn verify(&self, endpoint: &dyn Predictor) -> modelport_deploy::Result<Verdict> {
+    async fn verify(
+        &self,
+        endpoint: &dyn Predictor,
+        _: &dyn Reporter,
+    ) -> modelport_deploy::Result<Verdict> {
         let scale = match self {
             Judge::Scale(s) => *s,
             Judge::Broken => return Err(DeployError::other("the samples file is unreadable")),
@@ -666,7 +670,11 @@ async fn a_signal_during_the_rollout_rolls_back() {
     struct Interrupting(modelport_deploy::CancelHandle);
     #[async_trait::async_trait]
     impl Verifier for Interrupting {
-        async fn verify(&self, _: &dyn Predictor) -> modelport_deploy::Result<Verdict> {
+        async fn verify(
+            &self,
+            _: &dyn Predictor,
+            _: &dyn Reporter,
+        ) -> modelport_deploy::Result<Verdict> {
             self.0.cancel("SIGTERM");
             std::future::pending().await
         }

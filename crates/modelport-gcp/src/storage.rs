@@ -18,7 +18,7 @@ use google_cloud_auth::credentials::{CacheableResource, Credentials};
 use google_cloud_storage::client::Storage;
 use google_cloud_storage::streaming_source::{Seek, SizeHint, StreamingSource};
 
-use modelport_core::provider::{ArtifactRef, ProviderError, ProviderResult, Reporter};
+use modelport_core::provider::{ArtifactRef, ProviderError, ProviderResult, Reporter, Unit};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -412,26 +412,26 @@ pub async fn upload_revision(
             sent.clone(),
         );
         tokio::pin!(upload);
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let what = format!(
+            "uploading [{}/{total}] {rel} to gs://{}",
+            i + 1,
+            target.bucket
+        );
+        reporter.on_amount(&what, 0, size, Unit::Bytes);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.tick().await;
         loop {
             tokio::select! {
                 r = &mut upload => { r?; break; }
-                _ = tick.tick() => reporter.on_progress(&format!(
-                    "[{}/{total}] gs://{}/{name}: {} of {}",
-                    i + 1,
-                    target.bucket,
-                    human(sent.load(Ordering::Relaxed)),
-                    human(size)
-                )),
+                _ = tick.tick() => {
+                    let done = sent.load(Ordering::Relaxed).min(size);
+                    if done < size {
+                        reporter.on_amount(&what, done, size, Unit::Bytes);
+                    }
+                }
             }
         }
-        reporter.on_progress(&format!(
-            "[{}/{total}] uploaded gs://{}/{name} ({})",
-            i + 1,
-            target.bucket,
-            human(size)
-        ));
+        reporter.on_amount(&what, size, size, Unit::Bytes);
         summary.bytes_sent += size;
         summary.uploaded.push(name.clone());
     }
@@ -568,17 +568,9 @@ pub async fn download_model_dir(storage: &Storage, uri: &str, dest: &Path) -> Pr
     Ok(())
 }
 
-/// `1.5 MB`, `994 MB`.
+/// `1.5 MB`, `994.0 MB`: decimal units, as Cloud Storage shows sizes.
 pub fn human(bytes: u64) -> String {
-    if bytes >= 10 * 1024 * 1024 {
-        format!("{} MB", bytes / (1024 * 1024))
-    } else if bytes >= 1024 * 1024 {
-        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
-    } else if bytes >= 1024 {
-        format!("{} KB", bytes / 1024)
-    } else {
-        format!("{bytes} B")
-    }
+    Unit::Bytes.format(bytes)
 }
 
 #[cfg(test)]

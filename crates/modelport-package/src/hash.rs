@@ -34,13 +34,21 @@ pub fn spec_hash(spec: &modelport_core::spec::DeploymentSpec) -> String {
 
 /// The size and sha256 of a file's content.
 pub(crate) fn hash_file(path: &Path) -> Result<(u64, String), PackageError> {
+    hash_file_counted(path, &mut |_| {})
+}
+
+/// [`hash_file`], calling `read` with the number of bytes of each chunk read.
+pub(crate) fn hash_file_counted(
+    path: &Path,
+    read: &mut dyn FnMut(u64),
+) -> Result<(u64, String), PackageError> {
     let mut file = File::open(path).map_err(|e| PackageError::io(path, e))?;
     let mut reader = HashingReader::new(&mut file);
     let mut buf = vec![0u8; CHUNK];
     loop {
         match reader.read(&mut buf) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(n) => read(n as u64),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(PackageError::io(path, e)),
         }

@@ -67,7 +67,10 @@ mod unpack;
 pub use error::PackageError;
 pub use hash::{sha256_bytes, sha256_file, spec_hash};
 pub use manifest::{FORMAT, FileEntry, MANIFEST_NAME, Manifest, ModelFile};
-pub use pack::{ARCHIVE_NAME, Artifact, COMPRESSION_LEVEL, PackageOptions, package};
+pub use pack::{
+    ARCHIVE_NAME, Artifact, COMPRESSION_LEVEL, PackStep, PackageOptions, package,
+    package_with_progress,
+};
 pub use unpack::{
     DEFAULT_MAX_UNPACKED_BYTES, read_dir_manifest, read_manifest, unpack, unpack_with_limit,
     verify_dir,

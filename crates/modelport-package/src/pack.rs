@@ -10,7 +10,7 @@ use modelport_core::Signature;
 use serde::Serialize;
 
 use crate::error::PackageError;
-use crate::hash::{CHUNK, HashingReader, HashingWriter, hash_file};
+use crate::hash::{CHUNK, HashingReader, HashingWriter, hash_file_counted};
 use crate::manifest::{FORMAT, FileEntry, MANIFEST_NAME, Manifest, ModelFile};
 use crate::paths::{SourceFile, Temp, walk};
 
@@ -76,11 +76,64 @@ pub fn package(
     out_dir: &Path,
     opts: &PackageOptions,
 ) -> Result<Artifact, PackageError> {
+    package_with_progress(model, out_dir, opts, &mut |_, _, _| {})
+}
+
+/// The two passes of [`package`] over the model's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackStep {
+    /// Hashing the files for the manifest.
+    Hashing,
+    /// Streaming them through gzip into the archive.
+    Compressing,
+}
+
+impl PackStep {
+    /// `hashing the model's files`, `writing model.tar.gz`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PackStep::Hashing => "hashing the model's files",
+            PackStep::Compressing => "writing model.tar.gz",
+        }
+    }
+}
+
+/// [`package`], calling `progress(step, done, total)` with the bytes of the model's
+/// files each pass has read: `(step, 0, total)` when a pass begins, then at most
+/// once per MiB, the last call with `done == total`.
+pub fn package_with_progress(
+    model: &Path,
+    out_dir: &Path,
+    opts: &PackageOptions,
+    progress: &mut dyn FnMut(PackStep, u64, u64),
+) -> Result<Artifact, PackageError> {
+    let mut said: Option<(PackStep, u64)> = None;
+    let progress = &mut |step, done, total| {
+        let due = match said {
+            Some((s, d)) if s == step => done != d && (done == total || done >= d + (1 << 20)),
+            _ => true,
+        };
+        if due {
+            said = Some((step, done));
+            progress(step, done, total);
+        }
+    };
     let (sources, model_file) = collect(model, out_dir)?;
+    let mut total = 0u64;
+    for src in &sources {
+        total += fs::metadata(&src.abs)
+            .map_err(|e| PackageError::io(&src.abs, e))?
+            .len();
+    }
 
     let mut files = Vec::with_capacity(sources.len());
+    let mut done = 0u64;
+    progress(PackStep::Hashing, 0, total);
     for src in &sources {
-        let (size, sha256) = hash_file(&src.abs)?;
+        let (size, sha256) = hash_file_counted(&src.abs, &mut |n| {
+            done += n;
+            progress(PackStep::Hashing, done.min(total), total);
+        })?;
         files.push(FileEntry {
             path: src.rel.clone(),
             size,
@@ -99,8 +152,18 @@ pub fn package(
         created_by: opts.created_by.clone(),
     };
 
+    if done != total {
+        // A file changed size since it was measured: the archive pass will refuse
+        // it, but the hashing pass has ended.
+        progress(PackStep::Hashing, total, total);
+    }
+    let total: u64 = manifest.files.iter().map(|f| f.size).sum();
     let path = out_dir.join(ARCHIVE_NAME);
-    let (size, digest) = write_archive(&sources, &manifest, out_dir, &path)?;
+    progress(PackStep::Compressing, 0, total);
+    let (size, digest) = write_archive(&sources, &manifest, out_dir, &path, &mut |done| {
+        progress(PackStep::Compressing, done.min(total), total)
+    })?;
+    progress(PackStep::Compressing, total, total);
     Ok(Artifact {
         path,
         digest,
@@ -209,6 +272,24 @@ fn file_header(size: u64) -> tar::Header {
     header
 }
 
+/// A reader that adds what it reads to `done` and reports the sum.
+struct Counting<'a, R> {
+    inner: R,
+    done: &'a mut u64,
+    report: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            *self.done += n as u64;
+            (self.report)(*self.done);
+        }
+        Ok(n)
+    }
+}
+
 /// Writes the archive through a temporary file renamed to `path`; returns the
 /// archive's size and sha256.
 fn write_archive(
@@ -216,6 +297,7 @@ fn write_archive(
     manifest: &Manifest,
     out_dir: &Path,
     path: &Path,
+    packed: &mut dyn FnMut(u64),
 ) -> Result<(u64, String), PackageError> {
     let (temp, file) = Temp::file(out_dir, ARCHIVE_NAME)?;
     let temp_path = temp.path().to_path_buf();
@@ -237,9 +319,14 @@ fn write_archive(
     )
     .map_err(write_err)?;
 
+    let mut done = 0u64;
     for (src, entry) in sources.iter().zip(&manifest.files) {
         let file = File::open(&src.abs).map_err(|e| PackageError::io(&src.abs, e))?;
-        let mut reader = HashingReader::new(file.take(entry.size));
+        let mut reader = HashingReader::new(Counting {
+            inner: file.take(entry.size),
+            done: &mut done,
+            report: &mut *packed,
+        });
         if let Err(e) = tar.append_data(&mut file_header(entry.size), &entry.path, &mut reader) {
             return Err(if reader.failed {
                 PackageError::io(&src.abs, e)
@@ -249,6 +336,7 @@ fn write_archive(
         }
         let grew = reader
             .inner_mut()
+            .inner
             .get_mut()
             .read(&mut [0u8; 1])
             .map_err(|e| PackageError::io(&src.abs, e))?

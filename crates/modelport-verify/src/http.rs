@@ -422,10 +422,25 @@ impl<T: Transport> Predictor for BatchPredictor<T> {
     }
 
     async fn predict(&self, inputs: &Batch) -> Result<Prediction, PredictError> {
+        self.predict_counted(inputs, &|_| {}).await
+    }
+
+    async fn predict_counted(
+        &self,
+        inputs: &Batch,
+        answered: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Prediction, PredictError> {
         let bodies = self.encode_requests(inputs)?;
+        let mut rows_answered = 0u64;
         let answers: Vec<Result<(Batch, ServedBy), PredictError>> = stream::iter(bodies)
             .map(|(body, rows)| self.send(body, rows))
             .buffered(self.concurrency.max(1))
+            .inspect(|answer| {
+                if let Ok((batch, _)) = answer {
+                    rows_answered += batch.batch_size().unwrap_or(0) as u64;
+                    answered(rows_answered);
+                }
+            })
             .collect()
             .await;
         let mut parts = Vec::with_capacity(answers.len());

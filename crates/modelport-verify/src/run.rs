@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use modelport_core::provider::{Reporter, Silent, Unit};
 use modelport_core::spec::VerifySpec;
 use modelport_core::{Batch, PredictError, Predictor};
 
@@ -40,8 +41,31 @@ pub async fn compare(
     verify: &VerifySpec,
     worst_k: usize,
 ) -> Result<CompareReport, CompareError> {
+    compare_reporting(a, b, inputs, verify, worst_k, &Silent).await
+}
+
+/// [`compare`], telling `reporter` how many samples each side has answered as the
+/// answers arrive (`samples answered by A (endpoint iris)`).
+pub async fn compare_reporting(
+    a: &dyn Predictor,
+    b: &dyn Predictor,
+    inputs: &Batch,
+    verify: &VerifySpec,
+    worst_k: usize,
+    reporter: &dyn Reporter,
+) -> Result<CompareReport, CompareError> {
     let started = Instant::now();
-    let (pa, pb) = tokio::join!(a.predict(inputs), b.predict(inputs));
+    let total = inputs.batch_size().unwrap_or(0) as u64;
+    let side = |name: char, p: &dyn Predictor| {
+        let what = format!("samples answered by {name} ({})", p.target().label);
+        reporter.on_amount(&what, 0, total, Unit::Samples);
+        move |n: u64| reporter.on_amount(&what, n.min(total), total, Unit::Samples)
+    };
+    let (answered_a, answered_b) = (side('A', a), side('B', b));
+    let (pa, pb) = tokio::join!(
+        a.predict_counted(inputs, &answered_a),
+        b.predict_counted(inputs, &answered_b)
+    );
     let pa = pa.map_err(|source| CompareError {
         side: 'A',
         label: a.target().label.clone(),

@@ -12,7 +12,7 @@ use super::targets::{self, Target, load_local};
 use crate::cli::{CompareArgs, OutputFormat};
 use crate::exit::Code;
 
-pub fn run(args: CompareArgs, out: OutputFormat) -> anyhow::Result<Code> {
+pub fn run(args: CompareArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Code> {
     let ws = super::workspace(&args.workspace.home)?;
     // A deployment is compared while no rollout changes it: a shared lock, which a
     // deploy or destroy of it waits for (and the other way round).
@@ -122,13 +122,17 @@ pub fn run(args: CompareArgs, out: OutputFormat) -> anyhow::Result<Code> {
         .cloned()
         .context("neither target can say what inputs the model takes; give a model file or an OIP URL as one of them")?;
     let inputs = targets::inputs(&verify, &signature)?;
-    let mut report = runtime.block_on(modelport_verify::run::compare(
+    let reporter = crate::reporter::StderrReporter::new(quiet || out == OutputFormat::Json);
+    let report = runtime.block_on(modelport_verify::run::compare_reporting(
         a.as_ref(),
         b.as_ref(),
         &inputs,
         &verify,
         args.worst,
-    ))?;
+        &reporter,
+    ));
+    drop(reporter);
+    let mut report = report?;
     if let Some(note) = typed_by {
         report.comparison.notes.push(note.to_string());
     }

@@ -1,14 +1,16 @@
 //! `modelport package MODEL [--out DIR]`: a deterministic model.tar.gz with its manifest.
 
 use anyhow::Context;
-use modelport_package::{PackageOptions, package};
+use modelport_core::provider::{Reporter, Unit};
+use modelport_package::{PackageOptions, package_with_progress};
 use modelport_runtime::ModelInfo;
 
 use super::{human_bytes, print_json};
 use crate::cli::{OutputFormat, PackageArgs};
 use crate::exit::Code;
+use crate::reporter::StderrReporter;
 
-pub fn run(args: PackageArgs, out: OutputFormat) -> anyhow::Result<Code> {
+pub fn run(args: PackageArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Code> {
     // Read the model first: a file that is not a model we can serve is refused
     // before anything is written.
     let info = ModelInfo::from_path(&args.model)
@@ -18,8 +20,13 @@ pub fn run(args: PackageArgs, out: OutputFormat) -> anyhow::Result<Code> {
         signature: Some(info.signature.clone()),
         engine_hint: None,
     };
-    let artifact = package(&args.model, &args.out, &opts)
+    let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
+    let artifact =
+        package_with_progress(&args.model, &args.out, &opts, &mut |step, done, total| {
+            reporter.on_amount(step.describe(), done, total, Unit::Bytes)
+        })
         .with_context(|| format!("cannot package {}", args.model.display()))?;
+    drop(reporter);
     match out {
         OutputFormat::Json => print_json(&artifact)?,
         OutputFormat::Text => {
