@@ -117,10 +117,7 @@ pub async fn run(provider: &AwsProvider, spec: &DeploymentSpec) -> Vec<Check> {
     );
 
     checks.push(match spec.aws_image() {
-        Some(image) => Check::ok(
-            "image",
-            format!("{image}, which SageMaker pulls when the endpoint starts"),
-        ),
+        Some(image) => image_check(image, &clients.region, account.as_deref()),
         None => match ecr::login(&clients).await {
             Ok(login) => Check::ok(
                 "image",
@@ -134,4 +131,59 @@ pub async fn run(provider: &AwsProvider, spec: &DeploymentSpec) -> Vec<Check> {
         },
     });
     checks
+}
+
+/// An explicit image: SageMaker pulls from ECR in the endpoint's own region, and
+/// from another account only where that repository's policy allows it. (Whether
+/// the tag exists is not asked: ECR's DescribeImages would, but the fakes'
+/// registry cannot answer it yet.)
+fn image_check(image: &str, region: &str, account: Option<&str>) -> Check {
+    let host = image.split('/').next().unwrap_or_default();
+    let ecr = host
+        .strip_suffix(".amazonaws.com")
+        .and_then(|h| h.split_once(".dkr.ecr."));
+    match ecr {
+        Some((_, r)) if r != region => Check::fail(
+            "image",
+            format!("{image} is in ECR in {r}, the endpoint in {region}"),
+            Some(format!(
+                "SageMaker pulls images from ECR in the endpoint's region: push it to {region} (`modelport image push`), or leave `provider.aws.image_uri` out and deploy pushes one"
+            )),
+        ),
+        Some((owner, _)) if account.is_some_and(|a| a != owner) => Check::warn(
+            "image",
+            format!(
+                "{image} belongs to account {owner}, the credentials to {}",
+                account.unwrap_or_default()
+            ),
+            "SageMaker pulls an image of another account only when that repository's policy lets this account's execution role pull it",
+        ),
+        Some(_) => Check::ok(
+            "image",
+            format!("{image}, which SageMaker pulls from ECR when the endpoint starts"),
+        ),
+        None => Check::warn(
+            "image",
+            format!("{image} is not in Amazon ECR"),
+            "SageMaker real-time endpoints pull from ECR (a private registry only through VpcConfig and RepositoryAccessMode: Vpc, which modelport does not set): push the image to ECR in the endpoint's region",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelport_core::provider::CheckLevel;
+
+    #[test]
+    fn an_image_is_checked_for_region_and_account() {
+        let level = |image, account| image_check(image, "us-east-1", account).level;
+        let here = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelport:0.1.0";
+        assert_eq!(level(here, Some("123456789012")), CheckLevel::Ok);
+        assert_eq!(level(here, None), CheckLevel::Ok);
+        assert_eq!(level(here, Some("210987654321")), CheckLevel::Warn);
+        let there = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/modelport:0.1.0";
+        assert_eq!(level(there, Some("123456789012")), CheckLevel::Fail);
+        assert_eq!(level("ghcr.io/me/modelport:0.1.0", None), CheckLevel::Warn);
+    }
 }
