@@ -458,7 +458,7 @@ fn failure_details(o: &OutputReport, c: &Comparison) -> String {
 }
 
 /// Escapes text content; characters XML 1.0 cannot hold at all become U+FFFD.
-fn escape_text(s: &str) -> String {
+pub(crate) fn escape_text(s: &str) -> String {
     escape(s, false)
 }
 
