@@ -762,7 +762,10 @@ impl Provider for AwsProvider {
                 reason: if uploaded {
                     "already uploaded (same sha256)".into()
                 } else {
-                    format!("upload {}", upload::human(artifact.size))
+                    format!(
+                        "upload {}",
+                        modelport_core::units::decimal_bytes(artifact.size)
+                    )
                 },
             });
             let model_exists = sm

@@ -496,11 +496,6 @@ fn read_error(artifact: &ArtifactRef, e: impl std::fmt::Display) -> ProviderErro
     ProviderError::other(format!("cannot read {}: {e}", artifact.path.display()))
 }
 
-/// `12.3 MB`, `4.5 kB`: sizes in decimal units, as S3 and the AWS console show them.
-pub fn human(bytes: u64) -> String {
-    Unit::Bytes.format(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
@@ -77,7 +77,7 @@ impl StderrReporter {
     /// Ends the wait spinner, if one turns.
     fn end_wait(&self) {
         if let Some(live) = &self.live
-            && let Some(spinner) = live.wait.lock().unwrap().take()
+            && let Some(spinner) = lock(&live.wait).take()
         {
             spinner.finish_and_clear();
             live.multi.remove(&spinner);
@@ -89,7 +89,7 @@ impl Drop for StderrReporter {
     fn drop(&mut self) {
         self.end_wait();
         if let Some(live) = &self.live {
-            for (_, bar) in live.bars.lock().unwrap().drain() {
+            for (_, bar) in lock(&live.bars).drain() {
                 bar.finish_and_clear();
             }
         }
@@ -126,26 +126,13 @@ impl Reporter for StderrReporter {
             clock(deadline)
         ));
         let Some(live) = &self.live else { return };
-        let spinner = if live.color {
-            "    {spinner:.cyan} {msg} ({waited} of at most "
-        } else {
-            "    {spinner} {msg} ({waited} of at most "
-        };
-        let style = ProgressStyle::with_template(&format!("{spinner}{})", clock(deadline)))
-            .expect("a valid template")
-            .with_key(
-                "waited",
-                |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-                    let _ = write!(w, "{}", clock(s.elapsed()));
-                },
-            );
         let bar = ProgressBar::new_spinner()
-            .with_style(style)
+            .with_style(spinner_style(deadline, live.color))
             .with_elapsed(elapsed)
             .with_message(format!("{what}: {status}"));
         let bar = live.multi.add(bar);
         bar.enable_steady_tick(Duration::from_millis(120));
-        *live.wait.lock().unwrap() = Some(bar);
+        *lock(&live.wait) = Some(bar);
     }
 
     fn on_amount(&self, what: &str, done: u64, total: u64, unit: Unit) {
@@ -153,7 +140,7 @@ impl Reporter for StderrReporter {
             return;
         }
         let now = Instant::now();
-        let mut amounts = self.amounts.lock().unwrap();
+        let mut amounts = lock(&self.amounts);
         let (began, printed) = amounts.entry(what.to_string()).or_insert((now, now));
         let (began, last) = (*began, *printed);
         let rate = rate(done, now - began, unit);
@@ -161,7 +148,7 @@ impl Reporter for StderrReporter {
             amounts.remove(what);
             drop(amounts);
             if let Some(live) = &self.live
-                && let Some(bar) = live.bars.lock().unwrap().remove(what)
+                && let Some(bar) = lock(&live.bars).remove(what)
             {
                 bar.finish_and_clear();
                 live.multi.remove(&bar);
@@ -176,7 +163,7 @@ impl Reporter for StderrReporter {
         match &self.live {
             Some(live) => {
                 drop(amounts);
-                let mut bars = live.bars.lock().unwrap();
+                let mut bars = lock(&live.bars);
                 let bar = bars.entry(what.to_string()).or_insert_with(|| {
                     let bar = ProgressBar::new(total)
                         .with_style(bar_style(unit, live.color))
@@ -201,6 +188,12 @@ impl Reporter for StderrReporter {
     }
 }
 
+/// A reporter's own lock: a panic elsewhere while it was held leaves nothing half
+/// done that matters for printing, so the poison is ignored rather than spread.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A transfer's bar: what, the bar, how far, the rate and the time left.
 fn bar_style(unit: Unit, color: bool) -> ProgressStyle {
     let bar = if color {
@@ -215,6 +208,27 @@ fn bar_style(unit: Unit, color: bool) -> ProgressStyle {
     ProgressStyle::with_template(&format!("    {{msg}} {bar} {amounts}, {{eta}} left"))
         .expect("a valid template")
         .progress_chars("=> ")
+}
+
+/// A wait's spinner: what, its status, the time waited (counting on between
+/// changes) and the deadline.
+fn spinner_style(deadline: Duration, color: bool) -> ProgressStyle {
+    let spinner = if color {
+        "{spinner:.cyan}"
+    } else {
+        "{spinner}"
+    };
+    ProgressStyle::with_template(&format!(
+        "    {spinner} {{msg}} ({{waited}} of at most {})",
+        clock(deadline)
+    ))
+    .expect("a valid template")
+    .with_key(
+        "waited",
+        |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{}", clock(s.elapsed()));
+        },
+    )
 }
 
 /// `12.5 MB/s`, `830 samples/s`; `-` before anything has moved.
@@ -267,5 +281,17 @@ mod tests {
         assert_eq!(seconds(Duration::from_millis(340)), "0.3 s");
         assert_eq!(seconds(Duration::from_secs(125)), "2 min 05 s");
         assert_eq!(clock(Duration::from_secs(42)), "42 s");
+    }
+
+    #[test]
+    fn every_bar_style_is_a_valid_template() {
+        for unit in [Unit::Bytes, Unit::Samples] {
+            for color in [true, false] {
+                bar_style(unit, color);
+            }
+        }
+        for color in [true, false] {
+            spinner_style(Duration::from_secs(120), color);
+        }
     }
 }

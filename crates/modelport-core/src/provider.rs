@@ -299,17 +299,11 @@ pub enum Unit {
 }
 
 impl Unit {
-    /// `921 B`, `1.5 MB`, `10000 samples`: sizes in decimal units, as S3, Cloud
-    /// Storage and their consoles show them.
+    /// `921 B`, `1.5 MB` ([`crate::units::decimal_bytes`]), `10000 samples`.
     pub fn format(self, n: u64) -> String {
         match self {
             Unit::Samples => format!("{n} samples"),
-            Unit::Bytes => match n {
-                0..1_000 => format!("{n} B"),
-                1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
-                1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
-                _ => format!("{:.2} GB", n as f64 / 1e9),
-            },
+            Unit::Bytes => crate::units::decimal_bytes(n),
         }
     }
 }

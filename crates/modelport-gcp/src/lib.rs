@@ -413,7 +413,7 @@ impl GcpProvider {
         reporter.on_finish(&format!(
             "{} objects uploaded ({}), {} already there",
             summary.uploaded.len(),
-            storage::human(summary.bytes_sent),
+            modelport_core::units::decimal_bytes(summary.bytes_sent),
             summary.skipped.len()
         ));
         reporter.on_start(&format!("uploading Vertex AI model {}", res.model_id));
@@ -635,7 +635,7 @@ impl Provider for GcpProvider {
                 } else {
                     format!(
                         "upload the model files and model.tar.gz ({})",
-                        storage::human(artifact.size)
+                        modelport_core::units::decimal_bytes(artifact.size)
                     )
                 },
             });

@@ -568,11 +568,6 @@ pub async fn download_model_dir(storage: &Storage, uri: &str, dest: &Path) -> Pr
     Ok(())
 }
 
-/// `1.5 MB`, `994.0 MB`: decimal units, as Cloud Storage shows sizes.
-pub fn human(bytes: u64) -> String {
-    Unit::Bytes.format(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

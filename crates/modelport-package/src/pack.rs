@@ -152,18 +152,15 @@ pub fn package_with_progress(
         created_by: opts.created_by.clone(),
     };
 
-    if done != total {
-        // A file changed size since it was measured: the archive pass will refuse
-        // it, but the hashing pass has ended.
-        progress(PackStep::Hashing, total, total);
-    }
+    // Ended even when a file changed size since it was measured (the archive pass
+    // refuses it); a repeat of the last report is not passed on.
+    progress(PackStep::Hashing, total, total);
     let total: u64 = manifest.files.iter().map(|f| f.size).sum();
     let path = out_dir.join(ARCHIVE_NAME);
     progress(PackStep::Compressing, 0, total);
     let (size, digest) = write_archive(&sources, &manifest, out_dir, &path, &mut |done| {
         progress(PackStep::Compressing, done.min(total), total)
     })?;
-    progress(PackStep::Compressing, total, total);
     Ok(Artifact {
         path,
         digest,

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use common::{iris, listing};
 use modelport_core::{DType, Dim, Signature, TensorSpec};
 use modelport_package::{
-    ARCHIVE_NAME, FORMAT, MANIFEST_NAME, PackageError, PackageOptions, package, read_manifest,
-    sha256_file, unpack, verify_dir,
+    ARCHIVE_NAME, FORMAT, MANIFEST_NAME, PackStep, PackageError, PackageOptions, package,
+    package_with_progress, read_manifest, sha256_file, unpack, verify_dir,
 };
 
 fn opts() -> PackageOptions {
@@ -45,6 +45,45 @@ fn model_dir(root: &Path) -> std::path::PathBuf {
     fs::write(dir.join("model.onnx.data"), vec![7u8; 10_000]).unwrap();
     fs::write(dir.join("tokenizer/vocab.txt"), "a\nb\n").unwrap();
     dir
+}
+
+/// Each pass reports from 0 to the files' total, in order, at most once per MiB
+/// between, and the archive is the one `package` writes.
+#[test]
+fn progress_covers_both_passes_once_per_mib() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = model_dir(tmp.path());
+    // 3.5 MiB of weights: a few reports per pass, not one per chunk.
+    fs::write(dir.join("model.onnx.data"), vec![7u8; 7 << 19]).unwrap();
+    let mut seen = Vec::new();
+    let artifact = package_with_progress(&dir, &tmp.path().join("a"), &opts(), &mut |s, d, t| {
+        seen.push((s, d, t))
+    })
+    .unwrap();
+    let plain = package(&dir, &tmp.path().join("b"), &opts()).unwrap();
+    assert_eq!(artifact.digest, plain.digest);
+    let total: u64 = artifact.manifest.files.iter().map(|f| f.size).sum();
+    for step in [PackStep::Hashing, PackStep::Compressing] {
+        let done: Vec<u64> = seen
+            .iter()
+            .filter(|(s, _, t)| *s == step && *t == total)
+            .map(|(_, d, _)| *d)
+            .collect();
+        assert_eq!(done.first(), Some(&0), "{step:?}: {seen:?}");
+        assert_eq!(done.last(), Some(&total), "{step:?}: {seen:?}");
+        assert!(done.windows(2).all(|w| w[0] < w[1]), "{step:?}: {seen:?}");
+        assert!((4..=6).contains(&done.len()), "{step:?}: {seen:?}");
+    }
+    assert_eq!(
+        seen.len(),
+        seen.iter().filter(|(_, _, t)| *t == total).count()
+    );
+    assert!(
+        seen.iter()
+            .position(|(s, _, _)| *s == PackStep::Compressing)
+            .unwrap()
+            > 0
+    );
 }
 
 #[test]
