@@ -51,6 +51,8 @@ pub struct AwsClients {
     pub runtime: aws_sdk_sagemakerruntime::Client,
     /// Who the credentials belong to (`modelport doctor`).
     pub sts: aws_sdk_sts::Client,
+    /// The execution role, read (`modelport doctor`); IAM is global.
+    pub iam: aws_sdk_iam::Client,
     pub region: String,
     /// Which link of the default chain gave the credentials.
     pub credential_source: &'static str,
@@ -118,6 +120,7 @@ pub async fn connect(
         sagemaker: aws_sdk_sagemaker::Client::new(&conf),
         runtime: aws_sdk_sagemakerruntime::Client::new(&conf),
         sts: aws_sdk_sts::Client::new(&conf),
+        iam: aws_sdk_iam::Client::new(&conf),
         region,
         credential_source: credential_source(&credentials),
         endpoint_url: settings.endpoint_url.clone(),

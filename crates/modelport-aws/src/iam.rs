@@ -195,6 +195,23 @@ pub fn policies(spec: &DeploymentSpec, aws: &AwsSettings) -> Value {
         Some(i) => ecr_repository_arn(i).unwrap_or_else(|| "*".into()),
         None => own_repository,
     };
+    // What `modelport doctor` reads: the role (does it exist, whom does it trust)
+    // and, for an explicit image, whether its tag is in the repository.
+    let mut reads = vec![json!({
+        "Sid": "DoctorReadsTheRole",
+        "Effect": "Allow",
+        "Action": "iam:GetRole",
+        "Resource": aws.role_arn,
+    })];
+    if let Some(repo) = image.and_then(ecr_repository_arn) {
+        reads.push(json!({
+            "Sid": "DoctorReadsTheImage",
+            "Effect": "Allow",
+            "Action": "ecr:DescribeImages",
+            "Resource": repo,
+        }));
+    }
+    user.extend(reads);
     role.push(json!({
         "Sid": "PullImage",
         "Effect": "Allow",

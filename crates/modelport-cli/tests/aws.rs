@@ -565,6 +565,22 @@ fn iam_policy_is_scoped_to_the_deployment() {
         .find(|s| s["Sid"] == "DeploymentResources")
         .unwrap();
     assert!(sm["Resource"].to_string().contains("endpoint/iris"), "{sm}");
+    // What doctor reads: the role, and the explicit image's repository.
+    let get_role = user
+        .iter()
+        .find(|s| s["Sid"] == "DoctorReadsTheRole")
+        .unwrap();
+    assert_eq!(get_role["Action"], "iam:GetRole");
+    assert_eq!(get_role["Resource"], pass["Resource"]);
+    let image = user
+        .iter()
+        .find(|s| s["Sid"] == "DoctorReadsTheImage")
+        .unwrap();
+    assert_eq!(image["Action"], "ecr:DescribeImages");
+    assert_eq!(
+        image["Resource"],
+        "arn:aws:ecr:us-east-1:123456789012:repository/modelport"
+    );
 }
 
 /// A production caller's InvokeEndpoint: no `TargetVariant`, so the variant weights
@@ -1345,12 +1361,33 @@ fn a_compressed_deploy_is_proved_against_the_original_model() {
     assert_eq!(json(&destroyed)["leftover"], serde_json::json!([]));
 }
 
+/// The trust policy SageMaker needs of an execution role.
+const SAGEMAKER_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
 /// `doctor --provider aws` asks the account with reads only: identity, bucket and its
-/// region, the role's account, SageMaker, the registry. A missing bucket, a bucket in
-/// another region and a role of another account are named with the fix.
+/// region, the role (it exists and trusts SageMaker), SageMaker, the image (its tag
+/// is in ECR) or the registry a deploy would push to. A missing bucket, a role of
+/// another account, a missing role, a role SageMaker may not assume and a missing
+/// image tag are each named with the fix.
 #[test]
 fn doctor_checks_the_account_with_reads_only() {
-    let cloud = Cloud::with_config("iris", |c| c.registry = Some("http://127.0.0.1:9".into()));
+    let registry = modelport_testkit::Registry::start().unwrap();
+    let cloud = Cloud::with_config("iris", |c| {
+        c.registry = Some(format!("http://{}", registry.host()));
+    });
+    // What the account holds: the role, and the image tag the spec names.
+    cloud
+        ._moto
+        .create_role("SageMakerExecution", SAGEMAKER_TRUST)
+        .unwrap();
+    cloud
+        ._moto
+        .create_role("Ec2Only", &SAGEMAKER_TRUST.replace("sagemaker", "ec2"))
+        .unwrap();
+    cloud.fake.create_repository("modelport").unwrap();
+    cloud
+        .project
+        .push_small_image(&format!("{}/modelport:0.1.0", registry.host()));
     let spec = cloud.spec();
     let path = cloud.project.path().join(&spec);
     let yaml = std::fs::read_to_string(&path).unwrap();
@@ -1390,6 +1427,16 @@ fn doctor_checks_the_account_with_reads_only() {
         checks["aws bucket"]
             .1
             .contains("s3://models is in us-east-1")
+    );
+    assert!(
+        checks["aws execution role"]
+            .1
+            .contains("exists and trusts sagemaker.amazonaws.com"),
+        "{checks:?}"
+    );
+    assert!(
+        checks["aws image"].1.contains("is in ECR (sha256:"),
+        "{checks:?}"
     );
     assert!(!checks.keys().any(|k| k.starts_with("local")), "{checks:?}");
 
@@ -1440,6 +1487,41 @@ fn doctor_checks_the_account_with_reads_only() {
         "{text}"
     );
     assert!(text.contains("1 failure"), "{text}");
+
+    // A role that does not exist, then one that does not trust SageMaker; a tag
+    // that was never pushed.
+    for (role, says) in [
+        (
+            "NoSuchRole",
+            "role/NoSuchRole does not exist in account 123456789012",
+        ),
+        (
+            "Ec2Only",
+            "its trust policy does not let sagemaker.amazonaws.com assume it",
+        ),
+    ] {
+        std::fs::write(
+            &path,
+            yaml.replace("role/SageMakerExecution", &format!("role/{role}"))
+                .replace("/modelport:0.1.0", "/modelport:0.9.9"),
+        )
+        .unwrap();
+        let text = cloud
+            .run(&["doctor", "--provider", "aws", "-f", &spec])
+            .expect(1)
+            .stdout();
+        assert!(
+            text.contains("fail  aws execution role") && text.contains(says),
+            "{text}"
+        );
+        assert!(
+            text.contains("fail  aws image")
+                && text.contains("the repository modelport has no such image")
+                && text.contains("modelport image push"),
+            "{text}"
+        );
+        assert!(text.contains("2 failures"), "{text}");
+    }
 
     // Reads only: nothing created, updated or deleted, no state. The identity is
     // asked of STS (moto, behind the fake).

@@ -66,6 +66,7 @@ impl Cloud {
         let mut cmd = self.project.cmd(args);
         cmd.env("MODELPORT_GCP_VERTEX_ENDPOINT", self.fake.url())
             .env("MODELPORT_GCP_STORAGE_ENDPOINT", self.gcs.url())
+            .env("MODELPORT_GCP_IAM_ENDPOINT", self.fake.url())
             .env("GCE_METADATA_HOST", "127.0.0.1:9")
             .env("HTTPS_PROXY", "http://127.0.0.1:9")
             .env("NO_PROXY", "127.0.0.1,localhost")
@@ -590,6 +591,22 @@ fn iam_policy_names_the_roles_scoped_to_the_deployment() {
             .any(|b| b["role"] == "roles/artifactregistry.reader"),
         "{policy}"
     );
+    // doctor reads the explicit image from its repository.
+    let permissions = policy["deployer"]["permissions"].as_array().unwrap();
+    assert!(
+        permissions
+            .iter()
+            .any(|p| p == "artifactregistry.repositories.downloadArtifacts"),
+        "{policy}"
+    );
+    assert!(
+        deployer
+            .iter()
+            .any(|b| b["role"] == "roles/artifactregistry.reader"
+                && b["resource"]
+                    == "projects/test-project/locations/us-central1/repositories/modelport"),
+        "{policy}"
+    );
 }
 
 const ENDPOINTS: &str = "projects/test-project/locations/us-central1/endpoints";
@@ -967,27 +984,40 @@ fn a_compressed_deploy_is_proved_against_the_original_model_on_vertex() {
 }
 
 /// `doctor --provider gcp` asks the project with reads only: the bucket and its
-/// location, the region's endpoints, the registry a deploy would push to. A missing
-/// bucket fails with the fix; no service account is a warning, not a failure.
+/// location, the region's endpoints, the service account (it exists and is
+/// enabled), the image (its tag is in the registry) or the registry a deploy would
+/// push to. A missing bucket, service account or tag and a disabled account fail
+/// with the fix; no service account is a warning, not a failure.
 #[test]
 fn doctor_checks_the_project_with_reads_only() {
-    let cloud = Cloud::start("iris");
+    let registry = modelport_testkit::Registry::start().unwrap();
+    let cloud = Cloud::with_config("iris", |c| {
+        c.service_accounts = vec![
+            ("serving@test-project.iam.gserviceaccount.com".into(), false),
+            ("retired@test-project.iam.gserviceaccount.com".into(), true),
+        ];
+    });
+    cloud.project.push_small_image(&format!(
+        "{}/test-project/modelport/modelport:0.1.0",
+        registry.host()
+    ));
     let spec = cloud.spec();
     let path = cloud.project.path().join(&spec);
     let yaml = std::fs::read_to_string(&path).unwrap();
+    let doctor = |code: i32, json_out: bool| {
+        let mut args = vec!["doctor", "--provider", "gcp", "-f", &spec];
+        if json_out {
+            args.extend(["--output", "json"]);
+        }
+        let out = cloud
+            .cmd(&args)
+            .env("MODELPORT_GCP_REGISTRY", registry.host())
+            .output()
+            .unwrap();
+        Run(out).expect(code)
+    };
 
-    let good = cloud
-        .run(&[
-            "doctor",
-            "--provider",
-            "gcp",
-            "-f",
-            &spec,
-            "--output",
-            "json",
-        ])
-        .expect(0);
-    let checks = good.doctor_checks();
+    let checks = doctor(0, true).doctor_checks();
     for what in [
         "gcp project",
         "gcp credentials",
@@ -1012,9 +1042,16 @@ fn doctor_checks_the_project_with_reads_only() {
             .contains("projects/test-project/locations/us-central1 answers"),
         "{checks:?}"
     );
+    assert!(
+        checks["gcp image"]
+            .1
+            .contains("is in the registry (sha256:"),
+        "{checks:?}"
+    );
     assert_eq!(checks["gcp service account"].0, "warn", "{checks:?}");
 
-    // Without image_uri: the Artifact Registry repository deploy would push to.
+    // Without image_uri: the Artifact Registry repository deploy would push to;
+    // a service account that exists.
     std::fs::write(
         &path,
         yaml.replace(
@@ -1023,27 +1060,69 @@ fn doctor_checks_the_project_with_reads_only() {
         ),
     )
     .unwrap();
-    let own = cloud
-        .cmd(&[
-            "doctor",
-            "--provider",
-            "gcp",
-            "-f",
-            &spec,
-            "--output",
-            "json",
-        ])
-        .env("MODELPORT_GCP_REGISTRY", "127.0.0.1:9")
-        .output()
-        .unwrap();
-    let own = Run(own).expect(0).doctor_checks();
+    let own = doctor(0, true).doctor_checks();
     assert!(
-        own["gcp image"]
-            .1
-            .contains("pushes it to 127.0.0.1:9/test-project/modelport/modelport"),
+        own["gcp image"].1.contains(&format!(
+            "pushes it to {}/test-project/modelport/modelport",
+            registry.host()
+        )),
         "{own:?}"
     );
     assert_eq!(own["gcp service account"].0, "ok", "{own:?}");
+    assert!(
+        own["gcp service account"]
+            .1
+            .contains("enabled, in project test-project"),
+        "{own:?}"
+    );
+    // The deployer's policy grants that read.
+    let policy = json(
+        &cloud
+            .run(&["iam-policy", "--provider", "gcp", "-f", &spec])
+            .expect(0),
+    );
+    let permissions = policy["deployer"]["permissions"].as_array().unwrap();
+    for wanted in ["iam.serviceAccounts.actAs", "iam.serviceAccounts.get"] {
+        assert!(permissions.iter().any(|p| p == wanted), "{policy}");
+    }
+
+    // A service account that does not exist, one that is disabled; a tag never pushed.
+    for (account, says, hint) in [
+        (
+            "nobody@test-project.iam.gserviceaccount.com",
+            "nobody@test-project.iam.gserviceaccount.com does not exist",
+            "gcloud iam service-accounts create nobody --project test-project",
+        ),
+        (
+            "retired@test-project.iam.gserviceaccount.com",
+            "retired@test-project.iam.gserviceaccount.com is disabled",
+            "gcloud iam service-accounts enable retired@test-project.iam.gserviceaccount.com",
+        ),
+    ] {
+        std::fs::write(
+            &path,
+            yaml.replace(
+                "    image_uri: us-central1-docker.pkg.dev/test-project/modelport/modelport:0.1.0\n",
+                &format!(
+                    "    image_uri: us-central1-docker.pkg.dev/test-project/modelport/modelport:0.9.9\n    \
+                     service_account: {account}\n"
+                ),
+            ),
+        )
+        .unwrap();
+        let text = doctor(1, false).stdout();
+        assert!(
+            text.contains("fail  gcp service account") && text.contains(says),
+            "{text}"
+        );
+        assert!(text.contains(hint), "{text}");
+        assert!(
+            text.contains("fail  gcp image")
+                && text.contains("modelport:0.9.9 is not in the registry")
+                && text.contains("modelport image push"),
+            "{text}"
+        );
+    }
 
     // A bucket that does not exist.
     std::fs::write(
@@ -1051,10 +1130,7 @@ fn doctor_checks_the_project_with_reads_only() {
         yaml.replace("bucket: models", "bucket: no-such-bucket"),
     )
     .unwrap();
-    let bad = cloud
-        .run(&["doctor", "--provider", "gcp", "-f", &spec])
-        .expect(1);
-    let text = bad.stdout();
+    let text = doctor(1, false).stdout();
     assert!(
         text.contains("fail  gcp bucket") && text.contains("no-such-bucket"),
         "{text}"

@@ -4,6 +4,7 @@
 
 use google_cloud_aiplatform_v1::client::{EndpointService, ModelService, PredictionService};
 use google_cloud_auth::credentials::Credentials;
+use google_cloud_iam_admin_v1::client::Iam;
 use google_cloud_storage::client::Storage;
 use modelport_core::provider::{ProviderError, ProviderResult};
 use modelport_core::spec::GcpSettings;
@@ -15,6 +16,10 @@ pub const MODELPORT_GCP_VERTEX_ENDPOINT: &str = "MODELPORT_GCP_VERTEX_ENDPOINT";
 /// Sends Cloud Storage calls to this URL instead of Google (fake-gcs-server); wins
 /// over `provider.gcp.storage_endpoint_url`. Credentials are then anonymous.
 pub const MODELPORT_GCP_STORAGE_ENDPOINT: &str = "MODELPORT_GCP_STORAGE_ENDPOINT";
+/// Sends IAM calls (`modelport doctor` reading the service account) to this URL
+/// instead of Google (the Vertex AI fake answers them). Credentials are then
+/// anonymous.
+pub const MODELPORT_GCP_IAM_ENDPOINT: &str = "MODELPORT_GCP_IAM_ENDPOINT";
 /// Pushes the serving image a deploy builds to this registry host instead of
 /// Artifact Registry (a local registry); credentials are then anonymous.
 pub const MODELPORT_GCP_REGISTRY: &str = "MODELPORT_GCP_REGISTRY";
@@ -29,7 +34,7 @@ pub const IMAGE_REPOSITORY: &str = "modelport";
 pub async fn image_registry(
     settings: &ClientSettings,
 ) -> ProviderResult<(String, Option<(String, String)>)> {
-    if let Some(host) = env_override(MODELPORT_GCP_REGISTRY) {
+    if let Some(host) = registry_override() {
         return Ok((
             format!("{host}/{}/{IMAGE_REPOSITORY}/modelport", settings.project),
             None,
@@ -41,6 +46,11 @@ pub async fn image_registry(
     );
     let token = access_token().await?;
     Ok((repository, Some(("oauth2accesstoken".into(), token))))
+}
+
+/// The registry host that stands in for Artifact Registry ([`MODELPORT_GCP_REGISTRY`]).
+pub fn registry_override() -> Option<String> {
+    env_override(MODELPORT_GCP_REGISTRY)
 }
 
 /// An OAuth access token from Application Default Credentials (what a registry
@@ -202,6 +212,28 @@ pub async fn storage(endpoint: Option<&str>) -> ProviderResult<Storage> {
         .build()
         .await
         .map_err(|e| build_error("Cloud Storage", e))
+}
+
+/// The IAM client `modelport doctor` reads the service account with: anonymous
+/// against [`MODELPORT_GCP_IAM_ENDPOINT`], Application Default Credentials
+/// against Google. `None` when Vertex AI calls go to an override but IAM calls
+/// have none: they would reach Google with credentials meant for a fake.
+pub async fn iam(settings: &ClientSettings) -> ProviderResult<Option<Iam>> {
+    let builder = match (
+        env_override(MODELPORT_GCP_IAM_ENDPOINT),
+        &settings.vertex_endpoint,
+    ) {
+        (Some(url), _) => Iam::builder()
+            .with_endpoint(url)
+            .with_credentials(anonymous()),
+        (None, Some(_)) => return Ok(None),
+        (None, None) => Iam::builder().with_credentials(adc()?),
+    };
+    builder
+        .build()
+        .await
+        .map(Some)
+        .map_err(|e| build_error("IAM", e))
 }
 
 /// Builds every client; credentials are resolved once, up front.

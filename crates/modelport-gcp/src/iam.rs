@@ -46,6 +46,8 @@ pub fn policies(spec: &DeploymentSpec, gcp: &GcpSettings) -> Value {
     ];
     if gcp.service_account.is_some() {
         deployer_permissions.push("iam.serviceAccounts.actAs");
+        // `modelport doctor` reads the account (part of roles/iam.serviceAccountUser).
+        deployer_permissions.push("iam.serviceAccounts.get");
     }
     let mut deployer_bindings = vec![
         json!({
@@ -81,6 +83,13 @@ pub fn policies(spec: &DeploymentSpec, gcp: &GcpSettings) -> Value {
     match spec.gcp_image() {
         Some(image) => {
             if let Some(repo) = artifact_registry_repo(image) {
+                // `modelport doctor` asks the registry whether the tag is there.
+                deployer_permissions.push("artifactregistry.repositories.downloadArtifacts");
+                deployer_bindings.push(json!({
+                    "role": "roles/artifactregistry.reader",
+                    "resource": repo,
+                    "why": "modelport doctor checks that image_uri is in the repository"
+                }));
                 serving_bindings.push(json!({
                     "role": "roles/artifactregistry.reader",
                     "resource": repo,

@@ -12,7 +12,7 @@ pub mod push;
 
 pub use build::{BuildOptions, Built, Engine, build, source_date_epoch};
 pub use elf::Platform;
-pub use push::{Pushed, RegistryAuth, push};
+pub use push::{Pushed, RegistryAuth, manifest_digest, push};
 
 use std::path::Path;
 

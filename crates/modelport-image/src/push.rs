@@ -134,16 +134,7 @@ pub async fn push(dir: &Path, reference: &str, auth: &RegistryAuth) -> Result<Pu
     let layout = Layout::open(dir)?;
     let image = parse_reference(reference)?;
     let registry = image.resolve_registry().to_string();
-    let protocol = if is_loopback(&registry) {
-        ClientProtocol::HttpsExcept(vec![registry.clone()])
-    } else {
-        ClientProtocol::Https
-    };
-    let client = Client::new(ClientConfig {
-        protocol,
-        connect_timeout: Some(std::time::Duration::from_secs(10)),
-        ..Default::default()
-    });
+    let client = client_for(&registry);
     let fail = |e: OciDistributionError| registry_error(&registry, image.repository(), e);
     client
         .auth(&image, auth, RegistryOperation::Push)
@@ -189,6 +180,79 @@ pub async fn push(dir: &Path, reference: &str, auth: &RegistryAuth) -> Result<Pu
     Ok(pushed)
 }
 
+/// The digest of the manifest `reference` names, asked of its registry as a pull
+/// would (`HEAD /v2/REPOSITORY/manifests/TAG`); `None` when the registry has no
+/// such repository or manifest.
+pub async fn manifest_digest(
+    reference: &str,
+    auth: &RegistryAuth,
+) -> Result<Option<String>, ImageError> {
+    let image = parse_reference(reference)?;
+    let registry = image.resolve_registry().to_string();
+    let client = client_for(&registry);
+    match client.fetch_manifest_digest(&image, auth).await {
+        Ok(digest) => Ok(Some(digest)),
+        Err(e) if is_unknown_manifest(&e) => Ok(None),
+        Err(e) => {
+            let hint = if is_refusal(&e) {
+                format!(
+                    "the credentials for {registry} were refused or may not pull from `{}`: log in \
+                     (`docker login {registry}`, or the cloud's own login)",
+                    image.repository()
+                )
+            } else if matches!(e, OciDistributionError::RequestError(_)) {
+                format!("{registry} could not be reached: check the name and the network")
+            } else {
+                format!("the registry {registry} refused the lookup; `-vv` shows each request")
+            };
+            Err(ImageError::new(format!("look up {reference}: {e}"), hint))
+        }
+    }
+}
+
+/// The registry refused the credentials (or has none for this client).
+fn is_refusal(e: &OciDistributionError) -> bool {
+    let lower = e.to_string().to_ascii_lowercase();
+    matches!(
+        e,
+        OciDistributionError::AuthenticationFailure(_)
+            | OciDistributionError::UnauthorizedError { .. }
+    ) || ["unauthorized", "denied", "401", "403"]
+        .iter()
+        .any(|s| lower.contains(s))
+}
+
+/// A registry's answer that the repository or manifest does not exist.
+fn is_unknown_manifest(e: &OciDistributionError) -> bool {
+    if matches!(e, OciDistributionError::ImageManifestNotFoundError(_)) {
+        return true;
+    }
+    let text = e.to_string().to_ascii_lowercase();
+    [
+        "manifest unknown",
+        "manifest_unknown",
+        "name unknown",
+        "name_unknown",
+        "not found",
+    ]
+    .iter()
+    .any(|s| text.contains(s))
+}
+
+/// A client that speaks plain HTTP to a registry on this machine, HTTPS elsewhere.
+fn client_for(registry: &str) -> Client {
+    let protocol = if is_loopback(registry) {
+        ClientProtocol::HttpsExcept(vec![registry.to_string()])
+    } else {
+        ClientProtocol::Https
+    };
+    Client::new(ClientConfig {
+        protocol,
+        connect_timeout: Some(std::time::Duration::from_secs(10)),
+        ..Default::default()
+    })
+}
+
 /// The file at `path` as a stream of [`CHUNK`]-sized pieces.
 async fn chunks(
     path: PathBuf,
@@ -221,15 +285,7 @@ fn missing_repository(lower: &str) -> bool {
 fn registry_error(registry: &str, repository: &str, e: OciDistributionError) -> ImageError {
     let text = e.to_string();
     let lower = text.to_ascii_lowercase();
-    let hint = if matches!(
-        e,
-        OciDistributionError::AuthenticationFailure(_)
-            | OciDistributionError::UnauthorizedError { .. }
-    ) || lower.contains("unauthorized")
-        || lower.contains("denied")
-        || lower.contains("401")
-        || lower.contains("403")
-    {
+    let hint = if is_refusal(&e) {
         format!(
             "the credentials for {registry} were refused or may not push to `{repository}`: \
              log in (`docker login {registry}`, or the cloud's own login), and check the \

@@ -7,12 +7,27 @@ use std::time::Duration;
 
 /// Sends one request to `127.0.0.1:port` and returns the status code and body.
 pub fn request(port: u16, method: &str, path: &str, body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
+    request_with(port, method, path, &[], body)
+}
+
+/// [`request`] with more header lines (`Name: value`).
+pub fn request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> io::Result<(u16, Vec<u8>)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
+        body.len(),
+        headers
+            .iter()
+            .map(|h| format!("{h}\r\n"))
+            .collect::<String>()
     );
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;

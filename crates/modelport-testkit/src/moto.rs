@@ -156,6 +156,48 @@ impl Moto {
         Ok(())
     }
 
+    /// Creates an IAM role whose trust policy is `trust` (JSON), as `aws iam
+    /// create-role` would; returns its ARN. moto picks the service from the
+    /// credential scope of the `Authorization` header, whose signature it does not check.
+    pub fn create_role(&self, name: &str, trust: &str) -> io::Result<String> {
+        let form = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let body = format!(
+            "Action=CreateRole&Version=2010-05-08&RoleName={}&AssumeRolePolicyDocument={}",
+            form(name),
+            form(trust)
+        );
+        let (status, answer) = http1::request_with(
+            self.port,
+            "POST",
+            "/",
+            &[
+                "Content-Type: application/x-www-form-urlencoded",
+                "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+            ],
+            body.as_bytes(),
+        )?;
+        let text = String::from_utf8_lossy(&answer);
+        if status != 200 {
+            return Err(io::Error::other(format!(
+                "creating role {name} in moto answered {status}: {text}"
+            )));
+        }
+        text.split("<Arn>")
+            .nth(1)
+            .and_then(|rest| rest.split("</Arn>").next())
+            .map(str::to_string)
+            .ok_or_else(|| io::Error::other(format!("moto's CreateRole answer has no Arn: {text}")))
+    }
+
     /// The last lines of moto's log.
     pub fn log_tail(&self, lines: usize) -> Vec<String> {
         log_tail(&self.log, lines)

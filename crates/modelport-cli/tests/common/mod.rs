@@ -61,6 +61,24 @@ impl Project {
         Run(self.cmd(args).output().unwrap())
     }
 
+    /// Builds a small image (`/usr/bin/true` on the tract engine, by `modelport
+    /// image build`) and pushes it to `reference`, on a registry of this machine.
+    pub fn push_small_image(&self, reference: &str) {
+        self.run(&[
+            "image",
+            "build",
+            "--engine",
+            "tract",
+            "--binary",
+            "/usr/bin/true",
+            "--out",
+            "small-image",
+        ])
+        .expect(0);
+        self.run(&["image", "push", reference, "--layout", "small-image"])
+            .expect(0);
+    }
+
     pub fn state(&self, name: &str) -> Option<serde_json::Value> {
         let path = self
             .path()

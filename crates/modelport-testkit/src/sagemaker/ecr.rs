@@ -1,7 +1,9 @@
 //! The three Amazon ECR operations a deploy without `image_uri` calls, answered
 //! for a registry on 127.0.0.1 ([`super::FakeConfig::registry`]):
 //! `GetAuthorizationToken` (its `proxyEndpoint` is that registry),
-//! `DescribeRepositories` and `CreateRepository` (names checked as ECR does).
+//! `DescribeRepositories` and `CreateRepository` (names checked as ECR does), and
+//! `DescribeImages` (what `modelport doctor` asks of an explicit image), answered
+//! from that registry's own manifests.
 
 use serde_json::{Value, json};
 
@@ -143,6 +145,107 @@ pub(crate) fn run(shared: &Shared, op: &str, input: &Value) -> Result<Value, Api
             format!("the fake answers no ECR operation {other}"),
         )),
     }
+}
+
+/// `DescribeImages` for `imageIds` of one repository: the repository must have
+/// been created here, and each image must be in the registry (a `HEAD` of its
+/// manifest, as a pull would ask). Unknown images fail the call, as ECR does
+/// (`ImageNotFoundException`) when every id asked for is missing.
+pub(crate) async fn describe_images(shared: &Shared, input: &Value) -> Result<Value, ApiError> {
+    let config = &shared.config;
+    let name = input["repositoryName"].as_str().unwrap_or_default();
+    if name.is_empty() {
+        return Err(err(
+            "InvalidParameterException",
+            "1 validation error detected: Value null at 'repositoryName' failed to satisfy constraint: Member must not be null".into(),
+        ));
+    }
+    let registry_id = input["registryId"].as_str().unwrap_or(&config.account);
+    let not_found = || {
+        err(
+            "RepositoryNotFoundException",
+            format!(
+                "The repository with name '{name}' does not exist in the registry with id '{registry_id}'"
+            ),
+        )
+    };
+    if registry_id != config.account {
+        return Err(not_found());
+    }
+    let repository = shared
+        .repositories
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(name)
+        .cloned()
+        .ok_or_else(not_found)?;
+    let registry = config.registry.as_deref().ok_or_else(|| {
+        err(
+            "ServerException",
+            "the fake has no registry: set FakeConfig::registry".into(),
+        )
+    })?;
+    let ids = input["imageIds"].as_array().cloned().unwrap_or_default();
+    let mut details = Vec::new();
+    let mut missing = Vec::new();
+    for id in &ids {
+        let (tag, digest) = (id["imageTag"].as_str(), id["imageDigest"].as_str());
+        let Some(reference) = digest.or(tag) else {
+            return Err(err(
+                "InvalidParameterException",
+                "An image identifier must have an imageTag or an imageDigest".into(),
+            ));
+        };
+        let url = format!(
+            "{}/v2/{name}/manifests/{reference}",
+            registry.trim_end_matches('/')
+        );
+        let answer = shared
+            .http
+            .head(&url)
+            .header(
+                "accept",
+                "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+                 application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .send()
+            .await
+            .map_err(|e| err("ServerException", format!("the fake's registry: {e}")))?;
+        if !answer.status().is_success() {
+            missing.push(match digest {
+                Some(d) => format!("{{imageDigest:'{d}', imageTag:'null'}}"),
+                None => format!("{{imageDigest:'null', imageTag:'{reference}'}}"),
+            });
+            continue;
+        }
+        let header = |h: &str| {
+            answer
+                .headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let mut detail = json!({
+            "registryId": config.account,
+            "repositoryName": repository["repositoryName"],
+            "imageDigest": header("docker-content-digest").unwrap_or_default(),
+            "imageManifestMediaType": header("content-type").unwrap_or_default(),
+        });
+        if let Some(tag) = tag {
+            detail["imageTags"] = json!([tag]);
+        }
+        details.push(detail);
+    }
+    if details.is_empty() && !missing.is_empty() {
+        return Err(err(
+            "ImageNotFoundException",
+            format!(
+                "The image with imageId {} does not exist within the repository with name '{name}' in the registry with id '{registry_id}'",
+                missing[0]
+            ),
+        ));
+    }
+    Ok(json!({"imageDetails": details}))
 }
 
 #[cfg(test)]

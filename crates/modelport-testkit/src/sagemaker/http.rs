@@ -102,7 +102,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     {
         let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
         let name = input["repositoryName"].as_str().map(str::to_string);
-        let result = super::ecr::run(&shared, op, &input);
+        let result = if op == "DescribeImages" {
+            super::ecr::describe_images(&shared, &input).await
+        } else {
+            super::ecr::run(&shared, op, &input)
+        };
         return finish(&shared, op, name, result);
     }
     if service.as_deref() == Some("sagemaker") {

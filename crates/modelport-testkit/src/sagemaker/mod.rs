@@ -341,7 +341,18 @@ impl FakeSageMaker {
             .clear();
     }
 
-    /// Every request received so far, in order.
+    /// Creates an ECR repository as `CreateRepository` would: for a test that
+    /// pushes an image to [`FakeConfig::registry`] itself and names it in `image_uri`.
+    pub fn create_repository(&self, name: &str) -> anyhow::Result<()> {
+        ecr::run(
+            &self.shared,
+            "CreateRepository",
+            &serde_json::json!({"repositoryName": name}),
+        )
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))
+    }
+
     /// The ECR repositories created, with their scan setting and tags.
     pub fn repositories(&self) -> Vec<serde_json::Value> {
         self.shared
@@ -353,6 +364,7 @@ impl FakeSageMaker {
             .collect()
     }
 
+    /// Every request received so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.shared
             .calls

@@ -134,6 +134,45 @@ fn route(method: &Method, path: &str) -> Route {
     }
 }
 
+/// IAM's `projects.serviceAccounts.get`: the project is `-` or the account's own.
+fn service_account(shared: &Shared, path: &str, (project, email): (&str, &str)) -> Response {
+    let email = decode(email);
+    let known = shared
+        .config
+        .service_accounts
+        .iter()
+        .find(|(e, _)| *e == email);
+    let own_project = email
+        .split_once('@')
+        .and_then(|(_, domain)| domain.split('.').next())
+        .unwrap_or_default()
+        .to_string();
+    let (status, body) = match known {
+        Some((_, disabled)) if project == "-" || project == own_project => (
+            200,
+            json!({
+                "name": format!("projects/{own_project}/serviceAccounts/{email}"),
+                "projectId": own_project,
+                "uniqueId": "104857600000000000001",
+                "email": email,
+                "etag": "MDEwMjE5MjA=",
+                "oauth2ClientId": "104857600000000000001",
+                "disabled": disabled,
+            }),
+        ),
+        _ => (
+            404,
+            json!({"error": {"code": 404, "message": "Unknown service account", "status": "NOT_FOUND"}}),
+        ),
+    };
+    shared.record(Call {
+        method: "iam.serviceAccounts.get".into(),
+        name: Some(path.trim_start_matches("/v1/").to_string()),
+        status,
+    });
+    json_response(status, &body)
+}
+
 fn google_error(e: &ApiError) -> Response {
     let body = json!({"error": {"code": e.http, "message": e.message, "status": e.status}});
     json_response(e.http, &body)
@@ -162,6 +201,13 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     };
     if let Some(rest) = path.strip_prefix("/_fake/") {
         return fake_api(&shared, &parts.method, rest, &body);
+    }
+    if parts.method == Method::GET
+        && let Some(account) = path
+            .strip_prefix("/v1/projects/")
+            .and_then(|rest| rest.split_once("/serviceAccounts/"))
+    {
+        return service_account(&shared, &path, account);
     }
     let Route::Op { method, loc, name } = route(&parts.method, &path) else {
         shared.record(Call {

@@ -16,8 +16,9 @@
 //! deployModel runs the real `modelport serve` under Vertex's container contract
 //! (`AIP_HTTP_PORT`, `AIP_HEALTH_ROUTE`, `AIP_PREDICT_ROUTE`, `AIP_STORAGE_URI`,
 //! ...), and `:predict` / `:rawPredict` forward to it, the endpoint's traffic split
-//! choosing which deployed model answers. `/_fake/...` is the fake's own API
-//! (faults, call log).
+//! choosing which deployed model answers. IAM's `GET /v1/projects/-/serviceAccounts/EMAIL`
+//! is answered too, from [`VertexConfig::service_accounts`] (what `modelport doctor`
+//! reads). `/_fake/...` is the fake's own API (faults, call log).
 
 mod control;
 mod data;
@@ -51,6 +52,8 @@ pub struct VertexConfig {
     pub startup_timeout: Duration,
     /// `aiplatform.v1.json`; `None` finds it in the test venv.
     pub discovery: Option<PathBuf>,
+    /// The service accounts IAM knows (their email, and whether each is disabled).
+    pub service_accounts: Vec<(String, bool)>,
 }
 
 impl VertexConfig {
@@ -62,6 +65,7 @@ impl VertexConfig {
             operation_delay: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(60),
             discovery: None,
+            service_accounts: Vec::new(),
         }
     }
 }
