@@ -431,3 +431,153 @@ fn doctor_checks_engines_spec_model_and_this_machine() {
         typo.stderr()
     );
 }
+
+/// Rewrites `model` with every initializer of at least 1 KiB in `model.onnx.data`
+/// beside it (as `onnx.save_model(..., save_as_external_data=True)` does).
+fn externalize(model: &std::path::Path) {
+    let mut m = modelport_compress::onnx::Model::read(model).unwrap();
+    let big: Vec<String> = m
+        .graph()
+        .initializer
+        .iter()
+        .filter(|t| t.raw_data.len() >= 1024)
+        .map(|t| t.name.clone())
+        .collect();
+    assert!(!big.is_empty());
+    m.external.extend(big);
+    assert_eq!(m.write(model).unwrap().len(), 2);
+}
+
+/// A model file whose weights are external data: inspected, packaged with its data
+/// file (hashed in the manifest), deployed, served and compared on both engines. A
+/// `location` that leaves the model's folder, a data file reached through a symbolic
+/// link and a truncated data file are each refused before anything is written,
+/// naming the tensor and the file.
+#[test]
+fn a_model_with_external_data_goes_through_the_whole_flow() {
+    let p = Project::new().with_example("cnn");
+    let model = p.path().join("cnn/model.onnx");
+    externalize(&model);
+    let data = p.path().join("cnn/model.onnx.data");
+    let data_size = std::fs::metadata(&data).unwrap().len();
+    assert!(data_size > 30_000, "{data_size}");
+
+    let inspect = p
+        .run(&["inspect", "cnn/model.onnx", "--output", "json"])
+        .expect(0);
+    let info: serde_json::Value = serde_json::from_str(&inspect.stdout()).unwrap();
+    assert_eq!(info["external_data"][0]["location"], "model.onnx.data");
+    assert_eq!(info["external_data"][0]["size"], data_size);
+    let text = p.run(&["inspect", "cnn/model.onnx"]).expect(0).stdout();
+    assert!(text.contains("data        model.onnx.data ("), "{text}");
+
+    let package = p
+        .run(&[
+            "package",
+            "cnn/model.onnx",
+            "--out",
+            "dist",
+            "--output",
+            "json",
+        ])
+        .expect(0);
+    let artifact: serde_json::Value = serde_json::from_str(&package.stdout()).unwrap();
+    let files: Vec<(&str, u64)> = artifact["manifest"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap(), f["size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        files.iter().map(|f| f.0).collect::<Vec<_>>(),
+        ["model.onnx", "model.onnx.data"],
+        "{artifact}"
+    );
+    assert_eq!(files[1].1, data_size);
+
+    for engine in ["tract", "onnxruntime"] {
+        let out = p
+            .run(&[
+                "predict",
+                "cnn/model.onnx",
+                "--input",
+                "cnn/samples.json",
+                "--engine",
+                engine,
+            ])
+            .expect(0);
+        assert!(
+            out.stdout().contains("probabilities"),
+            "{engine}: {}",
+            out.stdout()
+        );
+    }
+    let deploy = p
+        .run(&["deploy", "--provider", "local", "-f", "cnn/modelport.yaml"])
+        .expect(0);
+    assert!(deploy.stdout().contains("PASS"), "{}", deploy.stdout());
+    let compare = p.run(&["compare", "cnn", "--count", "20"]).expect(0);
+    assert!(compare.stdout().contains("PASS"), "{}", compare.stdout());
+    p.run(&["destroy", "cnn"]).expect(0);
+
+    // Hostile or broken external data: refused by inspect, package and deploy alike.
+    let proto = std::fs::read(&model).unwrap();
+    let relocate = |to: &str| {
+        let text = proto.clone();
+        let from = b"model.onnx.data";
+        let mut out = Vec::with_capacity(text.len());
+        let mut i = 0;
+        // Same length, so the protobuf's length prefixes stay right.
+        assert_eq!(to.len(), from.len());
+        while i < text.len() {
+            if text[i..].starts_with(from) {
+                out.extend_from_slice(to.as_bytes());
+                i += from.len();
+            } else {
+                out.push(text[i]);
+                i += 1;
+            }
+        }
+        std::fs::write(&model, out).unwrap();
+    };
+    std::fs::copy(&data, p.path().join("outside.bin")).unwrap();
+    let refused = |says: &str| {
+        for args in [
+            &["inspect", "cnn/model.onnx"][..],
+            &["package", "cnn/model.onnx", "--out", "dist2"],
+            &["deploy", "--provider", "local", "-f", "cnn/modelport.yaml"],
+        ] {
+            let run = p.run(args);
+            assert_ne!(run.code(), 0, "{args:?}: {}", run.stdout());
+            let err = run.stderr();
+            assert!(
+                err.contains("model.onnx: tensor `") && err.contains(says),
+                "{args:?}: {err}"
+            );
+            assert!(err.contains("hint: external data files must be"), "{err}");
+        }
+        assert!(!p.path().join("dist2").exists());
+        assert!(p.state("cnn").is_none());
+    };
+    relocate("../outside.bin.");
+    refused("leaves the model's directory");
+    relocate("/etc/passwd.bin");
+    refused("leaves the model's directory");
+    #[cfg(unix)]
+    {
+        relocate("model.onnx.data");
+        std::fs::rename(&data, p.path().join("cnn/real.data")).unwrap();
+        std::os::unix::fs::symlink("../outside.bin", &data).unwrap();
+        refused("goes through a symbolic link");
+        std::fs::remove_file(&data).unwrap();
+        std::fs::rename(p.path().join("cnn/real.data"), &data).unwrap();
+    }
+    relocate("model.onnx.data");
+    std::fs::File::options()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_len(data_size - 100)
+        .unwrap();
+    refused("\"model.onnx.data\" is truncated");
+}

@@ -68,12 +68,9 @@ impl CompressError {
                  reads it)"
                     .into(),
             ),
-            CompressError::ExternalData { .. } => Some(
-                "external data files must be regular files inside the model's directory, named \
-                 by a relative `location` (onnx.save_model(..., save_as_external_data=True) \
-                 writes them so)"
-                    .into(),
-            ),
+            CompressError::ExternalData { .. } => {
+                Some(modelport_runtime::EXTERNAL_DATA_HINT.into())
+            }
             CompressError::Unsupported { hint, .. } | CompressError::Option { hint, .. } => {
                 Some(hint.clone())
             }

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use prost::Message;
 use tract_onnx::pb;
@@ -28,8 +28,7 @@ pub const BOOL: i32 = 9;
 pub const FLOAT16: i32 = 10;
 pub const DOUBLE: i32 = 11;
 
-/// `TensorProto.DataLocation.EXTERNAL`.
-const EXTERNAL: i32 = 1;
+use modelport_runtime::external::EXTERNAL;
 
 /// Tensors at least this large stay in external data when their source was there
 /// (onnx's own `size_threshold`).
@@ -295,64 +294,19 @@ fn raw_graph_outputs(model: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(outputs)
 }
 
-/// The bytes of an external initializer; `location` must stay inside `dir`.
+/// The bytes of an external initializer, checked by the runtime's rules (inside
+/// `dir`, no symbolic link, no short file).
 fn read_external(dir: &Path, t: &pb::TensorProto) -> Result<Vec<u8>> {
-    let get = |key: &str| {
-        t.external_data
-            .iter()
-            .find(|e| e.key == key)
-            .map(|e| e.value.as_str())
-    };
-    let bad = |reason: String| CompressError::ExternalData {
-        tensor: t.name.clone(),
-        reason,
-    };
-    let location = get("location").ok_or_else(|| bad("it names no `location`".into()))?;
-    let rel = Path::new(location);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(bad(format!(
-            "`location` {location:?} leaves the model's directory (absolute or `..`)"
-        )));
-    }
-    let path = dir.join(rel);
-    let meta = std::fs::symlink_metadata(&path).map_err(|e| CompressError::io(&path, e))?;
-    if !meta.is_file() {
-        return Err(bad(format!(
-            "`location` {location:?} is not a regular file (symbolic links are refused)"
-        )));
-    }
-    let number = |key: &str| -> Result<Option<u64>> {
-        get(key)
-            .map(|v| {
-                v.parse::<u64>()
-                    .map_err(|_| bad(format!("`{key}` {v:?} is not a number")))
-            })
-            .transpose()
-    };
-    let offset = number("offset")?.unwrap_or(0);
-    let length = match number("length")? {
-        Some(n) => n,
-        None => meta.len().saturating_sub(offset),
-    };
-    if offset
-        .checked_add(length)
-        .is_none_or(|end| end > meta.len())
-    {
-        return Err(bad(format!(
-            "bytes {offset}..{} are past the end of {location:?} ({} bytes)",
-            offset.saturating_add(length),
-            meta.len()
-        )));
-    }
-    let mut file = std::fs::File::open(&path).map_err(|e| CompressError::io(&path, e))?;
-    let mut buf = vec![0u8; length as usize];
-    file.seek(SeekFrom::Start(offset))
+    let r =
+        modelport_runtime::external::resolve(dir, t).map_err(|e| CompressError::ExternalData {
+            tensor: e.tensor,
+            reason: e.reason,
+        })?;
+    let mut file = std::fs::File::open(&r.path).map_err(|e| CompressError::io(&r.path, e))?;
+    let mut buf = vec![0u8; r.length as usize];
+    file.seek(SeekFrom::Start(r.offset))
         .and_then(|_| file.read_exact(&mut buf))
-        .map_err(|e| CompressError::io(&path, e))?;
+        .map_err(|e| CompressError::io(&r.path, e))?;
     Ok(buf)
 }
 

@@ -210,15 +210,17 @@ pub fn compress_settings(c: &CompressSpec) -> Result<(Settings, Vec<Goal>)> {
     Ok((settings, goals))
 }
 
-/// Copies the model (a file, or a folder and its files) into `to`; returns the copy.
-fn copy_model(model: &Path, to: &Path) -> Result<PathBuf> {
+/// Copies the model (a file and its external data, or a folder and its files) into
+/// `to`; returns the copy.
+fn copy_model(model: &Path, data_files: &[String], to: &Path) -> Result<PathBuf> {
     let io = |p: &Path, e| DeployError::Core(modelport_core::Error::io(p, e));
     std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
     let name = model
         .file_name()
         .ok_or_else(|| DeployError::other(format!("{} names no file", model.display())))?;
     let copy = to.join(name);
-    if model.is_dir() {
+    // The external data, at the same paths relative to the model file.
+    let (from, into) = if model.is_dir() {
         std::fs::create_dir_all(&copy).map_err(|e| io(&copy, e))?;
         for entry in std::fs::read_dir(model).map_err(|e| io(model, e))? {
             let path = entry.map_err(|e| io(model, e))?.path();
@@ -227,8 +229,17 @@ fn copy_model(model: &Path, to: &Path) -> Result<PathBuf> {
                     .map_err(|e| io(&path, e))?;
             }
         }
+        (model, copy.as_path())
     } else {
         std::fs::copy(model, &copy).map_err(|e| io(model, e))?;
+        (model.parent().unwrap_or(Path::new("")), to)
+    };
+    for location in data_files {
+        let target = into.join(location);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        std::fs::copy(from.join(location), &target).map_err(|e| io(&target, e))?;
     }
     Ok(copy)
 }
@@ -244,7 +255,7 @@ fn compress_model(
     let info = ModelInfo::from_path(&model)?;
     let (settings, goals) = compress_settings(c)?;
     let eval = eval_set(spec, c, &info.signature)?;
-    let original = copy_model(&model, &scratch.join("original"))?;
+    let original = copy_model(&model, &info.data_files(), &scratch.join("original"))?;
     let original_footprint = ModelFootprint {
         file_bytes: info.size_bytes,
         parameters: info.parameters,
@@ -298,6 +309,7 @@ fn package_model(
     let info = ModelInfo::from_path(&model)?;
     let opts = PackageOptions {
         signature: Some(info.signature.clone()),
+        data_files: info.data_files(),
         ..PackageOptions::default()
     };
     let artifact = package_with_progress(&model, scratch, &opts, progress)?;

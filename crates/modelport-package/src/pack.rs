@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::error::PackageError;
 use crate::hash::{CHUNK, HashingReader, HashingWriter, hash_file_counted};
 use crate::manifest::{FORMAT, FileEntry, MANIFEST_NAME, Manifest, ModelFile};
-use crate::paths::{SourceFile, Temp, walk};
+use crate::paths::{SourceFile, Temp, normalize_entry_path, walk};
 
 /// The archive's file name in the output directory.
 pub const ARCHIVE_NAME: &str = "model.tar.gz";
@@ -33,6 +33,10 @@ pub struct PackageOptions {
     pub signature: Option<Signature>,
     /// The engine the model is known to run on, for example `onnxruntime`.
     pub engine_hint: Option<String>,
+    /// The files the model reads besides itself (its external data), relative to
+    /// the model file's directory: packed beside a model file, and required to be
+    /// among a model directory's files.
+    pub data_files: Vec<String>,
 }
 
 impl Default for PackageOptions {
@@ -41,6 +45,7 @@ impl Default for PackageOptions {
             created_by: concat!("modelport ", env!("CARGO_PKG_VERSION")).to_string(),
             signature: None,
             engine_hint: None,
+            data_files: Vec::new(),
         }
     }
 }
@@ -118,7 +123,7 @@ pub fn package_with_progress(
             progress(step, done, total);
         }
     };
-    let (sources, model_file) = collect(model, out_dir)?;
+    let (sources, model_file) = collect(model, out_dir, &opts.data_files)?;
     let mut total = 0u64;
     for src in &sources {
         total += fs::metadata(&src.abs)
@@ -171,7 +176,11 @@ pub fn package_with_progress(
 
 /// The files to pack, sorted by path, and the model's path among them. Creates
 /// `out_dir`.
-fn collect(model: &Path, out_dir: &Path) -> Result<(Vec<SourceFile>, String), PackageError> {
+fn collect(
+    model: &Path,
+    out_dir: &Path,
+    data_files: &[String],
+) -> Result<(Vec<SourceFile>, String), PackageError> {
     let meta = fs::metadata(model).map_err(|e| PackageError::io(model, e))?;
     if meta.is_file() {
         let Some(name) = model.file_name().and_then(|n| n.to_str()) else {
@@ -193,11 +202,36 @@ fn collect(model: &Path, out_dir: &Path) -> Result<(Vec<SourceFile>, String), Pa
             ));
         }
         fs::create_dir_all(out_dir).map_err(|e| PackageError::io(out_dir, e))?;
-        let src = SourceFile {
+        let mut sources = vec![SourceFile {
             rel: name.to_string(),
             abs: model.to_path_buf(),
-        };
-        return Ok((vec![src], name.to_string()));
+        }];
+        let dir = model.parent().unwrap_or(Path::new(""));
+        for location in data_files {
+            let rel = normalize_entry_path(location.as_bytes()).map_err(|why| {
+                PackageError::invalid_input(model, format!("external data {location:?}: {why}"))
+            })?;
+            if rel == MANIFEST_NAME || rel == name {
+                return Err(PackageError::invalid_input(
+                    model,
+                    format!("external data {location:?} is the model or the manifest"),
+                ));
+            }
+            if sources.iter().any(|s| s.rel == rel) {
+                continue;
+            }
+            let abs = dir.join(&rel);
+            let meta = fs::symlink_metadata(&abs).map_err(|e| PackageError::io(&abs, e))?;
+            if !meta.is_file() {
+                return Err(PackageError::invalid_input(
+                    &abs,
+                    "the model's external data is not a regular file (symbolic links are refused)",
+                ));
+            }
+            sources.push(SourceFile { rel, abs });
+        }
+        sources.sort_by(|a, b| a.rel.cmp(&b.rel));
+        return Ok((sources, name.to_string()));
     }
     if !meta.is_dir() {
         return Err(PackageError::invalid_input(
@@ -253,6 +287,25 @@ fn collect(model: &Path, out_dir: &Path) -> Result<(Vec<SourceFile>, String), Pa
             });
         }
     };
+    // The model's external data is among the files (a model in a subfolder reads
+    // it relative to that folder).
+    let base = model_file.rsplit_once('/').map_or("", |(d, _)| d);
+    for location in data_files {
+        let rel = normalize_entry_path(location.as_bytes()).map_err(|why| {
+            PackageError::invalid_input(model, format!("external data {location:?}: {why}"))
+        })?;
+        let rel = if base.is_empty() {
+            rel
+        } else {
+            format!("{base}/{rel}")
+        };
+        if !sources.iter().any(|s| s.rel == rel) {
+            return Err(PackageError::invalid_input(
+                model,
+                format!("the model's external data {rel:?} is not a file of the directory"),
+            ));
+        }
+    }
     Ok((sources, model_file))
 }
 

@@ -19,6 +19,7 @@ fn opts() -> PackageOptions {
         created_by: "modelport 0.1.0".to_string(),
         signature: None,
         engine_hint: None,
+        data_files: Vec::new(),
     }
 }
 

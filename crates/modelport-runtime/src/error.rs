@@ -10,6 +10,14 @@ pub enum RuntimeError {
     #[error("{}: not a valid ONNX model: {reason}", path.display())]
     InvalidModel { path: PathBuf, reason: String },
 
+    /// A tensor's external data is outside the model's directory, missing or short.
+    #[error("{}: tensor `{tensor}`: {reason}", model.display())]
+    ExternalData {
+        model: PathBuf,
+        tensor: String,
+        reason: String,
+    },
+
     /// The chosen engine lacks operators the model uses (or runs them wrongly).
     #[error("the {engine} engine cannot run this model: unsupported operator{} {}", if operators.len() == 1 { "" } else { "s" }, operators.join(", "))]
     UnsupportedOperators {
@@ -36,6 +44,12 @@ pub enum RuntimeError {
     Inference { engine: EngineKind, message: String },
 }
 
+/// How external data files must be laid out.
+pub const EXTERNAL_DATA_HINT: &str = "external data files must be regular files inside the model's \
+     directory, named by a relative `location` without `..` and reached through no symbolic \
+     link (onnx.save_model(..., save_as_external_data=True) writes them so); copy the whole \
+     file again if it is truncated";
+
 impl RuntimeError {
     /// A likely fix, printed by the CLI as a `hint:` line.
     pub fn hint(&self) -> Option<String> {
@@ -45,6 +59,7 @@ impl RuntimeError {
                  (skl2onnx, torch.onnx.export, tf2onnx) and check the copy finished"
                     .into(),
             ),
+            RuntimeError::ExternalData { .. } => Some(EXTERNAL_DATA_HINT.into()),
             RuntimeError::UnsupportedOperators {
                 engine,
                 other_engine_can,

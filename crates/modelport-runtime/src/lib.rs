@@ -13,6 +13,7 @@
 //! blocking: callers on an async runtime use `spawn_blocking` or a pool.
 
 mod error;
+pub mod external;
 mod ml;
 pub mod model;
 mod ort_engine;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use modelport_core::{Batch, Signature};
 use serde::{Deserialize, Serialize};
 
-pub use error::RuntimeError;
+pub use error::{EXTERNAL_DATA_HINT, RuntimeError};
 pub use model::{ModelInfo, OperatorCount};
 pub use modelport_core::spec::EngineChoice;
 pub use ort_engine::{

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tract_onnx::pb;
 
 use crate::error::RuntimeError;
+use crate::external::ExternalFile;
 
 /// How many nodes of one operator a model has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,6 +52,9 @@ pub struct ModelInfo {
     pub parameters: u64,
     /// Bytes of initializer data (inline and external).
     pub weight_bytes: u64,
+    /// The external data files the model reads, each checked: inside the model's
+    /// directory, reached through no symbolic link, holding every byte it should.
+    pub external_data: Vec<ExternalFile>,
 }
 
 impl ModelInfo {
@@ -120,8 +124,18 @@ impl ModelInfo {
             weight_bytes + 4 * attribute_weights,
         );
         let signature = signature(graph).map_err(invalid)?;
+        let model_dir = onnx.parent().unwrap_or(Path::new("."));
+        let external_data = crate::external::check_all(model_dir, graph).map_err(|e| {
+            RuntimeError::ExternalData {
+                model: onnx.clone(),
+                tensor: e.tensor,
+                reason: e.reason,
+            }
+        })?;
         let size_bytes = match &source {
-            ModelSource::OnnxFile(p) => file_size(p),
+            ModelSource::OnnxFile(p) => {
+                file_size(p) + external_data.iter().map(|f| f.size).sum::<u64>()
+            }
             ModelSource::OnnxDir { dir, .. } => dir_size(dir),
         };
         Ok(ModelInfo {
@@ -136,7 +150,17 @@ impl ModelInfo {
             signature,
             parameters,
             weight_bytes,
+            external_data,
         })
+    }
+
+    /// The external data files' locations, relative to the model file's directory:
+    /// what packaging must carry beside the model file.
+    pub fn data_files(&self) -> Vec<String> {
+        self.external_data
+            .iter()
+            .map(|f| f.location.clone())
+            .collect()
     }
 
     pub fn uses(&self, op_type: &str) -> bool {

@@ -20,6 +20,7 @@ pub fn package_spec(spec: &DeploymentSpec, out: &Path) -> anyhow::Result<Artifac
     let info = ModelInfo::from_path(&model)?;
     let opts = PackageOptions {
         signature: Some(info.signature.clone()),
+        data_files: info.data_files(),
         ..PackageOptions::default()
     };
     let artifact = package(&model, out, &opts)?;

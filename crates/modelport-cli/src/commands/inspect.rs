@@ -88,6 +88,16 @@ fn text(r: &Report) -> String {
         m.parameters,
         human_bytes(m.weight_bytes)
     );
+    for f in &m.external_data {
+        let _ = writeln!(
+            s,
+            "data        {} ({}, {} tensor{})",
+            f.location,
+            human_bytes(f.size),
+            f.tensors,
+            if f.tensors == 1 { "" } else { "s" }
+        );
+    }
     let _ = writeln!(s, "inputs");
     for t in &m.signature.inputs {
         let _ = writeln!(s, "  {t}");

@@ -19,6 +19,7 @@ pub fn run(args: PackageArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<
         created_by: format!("modelport {}", env!("CARGO_PKG_VERSION")),
         signature: Some(info.signature.clone()),
         engine_hint: None,
+        data_files: info.data_files(),
     };
     let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
     let artifact =
