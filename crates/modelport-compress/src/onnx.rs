@@ -137,6 +137,22 @@ impl Model {
         self.graph_mut().initializer.push(tensor);
     }
 
+    /// Marks every initializer of at least `min_bytes` to be written as external
+    /// data (as `onnx.save_model(..., save_as_external_data=True)` does); returns
+    /// how many.
+    pub fn externalize(&mut self, min_bytes: usize) -> usize {
+        let big: Vec<String> = self
+            .graph()
+            .initializer
+            .iter()
+            .filter(|t| t.raw_data.len() >= min_bytes)
+            .map(|t| t.name.clone())
+            .collect();
+        let n = big.len();
+        self.external.extend(big);
+        n
+    }
+
     /// Removes the initializer `name` (and its graph input, in models from before
     /// IR 4 that list initializers as inputs).
     pub fn remove_initializer(&mut self, name: &str) {
