@@ -1,7 +1,9 @@
 //! Uploads one file to S3 through `upload::upload_artifact`, the way `deploy` does,
-//! for bench/run's upload row.
+//! for bench/run's upload row; or a package directory (`modelport package --layout
+//! dir`), file by file under a key prefix ending in `/`, for the large-model row.
 //!
 //! `cargo run -p modelport-aws --example upload -- FILE s3://BUCKET/KEY --endpoint-url URL`
+//! `cargo run -p modelport-aws --example upload -- DIR s3://BUCKET/PREFIX/ --endpoint-url URL`
 //!
 //! Credentials and region come from the default chain (`AWS_ACCESS_KEY_ID`,
 //! `AWS_REGION`, ...). The file's sha256 is computed first, because the upload
@@ -30,6 +32,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("the destination must look like s3://BUCKET/KEY")?;
 
     let start = Instant::now();
+    if std::path::Path::new(file).is_dir() {
+        // The manifest's sha256 is the package's digest, and its files' sizes its size.
+        let manifest = modelport_package::read_dir_manifest(std::path::Path::new(file))?;
+        let json = std::fs::read(std::path::Path::new(file).join(modelport_package::MANIFEST_NAME))?;
+        let size = manifest.files.iter().map(|f| f.size).sum::<u64>() + json.len() as u64;
+        let digest = format!("sha256:{}", modelport_package::sha256_bytes(&json));
+        let artifact = ArtifactRef {
+            path: PathBuf::from(file),
+            digest: digest.clone(),
+            model_digest: digest,
+            size,
+            layout: modelport_core::spec::ArtifactLayout::Dir,
+            signature: None,
+        };
+        return send(endpoint, bucket, key, artifact, start, 0.0).await;
+    }
     let mut hasher = Sha256::new();
     let mut reader = std::fs::File::open(file)?;
     let mut buf = vec![0u8; 1 << 20];
@@ -44,20 +62,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let digest = format!("sha256:{:x}", hasher.finalize());
     let hash_seconds = start.elapsed().as_secs_f64();
-
-    let settings = ClientSettings {
-        region: None,
-        profile: None,
-        endpoint_url: Some(endpoint.clone()),
-    };
-    let clients = connect(&settings, None).await?;
     let artifact = ArtifactRef {
         path: PathBuf::from(file),
         digest: digest.clone(),
         model_digest: digest,
         size,
+        layout: modelport_core::spec::ArtifactLayout::Archive,
         signature: None,
     };
+    send(endpoint, bucket, key, artifact, start, hash_seconds).await
+}
+
+async fn send(
+    endpoint: &str,
+    bucket: &str,
+    key: &str,
+    artifact: ArtifactRef,
+    start: Instant,
+    hash_seconds: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let size = artifact.size;
+    let settings = ClientSettings {
+        region: None,
+        profile: None,
+        endpoint_url: Some(endpoint.to_string()),
+    };
+    let clients = connect(&settings, None).await?;
     let target = UploadTarget {
         bucket,
         key,

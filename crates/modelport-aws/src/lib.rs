@@ -42,7 +42,7 @@ use modelport_core::provider::{
     PlannedAction, Provider, ProviderError, ProviderResult, Reporter, RolloutPlan,
     require_revision,
 };
-use modelport_core::spec::{AwsSettings, DeploymentSpec};
+use modelport_core::spec::{ArtifactLayout, AwsSettings, DeploymentSpec};
 use modelport_core::state::{
     DeploymentState, EndpointRef, Protocol, Revision, RolloutMode, Which, Workspace,
 };
@@ -87,6 +87,10 @@ pub struct AwsResources {
     /// The tags of everything it creates, for the endpoint it may create later.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The artifact is a directory: `key` is its prefix (ending in `/`), and the
+    /// model reads it as uncompressed `S3Prefix` model data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncompressed: bool,
     /// The multipart upload of its artifact while one is in flight: a run stopped
     /// mid-upload leaves it here for the next run (or a rollback, or `destroy`) to abort.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -280,7 +284,38 @@ fn target(
         .to_string();
     let capacity = capacity(spec);
     let serverless = matches!(capacity, Capacity::Serverless { .. });
-    let key = names::artifact_key(&aws.prefix, name, &artifact.digest);
+    let windows = modelport_core::spec::derived_windows(artifact.size);
+    let uncompressed = artifact.layout == ArtifactLayout::Dir;
+    if uncompressed && serverless {
+        return Err(ProviderError::InvalidInput {
+            message: format!(
+                "{}: the model is packaged as a directory, but SageMaker Serverless Inference reads only a model.tar.gz",
+                spec.file.display()
+            ),
+            hint: Some(
+                "set `model.layout: archive`, or run on instances (`compute.instance_type`)".into(),
+            ),
+        });
+    }
+    let key = if uncompressed {
+        names::artifact_prefix(&aws.prefix, name, &artifact.digest)
+    } else {
+        names::artifact_key(&aws.prefix, name, &artifact.digest)
+    };
+    if uncompressed {
+        // Refused by plan already, before anything is uploaded.
+        let manifest = modelport_package::read_dir_manifest(&artifact.path).map_err(|e| {
+            ProviderError::other(format!("cannot read {}: {e}", artifact.path.display()))
+        })?;
+        names::check_model_files(
+            &key,
+            manifest
+                .files
+                .iter()
+                .map(|f| f.path.as_str())
+                .chain([modelport_package::MANIFEST_NAME]),
+        )?;
+    }
     let mut tags: BTreeMap<String, String> = aws.tags.clone();
     tags.insert(names::TAG_DEPLOYMENT.into(), name.to_string());
     tags.insert(
@@ -304,6 +339,7 @@ fn target(
         transition_config: None,
         verify_endpoint: None,
         tags: tags.clone(),
+        uncompressed,
         uploads: Vec::new(),
     };
     let limit = if serverless {
@@ -327,6 +363,7 @@ fn target(
         variant_name: revision_name,
         image,
         model_data_url: resources.model_data_url(),
+        uncompressed,
         role_arn: aws.role_arn.clone(),
         environment: container_environment(spec),
         vpc: aws
@@ -336,8 +373,15 @@ fn target(
         network_isolation: aws.network_isolation,
         capacity,
         kms_key_id: aws.kms_key_id.clone(),
-        startup_timeout_s: spec.compute.startup_timeout_s,
-        download_timeout_s: spec.compute.model_download_timeout_s,
+        // A large model gets windows that fit it unless the spec sets them.
+        startup_timeout_s: spec
+            .compute
+            .startup_timeout_s
+            .or(windows.map(|w| w.startup_s)),
+        download_timeout_s: spec
+            .compute
+            .model_download_timeout_s
+            .or(windows.map(|w| w.download_s)),
         tags: tags.into_iter().collect(),
     };
     Ok(Target {
@@ -345,6 +389,18 @@ fn target(
         revision,
         endpoint,
     })
+}
+
+/// `, model download window 750 s, start-up window 660 s` when either is set.
+fn windows_note(r: &RevisionSpec) -> String {
+    let mut note = String::new();
+    if let Some(s) = r.download_timeout_s {
+        note.push_str(&format!(", model download window {s} s"));
+    }
+    if let Some(s) = r.startup_timeout_s {
+        note.push_str(&format!(", start-up window {s} s"));
+    }
+    note
 }
 
 fn settings_of(spec: &DeploymentSpec) -> ProviderResult<&AwsSettings> {
@@ -738,11 +794,17 @@ impl Provider for AwsProvider {
             });
         } else {
             let sm = &clients.sagemaker;
+            // A directory's manifest goes up last, and its sha256 is the artifact's digest.
+            let probe = if res.uncompressed {
+                format!("{}{}", res.key, modelport_package::MANIFEST_NAME)
+            } else {
+                res.key.clone()
+            };
             let object = clients
                 .s3
                 .head_object()
                 .bucket(&res.bucket)
-                .key(&res.key)
+                .key(&probe)
                 .send()
                 .await;
             let uploaded = object
@@ -763,8 +825,13 @@ impl Provider for AwsProvider {
                     "already uploaded (same sha256)".into()
                 } else {
                     format!(
-                        "upload {}",
-                        modelport_core::units::decimal_bytes(artifact.size)
+                        "upload {}{}",
+                        modelport_core::units::decimal_bytes(artifact.size),
+                        if res.uncompressed {
+                            ", uncompressed: SageMaker places the files under /opt/ml/model as they are"
+                        } else {
+                            ""
+                        }
                     )
                 },
             });
@@ -781,7 +848,11 @@ impl Provider for AwsProvider {
                     ActionKind::Create
                 },
                 resource: format!("SageMaker model {}", res.model_name),
-                reason: format!("artifact {}", short(&artifact.digest)),
+                reason: format!(
+                    "artifact {}{}",
+                    short(&artifact.digest),
+                    windows_note(&t.revision)
+                ),
             });
             let config_exists = sm
                 .describe_endpoint_config()
@@ -1325,14 +1396,18 @@ impl Provider for AwsProvider {
                 r.config_name
             ));
             if options.purge {
-                clients
-                    .s3
-                    .delete_object()
-                    .bucket(&r.bucket)
-                    .key(&r.key)
-                    .send()
-                    .await
-                    .map_err(|e| error::AwsFailure::from_sdk("DeleteObject", &e))?;
+                if r.uncompressed {
+                    upload::delete_prefix(&clients.s3, &r.bucket, &r.key).await?;
+                } else {
+                    clients
+                        .s3
+                        .delete_object()
+                        .bucket(&r.bucket)
+                        .key(&r.key)
+                        .send()
+                        .await
+                        .map_err(|e| error::AwsFailure::from_sdk("DeleteObject", &e))?;
+                }
                 report.removed.push(r.model_data_url());
             }
         }

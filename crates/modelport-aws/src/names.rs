@@ -112,9 +112,127 @@ pub fn artifact_key(prefix: &str, deployment: &str, artifact_digest: &str) -> St
     }
 }
 
+/// The key prefix of a directory artifact: `PREFIX/DEPLOYMENT/SHA256/`, ending in
+/// `/` as SageMaker's `S3Prefix` model data requires.
+pub fn artifact_prefix(prefix: &str, deployment: &str, artifact_digest: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    let key = format!("{deployment}/{}/", hex(artifact_digest));
+    if prefix.is_empty() {
+        key
+    } else {
+        format!("{prefix}/{key}")
+    }
+}
+
+/// The longest S3 key, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The longest file or directory name SageMaker accepts under `/opt/ml/model`.
+pub const MAX_MODEL_NAME_BYTES: usize = 255;
+
+/// Checks the files of uncompressed model data under `prefix` against what
+/// SageMaker applies when it lays them out under `/opt/ml/model` (botocore's
+/// documentation of `S3ModelDataSource.CompressionType`): no name empty or blank,
+/// with a NUL byte, longer than 255 bytes, `.` or `..`; no key ending in `/`; no
+/// file whose path is also another file's directory; and every key within S3's
+/// 1024 bytes. Refused before CreateModel, with the file named.
+pub fn check_model_files<'a>(
+    prefix: &str,
+    files: impl IntoIterator<Item = &'a str>,
+) -> Result<(), modelport_core::provider::ProviderError> {
+    let refuse = |file: &str, why: String| modelport_core::provider::ProviderError::InvalidInput {
+        message: format!("the model's file {file:?} cannot be SageMaker model data: {why}"),
+        hint: Some(
+            "rename it in the model directory, or package with `model.layout: archive`".into(),
+        ),
+    };
+    let files: std::collections::BTreeSet<&str> = files.into_iter().collect();
+    for file in &files {
+        if file.ends_with('/') {
+            return Err(refuse(file, "its key would end in `/`".into()));
+        }
+        for part in file.split('/') {
+            let why = if part.trim().is_empty() {
+                Some("a name in its path is empty or blank".to_string())
+            } else if part.contains('\0') {
+                Some("a name in its path holds a NUL byte".into())
+            } else if part.len() > MAX_MODEL_NAME_BYTES {
+                Some(format!(
+                    "a name in its path is {} bytes long, over {MAX_MODEL_NAME_BYTES}",
+                    part.len()
+                ))
+            } else if part == "." || part == ".." {
+                Some(format!("its path holds `{part}`"))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(refuse(file, why));
+            }
+        }
+        let key = prefix.len() + file.len();
+        if key > MAX_KEY_BYTES {
+            return Err(refuse(
+                file,
+                format!("its key would be {key} bytes long, over S3's {MAX_KEY_BYTES}"),
+            ));
+        }
+        let dir = format!("{file}/");
+        if let Some(inner) = files
+            .range(dir.as_str()..)
+            .next()
+            .filter(|f| f.starts_with(&dir))
+        {
+            return Err(refuse(
+                file,
+                format!("it is a file and also the directory of {inner:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_files_follow_sagemakers_rules() {
+        let p = "models/iris/ab/";
+        assert!(check_model_files(p, ["model.onnx", "weights/w.bin", "modelport.json"]).is_ok());
+        for (files, needle) in [
+            (vec!["a//b"], "empty or blank"),
+            (vec!["a/ /b"], "empty or blank"),
+            (vec!["a/./b"], "`.`"),
+            (vec!["../b"], "`..`"),
+            (vec!["dir/"], "end in `/`"),
+            (vec!["a\0b"], "NUL"),
+            (
+                vec!["weights", "weights/part1"],
+                "also the directory of \"weights/part1\"",
+            ),
+        ] {
+            let err = check_model_files(p, files.iter().copied())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{files:?}: {err}");
+        }
+        let long = "x".repeat(256);
+        let err = check_model_files(p, [long.as_str()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("256 bytes long, over 255"), "{err}");
+        let deep = vec!["d".repeat(200); 6].join("/");
+        let err = check_model_files(p, [deep.as_str()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("over S3's 1024"), "{err}");
+        assert_eq!(
+            artifact_prefix("/models/", "iris", "sha256:ab"),
+            "models/iris/ab/"
+        );
+        assert_eq!(artifact_prefix("", "iris", "ab"), "iris/ab/");
+    }
 
     #[test]
     fn names_fit_sagemaker_limits() {

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sagemaker::types::{
-    ContainerDefinition, DesiredWeightAndCapacity, EndpointStatus, ProductionVariant,
-    ProductionVariantInstanceType, ProductionVariantServerlessConfig, Tag, VpcConfig,
+    ContainerDefinition, DesiredWeightAndCapacity, EndpointStatus, ModelCompressionType,
+    ModelDataSource, ProductionVariant, ProductionVariantInstanceType,
+    ProductionVariantServerlessConfig, S3ModelDataSource, S3ModelDataType, Tag, VpcConfig,
 };
 use modelport_core::provider::{ProviderError, Reporter};
 
@@ -52,6 +53,9 @@ pub struct RevisionSpec {
     pub variant_name: String,
     pub image: String,
     pub model_data_url: String,
+    /// `model_data_url` is a prefix of uncompressed files (`ModelDataSource` with
+    /// `S3Prefix`, `CompressionType: None`), not a model.tar.gz.
+    pub uncompressed: bool,
     pub role_arn: String,
     pub environment: HashMap<String, String>,
     pub vpc: Option<(Vec<String>, Vec<String>)>,
@@ -92,9 +96,18 @@ pub async fn ensure_model(
     }
     let container = ContainerDefinition::builder()
         .image(&spec.image)
-        .model_data_url(&spec.model_data_url)
-        .set_environment(Some(spec.environment.clone()))
-        .build();
+        .set_environment(Some(spec.environment.clone()));
+    let container = if spec.uncompressed {
+        let source = S3ModelDataSource::builder()
+            .s3_uri(&spec.model_data_url)
+            .s3_data_type(S3ModelDataType::S3Prefix)
+            .compression_type(ModelCompressionType::None)
+            .build();
+        container.model_data_source(ModelDataSource::builder().s3_data_source(source).build())
+    } else {
+        container.model_data_url(&spec.model_data_url)
+    }
+    .build();
     let mut create = sm
         .create_model()
         .model_name(&spec.model_name)

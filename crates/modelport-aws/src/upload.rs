@@ -2,6 +2,7 @@
 //! encryption asked for, otherwise streamed from disk in concurrent multipart parts
 //! with sha256 checksums, and aborted on failure so no half-upload is left to pay for.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -11,6 +12,7 @@ use aws_sdk_s3::types::{
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 use modelport_core::provider::{ArtifactRef, ProviderError, Reporter, Unit};
+use modelport_core::spec::ArtifactLayout;
 
 use crate::error::AwsFailure;
 use crate::names;
@@ -126,8 +128,20 @@ pub async fn check_bucket_region(
     Ok(())
 }
 
+/// One file to put under a key.
+#[derive(Debug, Clone, Copy)]
+pub struct Object<'a> {
+    pub path: &'a Path,
+    /// sha256 of its bytes, 64 hex digits.
+    pub sha256: &'a str,
+    pub size: u64,
+    pub content_type: &'a str,
+}
+
 /// Uploads `artifact` to `target` unless an object with its sha256 and the requested
 /// encryption is already there. `record` is told the multipart upload in flight.
+/// A directory artifact goes up file by file under `target.key` (a prefix ending
+/// in `/`), see [`upload_dir`].
 pub async fn upload_artifact(
     s3: &aws_sdk_s3::Client,
     target: &UploadTarget<'_>,
@@ -135,8 +149,133 @@ pub async fn upload_artifact(
     reporter: &dyn Reporter,
     record: &mut UploadRecorder<'_>,
 ) -> Result<Uploaded, ProviderError> {
-    let sha = names::hex(&artifact.digest);
-    match presence(s3, target, sha, artifact.size).await? {
+    if artifact.layout == ArtifactLayout::Dir {
+        return upload_dir(s3, target, artifact, reporter, record).await;
+    }
+    let object = Object {
+        path: &artifact.path,
+        sha256: names::hex(&artifact.digest),
+        size: artifact.size,
+        content_type: "application/gzip",
+    };
+    upload_object(s3, target, &object, reporter, record).await
+}
+
+/// The files of a directory artifact, as SageMaker lays them out under
+/// `/opt/ml/model`: every file of its manifest and `modelport.json`, each under
+/// `target.key` + its path. Each is skipped when already there (so a re-run after
+/// a crash sends only what is missing). A multipart upload in flight is recorded
+/// as `UPLOAD_ID KEY`.
+pub async fn upload_dir(
+    s3: &aws_sdk_s3::Client,
+    target: &UploadTarget<'_>,
+    artifact: &ArtifactRef,
+    reporter: &dyn Reporter,
+    record: &mut UploadRecorder<'_>,
+) -> Result<Uploaded, ProviderError> {
+    let manifest = modelport_package::read_dir_manifest(&artifact.path).map_err(|e| {
+        ProviderError::other(format!("cannot read {}: {e}", artifact.path.display()))
+    })?;
+    let manifest_sha = names::hex(&artifact.digest).to_string();
+    let mut files: Vec<(String, &str, u64)> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.sha256.as_str(), f.size))
+        .collect();
+    let manifest_len = std::fs::metadata(artifact.path.join(modelport_package::MANIFEST_NAME))
+        .map_err(|e| read_error(&artifact.path, e))?
+        .len();
+    files.push((
+        modelport_package::MANIFEST_NAME.to_string(),
+        &manifest_sha,
+        manifest_len,
+    ));
+    names::check_model_files(target.key, files.iter().map(|(rel, _, _)| rel.as_str()))?;
+    let (mut bytes, mut parts, mut sent_any) = (0, 0, false);
+    for (rel, sha256, size) in &files {
+        let key = format!("{}{rel}", target.key);
+        let earlier: Vec<String> = target
+            .earlier_uploads
+            .iter()
+            .filter_map(|e| e.split_once(' ').filter(|(_, k)| *k == key))
+            .map(|(id, _)| id.to_string())
+            .collect();
+        let file = UploadTarget {
+            bucket: target.bucket,
+            key: &key,
+            kms_key_id: target.kms_key_id,
+            earlier_uploads: &earlier,
+        };
+        let path = artifact.path.join(rel);
+        let object = Object {
+            path: &path,
+            sha256,
+            size: *size,
+            content_type: "application/octet-stream",
+        };
+        let mut keyed = |id: Option<&str>| {
+            let entry = id.map(|id| format!("{id} {key}"));
+            record(entry.as_deref())
+        };
+        match upload_object(s3, &file, &object, reporter, &mut keyed).await? {
+            Uploaded::AlreadyPresent => {}
+            Uploaded::Single { bytes: b } => (bytes, sent_any) = (bytes + b, true),
+            Uploaded::Multipart { bytes: b, parts: n } => {
+                (bytes, parts, sent_any) = (bytes + b, parts + n, true)
+            }
+        }
+    }
+    Ok(match (sent_any, parts) {
+        (false, _) => Uploaded::AlreadyPresent,
+        (true, 0) => Uploaded::Single { bytes },
+        (true, parts) => Uploaded::Multipart { bytes, parts },
+    })
+}
+
+/// Deletes every object under `prefix` (a directory artifact).
+pub async fn delete_prefix(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<usize, ProviderError> {
+    let mut deleted = 0;
+    let mut token = None;
+    loop {
+        let listed = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| AwsFailure::from_sdk("ListObjectsV2", &e))?;
+        for key in listed.contents().iter().filter_map(|o| o.key()) {
+            s3.delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| AwsFailure::from_sdk("DeleteObject", &e))?;
+            deleted += 1;
+        }
+        token = listed.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(deleted);
+        }
+    }
+}
+
+/// Uploads one file to `target` unless an object with its sha256 and the requested
+/// encryption is already there.
+async fn upload_object(
+    s3: &aws_sdk_s3::Client,
+    target: &UploadTarget<'_>,
+    object: &Object<'_>,
+    reporter: &dyn Reporter,
+    record: &mut UploadRecorder<'_>,
+) -> Result<Uploaded, ProviderError> {
+    let sha = object.sha256;
+    match presence(s3, target, sha, object.size).await? {
         Presence::Same => {
             reporter.on_progress(&format!(
                 "s3://{}/{} is already there (same sha256 and encryption): nothing to upload",
@@ -159,17 +298,17 @@ pub async fn upload_artifact(
     }
     abort_stale_uploads(s3, target, record).await?;
     let what = format!("uploading to s3://{}", target.bucket);
-    reporter.on_amount(&what, 0, artifact.size, Unit::Bytes);
-    if artifact.size <= SINGLE_PUT_MAX {
-        let body = ByteStream::from_path(&artifact.path)
+    reporter.on_amount(&what, 0, object.size, Unit::Bytes);
+    if object.size <= SINGLE_PUT_MAX {
+        let body = ByteStream::from_path(object.path)
             .await
-            .map_err(|e| read_error(artifact, e))?;
+            .map_err(|e| read_error(object.path, e))?;
         let mut put = s3
             .put_object()
             .bucket(target.bucket)
             .key(target.key)
             .body(body)
-            .content_type("application/gzip")
+            .content_type(object.content_type)
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .metadata(SHA256_METADATA, sha)
             .metadata(ENCRYPTION_METADATA, target.encryption());
@@ -181,12 +320,10 @@ pub async fn upload_artifact(
         put.send()
             .await
             .map_err(|e| AwsFailure::from_sdk("PutObject", &e))?;
-        reporter.on_amount(&what, artifact.size, artifact.size, Unit::Bytes);
-        return Ok(Uploaded::Single {
-            bytes: artifact.size,
-        });
+        reporter.on_amount(&what, object.size, object.size, Unit::Bytes);
+        return Ok(Uploaded::Single { bytes: object.size });
     }
-    multipart(s3, target, artifact, sha, reporter, record).await
+    multipart(s3, target, object, reporter, record).await
 }
 
 /// What is under the key already.
@@ -341,8 +478,18 @@ pub async fn abort_recorded(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, up
         kms_key_id: None,
         earlier_uploads: uploads,
     };
-    for id in uploads {
-        abort(s3, &target, id).await;
+    for entry in uploads {
+        // `UPLOAD_ID KEY` for a file of a directory artifact, else the id alone.
+        match entry.split_once(' ') {
+            Some((id, key)) => {
+                let file = UploadTarget {
+                    key,
+                    ..target.clone()
+                };
+                abort(s3, &file, id).await;
+            }
+            None => abort(s3, &target, entry).await,
+        }
     }
 }
 
@@ -373,8 +520,7 @@ pub fn part_size(size: u64) -> u64 {
 async fn multipart(
     s3: &aws_sdk_s3::Client,
     target: &UploadTarget<'_>,
-    artifact: &ArtifactRef,
-    sha: &str,
+    object: &Object<'_>,
     reporter: &dyn Reporter,
     record: &mut UploadRecorder<'_>,
 ) -> Result<Uploaded, ProviderError> {
@@ -382,9 +528,9 @@ async fn multipart(
         .create_multipart_upload()
         .bucket(target.bucket)
         .key(target.key)
-        .content_type("application/gzip")
+        .content_type(object.content_type)
         .checksum_algorithm(ChecksumAlgorithm::Sha256)
-        .metadata(SHA256_METADATA, sha)
+        .metadata(SHA256_METADATA, object.sha256)
         .metadata(ENCRYPTION_METADATA, target.encryption());
     if let Some(kms) = target.kms_key_id {
         create = create
@@ -403,7 +549,7 @@ async fn multipart(
         abort(s3, target, &upload_id).await;
         return Err(e);
     }
-    let result = send_parts(s3, target, artifact, &upload_id, reporter).await;
+    let result = send_parts(s3, target, object, &upload_id, reporter).await;
     // Completed or aborted: nothing of this upload is left in flight either way.
     if result.is_err() {
         abort(s3, target, &upload_id).await;
@@ -415,11 +561,11 @@ async fn multipart(
 async fn send_parts(
     s3: &aws_sdk_s3::Client,
     target: &UploadTarget<'_>,
-    artifact: &ArtifactRef,
+    object: &Object<'_>,
     upload_id: &String,
     reporter: &dyn Reporter,
 ) -> Result<Uploaded, ProviderError> {
-    let size = artifact.size;
+    let size = object.size;
     let part = part_size(size);
     let count = size.div_ceil(part);
     let sent = AtomicU64::new(0);
@@ -430,12 +576,12 @@ async fn send_parts(
                 let offset = i * part;
                 let length = part.min(size - offset);
                 let body = ByteStream::read_from()
-                    .path(&artifact.path)
+                    .path(object.path)
                     .offset(offset)
                     .length(Length::Exact(length))
                     .build()
                     .await
-                    .map_err(|e| read_error(artifact, e))?;
+                    .map_err(|e| read_error(object.path, e))?;
                 let number = i as i32 + 1;
                 let out = s3
                     .upload_part()
@@ -492,8 +638,8 @@ async fn send_parts(
     })
 }
 
-fn read_error(artifact: &ArtifactRef, e: impl std::fmt::Display) -> ProviderError {
-    ProviderError::other(format!("cannot read {}: {e}", artifact.path.display()))
+fn read_error(path: &Path, e: impl std::fmt::Display) -> ProviderError {
+    ProviderError::other(format!("cannot read {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ fn artifact(dir: &Path, size: usize, seed: u8) -> ArtifactRef {
         model_digest: digest.clone(),
         digest,
         size: size as u64,
+        layout: modelport_core::spec::ArtifactLayout::Archive,
         signature: None,
     }
 }
@@ -335,6 +336,7 @@ async fn sagemaker_resources_are_created_once_tagged_and_deleted() {
         variant_name: "iris-01234567-abcdef".into(),
         image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelport:0.1.0".into(),
         model_data_url: "s3://models/mp/iris/0123/model.tar.gz".into(),
+        uncompressed: false,
         role_arn: "arn:aws:iam::123456789012:role/SageMakerExecution".into(),
         environment: [("MODELPORT_ENGINE".to_string(), "tract".to_string())].into(),
         vpc: None,
@@ -420,6 +422,7 @@ async fn an_endpoint_modelport_did_not_create_is_never_touched() {
         variant_name: "AllTraffic".into(),
         image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/other:1".into(),
         model_data_url: "s3://models/other/model.tar.gz".into(),
+        uncompressed: false,
         role_arn: "arn:aws:iam::123456789012:role/Other".into(),
         environment: Default::default(),
         vpc: None,

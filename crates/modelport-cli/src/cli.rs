@@ -169,9 +169,9 @@ pub enum Command {
     )]
     Predict(PredictArgs),
 
-    /// Write a deterministic model.tar.gz (model files + modelport.json manifest).
+    /// Write a deterministic model.tar.gz, or a model/ directory (model files + modelport.json manifest).
     #[command(
-        after_help = "Examples:\n  modelport package examples/iris/model.onnx --out dist\n  modelport package model_dir/ --output json"
+        after_help = "Examples:\n  modelport package examples/iris/model.onnx --out dist\n  modelport package model_dir/ --output json\n  modelport package large_model/ --layout dir --out dist"
     )]
     Package(PackageArgs),
 
@@ -756,9 +756,15 @@ pub struct PackageArgs {
     /// The .onnx file, or a directory holding exactly one .onnx plus its other files.
     pub model: PathBuf,
 
-    /// Directory to write model.tar.gz into.
+    /// Directory to write model.tar.gz (or model/) into.
     #[arg(long, default_value = "dist")]
     pub out: PathBuf,
+
+    /// `archive`: one model.tar.gz; `dir`: the files and their manifest in OUT/model/,
+    /// not compressed (for large models: SageMaker reads it as uncompressed model
+    /// data, nothing is unpacked on the instance); `auto`: `dir` above 512 MB.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "archive", "dir"])]
+    pub layout: String,
 }
 
 #[derive(Debug, Args)]

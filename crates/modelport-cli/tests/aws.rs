@@ -17,7 +17,7 @@ use modelport_testkit::sagemaker::{Call, FakeConfig, FakeSageMaker, Fault, Fault
 /// `example` to AWS.
 struct Cloud {
     fake: FakeSageMaker,
-    _moto: Moto,
+    moto: Moto,
     project: Project,
 }
 
@@ -46,7 +46,7 @@ impl Cloud {
         std::fs::write(&spec, yaml).unwrap();
         Cloud {
             fake,
-            _moto: moto,
+            moto: moto,
             project,
         }
     }
@@ -1377,11 +1377,11 @@ fn doctor_checks_the_account_with_reads_only() {
     });
     // What the account holds: the role, and the image tag the spec names.
     cloud
-        ._moto
+        .moto
         .create_role("SageMakerExecution", SAGEMAKER_TRUST)
         .unwrap();
     cloud
-        ._moto
+        .moto
         .create_role("Ec2Only", &SAGEMAKER_TRUST.replace("sagemaker", "ec2"))
         .unwrap();
     cloud.fake.create_repository("modelport").unwrap();
@@ -1529,4 +1529,121 @@ fn doctor_checks_the_account_with_reads_only() {
     assert_eq!(creates(&calls), Vec::<String>::new());
     assert!(calls.iter().any(|c| c.operation == "sts:POST"), "{calls:?}");
     assert!(cloud.project.state("iris").is_none());
+}
+
+/// The weights added to the test's large model: a few hundred MB, made here.
+const LARGE_WEIGHTS: usize = 256 << 20;
+
+/// A model of a few hundred MB, its weights in an external data file, through the
+/// whole local and AWS flow in both layouts: as one model.tar.gz (`ModelDataUrl`),
+/// and as a directory of uncompressed files under a prefix that SageMaker lays out
+/// under /opt/ml/model (`ModelDataSource` with `S3Prefix`, `CompressionType: None`),
+/// with no archive beside them. Each deploy is compared, each destroy purges what
+/// it uploaded.
+#[test]
+fn a_large_model_goes_through_both_layouts_locally_and_on_aws() {
+    let cloud = Cloud::start("mlp");
+    let spec = cloud.spec();
+    common::add_weights(&cloud.project.path().join("mlp/model.onnx"), LARGE_WEIGHTS);
+    let data = cloud.project.path().join("mlp/model.onnx.data");
+    assert!(std::fs::metadata(&data).unwrap().len() >= LARGE_WEIGHTS as u64);
+
+    for layout in ["archive", "dir"] {
+        edit(&cloud, &spec, |y| {
+            let y = y.replace("  layout: archive\n", "");
+            y.replace(
+                "  path: model.onnx\n",
+                &format!("  path: model.onnx\n  layout: {layout}\n"),
+            )
+        });
+        let local = cloud
+            .run(&[
+                "deploy",
+                "--provider",
+                "local",
+                "-f",
+                &spec,
+                "--output",
+                "json",
+            ])
+            .expect(0);
+        assert_eq!(json(&local)["passed"], true, "{layout}: {}", local.stdout());
+        cloud.run(&["compare", "mlp", "--count", "16"]).expect(0);
+        cloud.run(&["destroy", "mlp", "--purge"]).expect(0);
+
+        let plan = cloud
+            .run(&["plan", "--provider", "aws", "-f", &spec])
+            .expect(2);
+        let text = plan.stdout();
+        if layout == "dir" {
+            assert!(
+                text.contains("/mp/mlp/") && text.contains("/  upload "),
+                "{text}"
+            );
+            assert!(
+                text.contains("uncompressed: SageMaker places the files"),
+                "{text}"
+            );
+        } else {
+            assert!(text.contains("/model.tar.gz  upload "), "{text}");
+        }
+        let deploy = cloud
+            .run(&[
+                "deploy",
+                "--provider",
+                "aws",
+                "-f",
+                &spec,
+                "--output",
+                "json",
+            ])
+            .expect(0);
+        assert_eq!(
+            json(&deploy)["passed"],
+            true,
+            "{layout}: {}",
+            deploy.stdout()
+        );
+        let keys = cloud.moto.keys("models", "mp/mlp/").unwrap();
+        let names: Vec<&str> = keys
+            .iter()
+            .map(|k| k.rsplit_once('/').map_or(k.as_str(), |(_, n)| n))
+            .collect();
+        let models = cloud.fake.models();
+        assert_eq!(models.len(), 1, "{models:?}");
+        let container = &models[0]["PrimaryContainer"];
+        if layout == "archive" {
+            assert_eq!(names, ["model.tar.gz"], "{keys:?}");
+            assert!(
+                container["ModelDataUrl"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("/model.tar.gz")
+            );
+            assert!(container.get("ModelDataSource").is_none(), "{container}");
+        } else {
+            assert_eq!(
+                names,
+                ["model.onnx", "model.onnx.data", "modelport.json"],
+                "{keys:?}"
+            );
+            let source = &container["ModelDataSource"]["S3DataSource"];
+            let uri = source["S3Uri"].as_str().unwrap();
+            let prefix = keys[0].rsplit_once('/').unwrap().0;
+            assert_eq!(uri, format!("s3://models/{prefix}/"), "{container}");
+            assert_eq!(source["S3DataType"], "S3Prefix", "{container}");
+            assert_eq!(source["CompressionType"], "None", "{container}");
+            assert!(container.get("ModelDataUrl").is_none(), "{container}");
+        }
+        let compare = cloud.run(&["compare", "mlp", "--count", "16"]).expect(0);
+        assert!(compare.stdout().contains("PASS"), "{}", compare.stdout());
+        let destroyed = cloud
+            .run(&["destroy", "mlp", "--purge", "--output", "json"])
+            .expect(0);
+        assert_eq!(json(&destroyed)["leftover"], serde_json::json!([]));
+        assert_eq!(
+            cloud.moto.keys("models", "mp/").unwrap(),
+            Vec::<String>::new()
+        );
+    }
 }

@@ -1140,3 +1140,52 @@ fn doctor_checks_the_project_with_reads_only() {
     assert_eq!(changes(&cloud.fake.calls()), Vec::<String>::new());
     assert!(cloud.project.state("iris").is_none());
 }
+
+/// A package laid out as a directory goes to Cloud Storage as it is, the only copy:
+/// the model's files and the manifest, no model.tar.gz beside them; Vertex serves it
+/// and the comparison passes; `plan` afterwards sees it uploaded.
+#[test]
+fn a_directory_package_is_the_only_copy_in_cloud_storage() {
+    let cloud = Cloud::start("iris");
+    let spec = cloud.spec();
+    let path = cloud.project.path().join(&spec);
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        yaml.replace(
+            "  path: model.onnx\n",
+            "  path: model.onnx\n  layout: dir\n",
+        ),
+    )
+    .unwrap();
+    let plan = cloud
+        .run(&["plan", "--provider", "gcp", "-f", &spec])
+        .expect(2);
+    let text = format!("{}{}", plan.stdout(), plan.stderr());
+    assert!(text.contains("upload the model files ("), "{text}");
+    assert!(!text.contains("model.tar.gz"), "{text}");
+
+    let deploy = cloud
+        .run(&["deploy", "--provider", "gcp", "-f", &spec])
+        .expect(0);
+    assert!(deploy.stdout().contains("PASS"), "{}", deploy.stdout());
+    let state = cloud.project.state("iris").unwrap();
+    let dir = state["active"]["resources"]["dir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut objects = cloud.gcs.list_objects(BUCKET, &dir).unwrap();
+    objects.sort();
+    assert_eq!(
+        objects,
+        [format!("{dir}/model.onnx"), format!("{dir}/modelport.json")],
+        "{objects:?}"
+    );
+    let compare = cloud.run(&["compare", "iris"]).expect(0);
+    assert!(compare.stdout().contains("PASS"), "{}", compare.stdout());
+    cloud.run(&["destroy", "iris", "--purge"]).expect(0);
+    assert_eq!(
+        cloud.gcs.list_objects(BUCKET, "mp/iris/").unwrap(),
+        Vec::<String>::new()
+    );
+}

@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Answer, Interruption, PhaseWatch, Project, Traffic, alive, finish, first, free_port, root,
-    spawn, wait_for_phase, wait_gone,
+    Answer, Interruption, PhaseWatch, Project, Traffic, alive, finish, first, free_port, last,
+    root, spawn, wait_for_phase, wait_gone,
 };
 
 const SPEC: &str = "iris/modelport.yaml";
@@ -136,12 +136,21 @@ fn no_production_request_reaches_the_new_revision_before_it_passes() {
         let by_old = |a: &&Answer| a.revision.as_deref() == Some(before.as_str());
         if passes {
             out.expect(0);
-            let moved = first(&phases, "moving_traffic");
+            // An answer received before a read that still found the comparison
+            // under way came from a revision that had traffic before it passed.
+            // (The first read that finds moving_traffic can come after the first
+            // answers from the new revision: the state is written, then the
+            // traffic moves, and the watcher reads every few milliseconds.)
+            let still_verifying = last(&phases, "verifying");
+            assert!(
+                first(&phases, "moving_traffic") > still_verifying,
+                "{phases:?}"
+            );
             let after = active_revision(&p, "mlp");
             assert_ne!(after, before);
             let early: Vec<_> = answers
                 .iter()
-                .filter(|a| a.at < moved && !by_old(a))
+                .filter(|a| a.at < still_verifying && !by_old(a))
                 .collect();
             assert!(
                 early.is_empty(),

@@ -15,14 +15,16 @@ use crate::state::{DeploymentState, EndpointRef, Phase, Revision, RolloutMode, W
 /// A packaged model as a provider receives it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ArtifactRef {
-    /// The `model.tar.gz` on this machine.
+    /// The `model.tar.gz` on this machine, or the directory (the model's files and
+    /// `modelport.json`) of a `dir` layout.
     pub path: PathBuf,
-    /// sha256 of the archive.
+    /// sha256 of the archive; of `modelport.json` for a directory.
     pub digest: String,
-    /// sha256 of the archive's `modelport.json`, which servers report.
+    /// sha256 of the package's `modelport.json`, which servers report.
     pub model_digest: String,
-    /// Size of the archive in bytes.
+    /// Size of the archive in bytes; of all the directory's files for a directory.
     pub size: u64,
+    pub layout: crate::spec::ArtifactLayout,
     #[serde(skip)]
     pub signature: Option<Signature>,
 }

@@ -59,6 +59,30 @@ pub const MAX_NAME_LEN: usize = 63;
 /// The range SageMaker accepts for the container startup and model download windows.
 pub const TIMEOUT_RANGE_S: std::ops::RangeInclusive<u32> = 60..=3600;
 
+/// The download and start-up windows for a model whose package weighs `bytes`,
+/// used where `compute.model_download_timeout_s` and `compute.startup_timeout_s`
+/// are not set: `None` up to [`DIR_LAYOUT_ABOVE_BYTES`] (the platforms' defaults
+/// fit a model that size), then 600 s plus the time to fetch the bytes at 20 MB/s
+/// (download) and to read them at 50 MB/s (start-up), each at most 3600 s.
+pub fn derived_windows(bytes: u64) -> Option<Windows> {
+    if bytes <= DIR_LAYOUT_ABOVE_BYTES {
+        return None;
+    }
+    let window =
+        |rate: u64| (600 + bytes.div_ceil(rate)).min(u64::from(*TIMEOUT_RANGE_S.end())) as u32;
+    Some(Windows {
+        download_s: window(20_000_000),
+        startup_s: window(50_000_000),
+    })
+}
+
+/// How long a platform may take to fetch a model and to start serving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Windows {
+    pub download_s: u32,
+    pub startup_s: u32,
+}
+
 // ---------------------------------------------------------------------------------
 // Deployment name
 // ---------------------------------------------------------------------------------
@@ -204,6 +228,86 @@ pub struct ModelSpec {
     /// the original, uncompressed model within the gate's goal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compress: Option<CompressSpec>,
+    /// How the packaged model is laid out: `archive` (one `model.tar.gz`), `dir`
+    /// (the model's files and their manifest, uncompressed) or `auto` (`dir` when
+    /// the model's files weigh more than [`DIR_LAYOUT_ABOVE_BYTES`], except on a
+    /// SageMaker serverless endpoint, which reads archives only). Default: `auto`.
+    #[serde(default, skip_serializing_if = "LayoutChoice::is_auto")]
+    pub layout: LayoutChoice,
+}
+
+/// Above this many bytes of model files, `model.layout: auto` packages a directory.
+pub const DIR_LAYOUT_ABOVE_BYTES: u64 = 512_000_000;
+
+/// How a packaged model is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactLayout {
+    /// One deterministic `model.tar.gz`, the manifest first.
+    Archive,
+    /// The model's files as they are plus `modelport.json`, not compressed: what
+    /// large models need (their weights do not compress, and unpacking gigabytes
+    /// on the instance takes minutes).
+    Dir,
+}
+
+impl ArtifactLayout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactLayout::Archive => "archive",
+            ArtifactLayout::Dir => "dir",
+        }
+    }
+}
+
+impl fmt::Display for ArtifactLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `model.layout` and `package --layout`: a layout, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayoutChoice {
+    #[default]
+    Auto,
+    Archive,
+    Dir,
+}
+
+impl LayoutChoice {
+    pub fn is_auto(&self) -> bool {
+        *self == LayoutChoice::Auto
+    }
+
+    /// The layout for a model whose files weigh `model_bytes`; `archive_only` when
+    /// the target reads nothing else (then `auto` never picks `dir`).
+    pub fn resolve(self, model_bytes: u64, archive_only: bool) -> ArtifactLayout {
+        match self {
+            LayoutChoice::Archive => ArtifactLayout::Archive,
+            LayoutChoice::Dir => ArtifactLayout::Dir,
+            LayoutChoice::Auto if !archive_only && model_bytes > DIR_LAYOUT_ABOVE_BYTES => {
+                ArtifactLayout::Dir
+            }
+            LayoutChoice::Auto => ArtifactLayout::Archive,
+        }
+    }
+}
+
+impl FromStr for LayoutChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(LayoutChoice::Auto),
+            "archive" => Ok(LayoutChoice::Archive),
+            "dir" => Ok(LayoutChoice::Dir),
+            other => Err(format!(
+                "`{other}` is not a layout: use `auto`, `archive` or `dir`"
+            )),
+        }
+    }
 }
 
 /// `model.compress`: what `modelport compress` does, as part of a deploy.
@@ -815,6 +919,7 @@ impl DeploymentSpec {
                 compress: None,
                 path: model_path.into(),
                 format: ModelFormat::Onnx,
+                layout: LayoutChoice::Auto,
             },
             provider: ProviderSettings::default(),
             compute: ComputeSpec::default(),
@@ -867,6 +972,14 @@ impl DeploymentSpec {
         } else {
             self.base_dir().join(p)
         }
+    }
+
+    /// How the model is packaged when its files weigh `model_bytes`: `model.layout`,
+    /// resolved (`auto` never picks `dir` for a serverless endpoint).
+    pub fn artifact_layout(&self, model_bytes: u64) -> ArtifactLayout {
+        self.model
+            .layout
+            .resolve(model_bytes, self.compute.serverless.is_some())
     }
 
     /// The model file, resolved.
@@ -925,6 +1038,14 @@ impl DeploymentSpec {
             check_gcp(gcp)?;
         }
         check_compute(&self.compute)?;
+        if self.model.layout == LayoutChoice::Dir && self.compute.serverless.is_some() {
+            return Err(Problem::new(
+                &["model", "layout"],
+                "`dir` cannot be used with `compute.serverless`: SageMaker Serverless \
+                 Inference reads only a model.tar.gz (ModelDataSource is not supported there)",
+            )
+            .hint("set `layout: archive` (or leave it out), or run on instances"));
+        }
         check_serving(&self.serving)?;
         if let Some(c) = &self.model.compress {
             check_compress(c)?;
@@ -2311,6 +2432,52 @@ verify:
             &format!("{gcp}    storage_endpoint_url: 127.0.0.1:4443\n"),
             "modelport.yaml:7:5: provider.gcp.storage_endpoint_url: `127.0.0.1:4443` is not an http:// or https:// URL\n\
              hint: write the emulator's base URL, like `http://127.0.0.1:5000`",
+        );
+    }
+
+    #[test]
+    fn layouts_and_windows_follow_the_model_size() {
+        let big = DIR_LAYOUT_ABOVE_BYTES + 1;
+        assert_eq!(LayoutChoice::Auto.resolve(big, false), ArtifactLayout::Dir);
+        assert_eq!(
+            LayoutChoice::Auto.resolve(big, true),
+            ArtifactLayout::Archive
+        );
+        assert_eq!(
+            LayoutChoice::Auto.resolve(1000, false),
+            ArtifactLayout::Archive
+        );
+        assert_eq!(LayoutChoice::Dir.resolve(1000, false), ArtifactLayout::Dir);
+        assert_eq!(
+            LayoutChoice::Archive.resolve(big, false),
+            ArtifactLayout::Archive
+        );
+        assert_eq!("dir".parse::<LayoutChoice>(), Ok(LayoutChoice::Dir));
+        assert!(
+            "tgz"
+                .parse::<LayoutChoice>()
+                .unwrap_err()
+                .contains("`auto`, `archive` or `dir`")
+        );
+        assert_eq!(derived_windows(DIR_LAYOUT_ABOVE_BYTES), None);
+        let w = derived_windows(3_000_000_000).unwrap();
+        assert_eq!((w.download_s, w.startup_s), (750, 660));
+        let w = derived_windows(500_000_000_000).unwrap();
+        assert_eq!((w.download_s, w.startup_s), (3600, 3600));
+
+        let text = MINIMAL.replace(
+            "  path: model.onnx\n",
+            "  path: model.onnx\n  layout: dir\n",
+        );
+        let spec = parse(&text);
+        assert_eq!(spec.model.layout, LayoutChoice::Dir);
+        let serverless = text.clone() + "compute:\n  serverless:\n    memory_mb: 2048\n";
+        let err = DeploymentSpec::from_str(&serverless, Path::new("modelport.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.layout: `dir` cannot be used with `compute.serverless`"),
+            "{err}"
         );
     }
 

@@ -310,6 +310,7 @@ fn package_model(
     let opts = PackageOptions {
         signature: Some(info.signature.clone()),
         data_files: info.data_files(),
+        layout: spec.artifact_layout(info.size_bytes),
         ..PackageOptions::default()
     };
     let artifact = package_with_progress(&model, scratch, &opts, progress)?;
@@ -319,6 +320,7 @@ fn package_model(
             path: artifact.path,
             digest: artifact.digest,
             size: artifact.size,
+            layout: artifact.layout,
             signature: Some(info.signature),
         },
         footprint: ModelFootprint {

@@ -115,9 +115,7 @@ impl ReferenceVerifier {
         if failpoint::hit("verify.reference") == Some(failpoint::Action::Error) {
             return Err(DeployError::FailPoint("verify.reference".into()));
         }
-        let archive = modelport_local::store_artifact(&self.workspace, &self.artifact)?;
-        let (dir, manifest) =
-            modelport_local::unpack_model(&self.workspace, &archive, &self.artifact.model_digest)?;
+        let (dir, manifest) = modelport_local::install(&self.workspace, &self.artifact)?;
         let model = dir.join(&manifest.model.file);
         let reference = LocalPredictor::load(
             &model,

@@ -314,6 +314,7 @@ impl Fixture {
             digest: "a".repeat(64),
             model_digest: "b".repeat(64),
             size: 1,
+            layout: modelport_core::spec::ArtifactLayout::Archive,
             signature: None,
         }
     }

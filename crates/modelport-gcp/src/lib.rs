@@ -48,7 +48,7 @@ use modelport_core::provider::{
     PlannedAction, Provider, ProviderError, ProviderResult, Reporter, RolloutPlan,
     require_revision,
 };
-use modelport_core::spec::{DeploymentSpec, GcpSettings};
+use modelport_core::spec::{ArtifactLayout, DeploymentSpec, GcpSettings};
 use modelport_core::state::{
     DeploymentState, EndpointRef, Protocol, Revision, RolloutMode, Which, Workspace,
 };
@@ -290,7 +290,13 @@ fn target(
         env: container_environment(spec),
         labels,
         kms_key_name: gcp.kms_key_name.clone(),
-        startup_timeout_s: spec.compute.startup_timeout_s,
+        // A large model gets a deployment window that fits it (fetching the files,
+        // then loading them) unless the spec sets one.
+        startup_timeout_s: spec
+            .compute
+            .startup_timeout_s
+            .or(modelport_core::spec::derived_windows(artifact.size)
+                .map(|w| w.download_s + w.startup_s)),
     };
     Ok(Target {
         deployment: name.to_string(),
@@ -613,8 +619,10 @@ impl Provider for GcpProvider {
                 c.settings.storage_endpoint.as_deref(),
                 c.storage_credentials.clone(),
             )?;
+            // The manifest goes up last, after the files (and an archive's copy).
+            let dir_layout = artifact.layout == ArtifactLayout::Dir;
             let archive = format!("{}/{}", res.dir, modelport_package::ARCHIVE_NAME);
-            let uploaded = api.meta(&res.bucket, &archive).await?.is_some()
+            let uploaded = (dir_layout || api.meta(&res.bucket, &archive).await?.is_some())
                 && api
                     .meta(
                         &res.bucket,
@@ -634,7 +642,8 @@ impl Provider for GcpProvider {
                         .into()
                 } else {
                     format!(
-                        "upload the model files and model.tar.gz ({})",
+                        "upload the model files{} ({})",
+                        if dir_layout { "" } else { " and model.tar.gz" },
                         modelport_core::units::decimal_bytes(artifact.size)
                     )
                 },

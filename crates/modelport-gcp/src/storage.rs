@@ -1,6 +1,6 @@
 //! Cloud Storage: the revision's files go to `gs://BUCKET/PREFIX/NAME/DIGEST/`
-//! (the unpacked model files, the manifest and model.tar.gz: Vertex AI wants a
-//! directory as `artifactUri`), skipping objects already there with the same
+//! (the model files and the manifest, plus model.tar.gz when the package is an
+//! archive: Vertex AI wants a directory as `artifactUri`), skipping objects already there with the same
 //! crc32c, and `modelport serve` fetches them back from `AIP_STORAGE_URI`.
 //!
 //! Object data goes through the official `google-cloud-storage` client. Object
@@ -19,6 +19,7 @@ use google_cloud_storage::client::Storage;
 use google_cloud_storage::streaming_source::{Seek, SizeHint, StreamingSource};
 
 use modelport_core::provider::{ArtifactRef, ProviderError, ProviderResult, Reporter, Unit};
+use modelport_core::spec::ArtifactLayout;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -348,8 +349,8 @@ pub struct UploadSummary {
     pub bytes_sent: u64,
 }
 
-/// Uploads the artifact's unpacked files, its manifest and the archive itself,
-/// skipping every object that is already there with the same crc32c.
+/// Uploads the artifact's files and its manifest (and, for an archive, the archive
+/// itself beside them), skipping every object already there with the same crc32c.
 pub async fn upload_revision(
     storage: &Storage,
     api: &ObjectsApi,
@@ -357,26 +358,36 @@ pub async fn upload_revision(
     artifact: &ArtifactRef,
     reporter: &dyn Reporter,
 ) -> ProviderResult<UploadSummary> {
-    let scratch = tempfile_dir()?;
-    let archive = artifact.path.clone();
-    let unpack_dir = scratch.path().to_path_buf();
-    let manifest =
-        tokio::task::spawn_blocking(move || modelport_package::unpack(&archive, &unpack_dir))
-            .await
-            .map_err(|e| other(format!("unpacking the artifact: {e}")))?
-            .map_err(|e| other(format!("unpacking {}: {e}", artifact.path.display())))?;
+    // A directory artifact is uploaded as it is, and is the only copy; an archive
+    // is unpacked first, and goes up beside its files.
+    let scratch;
+    let (dir, archive) = match artifact.layout {
+        ArtifactLayout::Dir => (artifact.path.clone(), None),
+        ArtifactLayout::Archive => {
+            scratch = tempfile_dir()?;
+            let archive = artifact.path.clone();
+            let unpack_dir = scratch.path().to_path_buf();
+            tokio::task::spawn_blocking(move || modelport_package::unpack(&archive, &unpack_dir))
+                .await
+                .map_err(|e| other(format!("unpacking the artifact: {e}")))?
+                .map_err(|e| other(format!("unpacking {}: {e}", artifact.path.display())))?;
+            (scratch.path().to_path_buf(), Some(artifact.path.clone()))
+        }
+    };
+    let manifest = modelport_package::read_dir_manifest(&dir)
+        .map_err(|e| other(format!("reading {}: {e}", dir.display())))?;
     let mut files: Vec<(String, PathBuf)> = manifest
         .files
         .iter()
-        .map(|f| (f.path.clone(), scratch.path().join(&f.path)))
+        .map(|f| (f.path.clone(), dir.join(&f.path)))
         .collect();
+    if let Some(archive) = archive {
+        files.push((modelport_package::ARCHIVE_NAME.to_string(), archive));
+    }
+    // Last: its presence says the whole directory is there.
     files.push((
         modelport_package::MANIFEST_NAME.to_string(),
-        scratch.path().join(modelport_package::MANIFEST_NAME),
-    ));
-    files.push((
-        modelport_package::ARCHIVE_NAME.to_string(),
-        artifact.path.clone(),
+        dir.join(modelport_package::MANIFEST_NAME),
     ));
     let mut summary = UploadSummary::default();
     let total = files.len();

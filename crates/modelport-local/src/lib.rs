@@ -36,7 +36,7 @@ use modelport_verify::{HttpPredictor, HttpTarget};
 use serde::{Deserialize, Serialize};
 
 pub use process::STOP_GRACE;
-pub use store::{store_artifact, unpack_model};
+pub use store::{copy_model, install, store_artifact, unpack_model};
 
 /// Lines of a server's log shown when it fails to start.
 const LOG_TAIL_LINES: usize = 20;
@@ -392,9 +392,7 @@ impl Provider for LocalProvider {
         }
 
         reporter.on_start("storing the artifact");
-        let archive = store::store_artifact(&self.workspace, &plan.artifact)?;
-        let (model_dir, _) =
-            store::unpack_model(&self.workspace, &archive, &plan.artifact.model_digest)?;
+        let (model_dir, _) = store::install(&self.workspace, &plan.artifact)?;
 
         // Always a port of its own: nobody sends it a request before its comparison.
         let port = process::free_port()

@@ -68,8 +68,8 @@ pub use error::PackageError;
 pub use hash::{sha256_bytes, sha256_file, spec_hash};
 pub use manifest::{FORMAT, FileEntry, MANIFEST_NAME, Manifest, ModelFile};
 pub use pack::{
-    ARCHIVE_NAME, Artifact, COMPRESSION_LEVEL, PackStep, PackageOptions, package,
-    package_with_progress,
+    ARCHIVE_NAME, Artifact, ArtifactLayout, COMPRESSION_LEVEL, DIR_NAME, PackStep, PackageOptions,
+    package, package_with_progress,
 };
 pub use unpack::{
     DEFAULT_MAX_UNPACKED_BYTES, read_dir_manifest, read_manifest, unpack, unpack_with_limit,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::{Compression, GzBuilder};
 use modelport_core::Signature;
+pub use modelport_core::spec::ArtifactLayout;
 use serde::Serialize;
 
 use crate::error::PackageError;
@@ -16,6 +17,9 @@ use crate::paths::{SourceFile, Temp, normalize_entry_path, walk};
 
 /// The archive's file name in the output directory.
 pub const ARCHIVE_NAME: &str = "model.tar.gz";
+
+/// The directory a `dir` layout writes in the output directory.
+pub const DIR_NAME: &str = "model";
 
 /// The gzip compression level (flate2's default, the same as `gzip -6`).
 pub const COMPRESSION_LEVEL: u32 = 6;
@@ -37,6 +41,8 @@ pub struct PackageOptions {
     /// the model file's directory: packed beside a model file, and required to be
     /// among a model directory's files.
     pub data_files: Vec<String>,
+    /// `model.tar.gz`, or the files and their manifest in a directory.
+    pub layout: ArtifactLayout,
 }
 
 impl Default for PackageOptions {
@@ -46,24 +52,28 @@ impl Default for PackageOptions {
             signature: None,
             engine_hint: None,
             data_files: Vec::new(),
+            layout: ArtifactLayout::Archive,
         }
     }
 }
 
-/// A written `model.tar.gz`.
+/// A written package: `model.tar.gz`, or a directory.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Artifact {
-    /// `out_dir/model.tar.gz`.
+    /// `out_dir/model.tar.gz`, or `out_dir/model/` for a directory.
     pub path: PathBuf,
-    /// sha256 of the archive's bytes, 64 lowercase hex digits.
+    /// sha256 of the archive's bytes, or of the directory's `modelport.json` (which
+    /// holds every file's sha256), 64 lowercase hex digits.
     pub digest: String,
-    /// Size of the archive in bytes.
+    /// Size of the archive in bytes, or of all the directory's files.
     pub size: u64,
-    /// The manifest stored in the archive.
+    /// The manifest stored in the package.
     pub manifest: Manifest,
+    pub layout: ArtifactLayout,
 }
 
-/// Packages the model at `model` into `out_dir/model.tar.gz`.
+/// Packages the model at `model` into `out_dir/model.tar.gz`, or into the directory
+/// `out_dir/model/` when `opts.layout` is [`ArtifactLayout::Dir`].
 ///
 /// `model` is either a single ONNX file, packed under its own name, or a directory
 /// holding exactly one `.onnx` file plus any other files (external weights,
@@ -76,6 +86,10 @@ pub struct Artifact {
 /// hashed again to catch a file that changed in between. The archive's own digest
 /// is computed as it is written. The output appears under its final name only when
 /// complete; a failure leaves `out_dir` as it was (apart from creating it).
+///
+/// A directory is written in one pass: each file is copied and hashed as it is
+/// copied, and `modelport.json` comes last, so the manifest describes the very
+/// bytes in the directory. Its digest is the manifest's sha256.
 pub fn package(
     model: &Path,
     out_dir: &Path,
@@ -91,14 +105,17 @@ pub enum PackStep {
     Hashing,
     /// Streaming them through gzip into the archive.
     Compressing,
+    /// Copying them, hashed as they go, into a directory.
+    Copying,
 }
 
 impl PackStep {
-    /// `hashing the model's files`, `writing model.tar.gz`.
+    /// `hashing the model's files`, `writing model.tar.gz`, `copying the model's files`.
     pub fn describe(self) -> &'static str {
         match self {
             PackStep::Hashing => "hashing the model's files",
             PackStep::Compressing => "writing model.tar.gz",
+            PackStep::Copying => "copying the model's files",
         }
     }
 }
@@ -131,6 +148,10 @@ pub fn package_with_progress(
             .len();
     }
 
+    if opts.layout == ArtifactLayout::Dir {
+        return write_dir(&sources, model_file, opts, out_dir, total, progress);
+    }
+
     let mut files = Vec::with_capacity(sources.len());
     let mut done = 0u64;
     progress(PackStep::Hashing, 0, total);
@@ -145,17 +166,7 @@ pub fn package_with_progress(
             sha256,
         });
     }
-    let manifest = Manifest {
-        format: FORMAT.to_string(),
-        model: ModelFile {
-            file: model_file,
-            format: "onnx".to_string(),
-        },
-        files,
-        signature: opts.signature.clone(),
-        engine_hint: opts.engine_hint.clone(),
-        created_by: opts.created_by.clone(),
-    };
+    let manifest = manifest_of(files, model_file, opts);
 
     // Ended even when a file changed size since it was measured (the archive pass
     // refuses it); a repeat of the last report is not passed on.
@@ -171,7 +182,127 @@ pub fn package_with_progress(
         digest,
         size,
         manifest,
+        layout: ArtifactLayout::Archive,
     })
+}
+
+/// The manifest of `files`, as `opts` describe the model.
+fn manifest_of(files: Vec<FileEntry>, model_file: String, opts: &PackageOptions) -> Manifest {
+    Manifest {
+        format: FORMAT.to_string(),
+        model: ModelFile {
+            file: model_file,
+            format: "onnx".to_string(),
+        },
+        files,
+        signature: opts.signature.clone(),
+        engine_hint: opts.engine_hint.clone(),
+        created_by: opts.created_by.clone(),
+    }
+}
+
+/// Writes `out_dir/model/`: the files copied (and hashed as they are copied), then
+/// `modelport.json`, in a temporary directory renamed into place when complete. An
+/// earlier package there is replaced; anything else there is refused.
+fn write_dir(
+    sources: &[SourceFile],
+    model_file: String,
+    opts: &PackageOptions,
+    out_dir: &Path,
+    total: u64,
+    progress: &mut dyn FnMut(PackStep, u64, u64),
+) -> Result<Artifact, PackageError> {
+    let path = out_dir.join(DIR_NAME);
+    if fs::symlink_metadata(&path).is_ok() && crate::read_dir_manifest(&path).is_err() {
+        return Err(PackageError::invalid_input(
+            &path,
+            format!(
+                "exists and is not a directory modelport packaged (it has no valid {MANIFEST_NAME}); \
+                 move it away or choose another output directory"
+            ),
+        ));
+    }
+    let temp = Temp::dir(out_dir, DIR_NAME)?;
+    let mut files = Vec::with_capacity(sources.len());
+    let mut done = 0u64;
+    progress(PackStep::Copying, 0, total);
+    for src in sources {
+        let dest = temp.path().join(&src.rel);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| PackageError::io(parent, e))?;
+        }
+        let (size, sha256) = copy_hashed(&src.abs, &dest, &mut |n| {
+            done += n;
+            progress(PackStep::Copying, done.min(total), total);
+        })?;
+        files.push(FileEntry {
+            path: src.rel.clone(),
+            size,
+            sha256,
+        });
+    }
+    let manifest = manifest_of(files, model_file, opts);
+    let json = manifest.to_json();
+    let manifest_path = temp.path().join(MANIFEST_NAME);
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&manifest_path)?;
+        std::io::Write::write_all(&mut f, &json)?;
+        f.sync_all()
+    };
+    write().map_err(|e| PackageError::io(&manifest_path, e))?;
+    if path.exists() {
+        fs::remove_dir_all(&path).map_err(|e| PackageError::io(&path, e))?;
+    }
+    temp.persist(&path)?;
+    progress(PackStep::Copying, total, total);
+    let size = manifest.files.iter().map(|f| f.size).sum::<u64>() + json.len() as u64;
+    Ok(Artifact {
+        path,
+        digest: crate::sha256_bytes(&json),
+        size,
+        manifest,
+        layout: ArtifactLayout::Dir,
+    })
+}
+
+/// Copies `from` to the new file `to` in chunks, hashing what it writes; returns
+/// the size and sha256 of the copy. Refuses a source that changed size meanwhile.
+fn copy_hashed(
+    from: &Path,
+    to: &Path,
+    copied: &mut dyn FnMut(u64),
+) -> Result<(u64, String), PackageError> {
+    let mut src = File::open(from).map_err(|e| PackageError::io(from, e))?;
+    let expected = src.metadata().map_err(|e| PackageError::io(from, e))?.len();
+    let out = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .map_err(|e| PackageError::io(to, e))?;
+    let mut out = HashingWriter::new(BufWriter::with_capacity(CHUNK, out));
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(PackageError::io(from, e)),
+        };
+        std::io::Write::write_all(&mut out, &buf[..n]).map_err(|e| PackageError::io(to, e))?;
+        copied(n as u64);
+    }
+    let (buffered, size, sha256) = out.finish();
+    let file = buffered
+        .into_inner()
+        .map_err(|e| PackageError::io(to, e.into_error()))?;
+    file.sync_all().map_err(|e| PackageError::io(to, e))?;
+    if size != expected {
+        return Err(PackageError::invalid_input(
+            from,
+            "the file changed while it was being packaged; try again when nothing writes to it",
+        ));
+    }
+    Ok((size, sha256))
 }
 
 /// The files to pack, sorted by path, and the model's path among them. Creates

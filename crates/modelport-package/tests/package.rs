@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime};
 use common::{iris, listing};
 use modelport_core::{DType, Dim, Signature, TensorSpec};
 use modelport_package::{
-    ARCHIVE_NAME, FORMAT, MANIFEST_NAME, PackStep, PackageError, PackageOptions, package,
-    package_with_progress, read_manifest, sha256_file, unpack, verify_dir,
+    ARCHIVE_NAME, ArtifactLayout, DIR_NAME, FORMAT, MANIFEST_NAME, PackStep, PackageError,
+    PackageOptions, package, package_with_progress, read_manifest, sha256_bytes, sha256_file,
+    unpack, verify_dir,
 };
 
 fn opts() -> PackageOptions {
@@ -20,6 +21,7 @@ fn opts() -> PackageOptions {
         signature: None,
         engine_hint: None,
         data_files: Vec::new(),
+        layout: ArtifactLayout::Archive,
     }
 }
 
@@ -413,4 +415,64 @@ fn large_model_streams() {
     verify_dir(&dest).unwrap();
 
     assert_eq!(read_manifest(&a.path).unwrap(), a.manifest);
+}
+
+/// The `dir` layout: the files copied as they are, hashed as they are copied, with
+/// the manifest last; the digest is the manifest's sha256 and the same for the same
+/// input; the directory verifies, holds exactly what the archive would, replaces an
+/// earlier package and refuses to overwrite anything else.
+#[test]
+fn directory_layout_holds_the_files_and_their_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = model_dir(tmp.path());
+    let dir_opts = PackageOptions {
+        layout: ArtifactLayout::Dir,
+        ..opts()
+    };
+    let mut seen = Vec::new();
+    let out = tmp.path().join("out");
+    let a =
+        package_with_progress(&dir, &out, &dir_opts, &mut |s, d, t| seen.push((s, d, t))).unwrap();
+    assert_eq!(a.layout, ArtifactLayout::Dir);
+    assert_eq!(a.path, out.join(DIR_NAME));
+    assert!(
+        seen.iter().all(|(s, _, _)| *s == PackStep::Copying),
+        "{seen:?}"
+    );
+    assert_eq!(seen.first().map(|s| s.1), Some(0));
+    let total: u64 = a.manifest.files.iter().map(|f| f.size).sum();
+    assert_eq!(seen.last().map(|s| (s.1, s.2)), Some((total, total)));
+    let json = fs::read(a.path.join(MANIFEST_NAME)).unwrap();
+    assert_eq!(a.digest, sha256_bytes(&json));
+    assert_eq!(a.digest, a.manifest.digest());
+    assert_eq!(verify_dir(&a.path).unwrap(), a.manifest);
+    assert_eq!(
+        listing(&a.path),
+        ["model.onnx", "model.onnx.data", MANIFEST_NAME, "tokenizer"]
+    );
+    assert_eq!(a.size, total + json.len() as u64);
+    // The archive of the same model holds the same files and manifest.
+    let archived = package(&dir, &tmp.path().join("tgz"), &opts()).unwrap();
+    assert_eq!(archived.manifest, a.manifest);
+    assert_eq!(archived.layout, ArtifactLayout::Archive);
+
+    // Again: the same digest, the earlier package replaced, no temporary left.
+    let again = package(&dir, &out, &dir_opts).unwrap();
+    assert_eq!(again.digest, a.digest);
+    assert_eq!(listing(&out), [DIR_NAME]);
+
+    // Something else under the name is not overwritten.
+    let other = tmp.path().join("other");
+    fs::create_dir_all(other.join(DIR_NAME)).unwrap();
+    fs::write(other.join(DIR_NAME).join("notes.txt"), "mine").unwrap();
+    let err = package(&dir, &other, &dir_opts).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is not a directory modelport packaged"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(other.join(DIR_NAME).join("notes.txt")).unwrap(),
+        "mine"
+    );
 }

@@ -21,6 +21,7 @@ pub fn package_spec(spec: &DeploymentSpec, out: &Path) -> anyhow::Result<Artifac
     let opts = PackageOptions {
         signature: Some(info.signature.clone()),
         data_files: info.data_files(),
+        layout: spec.artifact_layout(info.size_bytes),
         ..PackageOptions::default()
     };
     let artifact = package(&model, out, &opts)?;
@@ -29,6 +30,7 @@ pub fn package_spec(spec: &DeploymentSpec, out: &Path) -> anyhow::Result<Artifac
         path: artifact.path,
         digest: artifact.digest,
         size: artifact.size,
+        layout: artifact.layout,
         signature: Some(info.signature),
     })
 }

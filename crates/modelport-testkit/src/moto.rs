@@ -156,6 +156,42 @@ impl Moto {
         Ok(())
     }
 
+    /// The keys under `prefix` in `bucket` (ListObjectsV2, every page), sorted.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> io::Result<Vec<String>> {
+        let enc = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut path = format!("/{bucket}?list-type=2&prefix={}", enc(prefix));
+            if let Some(t) = &token {
+                path.push_str(&format!("&continuation-token={}", enc(t)));
+            }
+            let (status, body) = http1::request_with(self.port, "GET", &path, &[SIGNED_S3], b"")?;
+            let text = String::from_utf8_lossy(&body);
+            if status != 200 {
+                return Err(io::Error::other(format!(
+                    "listing s3://{bucket}/{prefix} in moto answered {status}: {text}"
+                )));
+            }
+            let (page, next) = list_objects_page(&text);
+            keys.extend(page);
+            token = next;
+            if token.is_none() {
+                keys.sort();
+                return Ok(keys);
+            }
+        }
+    }
+
     /// Creates an IAM role whose trust policy is `trust` (JSON), as `aws iam
     /// create-role` would; returns its ARN. moto picks the service from the
     /// credential scope of the `Authorization` header, whose signature it does not check.
@@ -210,4 +246,29 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An `Authorization` header moto takes as the account's for S3: it checks no
+/// signature, only refuses anonymous reads of private objects.
+pub const SIGNED_S3: &str = "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+
+/// The keys of one ListObjectsV2 page and its continuation token, if any.
+pub fn list_objects_page(xml: &str) -> (Vec<String>, Option<String>) {
+    let unescape = |s: &str| {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&")
+    };
+    let all = |tag: &str| -> Vec<String> {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        xml.split(open.as_str())
+            .skip(1)
+            .filter_map(|rest| rest.split(close.as_str()).next())
+            .map(unescape)
+            .collect()
+    };
+    let token = all("NextContinuationToken").into_iter().next();
+    (all("Key"), token)
 }

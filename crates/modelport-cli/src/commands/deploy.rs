@@ -91,7 +91,7 @@ async fn deploy(
     deployer.cancel = Cancellation::on_signals().context("cannot watch for SIGINT and SIGTERM")?;
     // `compare NAME` runs exactly what was deployed, whichever the provider: the
     // artifact is kept in the workspace's store by content.
-    modelport_local::store_artifact(ws, &packaged.artifact)?;
+    modelport_local::install(ws, &packaged.artifact)?;
     let mut verify = spec.verify.clone();
     verify.samples = spec.samples_path();
     let verifier = ReferenceVerifier {

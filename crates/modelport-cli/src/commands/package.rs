@@ -1,7 +1,9 @@
-//! `modelport package MODEL [--out DIR]`: a deterministic model.tar.gz with its manifest.
+//! `modelport package MODEL [--out DIR] [--layout auto|archive|dir]`: a deterministic
+//! model.tar.gz, or a directory, with its manifest.
 
 use anyhow::Context;
 use modelport_core::provider::{Reporter, Unit};
+use modelport_core::spec::LayoutChoice;
 use modelport_package::{PackageOptions, package_with_progress};
 use modelport_runtime::ModelInfo;
 
@@ -20,6 +22,11 @@ pub fn run(args: PackageArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<
         signature: Some(info.signature.clone()),
         engine_hint: None,
         data_files: info.data_files(),
+        layout: args
+            .layout
+            .parse::<LayoutChoice>()
+            .map_err(anyhow::Error::msg)?
+            .resolve(info.size_bytes, false),
     };
     let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
     let artifact =

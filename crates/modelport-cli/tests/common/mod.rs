@@ -315,28 +315,44 @@ pub fn deploy_under_traffic(mut cmd: Command, traffic: Traffic) -> (Run, Vec<Ans
     (out, traffic.stop())
 }
 
-/// Records when the state file first shows each rollout phase.
+/// One rollout phase as the state file showed it: when a read first found it
+/// (an upper bound of when it was written) and when the last read that found it
+/// began (a lower bound of when the next phase was written, whatever the load).
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub phase: String,
+    pub first: Instant,
+    pub last: Instant,
+}
+
+/// Records when the state file shows each rollout phase.
 pub struct PhaseWatch {
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<(String, Instant)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl PhaseWatch {
     pub fn start(state: std::path::PathBuf) -> PhaseWatch {
         let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
+        let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
         let thread = {
             let (stop, seen) = (stop.clone(), seen.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
+                    let began = Instant::now();
                     if let Ok(text) = std::fs::read_to_string(&state)
                         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
                         && let Some(phase) = v["rollout"]["phase"].as_str()
                     {
                         let mut seen = seen.lock().unwrap();
-                        if seen.last().is_none_or(|(p, _)| p != phase) {
-                            seen.push((phase.to_string(), Instant::now()));
+                        match seen.last_mut() {
+                            Some(s) if s.phase == phase => s.last = began,
+                            _ => seen.push(Seen {
+                                phase: phase.to_string(),
+                                first: Instant::now(),
+                                last: began,
+                            }),
                         }
                     }
                     std::thread::sleep(Duration::from_millis(2));
@@ -350,7 +366,7 @@ impl PhaseWatch {
         }
     }
 
-    pub fn stop(mut self) -> Vec<(String, Instant)> {
+    pub fn stop(mut self) -> Vec<Seen> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
@@ -359,12 +375,21 @@ impl PhaseWatch {
     }
 }
 
-pub fn first(phases: &[(String, Instant)], phase: &str) -> Instant {
+fn seen<'a>(phases: &'a [Seen], phase: &str) -> &'a Seen {
     phases
         .iter()
-        .find(|(p, _)| p == phase)
-        .map(|(_, t)| *t)
+        .find(|s| s.phase == phase)
         .unwrap_or_else(|| panic!("no {phase} phase in {phases:?}"))
+}
+
+/// When a read first found `phase`: the state said so by then.
+pub fn first(phases: &[Seen], phase: &str) -> Instant {
+    seen(phases, phase).first
+}
+
+/// When the last read that found `phase` began: the state still said so then.
+pub fn last(phases: &[Seen], phase: &str) -> Instant {
+    seen(phases, phase).last
 }
 
 /// Waits until the deployment's state file says the rollout is in `phase`.
@@ -558,4 +583,62 @@ impl Interruption {
             "PASS"
         }
     }
+}
+
+/// Adds `bytes` of incompressible weights to the model at `path`, written as its
+/// external data (`path`.data), in a way that leaves every answer as it was: the
+/// graph's first input becomes `x + 0 × sum(weights)`. Made by the test, so no
+/// large file is committed.
+pub fn add_weights(path: &std::path::Path, bytes: usize) {
+    use modelport_compress::onnx::{Model, f32_tensor, node};
+    let mut m = Model::read(path).unwrap();
+    let n = bytes / 4;
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    let input = m.graph().input[0].name.clone();
+    let g = m.graph_mut();
+    for consumer in &mut g.node {
+        for i in &mut consumer.input {
+            if *i == input {
+                *i = "mp_x".into();
+            }
+        }
+    }
+    g.initializer
+        .push(f32_tensor("mp_weights", &[n as i64], &values));
+    drop(values);
+    g.initializer.push(f32_tensor("mp_zero", &[1], &[0.0]));
+    let front = [
+        node(
+            "ReduceSum",
+            "mp_sum".into(),
+            &["mp_weights"],
+            &["mp_sum"],
+            vec![],
+        ),
+        node(
+            "Mul",
+            "mp_mul".into(),
+            &["mp_sum", "mp_zero"],
+            &["mp_nothing"],
+            vec![],
+        ),
+        node(
+            "Add",
+            "mp_add".into(),
+            &[&input, "mp_nothing"],
+            &["mp_x"],
+            vec![],
+        ),
+    ];
+    g.node.splice(0..0, front);
+    assert!(m.externalize(1 << 20) > 0);
+    assert_eq!(m.write(path).unwrap().len(), 2);
 }

@@ -340,6 +340,16 @@ fn create_model(shared: &Shared, state: &mut State, input: Map<String, Value>) -
             "Either PrimaryContainer or Containers must be specified.",
         ));
     }
+    let containers = input.get("PrimaryContainer").into_iter().chain(
+        input
+            .get("Containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten(),
+    );
+    for c in containers {
+        check_model_data(c)?;
+    }
     let arn = arn(shared, "model", &name);
     store_tags(state, &arn, &input);
     state.models.insert(
@@ -352,6 +362,55 @@ fn create_model(shared: &Shared, state: &mut State, input: Map<String, Value>) -
         },
     );
     Ok(json!({"ModelArn": arn}))
+}
+
+/// A container's model data as SageMaker accepts it: `ModelDataUrl` or
+/// `ModelDataSource`, not both; an `S3Prefix` URI ends in `/`; a prefix cannot be
+/// gzip-compressed (only one object can be a tar.gz).
+fn check_model_data(container: &Value) -> Result<()> {
+    let Some(source) = container.get("ModelDataSource") else {
+        return Ok(());
+    };
+    if container.get("ModelDataUrl").is_some() {
+        return Err(ApiError::validation(
+            "Only one of ModelDataUrl or ModelDataSource can be specified for a container.",
+        ));
+    }
+    let Some(s3) = source.get("S3DataSource") else {
+        return Err(ApiError::validation(
+            "ModelDataSource must specify exactly one data source (S3DataSource).",
+        ));
+    };
+    let uri = s3.get("S3Uri").and_then(Value::as_str).unwrap_or_default();
+    let kind = s3
+        .get("S3DataType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let compression = s3
+        .get("CompressionType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !uri.starts_with("s3://") {
+        return Err(ApiError::validation(format!(
+            "S3Uri {uri} of ModelDataSource is not an S3 URI."
+        )));
+    }
+    if kind == "S3Prefix" && !uri.ends_with('/') {
+        return Err(ApiError::validation(format!(
+            "S3Uri {uri} must end with a forward slash (/) when S3DataType is S3Prefix."
+        )));
+    }
+    if kind == "S3Prefix" && compression == "Gzip" {
+        return Err(ApiError::validation(
+            "CompressionType Gzip is supported only with S3DataType S3Object.",
+        ));
+    }
+    if kind == "S3Object" {
+        return Err(ApiError::validation(
+            "This fake serves ModelDataSource with S3DataType S3Prefix only.",
+        ));
+    }
+    Ok(())
 }
 
 fn describe_model(shared: &Shared, state: &State, input: &Map<String, Value>) -> Result<Value> {
@@ -403,8 +462,18 @@ fn create_config(shared: &Shared, state: &mut State, input: Map<String, Value>) 
     }
     for v in &variants {
         let model = v.get("ModelName").and_then(Value::as_str).unwrap_or("");
-        if !state.models.contains_key(&key(model)) {
+        let Some(rec) = state.models.get(&key(model)) else {
             return Err(not_found(shared, "model", "model", model));
+        };
+        let uncompressed = rec
+            .input
+            .get("PrimaryContainer")
+            .is_some_and(|c| c.get("ModelDataSource").is_some());
+        if uncompressed && v.get("ServerlessConfig").is_some() {
+            return Err(ApiError::validation(format!(
+                "Model {model} uses ModelDataSource, which is not supported for serverless \
+                 endpoints."
+            )));
         }
         let variant = v.get("VariantName").and_then(Value::as_str).unwrap_or("");
         let instance = v.get("InstanceType").is_some();

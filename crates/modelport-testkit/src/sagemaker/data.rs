@@ -339,58 +339,20 @@ async fn start_variant(
     timeout: Duration,
     never_ready: bool,
 ) -> Result<(u16, u32), String> {
-    let Some(url) = container.get("ModelDataUrl").and_then(Value::as_str) else {
-        return Err(format!(
-            "The container of production variant {variant} has no ModelDataUrl (the fake serves \
-             only model.tar.gz archives from S3)."
-        ));
-    };
-    let Some((bucket, object)) = url.strip_prefix("s3://").and_then(|r| r.split_once('/')) else {
-        return Err(download_failure(url));
-    };
-    let fetch_url = format!(
-        "{}/{bucket}/{object}",
-        shared.config.s3_upstream.trim_end_matches('/')
-    );
-    // moto refuses anonymous reads of private objects (403) but checks no
-    // signature: any SigV4-shaped Authorization header is taken as the account's.
-    let request = shared.http.get(&fetch_url).header(
-        "authorization",
-        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, \
-         SignedHeaders=host, Signature=0",
-    );
-    let bytes = match request.send().await {
-        Ok(r) if r.status().is_success() => r.bytes().await.map_err(|_| download_failure(url))?,
-        Ok(r) => {
-            tracing::warn!(%url, status = %r.status(), "model data not found in S3");
-            return Err(download_failure(url));
+    let model_dir = match model_data(container) {
+        Some(ModelData::Archive(url)) => {
+            fetch_archive(shared, endpoint, generation, variant, url).await?
         }
-        Err(e) => {
-            tracing::warn!(%url, "cannot fetch model data: {e}");
-            return Err(download_failure(url));
+        Some(ModelData::Prefix(uri)) => {
+            fetch_prefix(shared, endpoint, generation, variant, uri).await?
+        }
+        None => {
+            return Err(format!(
+                "The container of production variant {variant} has no ModelDataUrl or \
+                 ModelDataSource (the fake serves only model data from S3)."
+            ));
         }
     };
-    let downloads = shared.workdir.join("downloads");
-    let archive = downloads.join(format!("{endpoint}-{generation}-{variant}.tar.gz"));
-    let ws = Workspace::new(shared.workdir.join("ws"));
-    let unpacked = {
-        let archive = archive.clone();
-        tokio::task::spawn_blocking(move || -> Result<PathBuf, String> {
-            std::fs::create_dir_all(&downloads).map_err(|e| e.to_string())?;
-            std::fs::write(&archive, &bytes).map_err(|e| e.to_string())?;
-            let manifest = modelport_package::read_manifest(&archive).map_err(|e| e.to_string())?;
-            let result = modelport_local::unpack_model(&ws, &archive, &manifest.digest());
-            let _ = std::fs::remove_file(&archive);
-            result.map(|(dir, _)| dir).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r)
-    };
-    let model_dir = unpacked.map_err(|why| {
-        tracing::warn!(%url, "cannot unpack model data: {why}");
-        extract_failure(url, &why)
-    })?;
 
     let port = free_port().map_err(|e| format!("no free port: {e}"))?;
     let started = Instant::now();
@@ -442,6 +404,245 @@ async fn start_variant(
             return Err(ping_failure(variant));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Where a container's model data is.
+enum ModelData<'a> {
+    /// `ModelDataUrl`: a model.tar.gz, unpacked into /opt/ml/model.
+    Archive(&'a str),
+    /// `ModelDataSource.S3DataSource` with `S3Prefix` and no compression: every
+    /// object under the prefix, laid out by its key's remainder.
+    Prefix(&'a str),
+}
+
+fn model_data(container: &Map<String, Value>) -> Option<ModelData<'_>> {
+    if let Some(url) = container.get("ModelDataUrl").and_then(Value::as_str) {
+        return Some(ModelData::Archive(url));
+    }
+    container
+        .get("ModelDataSource")
+        .and_then(|s| s.get("S3DataSource"))
+        .and_then(|s| s.get("S3Uri"))
+        .and_then(Value::as_str)
+        .map(ModelData::Prefix)
+}
+
+/// `s3://BUCKET/KEY` as `(bucket, key)`.
+fn s3_parts(url: &str) -> Option<(&str, &str)> {
+    url.strip_prefix("s3://").and_then(|r| r.split_once('/'))
+}
+
+/// A GET to moto, which refuses anonymous reads of private objects (403) but checks
+/// no signature: any SigV4-shaped Authorization header is taken as the account's.
+fn moto_get(shared: &Shared, bucket: &str, key: &str) -> reqwest::RequestBuilder {
+    let url = format!(
+        "{}/{bucket}/{key}",
+        shared.config.s3_upstream.trim_end_matches('/')
+    );
+    let (name, value) = crate::moto::SIGNED_S3
+        .split_once(": ")
+        .expect("a header line");
+    shared.http.get(url).header(name, value)
+}
+
+/// Streams the object `bucket/key` into `to`, never holding it in memory.
+async fn download(
+    shared: &Shared,
+    bucket: &str,
+    key: &str,
+    to: &std::path::Path,
+) -> Result<u64, String> {
+    use tokio::io::AsyncWriteExt;
+    let mut r = moto_get(shared, bucket, key)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("S3 answered {}", r.status()));
+    }
+    if let Some(parent) = to.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let mut file = tokio::fs::File::create(to)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut n = 0u64;
+    while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
+        file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+        n += chunk.len() as u64;
+    }
+    file.flush().await.map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// Fetches a model.tar.gz and unpacks it like the local provider does.
+async fn fetch_archive(
+    shared: &Arc<Shared>,
+    endpoint: &str,
+    generation: u64,
+    variant: &str,
+    url: &str,
+) -> Result<PathBuf, String> {
+    let Some((bucket, object)) = s3_parts(url) else {
+        return Err(download_failure(url));
+    };
+    let downloads = shared.workdir.join("downloads");
+    let archive = downloads.join(format!("{endpoint}-{generation}-{variant}.tar.gz"));
+    if let Err(why) = download(shared, bucket, object, &archive).await {
+        tracing::warn!(%url, "cannot fetch model data: {why}");
+        let _ = std::fs::remove_file(&archive);
+        return Err(download_failure(url));
+    }
+    let ws = Workspace::new(shared.workdir.join("ws"));
+    let unpacked = {
+        let archive = archive.clone();
+        tokio::task::spawn_blocking(move || -> Result<PathBuf, String> {
+            let manifest = modelport_package::read_manifest(&archive).map_err(|e| e.to_string());
+            let result = manifest.and_then(|m| {
+                modelport_local::unpack_model(&ws, &archive, &m.digest())
+                    .map(|(dir, _)| dir)
+                    .map_err(|e| e.to_string())
+            });
+            let _ = std::fs::remove_file(&archive);
+            result
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+    };
+    unpacked.map_err(|why| {
+        tracing::warn!(%url, "cannot unpack model data: {why}");
+        extract_failure(url, &why)
+    })
+}
+
+/// The keys under `prefix` in `bucket` (ListObjectsV2, every page).
+async fn list_keys(shared: &Shared, bucket: &str, prefix: &str) -> Result<Vec<String>, String> {
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut query = vec![
+            ("list-type", "2".to_string()),
+            ("prefix", prefix.to_string()),
+        ];
+        if let Some(t) = &token {
+            query.push(("continuation-token", t.clone()));
+        }
+        let r = moto_get(shared, bucket, "")
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("S3 answered {} to ListObjectsV2", r.status()));
+        }
+        let body = r.text().await.map_err(|e| e.to_string())?;
+        let (page, next) = crate::moto::list_objects_page(&body);
+        keys.extend(page);
+        token = next;
+        if token.is_none() {
+            return Ok(keys);
+        }
+    }
+}
+
+/// Why SageMaker would refuse `rel` (a key's remainder after the prefix) as a path
+/// under /opt/ml/model, by the rules botocore documents for `CompressionType: None`.
+fn bad_model_path(rel: &str, all: &std::collections::BTreeSet<&str>) -> Option<String> {
+    if rel.ends_with('/') {
+        return Some("the key ends with a slash (a folder object)".into());
+    }
+    for part in rel.split('/') {
+        if part.trim().is_empty() {
+            return Some("a file or directory name is empty or blank".into());
+        }
+        if part.contains('\0') {
+            return Some("a name contains a null byte".into());
+        }
+        if part.len() > 255 {
+            return Some("a name is longer than 255 bytes".into());
+        }
+        if part == "." || part == ".." {
+            return Some(format!("a name is `{part}`"));
+        }
+    }
+    let dir = format!("{rel}/");
+    if all.iter().any(|o| o.starts_with(&dir)) {
+        return Some(format!(
+            "it clashes with the directory /opt/ml/model/{rel}/"
+        ));
+    }
+    None
+}
+
+/// Fetches every object under an `S3Prefix` into a directory, laid out by each
+/// key's remainder as SageMaker lays uncompressed model data under /opt/ml/model,
+/// then checks it against its modelport.json like the serving container does.
+async fn fetch_prefix(
+    shared: &Arc<Shared>,
+    endpoint: &str,
+    generation: u64,
+    variant: &str,
+    uri: &str,
+) -> Result<PathBuf, String> {
+    let Some((bucket, prefix)) = s3_parts(uri) else {
+        return Err(download_failure(uri));
+    };
+    let keys = match list_keys(shared, bucket, prefix).await {
+        Ok(keys) if !keys.is_empty() => keys,
+        Ok(_) => {
+            tracing::warn!(%uri, "no object under the model data prefix");
+            return Err(download_failure(uri));
+        }
+        Err(why) => {
+            tracing::warn!(%uri, "cannot list the model data: {why}");
+            return Err(download_failure(uri));
+        }
+    };
+    let rels: std::collections::BTreeSet<&str> = keys
+        .iter()
+        .map(|k| k.strip_prefix(prefix).unwrap_or(k))
+        .collect();
+    for rel in &rels {
+        if let Some(why) = bad_model_path(rel, &rels) {
+            return Err(format!(
+                "Failed to prepare model data for container \"container_1\" from S3 prefix \
+                 \"{uri}\": the object s3://{bucket}/{prefix}{rel} cannot be placed under \
+                 /opt/ml/model: {why}."
+            ));
+        }
+    }
+    let dir = shared
+        .workdir
+        .join("model-data")
+        .join(format!("{endpoint}-{generation}-{variant}"));
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    for rel in &rels {
+        let key = format!("{prefix}{rel}");
+        if let Err(why) = download(shared, bucket, &key, &dir.join(rel)).await {
+            tracing::warn!(%uri, %key, "cannot fetch model data: {why}");
+            return Err(download_failure(uri));
+        }
+    }
+    let checked = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            modelport_package::verify_dir(&dir).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+    };
+    match checked {
+        Ok(_) => Ok(dir),
+        Err(why) => {
+            // The container refuses it at start-up: the endpoint fails its ping.
+            tracing::warn!(%uri, "the model data does not match its manifest: {why}");
+            Err(ping_failure(variant))
+        }
     }
 }
 

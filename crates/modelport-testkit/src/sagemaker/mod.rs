@@ -364,6 +364,18 @@ impl FakeSageMaker {
             .collect()
     }
 
+    /// The CreateModel requests of the models that exist now, as received.
+    pub fn models(&self) -> Vec<serde_json::Value> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .models
+            .values()
+            .map(|m| serde_json::Value::Object(m.input.clone()))
+            .collect()
+    }
+
     /// Every request received so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.shared
