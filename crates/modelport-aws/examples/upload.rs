@@ -35,7 +35,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::path::Path::new(file).is_dir() {
         // The manifest's sha256 is the package's digest, and its files' sizes its size.
         let manifest = modelport_package::read_dir_manifest(std::path::Path::new(file))?;
-        let json = std::fs::read(std::path::Path::new(file).join(modelport_package::MANIFEST_NAME))?;
+        let json =
+            std::fs::read(std::path::Path::new(file).join(modelport_package::MANIFEST_NAME))?;
         let size = manifest.files.iter().map(|f| f.size).sum::<u64>() + json.len() as u64;
         let digest = format!("sha256:{}", modelport_package::sha256_bytes(&json));
         let artifact = ArtifactRef {

@@ -46,7 +46,7 @@ impl Cloud {
         std::fs::write(&spec, yaml).unwrap();
         Cloud {
             fake,
-            moto: moto,
+            moto,
             project,
         }
     }
