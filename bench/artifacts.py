@@ -5,6 +5,7 @@ upload against `aws s3 cp` to the same moto server on 127.0.0.1."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,8 @@ ROOT = serving.ROOT
 PY = sys.executable
 VENV_BIN = os.path.dirname(PY)
 BUCKET = "bench"
+SIGNED = ("Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, "
+          "SignedHeaders=host, Signature=0")
 
 
 def sha256(path):
@@ -126,7 +129,15 @@ class Moto:
 
     def delete(self, key):
         # moto keeps objects in memory: drop each copy once it is measured.
-        subprocess.run(["curl", "-sf", "-X", "DELETE", f"{self.url}/{BUCKET}/{key}"], check=True, capture_output=True)
+        # moto refuses an anonymous delete of some objects (403) but checks no signature.
+        subprocess.run(["curl", "-sf", "-X", "DELETE", "-H", SIGNED, f"{self.url}/{BUCKET}/{key}"],
+                       check=True, capture_output=True)
+
+    def delete_prefix(self, prefix):
+        listed = subprocess.run(["curl", "-sf", f"{self.url}/{BUCKET}?list-type=2&prefix={prefix}"],
+                                check=True, capture_output=True, text=True).stdout
+        for key in re.findall(r"<Key>([^<]*)</Key>", listed):
+            self.delete(key)
 
     def stop(self):
         self.proc.terminate()

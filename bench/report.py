@@ -10,12 +10,14 @@ import sys
 import artifacts
 import compress
 import image
+import large_model
 import serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 THREADS = 1  # one thread each: the fairest comparison on a shared 2-core machine
 REPEATS = 3  # each pair runs this many times, interleaved; the median ratio is reported
+LARGE_REPEATS = 2  # the 3 GB rows: two rounds (each moves 6 GB through moto)
 
 
 def run_json(cmd):
@@ -146,9 +148,9 @@ def main():
     os.makedirs(scratch, exist_ok=True)
     # "serving", "image" or "compress": rerun that table, keep the others from results.json
     only = os.environ.get("BENCH_ONLY")
-    latency_date = artifacts_date = serving_date = image_date = compress_date = None
+    latency_date = artifacts_date = serving_date = image_date = compress_date = large_date = None
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    if only in ("serving", "image", "compress"):
+    if only in ("serving", "image", "compress", "large"):
         with open(os.path.join(ROOT, "bench", "results.json")) as f:
             previous = json.load(f)
         rows = previous["rows"]
@@ -159,28 +161,33 @@ def main():
         rows = latency(latency_bin, quick)
         package_rows, artifact = artifacts.package(modelport, scratch, quick, REPEATS)
         artifact_rows = package_rows + artifacts.upload(upload_bin, artifact, scratch, quick, REPEATS)
-    if only in ("image", "compress"):
+    if only in ("image", "compress", "large"):
         serving_rows = previous["serving_rows"]
         serving_date = previous.get("serving_date", previous["date"])
     else:
         serving_rows = (serving.serving(modelport, quick, REPEATS) + serving.compare(modelport, quick)
                         + serving.overhead(modelport, latency_bin, quick) + serving.cold_start(modelport, quick))
-    if only == "compress":
+    if only in ("compress", "large"):
         image_rows = previous.get("image_rows", [])
         image_date = previous.get("image_date", previous["date"]) if image_rows else None
     else:
         image_rows = image.image(modelport, scratch, quick, REPEATS)
-    if only in ("serving", "image"):
+    if only in ("serving", "image", "large"):
         compress_rows = previous.get("compress_rows", [])
         compress_date = previous.get("compress_date", previous["date"]) if compress_rows else None
     else:
         compress_rows = compress.compress(modelport, scratch, quick, REPEATS)
+    if only in ("serving", "image", "compress"):
+        large_rows = previous.get("large_rows", [])
+        large_date = previous.get("large_date", previous["date"]) if large_rows else None
+    else:
+        large_rows = large_model.large(modelport, upload_bin, scratch, quick, LARGE_REPEATS)
     results = {"date": now, "latency_date": latency_date or now, "artifacts_date": artifacts_date or now,
                "serving_date": serving_date or now, "image_date": image_date or now,
-               "compress_date": compress_date or now,
+               "compress_date": compress_date or now, "large_date": large_date or now,
                "quick": quick, "machine": machine(), "threads": THREADS, "rows": rows,
                "serving_rows": serving_rows, "artifact_rows": artifact_rows, "image_rows": image_rows,
-               "compress_rows": compress_rows}
+               "compress_rows": compress_rows, "large_rows": large_rows}
     with open(results_path, "w") as f:
         json.dump(results, f, indent=1)
         f.write("\n")
@@ -242,6 +249,7 @@ def main():
         lines.append(f"- {r['what']}, {r['modelport']}: `{r['command']}`")
     # Last, so that the notes above stay under the sections they belong to.
     lines += compress.lines(compress_rows, compress_date)
+    lines += large_model.lines(large_rows, large_date)
     lines.append("")
     with open(os.path.join(out_dir, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines))
