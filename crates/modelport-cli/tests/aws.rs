@@ -1547,6 +1547,11 @@ fn a_large_model_goes_through_both_layouts_locally_and_on_aws() {
     common::add_weights(&cloud.project.path().join("mlp/model.onnx"), LARGE_WEIGHTS);
     let data = cloud.project.path().join("mlp/model.onnx.data");
     assert!(std::fs::metadata(&data).unwrap().len() >= LARGE_WEIGHTS as u64);
+    // A window set in the spec is what the model gets (and what plan shows); a
+    // package over 512 MB gets derived ones where none is set.
+    edit(&cloud, &spec, |y| {
+        y.replace("compute:\n", "compute:\n  startup_timeout_s: 900\n")
+    });
 
     for layout in ["archive", "dir"] {
         edit(&cloud, &spec, |y| {
@@ -1575,6 +1580,8 @@ fn a_large_model_goes_through_both_layouts_locally_and_on_aws() {
             .run(&["plan", "--provider", "aws", "-f", &spec])
             .expect(2);
         let text = plan.stdout();
+        assert!(text.contains(", start-up window 900 s"), "{text}");
+        assert!(!text.contains("model download window"), "{text}");
         if layout == "dir" {
             assert!(
                 text.contains("/mp/mlp/") && text.contains("/  upload "),
@@ -1612,6 +1619,12 @@ fn a_large_model_goes_through_both_layouts_locally_and_on_aws() {
         let models = cloud.fake.models();
         assert_eq!(models.len(), 1, "{models:?}");
         let container = &models[0]["PrimaryContainer"];
+        let configs = cloud.fake.configs();
+        assert_eq!(
+            configs[0]["ProductionVariants"][0]["ContainerStartupHealthCheckTimeoutInSeconds"],
+            900,
+            "{configs:?}"
+        );
         if layout == "archive" {
             assert_eq!(names, ["model.tar.gz"], "{keys:?}");
             assert!(

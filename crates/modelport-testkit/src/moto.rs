@@ -158,22 +158,15 @@ impl Moto {
 
     /// The keys under `prefix` in `bucket` (ListObjectsV2, every page), sorted.
     pub fn keys(&self, bucket: &str, prefix: &str) -> io::Result<Vec<String>> {
-        let enc = |s: &str| {
-            s.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect::<String>()
-        };
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut path = format!("/{bucket}?list-type=2&prefix={}", enc(prefix));
+            let mut path = format!(
+                "/{bucket}?list-type=2&prefix={}",
+                crate::gcs::encode(prefix)
+            );
             if let Some(t) = &token {
-                path.push_str(&format!("&continuation-token={}", enc(t)));
+                path.push_str(&format!("&continuation-token={}", crate::gcs::encode(t)));
             }
             let (status, body) = http1::request_with(self.port, "GET", &path, &[SIGNED_S3], b"")?;
             let text = String::from_utf8_lossy(&body);
@@ -196,20 +189,10 @@ impl Moto {
     /// create-role` would; returns its ARN. moto picks the service from the
     /// credential scope of the `Authorization` header, whose signature it does not check.
     pub fn create_role(&self, name: &str, trust: &str) -> io::Result<String> {
-        let form = |s: &str| {
-            s.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect::<String>()
-        };
         let body = format!(
             "Action=CreateRole&Version=2010-05-08&RoleName={}&AssumeRolePolicyDocument={}",
-            form(name),
-            form(trust)
+            crate::gcs::encode(name),
+            crate::gcs::encode(trust)
         );
         let (status, answer) = http1::request_with(
             self.port,

@@ -376,6 +376,18 @@ impl FakeSageMaker {
             .collect()
     }
 
+    /// The CreateEndpointConfig requests of the configurations that exist now.
+    pub fn configs(&self) -> Vec<serde_json::Value> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .configs
+            .values()
+            .map(|c| serde_json::Value::Object(c.input.clone()))
+            .collect()
+    }
+
     /// Every request received so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.shared
