@@ -1621,8 +1621,7 @@ fn a_large_model_goes_through_both_layouts_locally_and_on_aws() {
         let container = &models[0]["PrimaryContainer"];
         let configs = cloud.fake.configs();
         assert_eq!(
-            configs[0]["ProductionVariants"][0]["ContainerStartupHealthCheckTimeoutInSeconds"],
-            900,
+            configs[0]["ProductionVariants"][0]["ContainerStartupHealthCheckTimeoutInSeconds"], 900,
             "{configs:?}"
         );
         if layout == "archive" {
