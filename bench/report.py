@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 THREADS = 1  # one thread each: the fairest comparison on a shared 2-core machine
 REPEATS = 3  # each pair runs this many times, interleaved; the median ratio is reported
-LARGE_REPEATS = 2  # the 3 GB rows: two rounds (each moves 6 GB through moto)
+LARGE_REPEATS = 1  # the 3 GB rows: one round (each moves 6 GB through moto and takes minutes)
 
 
 def run_json(cmd):
