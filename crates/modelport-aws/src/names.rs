@@ -103,13 +103,7 @@ pub fn resource_patterns(deployment: &str) -> ResourcePatterns {
 /// `PREFIX/NAME/DIGEST/model.tar.gz`: content-addressed, so an object that exists
 /// under the key is the artifact.
 pub fn artifact_key(prefix: &str, deployment: &str, artifact_digest: &str) -> String {
-    let prefix = prefix.trim_matches('/');
-    let key = format!("{deployment}/{}/model.tar.gz", hex(artifact_digest));
-    if prefix.is_empty() {
-        key
-    } else {
-        format!("{prefix}/{key}")
-    }
+    artifact_prefix(prefix, deployment, artifact_digest) + "model.tar.gz"
 }
 
 /// The key prefix of a directory artifact: `PREFIX/DEPLOYMENT/SHA256/`, ending in

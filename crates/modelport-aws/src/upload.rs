@@ -162,7 +162,8 @@ pub async fn upload_artifact(
 }
 
 /// The files of a directory artifact, as SageMaker lays them out under
-/// `/opt/ml/model`: every file of its manifest and `modelport.json`, each under
+/// `/opt/ml/model` (their keys were checked by the plan, `names::check_model_files`):
+/// every file of its manifest and `modelport.json`, each under
 /// `target.key` + its path. Each is skipped when already there (so a re-run after
 /// a crash sends only what is missing). A multipart upload in flight is recorded
 /// as `UPLOAD_ID KEY`.
@@ -190,7 +191,6 @@ pub async fn upload_dir(
         &manifest_sha,
         manifest_len,
     ));
-    names::check_model_files(target.key, files.iter().map(|(rel, _, _)| rel.as_str()))?;
     let (mut bytes, mut parts, mut sent_any) = (0, 0, false);
     for (rel, sha256, size) in &files {
         let key = format!("{}{rel}", target.key);
