@@ -205,6 +205,7 @@ pub fn resource_hash(spec: &DeploymentSpec) -> String {
         "serverless": spec.compute.serverless,
         "startup_timeout_s": spec.compute.startup_timeout_s,
         "model_download_timeout_s": spec.compute.model_download_timeout_s,
+        "volume_size_gb": spec.compute.volume_size_gb,
         "serving": spec.serving,
     });
     modelport_package::sha256_bytes(shape.to_string().as_bytes())
@@ -316,6 +317,7 @@ fn target(
                 .chain([modelport_package::MANIFEST_NAME]),
         )?;
     }
+    let volume_size_gb = volume(spec, artifact)?;
     let mut tags: BTreeMap<String, String> = aws.tags.clone();
     tags.insert(names::TAG_DEPLOYMENT.into(), name.to_string());
     tags.insert(
@@ -382,6 +384,7 @@ fn target(
             .compute
             .model_download_timeout_s
             .or(windows.map(|w| w.download_s)),
+        volume_size_gb,
         tags: tags.into_iter().collect(),
     };
     Ok(Target {
@@ -389,6 +392,48 @@ fn target(
         revision,
         endpoint,
     })
+}
+
+/// The instance's storage volume for the model (`VolumeSizeInGB`), from the catalog's
+/// knowledge of the instance type and the model's size on its disk: the files, and
+/// the archive beside them while it is unpacked.
+fn volume(spec: &DeploymentSpec, artifact: &ArtifactRef) -> ProviderResult<Option<u32>> {
+    let (model_bytes, disk) = match artifact.layout {
+        ArtifactLayout::Dir => (
+            artifact.size,
+            modelport_core::spec::disk_bytes(artifact.size, None),
+        ),
+        // Only a large archive needs its unpacked size, read from its manifest.
+        ArtifactLayout::Archive
+            if artifact.size <= modelport_core::spec::DIR_LAYOUT_ABOVE_BYTES =>
+        {
+            (artifact.size, artifact.size)
+        }
+        ArtifactLayout::Archive => {
+            let manifest = modelport_package::read_manifest(&artifact.path).map_err(|e| {
+                ProviderError::other(format!("cannot read {}: {e}", artifact.path.display()))
+            })?;
+            let files: u64 = manifest.files.iter().map(|f| f.size).sum();
+            (
+                files,
+                modelport_core::spec::disk_bytes(files, Some(artifact.size)),
+            )
+        }
+    };
+    let catalogs =
+        modelport_catalog::Catalogs::from_env().map_err(|e| ProviderError::InvalidInput {
+            message: e.to_string(),
+            hint: e.hint(),
+        })?;
+    let Some(catalog) = catalogs.get("aws") else {
+        return Ok(spec.compute.volume_size_gb);
+    };
+    catalog
+        .volume_gb(spec, model_bytes, disk)
+        .map_err(|e| ProviderError::InvalidInput {
+            message: e.to_string(),
+            hint: e.hint.clone(),
+        })
 }
 
 /// `, model download window 750 s, start-up window 660 s` when either is set.
@@ -867,7 +912,14 @@ impl Provider for AwsProvider {
                     ActionKind::Create
                 },
                 resource: format!("SageMaker endpoint config {}", res.config_name),
-                reason: format!("variant {vb} alone: {}", res.capacity),
+                reason: format!(
+                    "variant {vb} alone: {}{}",
+                    res.capacity,
+                    t.revision
+                        .volume_size_gb
+                        .map(|gb| format!(", volume {gb} GB"))
+                        .unwrap_or_default()
+                ),
             });
             let mut why = Vec::new();
             if let Some(a) = &active {

@@ -64,6 +64,9 @@ pub struct RevisionSpec {
     pub kms_key_id: Option<String>,
     pub startup_timeout_s: Option<u32>,
     pub download_timeout_s: Option<u32>,
+    /// `VolumeSizeInGB`: none on serverless, on instance types with instance
+    /// storage and for small models (the platform's default volume).
+    pub volume_size_gb: Option<u32>,
     pub tags: Vec<(String, String)>,
 }
 
@@ -144,7 +147,8 @@ fn variant(spec: &RevisionSpec, weight: f32) -> ProductionVariant {
         .set_container_startup_health_check_timeout_in_seconds(
             spec.startup_timeout_s.map(|s| s as i32),
         )
-        .set_model_data_download_timeout_in_seconds(spec.download_timeout_s.map(|s| s as i32));
+        .set_model_data_download_timeout_in_seconds(spec.download_timeout_s.map(|s| s as i32))
+        .set_volume_size_in_gb(spec.volume_size_gb.map(|gb| gb as i32));
     variant = match &spec.capacity {
         Capacity::Instances {
             instance_type,

@@ -348,6 +348,7 @@ async fn sagemaker_resources_are_created_once_tagged_and_deleted() {
         kms_key_id: None,
         startup_timeout_s: None,
         download_timeout_s: None,
+        volume_size_gb: None,
         tags: vec![("modelport-deployment".into(), "iris".into())],
     };
     assert!(sagemaker::ensure_model(&c.sagemaker, &spec).await.unwrap());
@@ -434,6 +435,7 @@ async fn an_endpoint_modelport_did_not_create_is_never_touched() {
         kms_key_id: None,
         startup_timeout_s: None,
         download_timeout_s: None,
+        volume_size_gb: None,
         tags: vec![],
     };
     sagemaker::ensure_model(&c.sagemaker, &theirs)

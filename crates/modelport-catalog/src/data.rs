@@ -93,6 +93,11 @@ pub struct Machine {
     pub memory_gib: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accelerator: Option<BuiltinAccelerator>,
+    /// The machine's own NVMe instance storage, GB, when it has some. SageMaker
+    /// keeps the model there and attaches no EBS volume (`VolumeSizeInGB` is not
+    /// set for these machines); absent for EBS-only machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_storage_gb: Option<u32>,
     pub price: Price,
 }
 

@@ -500,3 +500,85 @@ fn dates_and_dollars() {
     assert_eq!(dollars(37.688), "$37.69");
     assert_eq!(catalogs().get("aws").unwrap().price_date(), "2025-01-15");
 }
+
+/// The volume asked for with `compute` and a model of `model_bytes` taking `disk`
+/// bytes on the instance: `none`, the size in GB, or the error with its hint.
+fn check_volume(compute: &str, model_bytes: u64, disk: u64, expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("modelport.yaml");
+    let text = format!("name: iris\nmodel: {{path: m.onnx}}\ncompute:\n{compute}");
+    std::fs::write(&file, &text).unwrap();
+    let spec = DeploymentSpec::from_str(&text, Path::new("modelport.yaml")).unwrap();
+    let spec = DeploymentSpec { file, ..spec };
+    let actual = match catalogs()
+        .get("aws")
+        .unwrap()
+        .volume_gb(&spec, model_bytes, disk)
+    {
+        Ok(None) => "none".to_string(),
+        Ok(Some(gb)) => gb.to_string(),
+        Err(e) => {
+            let shown = e
+                .to_string()
+                .replace(&dir.path().display().to_string(), "dir");
+            format!("{shown}\nhint: {}", e.hint.clone().unwrap_or_default())
+        }
+    };
+    assert_eq!(actual, expected, "{compute}");
+}
+
+#[test]
+fn volumes_fit_the_model_and_the_machine() {
+    let m5 = "  instance_type: ml.m5.large\n";
+    // A small model keeps the platform's default volume; a large one gets one sized
+    // to it, unless the spec sets one.
+    check_volume(m5, 100_000_000, 100_000_000, "none");
+    check_volume(m5, 3_000_000_000, 3_000_000_000, "8");
+    check_volume(
+        &format!("{m5}  volume_size_gb: 20\n"),
+        3_000_000_000,
+        3_000_000_000,
+        "20",
+    );
+    check_volume(
+        &format!("{m5}  volume_size_gb: 2\n"),
+        3_000_000_000,
+        3_000_000_000,
+        "dir/modelport.yaml:5:3: compute.volume_size_gb: is 2 GB; the model takes about 2.8 GiB on the instance\n\
+         hint: set it to 8 or more, or leave it out for modelport to size it",
+    );
+    check_volume(
+        m5,
+        600_000_000_000,
+        600_000_000_000,
+        "dir/modelport.yaml:4:3: compute.instance_type: the model takes about 558.8 GiB on the instance \
+         (703 GB with room for the container), more than the 512 GB SageMaker attaches to ml.m5.large\n\
+         hint: choose an instance type with enough instance storage; the cheapest is ml.g6.8xlarge (900 GB, $2.53/h)",
+    );
+    // Machines with instance storage take no volume, and the model must fit their disk.
+    let g5 = "  instance_type: ml.g5.xlarge\n";
+    check_volume(g5, 3_000_000_000, 3_000_000_000, "none");
+    check_volume(
+        &format!("{g5}  volume_size_gb: 20\n"),
+        3_000_000_000,
+        3_000_000_000,
+        "dir/modelport.yaml:5:3: compute.volume_size_gb: ml.g5.xlarge keeps the model on its 250 GB of \
+         instance storage (NVMe) and takes no EBS volume\n\
+         hint: remove volume_size_gb, or choose an instance type without instance storage",
+    );
+    check_volume(
+        "  instance_type: ml.g4dn.xlarge\n",
+        200_000_000_000,
+        200_000_000_000,
+        "dir/modelport.yaml:4:3: compute.instance_type: ml.g4dn.xlarge has 125 GB of instance storage; \
+         the model takes about 186.3 GiB on the instance, 237 GB with room for the container\n\
+         hint: choose an instance type with enough instance storage; the cheapest is ml.g6.xlarge (250 GB, $1.01/h)",
+    );
+    // Serverless has no volume to size.
+    check_volume(
+        "  serverless: {memory_mb: 2048}\n",
+        3_000_000_000,
+        3_000_000_000,
+        "none",
+    );
+}

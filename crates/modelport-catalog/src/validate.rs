@@ -8,7 +8,10 @@
 use std::fmt;
 use std::path::Path;
 
-use modelport_core::spec::{DeploymentSpec, Flavour, SpecError, VERTEX_PUBLIC_MAX_BODY_BYTES};
+use modelport_core::spec::{
+    DeploymentSpec, Flavour, SpecError, VERTEX_PUBLIC_MAX_BODY_BYTES, VOLUME_RANGE_GB,
+    derived_volume_gb,
+};
 use serde::Serialize;
 
 use crate::data::{AcceleratorType, BuiltinAccelerator, Catalog, Machine, Platform};
@@ -239,6 +242,112 @@ impl Catalog {
             min: count,
             max: count,
         })
+    }
+
+    /// The ML storage volume, GB, a SageMaker deployment of a model asks for
+    /// (`VolumeSizeInGB`): `compute.volume_size_gb`, else one sized to a large model
+    /// ([`derived_volume_gb`]), else none (the platform's default). `model_bytes` is
+    /// what the model's files weigh and `disk` what they take on the instance
+    /// ([`modelport_core::spec::disk_bytes`]). Machines with instance storage take no
+    /// volume: the model must fit their own disk. Refused, naming the field, when
+    /// the model cannot fit.
+    pub fn volume_gb(
+        &self,
+        spec: &DeploymentSpec,
+        model_bytes: u64,
+        disk: u64,
+    ) -> Result<Option<u32>, Box<SpecError>> {
+        self.volume(spec, model_bytes, disk)
+            .map_err(|p| p.into_error(&spec.file))
+    }
+
+    fn volume(
+        &self,
+        spec: &DeploymentSpec,
+        model_bytes: u64,
+        disk: u64,
+    ) -> Result<Option<u32>, Problem> {
+        let c = &spec.compute;
+        if self.platform != Platform::Sagemaker || c.serverless.is_some() {
+            return Ok(None);
+        }
+        let instance = c.instance_type();
+        let about = crate::fit::gib(disk);
+        let store = self.machine(instance).and_then(|m| m.instance_storage_gb);
+        if let Some(store) = store {
+            if c.volume_size_gb.is_some() {
+                return Err(Problem::new(
+                    "compute.volume_size_gb",
+                    format!(
+                        "{instance} keeps the model on its {store} GB of instance storage \
+                         (NVMe) and takes no EBS volume"
+                    ),
+                )
+                .hint(
+                    "remove volume_size_gb, or choose an instance type without instance storage",
+                ));
+            }
+            let need = derived_volume_gb(model_bytes, disk).unwrap_or(0);
+            if need > u64::from(store) {
+                return Err(Problem::new(
+                    "compute.instance_type",
+                    format!(
+                        "{instance} has {store} GB of instance storage; the model takes about \
+                         {about} on the instance, {need} GB with room for the container"
+                    ),
+                )
+                .hint(self.storage_hint(need)));
+            }
+            return Ok(None);
+        }
+        if let Some(v) = c.volume_size_gb {
+            if u64::from(v) << 30 < disk {
+                let need = derived_volume_gb(u64::MAX, disk).unwrap_or(0);
+                return Err(Problem::new(
+                    "compute.volume_size_gb",
+                    format!("is {v} GB; the model takes about {about} on the instance"),
+                )
+                .hint(format!(
+                    "set it to {need} or more, or leave it out for modelport to size it"
+                )));
+            }
+            return Ok(Some(v));
+        }
+        match derived_volume_gb(model_bytes, disk) {
+            None => Ok(None),
+            Some(need) if need <= u64::from(*VOLUME_RANGE_GB.end()) => Ok(Some(need as u32)),
+            Some(need) => Err(Problem::new(
+                "compute.instance_type",
+                format!(
+                    "the model takes about {about} on the instance ({need} GB with room for the \
+                     container), more than the {} GB SageMaker attaches to {instance}",
+                    VOLUME_RANGE_GB.end()
+                ),
+            )
+            .hint(self.storage_hint(need))),
+        }
+    }
+
+    /// The cheapest machines whose instance storage holds `need` GB.
+    fn storage_hint(&self, need: u64) -> String {
+        let mut fits: Vec<&Machine> = self
+            .machines
+            .iter()
+            .filter(|m| m.instance_storage_gb.is_some_and(|s| u64::from(s) >= need))
+            .collect();
+        fits.sort_by(|a, b| a.price.usd_per_hour.total_cmp(&b.price.usd_per_hour));
+        match fits.first() {
+            Some(m) => format!(
+                "choose an instance type with enough instance storage; the cheapest is {} \
+                 ({} GB, {}/h)",
+                m.name,
+                m.instance_storage_gb.unwrap_or(0),
+                dollars(m.price.usd_per_hour)
+            ),
+            None => "no instance type in the catalog has that much storage: split the model or \
+                     compress it (`model.compress`)"
+                .into(),
+        }
     }
 
     fn vertex(&self, spec: &DeploymentSpec) -> Result<Compute, Problem> {

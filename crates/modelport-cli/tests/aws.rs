@@ -1547,10 +1547,13 @@ fn a_large_model_goes_through_both_layouts_locally_and_on_aws() {
     common::add_weights(&cloud.project.path().join("mlp/model.onnx"), LARGE_WEIGHTS);
     let data = cloud.project.path().join("mlp/model.onnx.data");
     assert!(std::fs::metadata(&data).unwrap().len() >= LARGE_WEIGHTS as u64);
-    // A window set in the spec is what the model gets (and what plan shows); a
-    // package over 512 MB gets derived ones where none is set.
+    // A window and a volume set in the spec are what the model gets (and what plan
+    // shows); a package over 512 MB gets derived ones where none is set.
     edit(&cloud, &spec, |y| {
-        y.replace("compute:\n", "compute:\n  startup_timeout_s: 900\n")
+        y.replace(
+            "compute:\n",
+            "compute:\n  startup_timeout_s: 900\n  volume_size_gb: 3\n",
+        )
     });
 
     for layout in ["archive", "dir"] {
@@ -1582,6 +1585,7 @@ fn a_large_model_goes_through_both_layouts_locally_and_on_aws() {
         let text = plan.stdout();
         assert!(text.contains(", start-up window 900 s"), "{text}");
         assert!(!text.contains("model download window"), "{text}");
+        assert!(text.contains(", volume 3 GB"), "{text}");
         if layout == "dir" {
             assert!(
                 text.contains("/mp/mlp/") && text.contains("/  upload "),
@@ -1622,6 +1626,10 @@ fn a_large_model_goes_through_both_layouts_locally_and_on_aws() {
         let configs = cloud.fake.configs();
         assert_eq!(
             configs[0]["ProductionVariants"][0]["ContainerStartupHealthCheckTimeoutInSeconds"], 900,
+            "{configs:?}"
+        );
+        assert_eq!(
+            configs[0]["ProductionVariants"][0]["VolumeSizeInGB"], 3,
             "{configs:?}"
         );
         if layout == "archive" {

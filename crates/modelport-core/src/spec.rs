@@ -76,6 +76,34 @@ pub fn derived_windows(bytes: u64) -> Option<Windows> {
     })
 }
 
+/// The sizes SageMaker accepts for a hosting instance's ML storage volume, GB
+/// (`ProductionVariant.VolumeSizeInGB`).
+pub const VOLUME_RANGE_GB: std::ops::RangeInclusive<u32> = 1..=512;
+
+/// Space beyond the model's files that a serving instance's volume keeps free: the
+/// container's scratch files and logs.
+pub const VOLUME_HEADROOM_BYTES: u64 = 4 << 30;
+
+/// Bytes a model takes on the disk of the machine that serves it: its files, plus
+/// the archive they came in when there is one (the platform downloads the archive
+/// and unpacks it beside itself).
+pub fn disk_bytes(file_bytes: u64, archive_bytes: Option<u64>) -> u64 {
+    file_bytes + archive_bytes.unwrap_or(0)
+}
+
+/// The storage volume, in GiB, for a model whose files weigh `model_bytes` and take
+/// `disk` bytes on the instance, used where `compute.volume_size_gb` is not set:
+/// `None` up to [`DIR_LAYOUT_ABOVE_BYTES`] (the platform's default volume holds a
+/// model that size), then a quarter more than `disk` plus [`VOLUME_HEADROOM_BYTES`],
+/// rounded up. The caller checks it against [`VOLUME_RANGE_GB`]: a model that needs
+/// more has to run on a machine with instance storage.
+pub fn derived_volume_gb(model_bytes: u64, disk: u64) -> Option<u64> {
+    if model_bytes <= DIR_LAYOUT_ABOVE_BYTES {
+        return None;
+    }
+    Some((disk + disk / 4 + VOLUME_HEADROOM_BYTES).div_ceil(1 << 30))
+}
+
 /// How long a platform may take to fetch a model and to start serving it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Windows {
@@ -632,6 +660,12 @@ pub struct ComputeSpec {
     /// Default: the platform's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_download_timeout_s: Option<u32>,
+    /// The SageMaker instance's ML storage volume in GB (1 to 512), which holds the
+    /// model's files. Default: the platform's for a model up to 512 MB, else sized
+    /// to the model; never set on instance types with instance storage (NVMe), whose
+    /// disk is fixed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_size_gb: Option<u32>,
 }
 
 impl Default for ComputeSpec {
@@ -646,6 +680,7 @@ impl Default for ComputeSpec {
             serverless: None,
             startup_timeout_s: None,
             model_download_timeout_s: None,
+            volume_size_gb: None,
         }
     }
 }
@@ -1319,6 +1354,7 @@ fn check_compute(c: &ComputeSpec) -> Result<(), Problem> {
         let conflicting: Vec<&str> = [
             c.instance_type.as_ref().map(|_| "instance_type"),
             c.instance_count.map(|_| "instance_count"),
+            c.volume_size_gb.map(|_| "volume_size_gb"),
         ]
         .into_iter()
         .flatten()
@@ -1355,6 +1391,22 @@ fn check_compute(c: &ComputeSpec) -> Result<(), Problem> {
                 ),
             ));
         }
+    }
+    if let Some(v) = c.volume_size_gb
+        && !VOLUME_RANGE_GB.contains(&v)
+    {
+        return Err(Problem::new(
+            &["compute", "volume_size_gb"],
+            format!(
+                "is {v} GB; SageMaker attaches volumes of {} to {} GB",
+                VOLUME_RANGE_GB.start(),
+                VOLUME_RANGE_GB.end()
+            ),
+        )
+        .hint(
+            "for a model that needs more, choose an instance type with instance storage \
+             (like ml.g5.xlarge) and leave volume_size_gb out",
+        ));
     }
     Ok(())
 }
@@ -2368,6 +2420,19 @@ verify:
             &format!("{base}  startup_timeout_s: 30\n"),
             "modelport.yaml:4:3: compute.startup_timeout_s: is 30 seconds; SageMaker accepts 60 to 3600",
         );
+        check(
+            &format!("{base}  volume_size_gb: 600\n"),
+            "modelport.yaml:4:3: compute.volume_size_gb: is 600 GB; SageMaker attaches volumes of 1 to 512 GB\n\
+             hint: for a model that needs more, choose an instance type with instance storage \
+             (like ml.g5.xlarge) and leave volume_size_gb out",
+        );
+        check(&format!("{base}  volume_size_gb: 512\n"), "ok");
+        check(
+            &format!("{base}  volume_size_gb: 20\n  serverless: {{}}\n"),
+            "modelport.yaml:5:3: compute.serverless: `serverless` cannot be combined with `volume_size_gb`\n\
+             hint: a SageMaker endpoint runs either on instances you choose (`instance_type`, \
+             `instance_count`) or on serverless capacity (`serverless`); remove one of them",
+        );
     }
 
     #[test]
@@ -2464,6 +2529,12 @@ verify:
         assert_eq!((w.download_s, w.startup_s), (750, 660));
         let w = derived_windows(500_000_000_000).unwrap();
         assert_eq!((w.download_s, w.startup_s), (3600, 3600));
+        // The volume: none for a small model; a quarter more than the disk plus 4 GiB.
+        assert_eq!(derived_volume_gb(DIR_LAYOUT_ABOVE_BYTES, 1 << 40), None);
+        assert_eq!(disk_bytes(3 << 30, None), 3 << 30);
+        assert_eq!(disk_bytes(3 << 30, Some(1 << 30)), 4 << 30);
+        assert_eq!(derived_volume_gb(3_000_000_000, 4 << 30), Some(9));
+        assert_eq!(derived_volume_gb(3_000_000_000, (4 << 30) + 1), Some(10));
 
         let text = MINIMAL.replace(
             "  path: model.onnx\n",

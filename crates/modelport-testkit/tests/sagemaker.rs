@@ -1005,6 +1005,58 @@ async fn variants_take_traffic_by_weight_and_target_variant_reaches_any_of_them(
             .is_some_and(|m| m.contains("does not support multiple production variants")),
         "{err:?}"
     );
+    // A storage volume only for instance types without instance storage.
+    let with_volume = |instance: ProductionVariantInstanceType| {
+        ProductionVariant::builder()
+            .variant_name("a")
+            .model_name("iris-a")
+            .instance_type(instance)
+            .initial_instance_count(1)
+            .volume_size_in_gb(20)
+            .build()
+    };
+    let err = sm
+        .create_endpoint_config()
+        .endpoint_config_name("nvme-volume")
+        .production_variants(with_volume(ProductionVariantInstanceType::MlG5Xlarge))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.message()
+            .is_some_and(|m| m.contains("instance type ml.g5.xlarge uses its instance storage")),
+        "{err:?}"
+    );
+    let err = sm
+        .create_endpoint_config()
+        .endpoint_config_name("serverless-volume")
+        .production_variants(
+            ProductionVariant::builder()
+                .variant_name("a")
+                .model_name("iris-a")
+                .serverless_config(
+                    ProductionVariantServerlessConfig::builder()
+                        .memory_size_in_mb(2048)
+                        .max_concurrency(5)
+                        .build(),
+                )
+                .volume_size_in_gb(20)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.message()
+            .is_some_and(|m| m.contains("not supported for serverless")),
+        "{err:?}"
+    );
+    sm.create_endpoint_config()
+        .endpoint_config_name("ebs-volume")
+        .production_variants(with_volume(ProductionVariantInstanceType::MlM5Large))
+        .send()
+        .await
+        .unwrap();
     let err = sm
         .create_endpoint_config()
         .endpoint_config_name("twice")

@@ -489,6 +489,20 @@ fn create_config(shared: &Shared, state: &mut State, input: Map<String, Value>) 
                 "InitialInstanceCount is required for production variant {variant}."
             )));
         }
+        if v.get("VolumeSizeInGB").is_some() {
+            if serverless {
+                return Err(ApiError::validation(format!(
+                    "VolumeSizeInGB is not supported for serverless production variant {variant}."
+                )));
+            }
+            let instance_type = v.get("InstanceType").and_then(Value::as_str).unwrap_or("");
+            if has_instance_storage(instance_type) {
+                return Err(ApiError::validation(format!(
+                    "VolumeSizeInGB is not supported for production variant {variant}: instance \
+                     type {instance_type} uses its instance storage (NVMe) for the model."
+                )));
+            }
+        }
     }
     let arn = arn(shared, "endpoint-config", &name);
     store_tags(state, &arn, &input);
@@ -502,6 +516,19 @@ fn create_config(shared: &Shared, state: &mut State, input: Map<String, Value>) 
         },
     );
     Ok(json!({"EndpointConfigArn": arn}))
+}
+
+/// Instance families whose EC2 types carry NVMe instance storage: SageMaker keeps the
+/// model there and attaches no EBS volume, so a `VolumeSizeInGB` for them is refused.
+const INSTANCE_STORAGE_FAMILIES: &[&str] = &[
+    "ml.c5d", "ml.m5d", "ml.r5d", "ml.c6id", "ml.m6id", "ml.r6id", "ml.g4dn", "ml.g5", "ml.g6",
+    "ml.g6e", "ml.p3dn", "ml.p4d", "ml.p4de", "ml.p5", "ml.p5e", "ml.trn1", "ml.trn1n",
+];
+
+fn has_instance_storage(instance_type: &str) -> bool {
+    instance_type
+        .rsplit_once('.')
+        .is_some_and(|(family, _)| INSTANCE_STORAGE_FAMILIES.contains(&family))
 }
 
 fn snapshot(shared: &Shared, state: &State, config_name: &str) -> Result<Snapshot> {
