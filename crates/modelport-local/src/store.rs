@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use modelport_core::provider::{ArtifactRef, ProviderError};
 use modelport_core::spec::ArtifactLayout;
 use modelport_core::state::Workspace;
-use modelport_package::{ARCHIVE_NAME, MANIFEST_NAME, Manifest, unpack, verify_dir};
+use modelport_package::{ARCHIVE_NAME, Manifest, unpack, verify_dir};
 
 fn io(path: &Path, e: std::io::Error) -> ProviderError {
     ProviderError::Core(modelport_core::Error::io(path, e))
@@ -56,24 +56,9 @@ pub fn copy_model(
         message: e.to_string(),
         hint: e.hint(),
     };
-    let manifest = modelport_package::read_dir_manifest(from).map_err(refused)?;
     let tmp = scratch(ws, "model")?;
-    let copied = (|| {
-        for rel in manifest
-            .files
-            .iter()
-            .map(|f| f.path.as_str())
-            .chain([MANIFEST_NAME])
-        {
-            let to = tmp.join(rel);
-            if let Some(parent) = to.parent() {
-                fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-            }
-            let src = from.join(rel);
-            fs::copy(&src, &to).map_err(|e| io(&src, e))?;
-        }
-        verify_dir(&tmp).map_err(refused)
-    })();
+    // Each file is hashed while it is copied: one read of a model of gigabytes.
+    let copied = modelport_package::copy_dir_verified(from, &tmp).map_err(refused);
     let manifest = match copied {
         Ok(m) => m,
         Err(e) => {
@@ -90,7 +75,53 @@ pub fn copy_model(
         )));
     }
     settle(ws, &tmp, &dest)?;
+    checked(&dest);
     Ok((dest, manifest))
+}
+
+/// What a directory's files looked like: each one's path, size and modification time.
+type Fingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+
+/// Store directories this process checked against their manifests, as their files
+/// were then. A deploy installs the same model for its comparison and for its server,
+/// and hashing gigabytes a second time minutes later finds nothing: a directory whose
+/// files all look the same is not hashed again; one with any file added, removed,
+/// resized or rewritten is.
+static CHECKED: std::sync::Mutex<Vec<(PathBuf, Fingerprint)>> = std::sync::Mutex::new(Vec::new());
+
+fn fingerprint(dir: &Path) -> Option<Fingerprint> {
+    fn walk(dir: &Path, out: &mut Fingerprint) -> std::io::Result<()> {
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let meta = fs::symlink_metadata(entry.path())?;
+            if meta.is_dir() {
+                walk(&entry.path(), out)?;
+            } else {
+                out.push((entry.path(), meta.len(), meta.modified().ok()));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out).ok()?;
+    out.sort();
+    Some(out)
+}
+
+/// Records that `dir` matched its manifest just now.
+fn checked(dir: &Path) {
+    if let Some(print) = fingerprint(dir) {
+        let mut all = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|(d, _)| d != dir);
+        all.push((dir.to_path_buf(), print));
+    }
+}
+
+/// True when this process checked `dir` and none of its files changed since.
+fn unchanged_since_checked(dir: &Path) -> bool {
+    let all = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    all.iter()
+        .any(|(d, print)| d == dir && fingerprint(dir).as_ref() == Some(print))
 }
 
 /// The model directory `dest` and its manifest when it is there and intact; an
@@ -99,7 +130,13 @@ fn intact(dest: &Path) -> Result<Option<(PathBuf, Manifest)>, ProviderError> {
     if !dest.exists() {
         return Ok(None);
     }
+    if unchanged_since_checked(dest)
+        && let Ok(manifest) = modelport_package::read_dir_manifest(dest)
+    {
+        return Ok(Some((dest.to_path_buf(), manifest)));
+    }
     if let Ok(manifest) = verify_dir(dest) {
+        checked(dest);
         return Ok(Some((dest.to_path_buf(), manifest)));
     }
     tracing::warn!(
@@ -154,5 +191,73 @@ pub fn unpack_model(
         hint: e.hint(),
     })?;
     settle(ws, &tmp, &dest)?;
+    checked(&dest);
     Ok((dest, manifest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The iris example packaged as a directory in `dir`.
+    fn package_dir(dir: &Path) -> (PathBuf, String) {
+        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/iris/model.onnx");
+        let opts = modelport_package::PackageOptions {
+            layout: ArtifactLayout::Dir,
+            ..Default::default()
+        };
+        let a = modelport_package::package(&model, &dir.join("pkg"), &opts).unwrap();
+        (a.path, a.manifest.digest())
+    }
+
+    #[test]
+    fn a_copied_model_is_checked_once_and_again_when_a_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path().join("ws"));
+        let (from, digest) = package_dir(dir.path());
+        let (dest, manifest) = copy_model(&ws, &from, &digest).unwrap();
+        assert_eq!(manifest.digest(), digest);
+        let file = dest.join(&manifest.model.file);
+        let original = fs::read(&file).unwrap();
+        assert_eq!(original, fs::read(from.join(&manifest.model.file)).unwrap());
+        // Installed again, unchanged: the same directory.
+        assert_eq!(copy_model(&ws, &from, &digest).unwrap().0, dest);
+        // A file rewritten in the store is noticed and the copy made again.
+        let mut bytes = original.clone();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&file, &bytes).unwrap();
+        assert!(!unchanged_since_checked(&dest));
+        let (again, _) = copy_model(&ws, &from, &digest).unwrap();
+        assert_eq!(again, dest);
+        assert_eq!(fs::read(&file).unwrap(), original);
+        // A file added to the store's copy too.
+        fs::write(dest.join("extra.bin"), b"x").unwrap();
+        assert!(!unchanged_since_checked(&dest));
+        copy_model(&ws, &from, &digest).unwrap();
+        assert!(!dest.join("extra.bin").exists());
+    }
+
+    #[test]
+    fn a_package_that_changed_since_it_was_packaged_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path().join("ws"));
+        let (from, digest) = package_dir(dir.path());
+        let manifest = modelport_package::read_dir_manifest(&from).unwrap();
+        let file = from.join(&manifest.model.file);
+        let mut bytes = fs::read(&file).unwrap();
+        bytes[0] ^= 0xff;
+        fs::write(&file, &bytes).unwrap();
+        let err = copy_model(&ws, &from, &digest).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "`{}` does not match the manifest",
+                manifest.model.file
+            )),
+            "{err}"
+        );
+        // Nothing half-copied is left in the store.
+        assert!(!ws.models_dir().join(&digest).exists());
+        assert_eq!(fs::read_dir(ws.tmp_dir()).unwrap().count(), 0);
+    }
 }

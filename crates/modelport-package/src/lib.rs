@@ -72,6 +72,6 @@ pub use pack::{
     package, package_with_progress,
 };
 pub use unpack::{
-    DEFAULT_MAX_UNPACKED_BYTES, read_dir_manifest, read_manifest, unpack, unpack_with_limit,
-    verify_dir,
+    DEFAULT_MAX_UNPACKED_BYTES, ListedDir, copy_dir_verified, list_dir, read_dir_manifest,
+    read_manifest, unpack, unpack_with_limit, verify_dir,
 };

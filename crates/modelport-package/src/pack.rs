@@ -267,7 +267,7 @@ fn write_dir(
 
 /// Copies `from` to the new file `to` in chunks, hashing what it writes; returns
 /// the size and sha256 of the copy. Refuses a source that changed size meanwhile.
-fn copy_hashed(
+pub(crate) fn copy_hashed(
     from: &Path,
     to: &Path,
     copied: &mut dyn FnMut(u64),

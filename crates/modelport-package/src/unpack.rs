@@ -147,7 +147,7 @@ pub fn unpack_with_limit(
     check_files(
         &manifest,
         extracted.keys().map(String::as_str),
-        |rel| Ok(extracted[rel].clone()),
+        |rel| Ok(Some(extracted[rel].clone())),
         &location,
     )?;
 
@@ -315,10 +315,12 @@ fn is_regular_file<R: Read>(entry: &tar::Entry<'_, R>, shown: &str) -> Result<bo
 
 /// Checks that the files present are exactly those of the manifest, then that each
 /// has its recorded size and sha256 (`digest_of` gives them for a present path).
+/// Checks that `present` are the manifest's files, then each one's size and sha256
+/// as `digest_of` gives them (`None`: not hashed yet, only the list is checked).
 fn check_files<'a>(
     manifest: &Manifest,
     present: impl IntoIterator<Item = &'a str>,
-    mut digest_of: impl FnMut(&str) -> Result<(u64, String), PackageError>,
+    mut digest_of: impl FnMut(&str) -> Result<Option<(u64, String)>, PackageError>,
     location: &str,
 ) -> Result<(), PackageError> {
     let present: BTreeSet<&str> = present.into_iter().collect();
@@ -337,23 +339,35 @@ fn check_files<'a>(
         });
     }
     for f in &manifest.files {
-        let (size, sha256) = digest_of(&f.path)?;
-        if sha256 != f.sha256 {
-            return Err(PackageError::Tampered {
-                file: f.path.clone(),
-                expected: f.sha256.clone(),
-                actual: sha256,
-            });
+        if let Some((size, sha256)) = digest_of(&f.path)? {
+            check_entry(f, size, sha256, location)?;
         }
-        if size != f.size {
-            return Err(PackageError::invalid_manifest(
-                location,
-                format!(
-                    "`{}` has {size} bytes but the manifest says {}",
-                    f.path, f.size
-                ),
-            ));
-        }
+    }
+    Ok(())
+}
+
+/// A file's measured size and sha256 against its manifest entry.
+fn check_entry(
+    f: &crate::manifest::FileEntry,
+    size: u64,
+    sha256: String,
+    location: &str,
+) -> Result<(), PackageError> {
+    if sha256 != f.sha256 {
+        return Err(PackageError::Tampered {
+            file: f.path.clone(),
+            expected: f.sha256.clone(),
+            actual: sha256,
+        });
+    }
+    if size != f.size {
+        return Err(PackageError::invalid_manifest(
+            location,
+            format!(
+                "`{}` has {size} bytes but the manifest says {}",
+                f.path, f.size
+            ),
+        ));
     }
     Ok(())
 }
@@ -363,6 +377,25 @@ fn check_files<'a>(
 /// serving process at start-up, to refuse a model directory that was altered; the
 /// error names the first file that differs.
 pub fn verify_dir(dir: &Path) -> Result<Manifest, PackageError> {
+    let listed = list_dir(dir)?;
+    listed.hash()?;
+    Ok(listed.manifest)
+}
+
+/// A model directory whose files are the ones its `modelport.json` lists, none
+/// missing and none extra, with their contents not yet hashed: [`ListedDir::hash`]
+/// finishes what [`verify_dir`] does. A server hashes on one thread while its engine
+/// loads the same files on another, and serves only when both succeeded.
+#[derive(Debug)]
+pub struct ListedDir {
+    pub manifest: Manifest,
+    found: BTreeMap<String, PathBuf>,
+    location: String,
+}
+
+/// Reads `dir`'s manifest and checks the directory's file list against it; the
+/// error names the first file missing or not listed.
+pub fn list_dir(dir: &Path) -> Result<ListedDir, PackageError> {
     let manifest = read_dir_manifest(dir)?;
     let location = dir.join(MANIFEST_NAME).display().to_string();
     let found: BTreeMap<String, PathBuf> = walk(dir)?
@@ -373,10 +406,47 @@ pub fn verify_dir(dir: &Path) -> Result<Manifest, PackageError> {
     check_files(
         &manifest,
         found.keys().map(String::as_str),
-        |rel| hash_file(&found[rel]),
+        |_| Ok(None),
         &location,
     )?;
-    Ok(manifest)
+    Ok(ListedDir {
+        manifest,
+        found,
+        location,
+    })
+}
+
+/// Copies the package directory `from` (its manifest's files, then the manifest)
+/// into `to`, which must not hold them yet, hashing each file while it is copied: one
+/// read of every byte. The error names the first file that differs from the
+/// manifest; the caller removes `to` then.
+pub fn copy_dir_verified(from: &Path, to: &Path) -> Result<Manifest, PackageError> {
+    let listed = list_dir(from)?;
+    for f in &listed.manifest.files {
+        let dest = to.join(&f.path);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| PackageError::io(parent, e))?;
+        }
+        let (size, sha256) = crate::pack::copy_hashed(&listed.found[&f.path], &dest, &mut |_| {})?;
+        check_entry(f, size, sha256, &listed.location)?;
+    }
+    let manifest = to.join(MANIFEST_NAME);
+    fs::create_dir_all(to).map_err(|e| PackageError::io(to, e))?;
+    fs::copy(from.join(MANIFEST_NAME), &manifest).map_err(|e| PackageError::io(&manifest, e))?;
+    Ok(listed.manifest)
+}
+
+impl ListedDir {
+    /// Hashes every file and checks its sha256 and size; the error names the first
+    /// file that differs.
+    pub fn hash(&self) -> Result<(), PackageError> {
+        check_files(
+            &self.manifest,
+            self.found.keys().map(String::as_str),
+            |rel| hash_file(&self.found[rel]).map(Some),
+            &self.location,
+        )
+    }
 }
 
 /// Reads an unpacked directory's `modelport.json` without hashing the files: for a

@@ -250,29 +250,25 @@ fn session_factory(
     })
 }
 
-/// Verifies and loads the model into every worker and runs one warm-up inference on
-/// each. Blocking: call it off the executor.
-fn load(config: &ServeConfig) -> Result<Loaded, ServeError> {
-    let started = Instant::now();
-    let source = model::resolve(&config.model)?;
-    if !source.verified {
-        tracing::warn!(
-            "{} has no modelport.json: serving it without a manifest check",
-            source.model_file.display()
-        );
-    }
-    tracing::debug!(
-        "model files checked in {} ms",
-        started.elapsed().as_millis()
-    );
+type Sessions = (
+    std::sync::Arc<dyn modelport_runtime::Engine>,
+    modelport_runtime::ModelInfo,
+    Vec<std::sync::Arc<dyn modelport_runtime::LoadedModel>>,
+);
+
+/// Reads the model and loads one session per worker, in parallel.
+fn load_sessions(
+    config: &ServeConfig,
+    source: &model::ModelSource,
+    workers: usize,
+    started: Instant,
+) -> Result<Sessions, ServeError> {
     let info = modelport_runtime::ModelInfo::from_path(&source.model_file)?;
     tracing::debug!("model read in {} ms", started.elapsed().as_millis());
     let opts = RuntimeOptions {
         intra_threads: config.intra_threads,
     };
     let engine = modelport_runtime::open_engine(config.engine, &opts)?;
-    let workers = config.workers.max(1);
-    // Sessions load in parallel: start-up time matters to every autoscaler.
     let models = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| s.spawn(|| engine.load(&info)))
@@ -286,6 +282,36 @@ fn load(config: &ServeConfig) -> Result<Loaded, ServeError> {
             })
             .collect::<Result<Vec<_>, ServeError>>()
     })?;
+    Ok((engine, info, models))
+}
+
+/// Verifies and loads the model into every worker and runs one warm-up inference on
+/// each. Blocking: call it off the executor.
+fn load(config: &ServeConfig) -> Result<Loaded, ServeError> {
+    let started = Instant::now();
+    let source = model::resolve(&config.model)?;
+    if !source.verified {
+        tracing::warn!(
+            "{} has no modelport.json: serving it without a manifest check",
+            source.model_file.display()
+        );
+    }
+    let workers = config.workers.max(1);
+    // The files are hashed while the engine loads them: start-up time matters to
+    // every autoscaler, and reading gigabytes twice in a row doubles it. Nothing is
+    // served unless both succeed; a file that differs is the error shown, since it
+    // is also the likely reason a load failed.
+    let (checked, loaded) = std::thread::scope(|s| {
+        let check = s.spawn(|| {
+            let result = source.check_contents();
+            tracing::debug!("model files hashed in {} ms", started.elapsed().as_millis());
+            result
+        });
+        let loaded = load_sessions(config, &source, workers, started);
+        (check.join(), loaded)
+    });
+    checked.map_err(|_| ServeError::WarmUp("checking the model's files panicked".into()))??;
+    let (engine, info, models) = loaded?;
     tracing::debug!("sessions loaded in {} ms", started.elapsed().as_millis());
     let signature = models[0].signature().clone();
     let engine_info = models[0].engine().clone();

@@ -2,12 +2,14 @@
 //!
 //! A server reads one of three things: a directory unpacked from a modelport
 //! artifact (what SageMaker puts in `/opt/ml/model`), a `model.tar.gz`, or a bare
-//! `.onnx` file. A directory with a `modelport.json` is checked file by file against
-//! it before anything is loaded, so a tampered or half-copied model never serves.
+//! `.onnx` file. A directory with a `modelport.json` is checked against it: its file
+//! list before anything is loaded, every file's sha256 while the engine loads (see
+//! [`ModelSource::check_contents`]), and the server answers only when both passed, so
+//! a tampered or half-copied model never serves.
 
 use std::path::{Path, PathBuf};
 
-use modelport_package::{MANIFEST_NAME, sha256_file, unpack, verify_dir};
+use modelport_package::{ListedDir, MANIFEST_NAME, list_dir, sha256_file, unpack};
 
 use crate::error::ServeError;
 
@@ -20,8 +22,23 @@ pub struct ModelSource {
     pub digest: String,
     /// False for a bare model without a manifest.
     pub verified: bool,
+    /// A directory whose file list matched its manifest and whose contents are still
+    /// to be hashed.
+    listed: Option<ListedDir>,
     /// Keeps an archive's unpacked copy alive as long as the server runs.
     _unpacked: Option<tempfile::TempDir>,
+}
+
+impl ModelSource {
+    /// Hashes the files of a directory listed by its manifest and checks each one;
+    /// nothing to do for an archive (checked while unpacking) or a bare model. The
+    /// error names the first file that differs. Runs beside the engine's load.
+    pub fn check_contents(&self) -> Result<(), ServeError> {
+        match &self.listed {
+            Some(listed) => Ok(listed.hash()?),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Resolves and checks `path`; the errors name the file that is missing or differs.
@@ -50,6 +67,7 @@ pub fn resolve(path: &Path) -> Result<ModelSource, ServeError> {
         model_file: path.to_path_buf(),
         digest: format!("sha256:{}", sha256_file(path)?),
         verified: false,
+        listed: None,
         _unpacked: None,
     })
 }
@@ -57,11 +75,13 @@ pub fn resolve(path: &Path) -> Result<ModelSource, ServeError> {
 fn from_dir(dir: &Path, unpacked: Option<tempfile::TempDir>) -> Result<ModelSource, ServeError> {
     let manifest_path = dir.join(MANIFEST_NAME);
     if manifest_path.exists() {
-        let manifest = verify_dir(dir)?;
+        // An unpacked archive was checked file by file while it was extracted.
+        let listed = list_dir(dir)?;
         return Ok(ModelSource {
-            model_file: dir.join(&manifest.model.file),
+            model_file: dir.join(&listed.manifest.model.file),
             digest: format!("sha256:{}", sha256_file(&manifest_path)?),
             verified: true,
+            listed: unpacked.is_none().then_some(listed),
             _unpacked: unpacked,
         });
     }
@@ -82,6 +102,7 @@ fn from_dir(dir: &Path, unpacked: Option<tempfile::TempDir>) -> Result<ModelSour
             digest: format!("sha256:{}", sha256_file(one)?),
             model_file: one.clone(),
             verified: false,
+            listed: None,
             _unpacked: unpacked,
         }),
         [] => Err(ServeError::Config {
