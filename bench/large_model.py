@@ -10,6 +10,7 @@ same run.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,12 +62,12 @@ def external_model(scratch, quick):
     return folder
 
 
-def measured(cmd, env=None):
+def measured(cmd, env=None, cwd=ROOT):
     """Seconds and peak RSS (MB) of a whole process, as GNU time reports it. (A child's
     rusage from Python counts the Python image it was forked from.)"""
     with tempfile.NamedTemporaryFile("r") as rss:
         started = time.perf_counter()
-        out = subprocess.run([GNU_TIME, "-f", "%M", "-o", rss.name, *cmd], cwd=ROOT, check=True,
+        out = subprocess.run([GNU_TIME, "-f", "%M", "-o", rss.name, *cmd], cwd=cwd, check=True,
                              capture_output=True, text=True, env={**os.environ, **(env or {})}).stdout
         seconds = time.perf_counter() - started
         return seconds, int(rss.read().split()[-1]) / 1024, out
@@ -109,11 +110,17 @@ print(json.dumps({"seconds": seconds, "rss_mb": rss}))
 """
 
 
-def large(modelport, upload_bin, scratch, quick, repeats):
-    folder = external_model(scratch, quick)
+def model_size(folder):
+    """The generated model's bytes, and `3.0 GB model with external data`."""
     size = sum(os.path.getsize(os.path.join(folder, f)) for f in ("model.onnx", "model.onnx.data"))
     gb = size / 1e9
     size_text = f"{gb:.1f} GB" if gb >= 1 else f"{size / 1e6:.0f} MB"
+    return size, f"{size_text} model with external data"
+
+
+def large(modelport, upload_bin, scratch, quick, repeats):
+    folder = external_model(scratch, quick)
+    size, what = model_size(folder)
     env = artifacts.moto_env(scratch)
     out = os.path.join(scratch, "large-out")
     rounds = 1 if quick else repeats
@@ -153,7 +160,6 @@ def large(modelport, upload_bin, scratch, quick, repeats):
     mp, alt = median(times["modelport"]), median(times["alternative"])
     serve_s, serve_rss = median([r[0] for r in ready]), median([r[1] for r in ready])
     ort_s, ort_rss = median([s["seconds"] for s in sessions]), median([s["rss_mb"] for s in sessions])
-    what = f"{size_text} model with external data"
     rows = [{
         "what": f"package + upload a {what} (s)",
         "modelport": "modelport package --layout dir + S3 upload of the directory",
@@ -164,7 +170,7 @@ def large(modelport, upload_bin, scratch, quick, repeats):
                    "aws s3 cp OUT.tar.gz s3://bench/KEY --endpoint-url URL",
     }, {
         "what": f"serve a {what}: time to first 200 on /ping (s)",
-        "modelport": "modelport serve (onnxruntime, 1 worker, sha256 of every file first)",
+        "modelport": "modelport serve (onnxruntime, 1 worker, sha256 of every file while the engine loads)",
         "alternative": "onnxruntime InferenceSession creation (Python, BASIC, 1 thread)",
         "modelport_value": serve_s, "alternative_value": ort_s,
         "ratio": round(serve_s / ort_s, 2), "goal": "<= 1.2x", "higher_is_better": False, "rounds": rounds,
@@ -189,6 +195,133 @@ def large(modelport, upload_bin, scratch, quick, repeats):
         "command": "VmHWM of each process once ready",
     })
     return rows
+
+
+FLOW_SPEC = """name: large
+model:
+  path: {model}
+  layout: {layout}
+provider:
+  aws:
+    region: us-east-1
+    bucket: modelport-dev
+    prefix: large
+    role_arn: arn:aws:iam::123456789012:role/SageMakerExecution
+    image_uri: 123456789012.dkr.ecr.us-east-1.amazonaws.com/modelport:0.1.0
+    deploy_timeout_s: 3600
+compute:
+  instance_type: ml.m5.4xlarge
+serving:
+  env:
+    # One session of 3 GB per server; the deploy's reference session is another.
+    MODELPORT_WORKERS: "1"
+verify:
+  count: 8
+"""
+
+
+class FakeCloud:
+    """`fakecloud` (moto and the strict SageMaker fake, endpoints served by `server`),
+    stopped by its PID; `env` is what it prints to export."""
+
+    def __init__(self, fakecloud, server, scratch):
+        self.log = open(os.path.join(scratch, "fakecloud.log"), "w")
+        self.proc = subprocess.Popen([fakecloud, "--server", server], cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
+        self.env, self.moto = {}, None
+        for line in self.proc.stdout:
+            if line.startswith("export "):
+                key, value = line[len("export "):].strip().split("=", 1)
+                self.env[key] = value
+            elif line.startswith("# moto itself: "):
+                self.moto = line.split(": ", 1)[1].split(";")[0].strip()
+                break
+        if "MODELPORT_AWS_ENDPOINT_URL" not in self.env or not self.moto:
+            self.stop()
+            raise RuntimeError("fakecloud did not print its environment (see fakecloud.log)")
+
+    def keys(self, prefix):
+        listed = subprocess.run(["curl", "-sf", f"{self.moto}/modelport-dev?list-type=2&prefix={prefix}"],
+                                check=True, capture_output=True, text=True).stdout
+        return re.findall(r"<Key>([^<]*)</Key>", listed)
+
+    def endpoints(self, env):
+        out = subprocess.run([os.path.join(artifacts.VENV_BIN, "aws"), "sagemaker", "list-endpoints",
+                              "--endpoint-url", self.env["MODELPORT_AWS_ENDPOINT_URL"], "--output", "json"],
+                             check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout
+        return [e["EndpointName"] for e in json.loads(out)["Endpoints"]]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def flows(modelport, fakecloud, scratch, quick):
+    """The generated model through `deploy` (which compares the endpoint with the
+    packaged model), `compare` and `destroy --purge` on the local provider and on AWS
+    (fakecloud: moto and the SageMaker fake, whose endpoint runs the same `modelport
+    serve`), in both layouts; the deploy's time and peak RSS, and what was left."""
+    folder = external_model(scratch, quick)
+    _, what = model_size(folder)
+    project = os.path.join(scratch, "large-flows")
+    shutil.rmtree(project, ignore_errors=True)
+    os.makedirs(project)
+    spec = os.path.join(project, "modelport.yaml")
+    cloud = FakeCloud(fakecloud, modelport, scratch)
+    env = {**artifacts.moto_env(scratch), **cloud.env}
+    rows = []
+    try:
+        for provider in ("local", "aws"):
+            for layout in ("archive", "dir"):
+                with open(spec, "w") as f:
+                    f.write(FLOW_SPEC.format(model=os.path.join(folder, "model.onnx"), layout=layout))
+                seconds, rss, out = measured([modelport, "deploy", "--provider", provider, "-f", spec,
+                                              "--yes", "--output", "json"], env, cwd=project)
+                passed = json.loads(out)["passed"]
+                subprocess.run([modelport, "compare", "large", "--count", "8"], cwd=project, check=True,
+                               capture_output=True, env={**os.environ, **env})
+                subprocess.run([modelport, "destroy", "large", "--purge"], cwd=project, check=True,
+                               capture_output=True, env={**os.environ, **env})
+                # The lock file stays: another process may hold it.
+                state = os.path.join(project, ".modelport", "state")
+                left = [f for f in (os.listdir(state) if os.path.isdir(state) else []) if f.endswith(".json")]
+                if provider == "aws":
+                    left += cloud.keys("large/") + cloud.endpoints(env)
+                rows.append({"provider": provider, "layout": layout, "what": what, "deploy_s": seconds,
+                             "deploy_rss_mb": rss, "passed": passed, "left": left,
+                             "command": f"modelport deploy --provider {provider} -f modelport.yaml --yes "
+                                        f"(model.layout: {layout}); modelport compare large; "
+                                        "modelport destroy large --purge"})
+    finally:
+        cloud.stop()
+        shutil.rmtree(project, ignore_errors=True)
+    return rows
+
+
+def flow_lines(rows):
+    if not rows:
+        return []
+    out = ["", f"Whole flows of the same {rows[0]['what']}: `deploy` (which compares the endpoint with the "
+           "packaged model before it takes traffic), `compare` and `destroy --purge`, on the local provider "
+           "and on AWS against `fakecloud` (moto and the SageMaker fake; the endpoint runs the same "
+           "`modelport serve`). Peak RSS is the `deploy` process's (it holds the local reference session; "
+           "the server is another process). \"left\" counts state records, S3 objects and endpoints after "
+           "`destroy`.",
+           "",
+           "| provider | layout | deploy (s) | deploy peak RSS (MB) | comparison passed | left after destroy |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['provider']} | {r['layout']} | {r['deploy_s']:.1f} | {r['deploy_rss_mb']:.0f} "
+                   f"| {'yes' if r['passed'] else 'no'} | {len(r['left'])} |")
+    out += ["", "Commands:", ""]
+    for r in rows:
+        out.append(f"- {r['provider']}, {r['layout']}: `{r['command']}`")
+    return out
 
 
 def met(row):

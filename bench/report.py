@@ -142,6 +142,7 @@ def artifact_lines(rows, date):
 def main():
     latency_bin, quick, modelport = sys.argv[1], sys.argv[2] == "1", os.path.abspath(sys.argv[3])
     upload_bin, scratch = os.path.abspath(sys.argv[4]), os.path.abspath(sys.argv[5])
+    fakecloud = os.path.abspath(sys.argv[6])
     # A quick run writes next to its scratch files, never over the committed results.
     out_dir = scratch if quick else ROOT
     results_path = os.path.join(scratch if quick else os.path.join(ROOT, "bench"), "results.json")
@@ -179,15 +180,17 @@ def main():
         compress_rows = compress.compress(modelport, scratch, quick, REPEATS)
     if only in ("serving", "image", "compress"):
         large_rows = previous.get("large_rows", [])
+        large_flows = previous.get("large_flows", [])
         large_date = previous.get("large_date", previous["date"]) if large_rows else None
     else:
         large_rows = large_model.large(modelport, upload_bin, scratch, quick, LARGE_REPEATS)
+        large_flows = large_model.flows(modelport, fakecloud, scratch, quick)
     results = {"date": now, "latency_date": latency_date or now, "artifacts_date": artifacts_date or now,
                "serving_date": serving_date or now, "image_date": image_date or now,
                "compress_date": compress_date or now, "large_date": large_date or now,
                "quick": quick, "machine": machine(), "threads": THREADS, "rows": rows,
                "serving_rows": serving_rows, "artifact_rows": artifact_rows, "image_rows": image_rows,
-               "compress_rows": compress_rows, "large_rows": large_rows}
+               "compress_rows": compress_rows, "large_rows": large_rows, "large_flows": large_flows}
     with open(results_path, "w") as f:
         json.dump(results, f, indent=1)
         f.write("\n")
@@ -250,6 +253,7 @@ def main():
     # Last, so that the notes above stay under the sections they belong to.
     lines += compress.lines(compress_rows, compress_date)
     lines += large_model.lines(large_rows, large_date)
+    lines += large_model.flow_lines(large_flows)
     lines.append("")
     with open(os.path.join(out_dir, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines))
