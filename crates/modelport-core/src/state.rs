@@ -294,6 +294,31 @@ impl Workspace {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(path, e)),
         };
+        // The format first: a file another version wrote may not have this
+        // version's shape, and the fix for it is another modelport, not an edit.
+        #[derive(Deserialize)]
+        struct Format {
+            format: Option<String>,
+        }
+        if let Ok(Format {
+            format: Some(format),
+        }) = serde_json::from_str::<Format>(&text)
+            && format != STATE_FORMAT
+        {
+            let hint = if format.starts_with("modelport-state/") {
+                "it was written by another version of modelport: use that version (or a newer one) \
+                 for this deployment; the file is left as it is"
+            } else {
+                "this is not a modelport state file; move it away if it does not belong here"
+            };
+            return Err(Error::decode(
+                "a state file",
+                format!(
+                    "{}: format {format:?}, this modelport reads {STATE_FORMAT:?}; {hint}",
+                    path.display(),
+                ),
+            ));
+        }
         let state: DeploymentState = serde_json::from_str(&text).map_err(|e| {
             Error::decode(
                 "a state file",
@@ -303,16 +328,6 @@ impl Workspace {
                 ),
             )
         })?;
-        if state.format != STATE_FORMAT {
-            return Err(Error::decode(
-                "a state file",
-                format!(
-                    "{}: format {:?}, this modelport reads {STATE_FORMAT:?}",
-                    path.display(),
-                    state.format
-                ),
-            ));
-        }
         Ok(Some(state))
     }
 
@@ -446,5 +461,29 @@ mod tests {
         .unwrap();
         let err = ws.load_state("other").unwrap_err().to_string();
         assert!(err.contains("modelport-state/v9"), "{err}");
+        // A newer version's file of another shape: the format is what is reported,
+        // and the file is left alone.
+        let newer = r#"{"format": "modelport-state/v2", "revisions": {"a": 1}}"#;
+        fs::write(ws.state_dir().join("newer.json"), newer).unwrap();
+        let err = ws.load_state("newer").unwrap_err().to_string();
+        assert!(
+            err.contains("newer.json: format \"modelport-state/v2\"")
+                && err.contains("written by another version of modelport"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read_to_string(ws.state_dir().join("newer.json")).unwrap(),
+            newer
+        );
+        // A truncated file names the file.
+        let mut s = DeploymentState::new("cut", "local", Path::new("m.yaml"));
+        s.format = STATE_FORMAT.into();
+        let whole = serde_json::to_string(&s).unwrap();
+        fs::write(ws.state_dir().join("cut.json"), &whole[..whole.len() / 2]).unwrap();
+        let err = ws.load_state("cut").unwrap_err().to_string();
+        assert!(
+            err.contains("cut.json") && err.contains("delete the file"),
+            "{err}"
+        );
     }
 }

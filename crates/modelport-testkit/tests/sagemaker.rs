@@ -990,13 +990,12 @@ async fn variants_take_traffic_by_weight_and_target_variant_reaches_any_of_them(
                     .max_concurrency(5)
                     .build(),
             )
-            .build()
     };
     let err = sm
         .create_endpoint_config()
         .endpoint_config_name("both-serverless")
-        .production_variants(serverless("a", "iris-a"))
-        .production_variants(serverless("b", "iris-b"))
+        .production_variants(serverless("a", "iris-a").build())
+        .production_variants(serverless("b", "iris-b").build())
         .send()
         .await
         .unwrap_err();
@@ -1030,19 +1029,7 @@ async fn variants_take_traffic_by_weight_and_target_variant_reaches_any_of_them(
     let err = sm
         .create_endpoint_config()
         .endpoint_config_name("serverless-volume")
-        .production_variants(
-            ProductionVariant::builder()
-                .variant_name("a")
-                .model_name("iris-a")
-                .serverless_config(
-                    ProductionVariantServerlessConfig::builder()
-                        .memory_size_in_mb(2048)
-                        .max_concurrency(5)
-                        .build(),
-                )
-                .volume_size_in_gb(20)
-                .build(),
-        )
+        .production_variants(serverless("a", "iris-a").volume_size_in_gb(20).build())
         .send()
         .await
         .unwrap_err();
