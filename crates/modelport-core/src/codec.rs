@@ -499,10 +499,12 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// `v` as JSON, cut to about 40 bytes for an error message (on a character
+/// boundary: the value is the client's and may hold any text).
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 40 {
-        format!("{}...", &s[..37])
+        format!("{}...", &s[..s.floor_char_boundary(37)])
     } else {
         s
     }
@@ -696,6 +698,23 @@ mod tests {
         assert_eq!(
             err(json!({"instances": [{"a": 1, "b": 2, "c": 3}]}), &two),
             "invalid input: input `c` is not an input of this model (it expects `a`, `b`)"
+        );
+    }
+
+    /// Found by the `request_instances` fuzz target: an element quoted in an error
+    /// was cut at byte 37, which may fall inside a character (a panic, so a
+    /// client's bad request killed the connection instead of getting its 400).
+    #[test]
+    fn long_values_in_errors_are_cut_between_characters() {
+        let x = [spec("x", DType::F32, &[2])];
+        // `"` and 35 ASCII bytes put the two bytes of `é` at 36..38.
+        let text = format!("{}é and more", "a".repeat(35));
+        assert_eq!(
+            err(json!({"instances": [[1.0, text]]}), &x),
+            format!(
+                "invalid input: input `x`: element 1 is a string (\"{}...), which is not a valid f32",
+                "a".repeat(35)
+            )
         );
     }
 

@@ -238,6 +238,47 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Parses the text of a state file; `path` names it in errors.
+///
+/// The file is outside input (another version of modelport, an edit, a disk that
+/// filled up may have written it), so every error names the file and says what to do.
+pub fn parse_state(text: &str, path: &Path) -> Result<DeploymentState> {
+    // The format first: a file another version wrote may not have this
+    // version's shape, and the fix for it is another modelport, not an edit.
+    #[derive(Deserialize)]
+    struct Format {
+        format: Option<String>,
+    }
+    if let Ok(Format {
+        format: Some(format),
+    }) = serde_json::from_str::<Format>(text)
+        && format != STATE_FORMAT
+    {
+        let hint = if format.starts_with("modelport-state/") {
+            "it was written by another version of modelport: use that version (or a newer one) \
+             for this deployment; the file is left as it is"
+        } else {
+            "this is not a modelport state file; move it away if it does not belong here"
+        };
+        return Err(Error::decode(
+            "a state file",
+            format!(
+                "{}: format {format:?}, this modelport reads {STATE_FORMAT:?}; {hint}",
+                path.display(),
+            ),
+        ));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        Error::decode(
+            "a state file",
+            format!(
+                "{}: {e} (delete the file to forget the deployment; its resources then need cleaning up by hand)",
+                path.display()
+            ),
+        )
+    })
+}
+
 /// The `.modelport` directory: state files, the artifact store and per-deployment
 /// working directories.
 #[derive(Debug, Clone)]
@@ -294,41 +335,7 @@ impl Workspace {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(path, e)),
         };
-        // The format first: a file another version wrote may not have this
-        // version's shape, and the fix for it is another modelport, not an edit.
-        #[derive(Deserialize)]
-        struct Format {
-            format: Option<String>,
-        }
-        if let Ok(Format {
-            format: Some(format),
-        }) = serde_json::from_str::<Format>(&text)
-            && format != STATE_FORMAT
-        {
-            let hint = if format.starts_with("modelport-state/") {
-                "it was written by another version of modelport: use that version (or a newer one) \
-                 for this deployment; the file is left as it is"
-            } else {
-                "this is not a modelport state file; move it away if it does not belong here"
-            };
-            return Err(Error::decode(
-                "a state file",
-                format!(
-                    "{}: format {format:?}, this modelport reads {STATE_FORMAT:?}; {hint}",
-                    path.display(),
-                ),
-            ));
-        }
-        let state: DeploymentState = serde_json::from_str(&text).map_err(|e| {
-            Error::decode(
-                "a state file",
-                format!(
-                    "{}: {e} (delete the file to forget the deployment; its resources then need cleaning up by hand)",
-                    path.display()
-                ),
-            )
-        })?;
-        Ok(Some(state))
+        parse_state(&text, &path).map(Some)
     }
 
     /// Writes `state` atomically: a temporary file in the same directory, flushed to
@@ -352,14 +359,19 @@ impl Workspace {
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
             Error::io(&path, e)
-        })
+        })?;
+        crate::failpoint::step("state.save");
+        Ok(())
     }
 
     /// Forgets deployment `name`; no error when it was already gone.
     pub fn remove_state(&self, name: &str) -> Result<()> {
         let path = self.state_path(name);
         match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                crate::failpoint::step("state.remove");
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(path, e)),
         }

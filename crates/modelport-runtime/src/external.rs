@@ -114,13 +114,19 @@ pub fn resolve(dir: &Path, t: &pb::TensorProto) -> Result<ExternalRef, ExternalD
     };
     let size = meta.len();
     let offset = number("offset")?.unwrap_or(0);
-    let needed = data_bytes(t);
+    // The dims are the file's word: a size past u64 can be in no file.
+    let needed = data_bytes(t).map_err(|()| {
+        bad(format!(
+            "dims {:?} of type {} take more bytes than can be counted",
+            t.dims, t.data_type
+        ))
+    })?;
     let length = match (number("length")?, needed) {
         (Some(length), Some(needed)) if length != needed => {
             return Err(bad(format!(
                 "`length` is {length} bytes but the tensor ({} elements of type {}) needs \
                  {needed}",
-                elements(t),
+                elements(t).unwrap_or(u64::MAX),
                 t.data_type
             )));
         }
@@ -211,23 +217,27 @@ fn normalized(location: &str) -> String {
         .join("/")
 }
 
-fn elements(t: &pb::TensorProto) -> u64 {
-    t.dims.iter().map(|&d| d.max(0) as u64).product()
+/// How many elements the dims hold; `None` past u64.
+fn elements(t: &pb::TensorProto) -> Option<u64> {
+    t.dims
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d.max(0) as u64))
 }
 
-/// The bytes a tensor's data takes, for the element types of a fixed size.
-fn data_bytes(t: &pb::TensorProto) -> Option<u64> {
-    let n = elements(t);
+/// The bytes a tensor's data takes, for the element types of a fixed size
+/// (`Ok(None)` for the others); `Err` when that is past u64.
+fn data_bytes(t: &pb::TensorProto) -> Result<Option<u64>, ()> {
+    let n = elements(t).ok_or(())?;
     let per = match t.data_type {
-        2 | 3 | 9 | 17..=20 => 1,              // uint8, int8, bool, the float8s
-        4 | 5 | 10 | 16 => 2,                  // uint16, int16, float16, bfloat16
-        1 | 6 | 12 => 4,                       // float, int32, uint32
-        7 | 11 | 13 | 14 => 8,                 // int64, double, uint64, complex64
-        15 => 16,                              // complex128
-        21..=23 => return Some(n.div_ceil(2)), // the 4-bit types, two per byte
-        _ => return None,
+        2 | 3 | 9 | 17..=20 => 1,                  // uint8, int8, bool, the float8s
+        4 | 5 | 10 | 16 => 2,                      // uint16, int16, float16, bfloat16
+        1 | 6 | 12 => 4,                           // float, int32, uint32
+        7 | 11 | 13 | 14 => 8,                     // int64, double, uint64, complex64
+        15 => 16,                                  // complex128
+        21..=23 => return Ok(Some(n.div_ceil(2))), // the 4-bit types, two per byte
+        _ => return Ok(None),
     };
-    Some(n * per)
+    n.checked_mul(per).map(Some).ok_or(())
 }
 
 #[cfg(test)]
@@ -327,5 +337,23 @@ mod tests {
                 .length,
             64
         );
+    }
+
+    /// Dims whose byte count passes u64 (any tensor of a model can carry external
+    /// data, and `ModelInfo` counts only initializers) are refused, not multiplied
+    /// into an overflow.
+    #[test]
+    fn sizes_past_u64_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("w.bin"), [0u8; 100]).unwrap();
+        for dims in [vec![1 << 32, 1 << 32], vec![1 << 62]] {
+            let mut t = tensor("w.bin", None, None);
+            t.dims = dims.clone();
+            let why = reason(tmp.path(), &t);
+            assert_eq!(
+                why,
+                format!("dims {dims:?} of type 1 take more bytes than can be counted")
+            );
+        }
     }
 }

@@ -107,12 +107,29 @@ impl ModelInfo {
                 count,
             })
             .collect();
-        let (parameters, weight_bytes) = graph.initializer.iter().fold((0u64, 0u64), |acc, t| {
-            let n: u64 = t.dims.iter().map(|&d| d.max(0) as u64).product();
-            (acc.0 + n, acc.1 + n * elem_size(t.data_type))
-        });
+        // The dims are the file's word: a product past u64 is a broken model, not a count.
+        let too_many = |t: &pb::TensorProto| {
+            invalid(format!(
+                "initializer `{}` has dims {:?}, more elements than can be counted",
+                t.name, t.dims
+            ))
+        };
+        let (mut parameters, mut weight_bytes) = (0u64, 0u64);
+        for t in &graph.initializer {
+            let n = t
+                .dims
+                .iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d.max(0) as u64))
+                .ok_or_else(|| too_many(t))?;
+            let bytes = n
+                .checked_mul(elem_size(t.data_type))
+                .ok_or_else(|| too_many(t))?;
+            parameters = parameters.checked_add(n).ok_or_else(|| too_many(t))?;
+            weight_bytes = weight_bytes.checked_add(bytes).ok_or_else(|| too_many(t))?;
+        }
         // scikit-learn exports keep their weights in node attributes (coefficients,
-        // tree thresholds), not in initializers: count those too.
+        // tree thresholds), not in initializers: count those too. The counts are of
+        // decoded floats, so far below any overflow.
         let attribute_weights: u64 = graph
             .node
             .iter()
@@ -120,8 +137,8 @@ impl ModelInfo {
             .map(|a| a.floats.len() as u64)
             .sum();
         let (parameters, weight_bytes) = (
-            parameters + attribute_weights,
-            weight_bytes + 4 * attribute_weights,
+            parameters.saturating_add(attribute_weights),
+            weight_bytes.saturating_add(4 * attribute_weights),
         );
         let signature = signature(graph).map_err(invalid)?;
         let model_dir = onnx.parent().unwrap_or(Path::new("."));
@@ -415,6 +432,32 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/models")
             .join(name)
+    }
+
+    /// Found by the `onnx_model` fuzz target: an initializer whose dims multiply
+    /// past u64 overflowed the parameter count (a panic in a debug build, a wrong
+    /// count in a release one); the model is now refused, naming the initializer.
+    #[test]
+    fn dims_past_u64_are_an_invalid_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(example("iris")).unwrap();
+        let mut model = pb::ModelProto::decode(bytes.as_slice()).unwrap();
+        let graph = model.graph.as_mut().unwrap();
+        graph.initializer.push(pb::TensorProto {
+            name: "huge".into(),
+            dims: vec![1 << 40, 1 << 40],
+            data_type: 1,
+            ..Default::default()
+        });
+        let path = dir.path().join("model.onnx");
+        std::fs::write(&path, model.encode_to_vec()).unwrap();
+        let err = ModelInfo::from_path(&path).unwrap_err();
+        assert!(matches!(err, RuntimeError::InvalidModel { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("initializer `huge` has dims [1099511627776, 1099511627776], more elements than can be counted"),
+            "{err}"
+        );
     }
 
     #[test]

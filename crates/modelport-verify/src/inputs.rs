@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use modelport_core::signature::DimsDisplay;
 use modelport_core::{Batch, Error, Signature, Tensor, TensorData, codec, npy};
 
 /// Reads inputs for `signature` from `path`: JSON in either wire form
@@ -90,6 +91,15 @@ pub fn read_csv(text: &str, signature: &Signature) -> Result<Batch, String> {
 
     let mut batch = Batch::new();
     for spec in &signature.inputs {
+        // A CSV row is flat: it fills a row of fixed dimensions, or a row of one
+        // dynamic dimension, but cannot say how to fold into several with one unknown.
+        if spec.row_shape().len() > 1 && spec.row_shape().iter().any(|d| d.fixed().is_none()) {
+            return Err(format!(
+                "input `{}` has shape {}, whose rows have a dynamic dimension a flat CSV row cannot fill; give this input as JSON or .npy",
+                spec.name,
+                DimsDisplay(&spec.shape)
+            ));
+        }
         let row_len: Option<usize> = spec.row_shape().iter().map(|d| d.fixed()).product();
         let mut columns: Vec<(usize, usize)> = Vec::new(); // (element index, column)
         for (col, name) in header.iter().enumerate() {
@@ -225,6 +235,29 @@ mod tests {
         // A bad cell names its row and column.
         let err = read_csv("a,b,c,d\n1,2,x,4\n", &iris).unwrap_err();
         assert!(err.contains("row 2, column `c`"), "{err}");
+    }
+
+    /// Found by the `inputs_csv` fuzz target: a column for an input whose rows
+    /// have several dimensions, one dynamic, was read as a `[rows, 1]` tensor the
+    /// model then refused by rank; the CSV reader now says why it cannot read it.
+    #[test]
+    fn csv_refuses_rows_it_cannot_fold() {
+        let s = sig(vec![TensorSpec::new(
+            "pixels",
+            DType::U8,
+            vec![
+                Dim::Dynamic(Some("N".into())),
+                Dim::Dynamic(None),
+                Dim::Fixed(3),
+            ],
+        )]);
+        let err = read_csv("pixels\n7\n", &s).unwrap_err();
+        assert_eq!(
+            err,
+            "input `pixels` has shape [N, ?, 3], whose rows have a dynamic dimension a flat CSV row cannot fill; give this input as JSON or .npy"
+        );
+        let err = read_csv("pixels[0],pixels[1],pixels[2]\n1,2,3\n", &s).unwrap_err();
+        assert!(err.contains("give this input as JSON or .npy"), "{err}");
     }
 
     #[test]
