@@ -1417,10 +1417,13 @@ impl Provider for AwsProvider {
         reporter: &dyn Reporter,
     ) -> ProviderResult<DestroyReport> {
         let mut report = DestroyReport::default();
-        let revisions: Vec<AwsResources> = [&state.pending, &state.active]
+        let recorded: Vec<&Revision> = [&state.pending, &state.active]
             .into_iter()
             .flatten()
-            .map(AwsResources::of)
+            .collect();
+        let revisions: Vec<AwsResources> = recorded
+            .iter()
+            .map(|r| AwsResources::of(r))
             .collect::<ProviderResult<_>>()?;
         let Some(first) = revisions.first() else {
             self.workspace.remove_state(&state.name)?;
@@ -1440,7 +1443,11 @@ impl Provider for AwsProvider {
                     .push(format!("SageMaker endpoint {endpoint}"));
             }
         }
-        for r in &revisions {
+        // Every revision this deployment ever uploaded sits under its own prefix
+        // (`PREFIX/DEPLOYMENT/DIGEST/`): a purge empties that prefix, so the
+        // artifacts of revisions retired long ago go too.
+        let mut purge: Vec<(String, String)> = Vec::new();
+        for (r, rev) in revisions.iter().zip(&recorded) {
             upload::abort_recorded(&clients.s3, &r.bucket, &r.key, &r.uploads).await;
             self.delete_revision(sm, r, reporter).await?;
             report.removed.push(format!(
@@ -1448,20 +1455,19 @@ impl Provider for AwsProvider {
                 r.config_name
             ));
             if options.purge {
-                if r.uncompressed {
-                    upload::delete_prefix(&clients.s3, &r.bucket, &r.key).await?;
-                } else {
-                    clients
-                        .s3
-                        .delete_object()
-                        .bucket(&r.bucket)
-                        .key(&r.key)
-                        .send()
-                        .await
-                        .map_err(|e| error::AwsFailure::from_sdk("DeleteObject", &e))?;
+                let prefix = names::deployment_prefix(&r.key, &rev.artifact_digest)
+                    .unwrap_or(&r.key)
+                    .to_string();
+                if !purge.contains(&(r.bucket.clone(), prefix.clone())) {
+                    purge.push((r.bucket.clone(), prefix));
                 }
-                report.removed.push(r.model_data_url());
             }
+        }
+        for (bucket, prefix) in purge {
+            let deleted = upload::delete_prefix(&clients.s3, &bucket, &prefix).await?;
+            report
+                .removed
+                .push(format!("s3://{bucket}/{prefix} ({deleted} objects)"));
         }
         self.workspace.remove_state(&state.name)?;
         report.leftover = leftovers(sm, &state.name).await?;

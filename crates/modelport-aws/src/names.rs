@@ -106,6 +106,16 @@ pub fn artifact_key(prefix: &str, deployment: &str, artifact_digest: &str) -> St
     artifact_prefix(prefix, deployment, artifact_digest) + "model.tar.gz"
 }
 
+/// The prefix under which every revision of a deployment keeps its artifact
+/// (`PREFIX/DEPLOYMENT/`, what `destroy --purge` empties), from one revision's
+/// artifact key or prefix: the part before its digest's folder. `None` when the
+/// key has no such folder or nothing before it (never the whole bucket).
+pub fn deployment_prefix<'a>(artifact_key: &'a str, artifact_digest: &str) -> Option<&'a str> {
+    let folder = format!("/{}/", hex(artifact_digest));
+    let at = artifact_key.find(&folder)?;
+    Some(&artifact_key[..at + 1]).filter(|p| p.len() > 1)
+}
+
 /// The key prefix of a directory artifact: `PREFIX/DEPLOYMENT/SHA256/`, ending in
 /// `/` as SageMaker's `S3Prefix` model data requires.
 pub fn artifact_prefix(prefix: &str, deployment: &str, artifact_digest: &str) -> String {
@@ -188,6 +198,19 @@ pub fn check_model_files<'a>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_deployment_prefix_holds_every_revision_and_never_the_bucket() {
+        let digest = "sha256:".to_string() + &"ab".repeat(32);
+        let key = artifact_key("mp", "iris", &digest);
+        assert_eq!(deployment_prefix(&key, &digest), Some("mp/iris/"));
+        let dir = artifact_prefix("", "iris", &digest);
+        assert_eq!(deployment_prefix(&dir, &digest), Some("iris/"), "{dir}");
+        assert_eq!(deployment_prefix("mp/iris/model.tar.gz", &digest), None);
+        let bare = format!("{}/model.tar.gz", hex(&digest));
+        assert_eq!(deployment_prefix(&bare, &digest), None);
+    }
+
     use super::*;
 
     #[test]

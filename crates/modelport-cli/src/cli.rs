@@ -641,7 +641,9 @@ pub struct DestroyArgs {
     /// The deployment to remove.
     pub name: String,
 
-    /// Also delete the uploaded model artifacts (S3/GCS objects, the local artifact store).
+    /// Also delete the uploaded model artifacts: on S3 and Cloud Storage everything under
+    /// the deployment's prefix (every revision it ever uploaded), locally the revisions'
+    /// entries in the artifact store that no other deployment uses.
     #[arg(long)]
     pub purge: bool,
 

@@ -9,84 +9,9 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Project, Run};
-use modelport_testkit::Moto;
-use modelport_testkit::sagemaker::{Call, FakeConfig, FakeSageMaker, Fault, FaultKind};
-
-/// moto, the fake in front of it, and a project whose modelport.yaml deploys
-/// `example` to AWS.
-struct Cloud {
-    fake: FakeSageMaker,
-    moto: Moto,
-    project: Project,
-}
-
-impl Cloud {
-    fn start(example: &str) -> Cloud {
-        Cloud::with_config(example, |_| {})
-    }
-
-    fn with_config(example: &str, tweak: impl FnOnce(&mut FakeConfig)) -> Cloud {
-        let moto = Moto::start().unwrap();
-        moto.create_bucket("models").unwrap();
-        let mut config = FakeConfig::new(moto.url(), env!("CARGO_BIN_EXE_modelport"));
-        config.create_delay = Duration::from_millis(300);
-        config.delete_delay = Duration::from_millis(300);
-        tweak(&mut config);
-        let fake = FakeSageMaker::start(config).unwrap();
-        let project = Project::new().with_example(example);
-        let spec = project.path().join(example).join("modelport.yaml");
-        let yaml = std::fs::read_to_string(&spec).unwrap().replace(
-            "provider:\n",
-            "provider:\n  aws:\n    region: us-east-1\n    bucket: models\n    prefix: mp\n    \
-             role_arn: arn:aws:iam::123456789012:role/SageMakerExecution\n    \
-             image_uri: 123456789012.dkr.ecr.us-east-1.amazonaws.com/modelport:0.1.0\n    \
-             deploy_timeout_s: 120\n",
-        );
-        std::fs::write(&spec, yaml).unwrap();
-        Cloud {
-            fake,
-            moto,
-            project,
-        }
-    }
-
-    fn spec(&self) -> String {
-        let dir = std::fs::read_dir(self.project.path())
-            .unwrap()
-            .flatten()
-            .find(|e| e.path().join("modelport.yaml").exists())
-            .unwrap();
-        format!("{}/modelport.yaml", dir.file_name().to_string_lossy())
-    }
-
-    /// The CLI with the environment a user of the fake exports, and nothing from
-    /// this machine's own AWS setup.
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = self.project.cmd(args);
-        let none = self.project.path().join("empty-aws-config");
-        std::fs::write(&none, "").unwrap();
-        cmd.env("MODELPORT_AWS_ENDPOINT_URL", self.fake.url())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", &none)
-            .env("AWS_SHARED_CREDENTIALS_FILE", &none)
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_ENDPOINT_URL");
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        Run(self.cmd(args).output().unwrap())
-    }
-
-    fn calls_since(&self, n: usize) -> Vec<Call> {
-        self.fake.calls().into_iter().skip(n).collect()
-    }
-}
+use common::clouds::Aws as Cloud;
+use common::Run;
+use modelport_testkit::sagemaker::{Call, Fault, FaultKind};
 
 fn creates(calls: &[Call]) -> Vec<String> {
     calls

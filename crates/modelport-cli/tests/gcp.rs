@@ -10,80 +10,9 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Project, Run};
-use modelport_testkit::gcs::FakeGcs;
-use modelport_testkit::vertex::{Call, FakeVertex, Fault, FaultKind, VertexConfig};
-
-/// fake-gcs-server, the Vertex fake reading from it, and a project whose
-/// modelport.yaml deploys `example` to Google Cloud.
-struct Cloud {
-    fake: FakeVertex,
-    gcs: FakeGcs,
-    project: Project,
-}
-
-const BUCKET: &str = "models";
-
-impl Cloud {
-    fn start(example: &str) -> Cloud {
-        Cloud::with_config(example, |_| {})
-    }
-
-    fn with_config(example: &str, tweak: impl FnOnce(&mut VertexConfig)) -> Cloud {
-        let gcs = FakeGcs::start().unwrap();
-        gcs.create_bucket(BUCKET).unwrap();
-        let mut config = VertexConfig::new(env!("CARGO_BIN_EXE_modelport"));
-        config.gcs_upstream = Some(gcs.url());
-        config.operation_delay = Duration::from_millis(300);
-        tweak(&mut config);
-        let fake = FakeVertex::start(config).unwrap();
-        let project = Project::new().with_example(example);
-        let spec = project.path().join(example).join("modelport.yaml");
-        let yaml = std::fs::read_to_string(&spec).unwrap().replace(
-            "provider:\n",
-            "provider:\n  gcp:\n    project: test-project\n    region: us-central1\n    \
-             bucket: models\n    prefix: mp\n    \
-             image_uri: us-central1-docker.pkg.dev/test-project/modelport/modelport:0.1.0\n    \
-             deploy_timeout_s: 120\n",
-        );
-        std::fs::write(&spec, yaml).unwrap();
-        Cloud { fake, gcs, project }
-    }
-
-    fn spec(&self) -> String {
-        let dir = std::fs::read_dir(self.project.path())
-            .unwrap()
-            .flatten()
-            .find(|e| e.path().join("modelport.yaml").exists())
-            .unwrap();
-        format!("{}/modelport.yaml", dir.file_name().to_string_lossy())
-    }
-
-    /// The CLI with the environment a user of the fakes exports, and nothing from
-    /// this machine's own Google Cloud setup. Any request that would leave the
-    /// overrides goes to a closed loopback proxy instead of the internet.
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = self.project.cmd(args);
-        cmd.env("MODELPORT_GCP_VERTEX_ENDPOINT", self.fake.url())
-            .env("MODELPORT_GCP_STORAGE_ENDPOINT", self.gcs.url())
-            .env("MODELPORT_GCP_IAM_ENDPOINT", self.fake.url())
-            .env("GCE_METADATA_HOST", "127.0.0.1:9")
-            .env("HTTPS_PROXY", "http://127.0.0.1:9")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("CLOUDSDK_CONFIG", self.project.path().join("no-gcloud"))
-            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
-            .env_remove("GOOGLE_CLOUD_PROJECT");
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        Run(self.cmd(args).output().unwrap())
-    }
-
-    fn calls_since(&self, n: usize) -> Vec<Call> {
-        self.fake.calls().into_iter().skip(n).collect()
-    }
-}
+use common::clouds::{BUCKET, Gcp as Cloud};
+use common::Run;
+use modelport_testkit::vertex::{Call, Fault, FaultKind};
 
 /// The calls that change something, as `method name`.
 fn changes(calls: &[Call]) -> Vec<String> {

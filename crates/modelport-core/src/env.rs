@@ -28,6 +28,17 @@ pub const MODELPORT_HOME: &str = "MODELPORT_HOME";
 /// Release builds ignore it.
 pub const MODELPORT_FAILPOINTS: &str = "MODELPORT_FAILPOINTS";
 
+/// Debug builds only: the number of the side effect (a state file written, a
+/// server started or signalled, a file stored) after which the process kills
+/// itself with SIGKILL, counted from 1 in the order they happen. The crash-point
+/// harness walks it over every step. Release builds ignore it.
+pub const MODELPORT_CRASH_AT: &str = "MODELPORT_CRASH_AT";
+
+/// Debug builds only: a file to which every side effect appends a line
+/// `N NAME`, so that a harness learns the crash points of a command. Release
+/// builds ignore it.
+pub const MODELPORT_STEPS: &str = "MODELPORT_STEPS";
+
 /// `modelport serve`: a name for the revision this process serves, sent back in the
 /// `x-modelport-revision` header so that a caller can tell two servers of the same
 /// model apart (the local provider sets it).

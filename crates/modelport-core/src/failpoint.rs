@@ -2,10 +2,18 @@
 //! pause, to prove that every step of a rollout can be interrupted and recovered
 //! from. `MODELPORT_FAILPOINTS="rollout.verify=error,rollout.retire=abort"` arms them.
 //!
-//! Release builds read nothing: [`check`] always returns `None` there, so no
-//! environment variable can make a shipped binary misbehave.
+//! Steps are the other half: [`step`] marks each side effect (a state file
+//! written, a server started or signalled, a file stored) as it happens, so that a
+//! harness can list them (`MODELPORT_STEPS`) and kill the process with SIGKILL
+//! right after any one of them (`MODELPORT_CRASH_AT`).
+//!
+//! Release builds read nothing: [`check`] always returns `None` there and [`step`]
+//! does nothing, so no environment variable can make a shipped binary misbehave.
 
-use crate::env::MODELPORT_FAILPOINTS;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::env::{MODELPORT_CRASH_AT, MODELPORT_FAILPOINTS, MODELPORT_STEPS};
 
 /// What an armed fail point does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +45,41 @@ pub fn hit(name: &str) -> Option<Action> {
         std::process::abort();
     }
     Some(action)
+}
+
+/// Marks a side effect that has just taken place (debug builds only): appends
+/// `N NAME` to `MODELPORT_STEPS`, and kills the process with SIGKILL when `N` is
+/// `MODELPORT_CRASH_AT`, before anything else can run.
+pub fn step(name: &str) {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let log = std::env::var_os(MODELPORT_STEPS);
+    let crash_at: Option<usize> = std::env::var(MODELPORT_CRASH_AT)
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
+    if log.is_none() && crash_at.is_none() {
+        return;
+    }
+    let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Some(log) = log
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+    {
+        let _ = writeln!(f, "{n} {name}");
+    }
+    if crash_at == Some(n) {
+        eprintln!("modelport: crash point {n} ({name}): killing this process");
+        let _ = rustix::process::kill_process(
+            rustix::process::getpid(),
+            rustix::process::Signal::KILL,
+        );
+        // SIGKILL cannot be caught; nothing after this runs.
+        std::process::abort();
+    }
 }
 
 fn parse(spec: &str, name: &str) -> Option<Action> {

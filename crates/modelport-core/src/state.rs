@@ -279,6 +279,21 @@ pub fn parse_state(text: &str, path: &Path) -> Result<DeploymentState> {
     })
 }
 
+/// True when a process with this pid exists (it may belong to another user): a
+/// scratch file named after it may still be in use.
+pub fn process_runs(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e != rustix::io::Errno::SRCH,
+    }
+}
+
 /// The `.modelport` directory: state files, the artifact store and per-deployment
 /// working directories.
 #[derive(Debug, Clone)]
@@ -321,6 +336,57 @@ impl Workspace {
     /// into place.
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// A new path in the scratch folder for this process, `tmp/PID-WHAT-N`
+    /// (created by the caller), after removing the scratch of processes that no
+    /// longer run ([`Workspace::sweep_scratch`]).
+    pub fn scratch_path(&self, what: &str) -> Result<PathBuf> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = self.tmp_dir();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        self.sweep_scratch();
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(dir.join(format!("{}-{what}-{n}", std::process::id())))
+    }
+
+    /// Removes what processes that no longer run left in the scratch folder (a
+    /// crash or a kill runs no clean-up): `tmp/PID-…` entries and half-written
+    /// state files (`state/.NAME.json.PID.tmp`) whose PID is not a live process.
+    /// A PID another process reuses keeps its entry until that one ends.
+    /// Returns what was removed.
+    pub fn sweep_scratch(&self) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        let leftover = |name: &str| -> Option<u32> {
+            if let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
+                return rest.rsplit_once(".json.")?.1.parse().ok();
+            }
+            name.split('-').next()?.parse().ok()
+        };
+        for dir in [self.tmp_dir(), self.state_dir()] {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(pid) = leftover(&name) else {
+                    continue;
+                };
+                if pid == std::process::id() || process_runs(pid) {
+                    continue;
+                }
+                let path = entry.path();
+                let gone = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                if gone.is_ok() {
+                    removed.push(path);
+                }
+            }
+        }
+        removed
     }
 
     fn state_path(&self, name: &str) -> PathBuf {

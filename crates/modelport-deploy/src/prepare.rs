@@ -114,9 +114,10 @@ impl Planned {
 pub struct Scratch(PathBuf);
 
 impl Scratch {
-    /// `<workspace>/tmp/<what>-<pid>`.
-    pub fn new(ws: &Workspace, what: &str) -> Scratch {
-        Scratch(ws.tmp_dir().join(format!("{what}-{}", std::process::id())))
+    /// `<workspace>/tmp/<pid>-<what>-<n>` (see [`Workspace::scratch_path`], which
+    /// also removes what crashed commands left there).
+    pub fn new(ws: &Workspace, what: &str) -> Result<Scratch> {
+        Ok(Scratch(ws.scratch_path(what)?))
     }
 
     pub fn path(&self) -> &Path {

@@ -347,6 +347,7 @@ impl GcpProvider {
         deadline: Duration,
         reporter: &dyn Reporter,
     ) -> ProviderResult<bool> {
+        vertex::settle(c, endpoint, deadline, reporter).await?;
         let Some(ep) = vertex::get_endpoint(c, endpoint).await? else {
             return Ok(false);
         };
@@ -945,6 +946,9 @@ impl Provider for GcpProvider {
             .as_ref()
             .is_some_and(|a| a.deployed_model_id == p.deployed_model_id);
         if !same {
+            // A deployModel this rollout started may still run (the command that
+            // started it was stopped): what it makes must be seen to be undone.
+            vertex::settle(&c, &p.endpoint_name, p.deadline(), reporter).await?;
             let live = vertex::get_endpoint(&c, &p.endpoint_name).await?;
             match (&active, &live) {
                 (Some(a), Some(ep)) if has(ep, &a.deployed_model_id) => {
@@ -1142,12 +1146,30 @@ impl Provider for GcpProvider {
                 c.settings.storage_endpoint.as_deref(),
                 c.storage_credentials.clone(),
             )?;
+            // Every revision this deployment ever uploaded sits under its own
+            // prefix (`PREFIX/DEPLOYMENT/DIGEST/`): a purge empties that prefix,
+            // so the artifacts of revisions retired long ago go too.
+            let mut purge: Vec<(String, String)> = Vec::new();
             for r in &revisions {
-                let prefix = format!("{}/", r.dir);
-                for o in api.list(&r.bucket, &prefix).await? {
-                    api.delete(&r.bucket, &o.name).await?;
+                let prefix = match r.dir.rsplit_once('/') {
+                    Some((deployment, _digest)) if !deployment.is_empty() => {
+                        format!("{deployment}/")
+                    }
+                    _ => format!("{}/", r.dir),
+                };
+                if !purge.contains(&(r.bucket.clone(), prefix.clone())) {
+                    purge.push((r.bucket.clone(), prefix));
                 }
-                report.removed.push(format!("{}/", r.artifact_uri()));
+            }
+            for (bucket, prefix) in purge {
+                let objects = api.list(&bucket, &prefix).await?;
+                for o in &objects {
+                    api.delete(&bucket, &o.name).await?;
+                }
+                report.removed.push(format!(
+                    "gs://{bucket}/{prefix} ({} objects)",
+                    objects.len()
+                ));
             }
         }
         self.workspace.remove_state(&state.name)?;

@@ -162,6 +162,83 @@ pub async fn get_endpoint(c: &GcpClients, name: &str) -> ProviderResult<Option<E
     }
 }
 
+/// Waits until no operation on `resource` (an endpoint or a model, by its full
+/// name) is still running: one that a command stopped mid-way (a crash, a kill)
+/// started and never saw finish — an endpoint being created, a model being
+/// uploaded or deployed. Clean-up that ran before it finished would find nothing
+/// to remove and leave what it then makes, or be refused with
+/// FAILED_PRECONDITION ("being deployed").
+pub async fn settle(
+    c: &GcpClients,
+    resource: &str,
+    deadline: Duration,
+    reporter: &dyn Reporter,
+) -> ProviderResult<()> {
+    let begun = Instant::now();
+    let mut delay = FIRST_POLL;
+    loop {
+        let running = running_operations(c, resource).await?;
+        if running.is_empty() {
+            return Ok(());
+        }
+        let what = format!("waiting for an earlier operation on {resource}");
+        reporter.on_status(
+            &what,
+            &format!("{} still running: {}", running.len(), running.join(", ")),
+            begun.elapsed(),
+            deadline,
+        );
+        if begun.elapsed() > deadline {
+            return Err(ProviderError::Other {
+                message: format!(
+                    "{} on {resource} did not finish within {} s",
+                    running.join(", "),
+                    deadline.as_secs()
+                ),
+                hint: Some(
+                    "an earlier, interrupted command started it: run this command again once it                      finished (`gcloud ai operations describe` shows it)"
+                        .into(),
+                ),
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// The names of the operations on `resource` that are not done (none when the
+/// resource does not exist). Filtered here: the service's filter grammar for
+/// operations is not documented.
+async fn running_operations(c: &GcpClients, resource: &str) -> ProviderResult<Vec<String>> {
+    let mut running = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = retry("operations.list", || {
+            c.endpoints
+                .list_operations()
+                .set_name(resource)
+                .set_page_token(token.clone())
+                .send()
+        })
+        .await;
+        let page = match page {
+            Ok(p) => p,
+            Err(e) if error::is_not_found(&e) => return Ok(running),
+            Err(e) => return Err(failure(&format!("listing the operations on {resource}"), &e)),
+        };
+        running.extend(
+            page.operations
+                .iter()
+                .filter(|op| !op.done)
+                .map(|op| op.name.clone()),
+        );
+        if page.next_page_token.is_empty() {
+            return Ok(running);
+        }
+        token = page.next_page_token;
+    }
+}
+
 /// The model, or `None` when it does not exist.
 pub async fn get_model(c: &GcpClients, name: &str) -> ProviderResult<Option<Model>> {
     let r = retry("models.get", || c.models.get_model().set_name(name).send()).await;
@@ -400,6 +477,9 @@ pub async fn undeploy(
     deadline: Duration,
     reporter: &dyn Reporter,
 ) -> ProviderResult<bool> {
+    // An undeploy an interrupted command started may still run: it is the one
+    // asked for, and a second one would be refused.
+    settle(c, endpoint, deadline, reporter).await?;
     let Some(ep) = get_endpoint(c, endpoint).await? else {
         return Ok(false);
     };
@@ -482,6 +562,7 @@ pub async fn delete_model(
     deadline: Duration,
     reporter: &dyn Reporter,
 ) -> ProviderResult<bool> {
+    settle(c, model, deadline, reporter).await?;
     if get_model(c, model).await?.is_none() {
         return Ok(false);
     }

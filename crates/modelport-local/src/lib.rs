@@ -44,6 +44,9 @@ const LOG_TAIL_LINES: usize = 20;
 /// What the local provider records about one server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocalResources {
+    /// The server's pid; 0 while it is being started. The revision is recorded
+    /// before its process exists, so that a crash in between leaves a server that
+    /// [`LocalResources::server_pid`] finds by its `--revision` name.
     pub pid: u32,
     /// The port the server was started on (its own, until a hand-over).
     pub port: u16,
@@ -68,6 +71,15 @@ impl LocalResources {
 
     fn marker(&self) -> String {
         self.model_dir.display().to_string()
+    }
+
+    /// The recorded pid, or the pid of the server started with this revision's
+    /// name when none was recorded (the command that started it stopped first).
+    fn server_pid(&self) -> Option<u32> {
+        match self.pid {
+            0 => process::find_server(&self.revision, &self.marker()),
+            pid => Some(pid),
+        }
     }
 
     /// True when the server binds its fixed port with `SO_REUSEPORT`, so that the
@@ -118,20 +130,69 @@ impl LocalProvider {
         let Some(res) = LocalResources::of(rev) else {
             return;
         };
-        let outcome = process::stop(res.pid, &res.marker(), self.stop_grace).await;
+        let Some(pid) = res.server_pid() else {
+            reporter.on_progress(&format!(
+                "the server of revision {} on port {} was not running",
+                res.revision, res.port
+            ));
+            return;
+        };
+        let outcome = process::stop(pid, &res.marker(), self.stop_grace).await;
         let what = match outcome {
             process::Stopped::AlreadyGone => "was not running",
             process::Stopped::Terminated => "stopped",
             process::Stopped::Killed => "did not stop within the grace period and was killed",
         };
-        reporter.on_progress(&format!(
-            "server pid {} on port {} {what}",
-            res.pid, res.port
-        ));
+        reporter.on_progress(&format!("server pid {pid} on port {} {what}", res.port));
+    }
+
+    /// Removes the store entries (archive and unpacked model) of `revisions` of
+    /// deployment `name` that neither `keep` nor another recorded deployment
+    /// uses: the store is shared by content. Returns the directories removed.
+    fn release_store(
+        &self,
+        name: &str,
+        revisions: &[&Revision],
+        keep: &[&Revision],
+    ) -> ProviderResult<Vec<String>> {
+        let states = self.workspace.list_states()?;
+        let used: Vec<&Revision> = states
+            .iter()
+            .filter(|s| s.name != name)
+            .flat_map(|s| [&s.active, &s.pending])
+            .flatten()
+            .chain(keep.iter().copied())
+            .collect();
+        let mut removed = Vec::new();
+        for rev in revisions {
+            let dirs = [
+                (
+                    self.workspace.artifacts_dir().join(&rev.artifact_digest),
+                    used.iter().any(|u| u.artifact_digest == rev.artifact_digest),
+                ),
+                (
+                    self.workspace.models_dir().join(&rev.model_digest),
+                    used.iter().any(|u| u.model_digest == rev.model_digest),
+                ),
+            ];
+            for (dir, in_use) in dirs {
+                if in_use || !dir.exists() {
+                    continue;
+                }
+                std::fs::remove_dir_all(&dir).map_err(|e| {
+                    ProviderError::Core(modelport_core::Error::io(&dir, e))
+                })?;
+                modelport_core::failpoint::step("store.release");
+                removed.push(dir.display().to_string());
+            }
+        }
+        Ok(removed)
     }
 
     fn is_alive(rev: &Revision) -> bool {
-        LocalResources::of(rev).is_some_and(|r| process::is_alive(r.pid, &r.marker()))
+        LocalResources::of(rev)
+            .and_then(|r| Some((r.server_pid()?, r.marker())))
+            .is_some_and(|(pid, marker)| process::is_alive(pid, &marker))
     }
 
     /// The command and environment for a server under `flavour`'s contract.
@@ -151,6 +212,9 @@ impl LocalProvider {
             env::AIP_HEALTH_ROUTE,
             env::AIP_PREDICT_ROUTE,
             env::AIP_STORAGE_URI,
+            // A test's crash points are the CLI's, not its servers'.
+            env::MODELPORT_CRASH_AT,
+            env::MODELPORT_STEPS,
         ] {
             cmd.env_remove(var);
         }
@@ -425,33 +489,43 @@ impl Provider for LocalProvider {
                 "; it takes port {p} once it passes"
             ))
         ));
-        let mut child =
-            process::spawn_detached(command, &log).map_err(|e| ProviderError::Other {
-                message: format!("cannot start {}: {e}", self.server.display()),
-                hint: None,
-            })?;
-        let recorded = plan
-            .revision(
-                endpoint.clone(),
-                LocalResources {
-                    pid: child.id(),
-                    port,
-                    flavour: local.flavour,
-                    model_dir: model_dir.clone(),
-                    log: log.clone(),
-                    revision: revision_id.clone(),
-                    handover_port,
-                },
-            )
-            .and_then(|mut revision| {
-                revision.started_at = started_at;
+        // Recorded before the process exists (pid 0, found by its revision name)
+        // and again with its pid, so that a crash or Ctrl-C at any moment leaves
+        // nothing untracked.
+        let mut resources = LocalResources {
+            pid: 0,
+            port,
+            flavour: local.flavour,
+            model_dir: model_dir.clone(),
+            log: log.clone(),
+            revision: revision_id.clone(),
+            handover_port,
+        };
+        let mut revision = plan.revision(endpoint.clone(), resources.clone())?;
+        revision.started_at = started_at;
+        state.pending = Some(revision.clone());
+        self.save(&state)?;
+        let mut child = match process::spawn_detached(command, &log) {
+            Ok(child) => child,
+            Err(e) => {
+                state.pending = None;
+                self.save(&state)?;
+                return Err(ProviderError::Other {
+                    message: format!("cannot start {}: {e}", self.server.display()),
+                    hint: None,
+                });
+            }
+        };
+        resources.pid = child.id();
+        let recorded = serde_json::to_value(&resources)
+            .map_err(|e| ProviderError::other(format!("cannot record the server: {e}")))
+            .and_then(|value| {
+                revision.resources = value;
                 state.pending = Some(revision);
-                // Recorded before waiting, so that a crash or Ctrl-C leaves nothing
-                // untracked.
                 self.save(&state)
             });
         if let Err(e) = recorded {
-            // Not recorded, so nothing else would ever stop it.
+            // Not recorded with its pid: stop it rather than leave it to a search.
             let _ = child.kill();
             let _ = child.wait();
             return Err(e);
@@ -531,11 +605,25 @@ impl Provider for LocalProvider {
         let Some(pending) = state.pending.take() else {
             return Ok(state);
         };
-        if let Some(old) = state.active.take()
-            && LocalResources::of(&old) != LocalResources::of(&pending)
-        {
+        let retired = state
+            .active
+            .take()
+            .filter(|old| LocalResources::of(old) != LocalResources::of(&pending));
+        if let Some(old) = &retired {
             reporter.on_start("stopping the previous server");
-            self.stop_revision(&old, reporter).await;
+            self.stop_revision(old, reporter).await;
+            // Its files are no server's now: out of the store, unless another
+            // deployment (or the new revision) holds the same model. Before the
+            // state forgets it, so that a crash in between leaves a retire to finish.
+            match self.release_store(&state.name, &[old], &[&pending]) {
+                Ok(dirs) => {
+                    for dir in dirs {
+                        tracing::debug!(%dir, "removed from the artifact store");
+                    }
+                }
+                // The rollout is done; a file left in the store is not worth failing it.
+                Err(e) => tracing::warn!("the previous revision's files stay in the store: {e}"),
+            }
         }
         state.active = Some(pending);
         self.save(&state)?;
@@ -745,36 +833,16 @@ impl Provider for LocalProvider {
             self.stop_revision(rev, reporter).await;
             report.removed.push(format!("server {}", describe(rev)));
         }
+        // Before the state goes: a crash in between leaves a destroy to finish.
+        if options.purge {
+            report
+                .removed
+                .extend(self.release_store(&state.name, &revisions, &[])?);
+        }
         self.workspace.remove_state(&state.name)?;
         let dir = self.workspace.deployment_dir(&state.name);
         if dir.exists() {
             let _ = std::fs::remove_dir_all(&dir);
-        }
-        if options.purge {
-            // The artifact store is shared by content: keep what another deployment uses.
-            let others = self.workspace.list_states()?;
-            for rev in &revisions {
-                let used = others.iter().any(|o| {
-                    [&o.active, &o.pending]
-                        .into_iter()
-                        .flatten()
-                        .any(|r| r.artifact_digest == rev.artifact_digest)
-                });
-                if used {
-                    continue;
-                }
-                for dir in [
-                    self.workspace.artifacts_dir().join(&rev.artifact_digest),
-                    self.workspace.models_dir().join(&rev.model_digest),
-                ] {
-                    if dir.exists() {
-                        std::fs::remove_dir_all(&dir).map_err(|e| {
-                            ProviderError::other(format!("cannot remove {}: {e}", dir.display()))
-                        })?;
-                        report.removed.push(dir.display().to_string());
-                    }
-                }
-            }
         }
         report.leftover = revisions
             .iter()

@@ -26,7 +26,9 @@ pub fn spawn_detached(mut command: Command, log: &Path) -> std::io::Result<Child
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .process_group(0);
-    command.spawn()
+    let child = command.spawn()?;
+    modelport_core::failpoint::step("process.spawn");
+    Ok(child)
 }
 
 /// True when `pid` is a live process whose command line or environment mentions
@@ -54,6 +56,31 @@ pub fn is_alive(pid: u32, marker: &str) -> bool {
     }
 }
 
+/// The pid of the live server started with `--revision REVISION` whose command
+/// line or environment mentions `marker`: the server of a revision whose pid was
+/// never recorded. `None` when there is none (or no /proc to look in).
+pub fn find_server(revision: &str, marker: &str) -> Option<u32> {
+    if revision.is_empty() {
+        return None;
+    }
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let named = args
+            .windows(2)
+            .any(|w| w[0] == b"--revision" && w[1] == revision.as_bytes());
+        if named && is_alive(pid, marker) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
 /// What `stop` had to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -74,6 +101,7 @@ pub async fn stop(pid: u32, marker: &str, grace: Duration) -> Stopped {
         return Stopped::AlreadyGone;
     }
     let _ = rustix::process::kill_process(raw, Signal::TERM);
+    modelport_core::failpoint::step("process.terminate");
     let started = Instant::now();
     while started.elapsed() < grace {
         if !is_alive(pid, marker) {
@@ -82,6 +110,7 @@ pub async fn stop(pid: u32, marker: &str, grace: Duration) -> Stopped {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let _ = rustix::process::kill_process(raw, Signal::KILL);
+    modelport_core::failpoint::step("process.kill");
     for _ in 0..200 {
         if !is_alive(pid, marker) {
             break;
@@ -97,7 +126,11 @@ pub fn hand_over(pid: u32, marker: &str) -> bool {
     let Some(raw) = Pid::from_raw(pid as i32) else {
         return false;
     };
-    is_alive(pid, marker) && rustix::process::kill_process(raw, Signal::USR1).is_ok()
+    let sent = is_alive(pid, marker) && rustix::process::kill_process(raw, Signal::USR1).is_ok();
+    if sent {
+        modelport_core::failpoint::step("process.hand_over");
+    }
+    sent
 }
 
 /// True when nothing listens on `127.0.0.1:port`.

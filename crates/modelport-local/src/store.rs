@@ -16,13 +16,7 @@ fn io(path: &Path, e: std::io::Error) -> ProviderError {
 }
 
 fn scratch(ws: &Workspace, what: &str) -> Result<PathBuf, ProviderError> {
-    let tmp = ws.tmp_dir();
-    fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    Ok(tmp.join(format!("{what}-{}-{nanos}", std::process::id())))
+    Ok(ws.scratch_path(what)?)
 }
 
 /// Puts `artifact` in the store and returns the verified model directory servers
@@ -157,6 +151,7 @@ fn settle(ws: &Workspace, tmp: &Path, dest: &Path) -> Result<(), ProviderError> 
             return Err(io(dest, e));
         }
     }
+    modelport_core::failpoint::step("store.model");
     Ok(())
 }
 
@@ -171,6 +166,7 @@ pub fn store_artifact(ws: &Workspace, artifact: &ArtifactRef) -> Result<PathBuf,
     fs::copy(&artifact.path, &tmp).map_err(|e| io(&artifact.path, e))?;
     fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     fs::rename(&tmp, &dest).map_err(|e| io(&dest, e))?;
+    modelport_core::failpoint::step("store.artifact");
     Ok(dest)
 }
 

@@ -145,6 +145,7 @@ impl Temp {
         make: impl Fn(&Path) -> io::Result<Option<fs::File>>,
     ) -> Result<(Temp, Option<fs::File>), PackageError> {
         let pid = std::process::id();
+        sweep(dir, name);
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let path = dir.join(format!(".{name}.tmp-{pid}-{n}"));
@@ -173,6 +174,35 @@ impl Temp {
         fs::rename(&self.path, to).map_err(|e| PackageError::io(to, e))?;
         self.armed = false;
         Ok(())
+    }
+}
+
+/// Removes `dir/.{name}.tmp-{pid}-{n}` entries of processes that no longer run: a
+/// package or unpack that was killed runs no clean-up, and the next one into the
+/// same place tidies after it.
+fn sweep(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || modelport_core::state::process_runs(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let _ = if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
     }
 }
 

@@ -98,8 +98,10 @@ pub struct FakeGcs {
     child: Child,
     emulator_port: u16,
     addr: SocketAddr,
+    internal_addr: SocketAddr,
     log: PathBuf,
     proxy: Option<Background>,
+    internal_proxy: Option<Background>,
     _dir: tempfile::TempDir,
 }
 
@@ -109,6 +111,14 @@ impl FakeGcs {
     /// -log-level error -external-url PROXY` in its own process group (logging to a
     /// file in a temporary directory), waits until it answers and serves the proxy.
     pub fn start() -> anyhow::Result<FakeGcs> {
+        FakeGcs::start_with(crate::Tripwire::default())
+    }
+
+    /// [`FakeGcs::start`], counting the calls made through [`FakeGcs::url`] on
+    /// `tripwire` (shared with the Vertex AI fake, so that a command's calls to
+    /// both are one sequence of points). Calls through [`FakeGcs::internal_url`]
+    /// are not counted.
+    pub fn start_with(tripwire: crate::Tripwire) -> anyhow::Result<FakeGcs> {
         let exe = fake_gcs_server_exe()?;
         let dir = tempfile::Builder::new()
             .prefix("modelport-fake-gcs-")
@@ -117,6 +127,9 @@ impl FakeGcs {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let internal = std::net::TcpListener::bind("127.0.0.1:0")?;
+        internal.set_nonblocking(true)?;
+        let internal_addr = internal.local_addr()?;
         let emulator_port = free_port()?;
         let mut cmd = Command::new(&exe);
         cmd.args([
@@ -140,8 +153,10 @@ impl FakeGcs {
             child,
             emulator_port,
             addr,
+            internal_addr,
             log,
             proxy: None,
+            internal_proxy: None,
             _dir: dir,
         };
         let started = Instant::now();
@@ -167,20 +182,30 @@ impl FakeGcs {
             std::thread::sleep(Duration::from_millis(50));
         }
 
-        let state = Arc::new(Proxy {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .build()?,
-            upstream: format!("http://127.0.0.1:{emulator_port}"),
-            emulator_port,
-            public: addr.to_string(),
-        });
-        let app = axum::Router::new().fallback(forward).with_state(state);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()?;
+        let proxy = |public: SocketAddr, tripwire: Option<crate::Tripwire>| {
+            let state = Arc::new(Proxy {
+                http: http.clone(),
+                upstream: format!("http://127.0.0.1:{emulator_port}"),
+                emulator_port,
+                public: public.to_string(),
+                tripwire,
+            });
+            axum::Router::new().fallback(forward).with_state(state)
+        };
         gcs.proxy = Some(Background::serve(
             "fake-gcs-proxy",
             listener,
-            app,
+            proxy(addr, Some(tripwire)),
+            || async {},
+        )?);
+        gcs.internal_proxy = Some(Background::serve(
+            "fake-gcs-proxy-internal",
+            internal,
+            proxy(internal_addr, None),
             || async {},
         )?);
         tracing::info!(url = %gcs.url(), emulator = %gcs.emulator_url(), "fake-gcs-server listening");
@@ -191,6 +216,13 @@ impl FakeGcs {
     /// official crate's `with_endpoint`, the Vertex fake's `gcs_upstream`).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A second proxy's `http://127.0.0.1:PORT`, whose calls no tripwire counts:
+    /// for the fakes' own reads (the Vertex fake's `gcs_upstream`) in a test that
+    /// walks a command's calls.
+    pub fn internal_url(&self) -> String {
+        format!("http://{}", self.internal_addr)
     }
 
     /// The emulator's own `http://127.0.0.1:PORT`, bypassing the proxy.
@@ -266,7 +298,10 @@ impl FakeGcs {
 
 impl Drop for FakeGcs {
     fn drop(&mut self) {
-        if let Some(proxy) = &mut self.proxy {
+        for proxy in [&mut self.proxy, &mut self.internal_proxy]
+            .into_iter()
+            .flatten()
+        {
             proxy.stop();
         }
         // Child::kill sends SIGKILL to this pid only; fake-gcs-server runs no children.
@@ -296,6 +331,8 @@ struct Proxy {
     emulator_port: u16,
     /// The proxy's `127.0.0.1:PORT`.
     public: String,
+    /// Counts the calls made through this proxy (none for the internal one).
+    tripwire: Option<crate::Tripwire>,
 }
 
 impl Proxy {
@@ -334,6 +371,38 @@ async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
                 .into_response();
         }
     };
+    let decision = proxy.tripwire.as_ref().map(|wire| {
+        wire.on_call(
+            &format!("gcs:{} {}", parts.method, parts.uri.path()),
+            !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD),
+        )
+    });
+    if let Some(trip) = decision.as_ref().and_then(|d| d.refusal()) {
+        let (status, code, reason) = match trip {
+            crate::Trip::Throttle => (429, "rateLimitExceeded", "The rate of requests is too high."),
+            _ => (503, "backendError", "Backend Error"),
+        };
+        let body = serde_json::json!({"error": {"code": status, "message": reason,
+            "errors": [{"reason": code, "message": reason}]}});
+        return (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
+    let resp = forward_to_emulator(&proxy, parts, body).await;
+    match decision {
+        Some(d) => d.finish(resp).await,
+        None => resp,
+    }
+}
+
+async fn forward_to_emulator(
+    proxy: &Proxy,
+    parts: axum::http::request::Parts,
+    body: axum::body::Bytes,
+) -> Response {
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -402,6 +471,7 @@ mod tests {
             upstream: "http://127.0.0.1:4000".into(),
             emulator_port: 4000,
             public: "127.0.0.1:5000".into(),
+            tripwire: None,
         };
         for from in [
             "http://127.0.0.1/upload/x?upload_id=1",

@@ -23,6 +23,7 @@ pub mod moto;
 pub mod registry;
 pub mod sagemaker;
 mod servers;
+pub mod tripwire;
 pub mod vertex;
 
 mod http1;
@@ -32,6 +33,21 @@ use std::path::PathBuf;
 pub use gcs::FakeGcs;
 pub use moto::{Moto, venv};
 pub use registry::Registry;
+pub use tripwire::{Trip, Tripwire};
+
+/// One server that takes production traffic in a fake: requests that name no
+/// variant or deployed model reach it in proportion to `weight`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Serving {
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The variant (SageMaker) or deployed model id (Vertex AI).
+    pub target: String,
+    /// The variant's weight, or the deployed model's traffic percentage.
+    pub weight: f64,
+    /// The port its `modelport serve` listens on (127.0.0.1).
+    pub port: u16,
+}
 
 /// The repository root (two levels above this crate).
 pub fn repo_root() -> PathBuf {

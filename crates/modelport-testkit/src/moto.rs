@@ -185,6 +185,22 @@ impl Moto {
         }
     }
 
+    /// The keys of the multipart uploads begun and neither completed nor aborted
+    /// in `bucket` (ListMultipartUploads, one page of up to 1000).
+    pub fn multipart_uploads(&self, bucket: &str) -> io::Result<Vec<String>> {
+        let (status, body) =
+            http1::request_with(self.port, "GET", &format!("/{bucket}?uploads"), &[SIGNED_S3], b"")?;
+        let text = String::from_utf8_lossy(&body);
+        if status != 200 {
+            return Err(io::Error::other(format!(
+                "listing the multipart uploads of s3://{bucket} in moto answered {status}: {text}"
+            )));
+        }
+        let mut keys = list_objects_page(&text).0;
+        keys.sort();
+        Ok(keys)
+    }
+
     /// Creates an IAM role whose trust policy is `trust` (JSON), as `aws iam
     /// create-role` would; returns its ARN. moto picks the service from the
     /// credential scope of the `Authorization` header, whose signature it does not check.

@@ -51,7 +51,7 @@ async fn deploy(
     let own = registry::own_image(&mut spec, &args.provider, ws, reporter).await?;
     let spec = &spec;
     let name = spec.name.as_str();
-    let scratch = Scratch::new(ws, "package");
+    let scratch = Scratch::new(ws, "package")?;
 
     let mut lock = targets::lock(ws, name, LockKind::Exclusive, "deploy", wait, silent)?;
     let mut deployer = Deployer {

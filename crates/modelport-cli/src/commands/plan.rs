@@ -24,7 +24,7 @@ pub fn run(args: PlanArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<Cod
     let ws = super::workspace(&args.workspace.home)?;
     let provider = targets::provider(&args.provider, &ws)?;
     let reporter = StderrReporter::new(quiet || out == OutputFormat::Json);
-    let scratch = Scratch::new(&ws, "plan");
+    let scratch = Scratch::new(&ws, "plan")?;
     let runtime = targets::runtime()?;
     // A wrong instance type fails before the image is built.
     modelport_deploy::check_compute(&spec, provider.as_ref())?;

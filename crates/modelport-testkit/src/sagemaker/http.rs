@@ -102,12 +102,18 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     {
         let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
         let name = input["repositoryName"].as_str().map(str::to_string);
-        let result = if op == "DescribeImages" {
+        let decision = shared.config.tripwire.on_call(
+            &format!("ecr:{op} {}", name.as_deref().unwrap_or("")),
+            !reads(op),
+        );
+        let result = if let Some(trip) = decision.refusal() {
+            Err(refused(trip))
+        } else if op == "DescribeImages" {
             super::ecr::describe_images(&shared, &input).await
         } else {
             super::ecr::run(&shared, op, &input)
         };
-        return finish(&shared, op, name, result);
+        return decision.finish(finish(&shared, op, name, result)).await;
     }
     if service.as_deref() == Some("sagemaker") {
         if let Some(target) = parts
@@ -227,8 +233,38 @@ async fn control_plane(shared: &Arc<Shared>, op: &str, body: &[u8]) -> Response 
         }
     };
     let name = control::name_of(&input);
-    let result = run_control(shared, op, input).await;
-    finish(shared, op, name, result)
+    let decision = shared.config.tripwire.on_call(
+        &format!("{op} {}", name.as_deref().unwrap_or("")),
+        !reads(op),
+    );
+    let result = match decision.refusal() {
+        Some(trip) => Err(refused(trip)),
+        None => run_control(shared, op, input).await,
+    };
+    decision.finish(finish(shared, op, name, result)).await
+}
+
+/// True for operations that change nothing (`Describe*`, `List*`, `Get*`, ...).
+fn reads(op: &str) -> bool {
+    ["Describe", "List", "Get", "BatchGet", "BatchCheck", "Search"]
+        .iter()
+        .any(|p| op.starts_with(p))
+}
+
+/// The error a tripwire's refusal answers with.
+fn refused(trip: crate::Trip) -> ApiError {
+    match trip {
+        crate::Trip::Throttle => ApiError {
+            status: 400,
+            code: "ThrottlingException".into(),
+            message: "Rate exceeded".into(),
+        },
+        _ => ApiError {
+            status: 500,
+            code: "InternalFailure".into(),
+            message: "We encountered an internal error. Please try again.".into(),
+        },
+    }
 }
 
 async fn run_control(shared: &Arc<Shared>, op: &str, input: Value) -> Result<Value, ApiError> {
@@ -341,7 +377,19 @@ async fn invoke_endpoint(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut resp = invoke_inner(shared, name, headers, body).await;
+    let decision = shared
+        .config
+        .tripwire
+        .on_call(&format!("InvokeEndpoint {name}"), false);
+    let mut resp = match decision.refusal() {
+        Some(crate::Trip::Throttle) => runtime_error(400, "ThrottlingException", "Rate exceeded"),
+        Some(_) => runtime_error(
+            500,
+            "InternalFailure",
+            "An internal failure occurred. Try your call again.",
+        ),
+        None => invoke_inner(shared, name, headers, body).await,
+    };
     let status = resp.status().as_u16();
     let answered = resp
         .extensions_mut()
@@ -376,7 +424,7 @@ async fn invoke_endpoint(
             digest: answered.digest,
             status,
         });
-    resp
+    decision.finish(resp).await
 }
 
 async fn invoke_inner(
@@ -609,8 +657,23 @@ async fn proxy_s3(shared: &Shared, parts: axum::http::request::Parts, body: Byte
             req = req.header(name, value);
         }
     }
-    let answer = req.body(body).send().await;
+    let mutates = !matches!(parts.method, Method::GET | Method::HEAD);
+    let decision = shared.config.tripwire.on_call(
+        &format!(
+            "{}:{} {}",
+            signed_service(&parts.headers),
+            parts.method,
+            parts.uri.path()
+        ),
+        mutates,
+    );
+    let answer = match decision.refusal() {
+        Some(trip) => Err(trip),
+        None => Ok(req.body(body).send().await),
+    };
     let resp = match answer {
+        Err(trip) => s3_error(trip),
+        Ok(answer) => match answer {
         Ok(answer) => {
             let status = answer.status();
             let mut headers = HeaderMap::new();
@@ -639,6 +702,7 @@ async fn proxy_s3(shared: &Shared, parts: axum::http::request::Parts, body: Byte
             ),
         )
             .into_response(),
+        },
     };
     let status = resp.status().as_u16();
     let operation = format!("{}:{}", signed_service(&parts.headers), parts.method);
@@ -648,6 +712,33 @@ async fn proxy_s3(shared: &Shared, parts: axum::http::request::Parts, body: Byte
         name: Some(parts.uri.path().to_string()),
         status,
     });
+    decision.finish(resp).await
+}
+
+/// S3's answer to a tripwire's refusal: 503 `SlowDown` (S3's throttling) or 500
+/// `InternalError`, in S3's XML.
+fn s3_error(trip: crate::Trip) -> Response {
+    let (status, code, message) = match trip {
+        crate::Trip::Throttle => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "Please reduce your request rate.",
+        ),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        ),
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{}</RequestId></Error>",
+        request_id()
+    );
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
     resp
 }
 

@@ -58,6 +58,9 @@ pub struct FakeConfig {
     /// The registry ECR's `GetAuthorizationToken` names as `proxyEndpoint`
     /// (`http://127.0.0.1:PORT`, a [`crate::Registry`]); `None` refuses it.
     pub registry: Option<String>,
+    /// The crash and fault points of the calls this fake sees (S3 pass-through
+    /// included); share it with a test to kill the client or fail a call at one.
+    pub tripwire: crate::Tripwire,
 }
 
 impl FakeConfig {
@@ -73,6 +76,7 @@ impl FakeConfig {
             default_startup_timeout: Duration::from_secs(60),
             service_model: None,
             registry: None,
+            tripwire: crate::Tripwire::default(),
         }
     }
 }
@@ -409,6 +413,49 @@ impl FakeSageMaker {
     /// The pids of the serving processes currently running.
     pub fn server_pids(&self) -> Vec<u32> {
         self.shared.servers.pids()
+    }
+
+    /// What takes production traffic now: every variant with a weight above 0 of
+    /// every endpoint that answers invocations.
+    pub fn serving(&self) -> Vec<crate::Serving> {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for rec in state.endpoints.values() {
+            if !matches!(rec.status, "InService" | "Updating" | "RollingBack") {
+                continue;
+            }
+            for v in rec.live.iter().flat_map(|d| &d.variants) {
+                if v.info.weight > 0.0 {
+                    out.push(crate::Serving {
+                        endpoint: rec.name.clone(),
+                        target: v.info.name.clone(),
+                        weight: v.info.weight,
+                        port: v.port,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Every resource that exists, one line each, sorted: `model NAME`, `config
+    /// NAME`, `endpoint NAME STATUS CONFIG`.
+    pub fn resources(&self) -> Vec<String> {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<String> = state
+            .models
+            .values()
+            .map(|m| format!("model {}", m.name))
+            .chain(state.configs.values().map(|c| format!("config {}", c.name)))
+            .chain(
+                state
+                    .endpoints
+                    .values()
+                    .map(|e| format!("endpoint {} {} {}", e.name, e.status, e.config_name)),
+            )
+            .collect();
+        out.sort();
+        out
     }
 }
 

@@ -220,6 +220,44 @@ pub(crate) fn get_operation(shared: &Shared, loc: &Loc, name: &str) -> Result<Va
         .ok_or_else(|| ApiError::not_found(format!("Operation \"{name}\" not found.")))
 }
 
+/// `GET {name}/operations`: the operations on one resource, running or done,
+/// oldest first, in one page. Filters other than `done=true` / `done=false` are
+/// refused rather than ignored.
+pub(crate) fn list_operations(
+    shared: &Shared,
+    name: &str,
+    filter: &str,
+    page_token: Option<&str>,
+) -> Result<Value, ApiError> {
+    let done = match filter.trim().replace(' ', "").as_str() {
+        "" => None,
+        "done=true" => Some(true),
+        "done=false" => Some(false),
+        other => {
+            return Err(ApiError::invalid(format!(
+                "The fake Vertex AI filters operations by done=true or done=false only, not {other:?}."
+            )));
+        }
+    };
+    if page_token.is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::invalid("Invalid page token: the fake lists one page."));
+    }
+    let prefix = format!("{name}/operations/");
+    let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut ops: Vec<&Operation> = state
+        .operations
+        .values()
+        .filter(|op| op.name.starts_with(&prefix))
+        .filter(|op| done.is_none_or(|d| op.done == d))
+        .collect();
+    ops.sort_by_key(|op| op.name.rsplit('/').next().and_then(|id| id.parse::<u64>().ok()));
+    Ok(if ops.is_empty() {
+        json!({})
+    } else {
+        json!({"operations": ops.into_iter().map(render_operation).collect::<Vec<_>>()})
+    })
+}
+
 fn string_map(v: Option<&Value>) -> Map<String, Value> {
     v.and_then(Value::as_object).cloned().unwrap_or_default()
 }

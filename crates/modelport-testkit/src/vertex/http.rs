@@ -97,6 +97,12 @@ fn route(method: &Method, path: &str) -> Route {
     if tail.len() >= 2 && tail[tail.len() - 2] == "operations" && *method == Method::GET {
         return op("operations.get", rest.clone());
     }
+    // The operations of one resource (an endpoint, a model), as the official
+    // client lists them at /ui/{name}/operations.
+    if tail.len() >= 3 && tail[tail.len() - 1] == "operations" && *method == Method::GET {
+        let owner = rest.trim_end_matches("/operations").to_string();
+        return op("operations.list", owner);
+    }
     if ui {
         return Route::NotFound;
     }
@@ -222,9 +228,31 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     };
     let int_enums = decode(&query).contains("enum-encoding=int");
     let mut answered_by = None;
-    let result = dispatch(&shared, method, &loc, &name, &query, &parts.headers, body)
-        .await
-        .map(|answer| match answer {
+    let reads = parts.method == Method::GET || method.ends_with("redict");
+    let decision = shared
+        .config
+        .tripwire
+        .on_call(&format!("{method} {name}"), !reads);
+    let result = match decision.refusal() {
+        Some(crate::Trip::Throttle) => Err(ApiError {
+            http: 429,
+            status: "RESOURCE_EXHAUSTED",
+            message: format!(
+                "Quota exceeded for aiplatform.googleapis.com/{} (project {}, region {}); \
+                 the request rate is too high.",
+                if reads { "read_requests" } else { "write_requests" },
+                loc.project,
+                loc.location
+            ),
+        }),
+        Some(_) => Err(ApiError {
+            http: 503,
+            status: "UNAVAILABLE",
+            message: "The service is currently unavailable.".into(),
+        }),
+        None => dispatch(&shared, method, &loc, &name, &query, &parts.headers, body).await,
+    };
+    let result = result.map(|answer| match answer {
             Answer::Json(mut v) => {
                 // Who really answered, for the prediction log (not part of the answer).
                 answered_by = v
@@ -284,7 +312,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 status,
             });
     }
-    resp
+    decision.finish(resp).await
 }
 
 /// Checks an answer against the method's response schema, and an operation's
@@ -458,6 +486,12 @@ async fn dispatch(
     let filter = query_param(query, "filter").unwrap_or_default();
     let json = match method {
         "operations.get" => control::get_operation(shared, loc, name)?,
+        "operations.list" => control::list_operations(
+            shared,
+            name,
+            &filter,
+            query_param(query, "pageToken").as_deref(),
+        )?,
         "models.upload" => control::upload_model(shared, loc, input)?,
         "models.get" => control::get_model(shared, name)?,
         "models.list" => control::list_models(shared, loc, &filter)?,

@@ -54,6 +54,9 @@ pub struct VertexConfig {
     pub discovery: Option<PathBuf>,
     /// The service accounts IAM knows (their email, and whether each is disabled).
     pub service_accounts: Vec<(String, bool)>,
+    /// The crash and fault points of the calls this fake sees; share it with the
+    /// Cloud Storage proxy ([`crate::FakeGcs::start_with`]) and a test.
+    pub tripwire: crate::Tripwire,
 }
 
 impl VertexConfig {
@@ -66,6 +69,7 @@ impl VertexConfig {
             startup_timeout: Duration::from_secs(60),
             discovery: None,
             service_accounts: Vec::new(),
+            tripwire: crate::Tripwire::default(),
         }
     }
 }
@@ -330,6 +334,66 @@ impl FakeVertex {
     /// The pids of the serving processes currently running.
     pub fn server_pids(&self) -> Vec<u32> {
         self.shared.servers.pids()
+    }
+
+    /// What takes production traffic now: every deployed model with a share of
+    /// its endpoint's traffic split.
+    pub fn serving(&self) -> Vec<crate::Serving> {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (name, rec) in &state.endpoints {
+            for d in &rec.deployed {
+                let id = d.resource.get("id").and_then(|v| v.as_str()).unwrap_or("");
+                let share = rec.traffic.get(id).copied().unwrap_or(0);
+                if share > 0 && !d.undeploying {
+                    out.push(crate::Serving {
+                        endpoint: name.clone(),
+                        target: id.to_string(),
+                        weight: share as f64,
+                        port: d.port,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Every resource that exists, one line each, sorted, by display name (ids
+    /// differ from run to run): `model NAME`, `endpoint NAME`, `deployed ENDPOINT
+    /// MODEL PERCENT`.
+    pub fn resources(&self) -> Vec<String> {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let display = |r: &serde_json::Map<String, serde_json::Value>| {
+            r.get("displayName")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+                .to_string()
+        };
+        let model_name = |name: &str| {
+            state
+                .models
+                .get(name.split('@').next().unwrap_or(name))
+                .map(|m| display(&m.resource))
+                .unwrap_or_else(|| format!("(missing {name})"))
+        };
+        let mut out = Vec::new();
+        for m in state.models.values() {
+            out.push(format!("model {}", display(&m.resource)));
+        }
+        for rec in state.endpoints.values() {
+            let endpoint = display(&rec.resource);
+            out.push(format!("endpoint {endpoint}"));
+            for d in &rec.deployed {
+                let id = d.resource.get("id").and_then(|v| v.as_str()).unwrap_or("");
+                out.push(format!(
+                    "deployed {endpoint} {} {}%",
+                    model_name(&d.model),
+                    rec.traffic.get(id).copied().unwrap_or(0)
+                ));
+            }
+        }
+        out.sort();
+        out
     }
 }
 
