@@ -188,8 +188,14 @@ fn extract(archive: &Path, root: &Path, max_bytes: u64) -> Result<Extracted, Pac
             }
             let bytes = read_manifest_bytes(&mut entry, &location, corrupt)?;
             let parsed = Manifest::from_json(&bytes, &location)?;
-            let total: u64 = parsed.files.iter().map(|f| f.size).sum();
-            if total > max_bytes {
+            // The sizes are the archive's word: their sum may not even fit a u64.
+            let total = parsed
+                .files
+                .iter()
+                .try_fold(0u64, |sum, f| sum.checked_add(f.size));
+            if total.is_none_or(|t| t > max_bytes) {
+                let total =
+                    total.map_or_else(|| format!("more than {}", u64::MAX), |t| t.to_string());
                 return Err(PackageError::invalid_manifest(
                     &location,
                     format!(

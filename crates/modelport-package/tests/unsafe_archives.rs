@@ -260,3 +260,22 @@ fn unpacking_writes_only_what_the_manifest_allows() {
     assert_eq!(listing(dir.path()), ["model.tar.gz"]);
     modelport_package::unpack_with_limit(&archive, &dir.path().join("out"), 10).unwrap();
 }
+
+/// Found by the `package_unpack` fuzz target: sizes whose sum passes u64
+/// overflowed the cap's check (a panic in a debug build; in a release build the
+/// sum wrapped to a small number and passed the cap).
+#[test]
+fn manifest_sizes_past_u64_are_refused() {
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&manifest_json(&[("a.onnx", MODEL), ("b.bin", b"x")])).unwrap();
+    manifest["files"][0]["size"] = serde_json::json!(u64::MAX);
+    manifest["files"][1]["size"] = serde_json::json!(2);
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let err = unpack_err(&[file("modelport.json", &manifest), file("a.onnx", MODEL)]);
+    assert!(
+        err.to_string().contains(
+            "its files add up to more than 18446744073709551615 bytes, more than the 68719476736"
+        ),
+        "{err}"
+    );
+}
