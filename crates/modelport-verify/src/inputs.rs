@@ -73,6 +73,19 @@ pub fn decode_json(
 /// single input also takes any header whose column count equals the input's row
 /// length, in column order (feature names such as `sepal_length`).
 pub fn read_csv(text: &str, signature: &Signature) -> Result<Batch, String> {
+    csv_batch(&parse_csv(text)?, signature)
+}
+
+/// A CSV file's header and records, before they are matched to a model's inputs.
+#[derive(Debug)]
+pub struct CsvTable {
+    header: Vec<String>,
+    records: Vec<csv::StringRecord>,
+}
+
+/// Reads the header and the records of a CSV file (cells trimmed, every record as
+/// wide as the header).
+pub fn parse_csv(text: &str) -> Result<CsvTable, String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
@@ -87,6 +100,12 @@ pub fn read_csv(text: &str, signature: &Signature) -> Result<Batch, String> {
         .records()
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
+    Ok(CsvTable { header, records })
+}
+
+/// The tensors `signature`'s inputs take from `table`, as [`read_csv`] describes.
+pub fn csv_batch(table: &CsvTable, signature: &Signature) -> Result<Batch, String> {
+    let CsvTable { header, records } = table;
     let rows = records.len();
 
     let mut batch = Batch::new();
