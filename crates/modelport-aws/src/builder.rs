@@ -69,12 +69,25 @@ pub async fn connect(
     credentials: Option<&aws_credential_types::Credentials>,
 ) -> Result<AwsClients, ProviderError> {
     // Throttling is normal on SageMaker's control plane: more attempts than the
-    // SDK's default 3, with its exponential backoff and jitter.
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(
-        RetryConfig::standard()
-            .with_max_attempts(6)
-            .with_initial_backoff(Duration::from_millis(200)),
-    );
+    // SDK's default 3, with its exponential backoff and jitter. An attempt that
+    // gets no answer is abandoned after the request timeout and retried like a
+    // dropped connection (the SDK sets none of its own: a silent peer would hang
+    // the command).
+    let attempt = env::request_timeout().map_err(|message| ProviderError::InvalidInput {
+        message,
+        hint: Some(format!(
+            "unset {} for the default of {} s",
+            env::MODELPORT_REQUEST_TIMEOUT_S,
+            env::DEFAULT_REQUEST_TIMEOUT.as_secs()
+        )),
+    })?;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(6)
+                .with_initial_backoff(Duration::from_millis(200)),
+        )
+        .timeout_config(timeouts(attempt));
     if let Some(region) = &settings.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
@@ -125,6 +138,24 @@ pub async fn connect(
         credential_source: credential_source(&credentials),
         endpoint_url: settings.endpoint_url.clone(),
     })
+}
+
+/// How long a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The timeouts of every client: connecting, and each attempt of a call.
+pub fn timeouts(attempt: Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(attempt)
+        .build()
+}
+
+/// The attempt timeout a client was built with (the request timeout).
+pub fn attempt_timeout(config: Option<&aws_config::timeout::TimeoutConfig>) -> Duration {
+    config
+        .and_then(|t| t.operation_attempt_timeout())
+        .unwrap_or(env::DEFAULT_REQUEST_TIMEOUT)
 }
 
 fn no_credentials(detail: String) -> ProviderError {

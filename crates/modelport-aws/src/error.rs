@@ -66,6 +66,12 @@ impl AwsFailure {
     pub fn is_already_exists(&self) -> bool {
         self.code == "ValidationException" && self.message.contains("already existing")
     }
+
+    /// "Cannot update in-progress endpoint" and the like: the endpoint is busy
+    /// with a change (perhaps the very one a lost answer left under way).
+    pub fn is_in_progress(&self) -> bool {
+        self.code == "ValidationException" && self.message.contains("in-progress")
+    }
 }
 
 impl From<AwsFailure> for ProviderError {

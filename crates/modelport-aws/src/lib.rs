@@ -1393,6 +1393,10 @@ impl Provider for AwsProvider {
             endpoint,
             target_variant,
             label: state.name.clone(),
+            attempt_timeout: predictor::InvokeTransport::attempt_timeout(
+                &clients.runtime,
+                rev.endpoint.timeout_s,
+            ),
         };
         let expected = Expected {
             digest: format!("sha256:{}", rev.model_digest),

@@ -31,6 +31,20 @@ pub struct InvokeTransport {
     pub target_variant: Option<String>,
     /// How errors name the target.
     pub label: String,
+    /// How long one attempt may wait for the answer: the endpoint's serving
+    /// timeout plus a margin, or the request timeout when that is longer.
+    pub attempt_timeout: Duration,
+}
+
+impl InvokeTransport {
+    /// The attempt timeout for an endpoint that answers within `serving_timeout_s`.
+    pub fn attempt_timeout(
+        client: &aws_sdk_sagemakerruntime::Client,
+        serving_timeout_s: u32,
+    ) -> Duration {
+        let base = crate::builder::attempt_timeout(client.config().timeout_config());
+        base.max(Duration::from_secs(u64::from(serving_timeout_s) + 10))
+    }
 }
 
 #[async_trait::async_trait]
@@ -50,6 +64,11 @@ impl Transport for InvokeTransport {
                 .accept("application/json")
                 .set_target_variant(self.target_variant.clone())
                 .body(Blob::new(body.clone()))
+                .customize()
+                .config_override(
+                    aws_sdk_sagemakerruntime::config::Builder::default()
+                        .timeout_config(crate::builder::timeouts(self.attempt_timeout)),
+                )
                 .send()
                 .await;
             let err = match result {

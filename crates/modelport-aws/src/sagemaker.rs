@@ -275,13 +275,28 @@ pub async fn update_weights(
                 .build()
         })
         .collect::<Vec<_>>();
-    sm.update_endpoint_weights_and_capacities()
+    let f = match sm
+        .update_endpoint_weights_and_capacities()
         .endpoint_name(endpoint)
         .set_desired_weights_and_capacities(Some(desired))
         .send()
         .await
-        .map_err(|e| AwsFailure::from_sdk("UpdateEndpointWeightsAndCapacities", &e))?;
-    Ok(())
+    {
+        Ok(_) => return Ok(()),
+        Err(e) => AwsFailure::from_sdk("UpdateEndpointWeightsAndCapacities", &e),
+    };
+    // A retry whose first attempt took effect finds these weights desired (or set).
+    if f.is_in_progress()
+        && let Some(info) = describe_endpoint(sm, endpoint).await?
+        && weights.iter().all(|(v, w)| {
+            info.weights
+                .iter()
+                .any(|x| &x.name == v && (x.desired - w).abs() < f32::EPSILON)
+        })
+    {
+        return Ok(());
+    }
+    Err(f.into())
 }
 
 /// An endpoint as DescribeEndpoint shows it.
@@ -435,14 +450,23 @@ pub async fn create_endpoint(
     config: &str,
     tag_pairs: &[(String, String)],
 ) -> Result<(), ProviderError> {
-    sm.create_endpoint()
+    let f = match sm
+        .create_endpoint()
         .endpoint_name(name)
         .endpoint_config_name(config)
         .set_tags(Some(tags(tag_pairs)))
         .send()
         .await
-        .map_err(|e| AwsFailure::from_sdk("CreateEndpoint", &e))?;
-    Ok(())
+    {
+        Ok(_) => return Ok(()),
+        Err(e) => AwsFailure::from_sdk("CreateEndpoint", &e),
+    };
+    // The SDK retries a call whose answer was lost (a dropped connection, a
+    // timeout); the retry then meets what the first attempt did.
+    if f.is_already_exists() && heading_to(sm, name, config).await? {
+        return Ok(());
+    }
+    Err(f.into())
 }
 
 pub async fn update_endpoint(
@@ -450,24 +474,73 @@ pub async fn update_endpoint(
     name: &str,
     config: &str,
 ) -> Result<(), ProviderError> {
-    sm.update_endpoint()
+    let f = match sm
+        .update_endpoint()
         .endpoint_name(name)
         .endpoint_config_name(config)
         .send()
         .await
-        .map_err(|e| AwsFailure::from_sdk("UpdateEndpoint", &e))?;
-    Ok(())
+    {
+        Ok(_) => return Ok(()),
+        Err(e) => AwsFailure::from_sdk("UpdateEndpoint", &e),
+    };
+    // A retried update whose first attempt took effect finds it under way.
+    if f.is_in_progress() && heading_to(sm, name, config).await? {
+        return Ok(());
+    }
+    Err(f.into())
 }
 
-/// Deletes the endpoint; one that is already gone is fine.
+/// True when endpoint `name` is being deployed with `config` (creating or
+/// updating to it: `PendingDeploymentSummary`), or already runs it.
+async fn heading_to(
+    sm: &aws_sdk_sagemaker::Client,
+    name: &str,
+    config: &str,
+) -> Result<bool, ProviderError> {
+    let out = match sm.describe_endpoint().endpoint_name(name).send().await {
+        Ok(out) => out,
+        Err(e) => {
+            let f = AwsFailure::from_sdk("DescribeEndpoint", &e);
+            return if f.is_not_found() {
+                Ok(false)
+            } else {
+                Err(f.into())
+            };
+        }
+    };
+    let pending = out
+        .pending_deployment_summary()
+        .and_then(|p| p.endpoint_config_name());
+    let status = out.endpoint_status().map(EndpointStatus::as_str);
+    Ok(match status {
+        Some("Creating" | "Updating") => {
+            pending == Some(config)
+                || (pending.is_none() && out.endpoint_config_name() == Some(config))
+        }
+        Some("InService") => out.endpoint_config_name() == Some(config),
+        _ => false,
+    })
+}
+
+/// Deletes the endpoint; one that is already gone, or already being deleted (a
+/// retry of a delete whose answer was lost), is fine.
 pub async fn delete_endpoint(
     sm: &aws_sdk_sagemaker::Client,
     name: &str,
 ) -> Result<(), ProviderError> {
-    match sm.delete_endpoint().endpoint_name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) => ignore_not_found(AwsFailure::from_sdk("DeleteEndpoint", &e)),
+    let f = match sm.delete_endpoint().endpoint_name(name).send().await {
+        Ok(_) => return Ok(()),
+        Err(e) => AwsFailure::from_sdk("DeleteEndpoint", &e),
+    };
+    if f.is_in_progress()
+        && describe_endpoint(sm, name)
+            .await?
+            .is_none_or(|e| e.status == "Deleting")
+    {
+        return Ok(());
     }
+    ignore_not_found(f)
 }
 
 /// Deletes an endpoint configuration; one that is already gone is fine.

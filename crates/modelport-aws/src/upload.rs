@@ -317,7 +317,9 @@ async fn upload_object(
                 .server_side_encryption(ServerSideEncryption::AwsKms)
                 .ssekms_key_id(kms);
         }
-        put.send()
+        put.customize()
+            .config_override(carrying(s3, object.size))
+            .send()
             .await
             .map_err(|e| AwsFailure::from_sdk("PutObject", &e))?;
         reporter.on_amount(&what, object.size, object.size, Unit::Bytes);
@@ -512,6 +514,15 @@ async fn abort(s3: &aws_sdk_s3::Client, target: &UploadTarget<'_>, upload_id: &s
     }
 }
 
+/// A configuration override giving an attempt that carries `bytes` the time to
+/// send them: the client's attempt timeout plus a second per 64 KiB.
+fn carrying(s3: &aws_sdk_s3::Client, bytes: u64) -> aws_sdk_s3::config::Builder {
+    let base = crate::builder::attempt_timeout(s3.config().timeout_config());
+    aws_sdk_s3::config::Builder::default().timeout_config(crate::builder::timeouts(
+        modelport_core::env::transfer_timeout(base, bytes),
+    ))
+}
+
 /// The part size for a file: at least [`MIN_PART_SIZE`], at most 10,000 parts.
 pub fn part_size(size: u64) -> u64 {
     MIN_PART_SIZE.max(size.div_ceil(10_000))
@@ -592,6 +603,8 @@ async fn send_parts(
                     .content_length(length as i64)
                     .checksum_algorithm(ChecksumAlgorithm::Sha256)
                     .body(body)
+                    .customize()
+                    .config_override(carrying(s3, length))
                     .send()
                     .await
                     .map_err(|e| AwsFailure::from_sdk("UploadPart", &e))?;

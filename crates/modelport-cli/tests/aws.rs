@@ -9,8 +9,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::clouds::Aws as Cloud;
 use common::Run;
+use common::clouds::Aws as Cloud;
 use modelport_testkit::sagemaker::{Call, Fault, FaultKind};
 
 fn creates(calls: &[Call]) -> Vec<String> {

@@ -10,8 +10,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::clouds::{BUCKET, Gcp as Cloud};
 use common::Run;
+use common::clouds::{BUCKET, Gcp as Cloud};
 use modelport_testkit::vertex::{Call, Fault, FaultKind};
 
 /// The calls that change something, as `method name`.

@@ -20,6 +20,37 @@ pub const MODELPORT_LOG: &str = "MODELPORT_LOG";
 /// Disables colour in terminal output when set to anything (see no-color.org).
 pub const NO_COLOR: &str = "NO_COLOR";
 
+/// How long one attempt of a call to a cloud API (SageMaker, S3, Vertex AI, Cloud
+/// Storage) may wait for its answer before it is abandoned and retried, in whole
+/// seconds (default 60). A prediction may take the endpoint's serving timeout plus
+/// 10 s when that is longer; an upload one more second for every 64 KiB it carries.
+pub const MODELPORT_REQUEST_TIMEOUT_S: &str = "MODELPORT_REQUEST_TIMEOUT_S";
+
+/// [`MODELPORT_REQUEST_TIMEOUT_S`] when none is set.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// [`MODELPORT_REQUEST_TIMEOUT_S`]: its value, or [`DEFAULT_REQUEST_TIMEOUT`] when
+/// it is unset or empty; an error naming the variable when it is not a whole
+/// number of seconds from 1 to 3600.
+pub fn request_timeout() -> Result<std::time::Duration, String> {
+    let Some(raw) = std::env::var_os(MODELPORT_REQUEST_TIMEOUT_S).filter(|v| !v.is_empty()) else {
+        return Ok(DEFAULT_REQUEST_TIMEOUT);
+    };
+    let text = raw.to_string_lossy();
+    match text.trim().parse::<u64>() {
+        Ok(s) if (1..=3600).contains(&s) => Ok(std::time::Duration::from_secs(s)),
+        _ => Err(format!(
+            "{MODELPORT_REQUEST_TIMEOUT_S}={text:?} is not a number of seconds from 1 to 3600"
+        )),
+    }
+}
+
+/// How long an attempt that carries `bytes` may take: `base` plus one second per
+/// 64 KiB, so that a slow link is not mistaken for a dead one.
+pub fn transfer_timeout(base: std::time::Duration, bytes: u64) -> std::time::Duration {
+    base + std::time::Duration::from_secs(bytes.div_ceil(64 * 1024))
+}
+
 /// Where `.modelport` (state, artifacts, server logs) lives; default `./.modelport`.
 pub const MODELPORT_HOME: &str = "MODELPORT_HOME";
 

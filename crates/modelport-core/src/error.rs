@@ -63,6 +63,24 @@ impl Error {
             Error::Spec(e) => e.hint.clone(),
             Error::UnsupportedModel { hint, .. } => Some(hint.clone()),
             Error::Locked { hint, .. } => Some(hint.clone()),
+            Error::Io { path, source } => match source.kind() {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                    Some(format!(
+                        "free some disk space on the file system of {}; files modelport writes are \
+                     replaced whole, so the previous version is still there, and the same \
+                     command finishes once there is room",
+                        path.display()
+                    ))
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    Some(format!("check the permissions of {}", path.display()))
+                }
+                std::io::ErrorKind::ReadOnlyFilesystem => Some(format!(
+                    "{} is on a read-only file system: point MODELPORT_HOME (or --home) elsewhere",
+                    path.display()
+                )),
+                _ => None,
+            },
             _ => None,
         }
     }

@@ -73,10 +73,8 @@ pub fn step(name: &str) {
     }
     if crash_at == Some(n) {
         eprintln!("modelport: crash point {n} ({name}): killing this process");
-        let _ = rustix::process::kill_process(
-            rustix::process::getpid(),
-            rustix::process::Signal::KILL,
-        );
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
         // SIGKILL cannot be caught; nothing after this runs.
         std::process::abort();
     }

@@ -23,7 +23,7 @@ pub mod units;
 
 pub use error::{Error, Result};
 pub use predictor::{
-    Expected, PredictError, Prediction, Predictor, ServedBy, TargetInfo, TargetKind,
+    Expected, Partial, PredictError, Prediction, Predictor, ServedBy, TargetInfo, TargetKind,
 };
 pub use signature::{ClassLabels, Dim, Signature, TensorSpec};
 pub use tensor::{Batch, DType, NamedTensor, Tensor, TensorData};

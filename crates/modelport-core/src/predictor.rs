@@ -197,6 +197,25 @@ pub enum PredictError {
     /// An answer did not come from the revision that had to give it.
     #[error("{target}: {message}")]
     Identity { target: String, message: String },
+    /// The target answered some rows, then stopped answering (it died, it went
+    /// away, it timed out): what it answered is in `partial`, so that those rows
+    /// can still be compared and the others reported as unchecked.
+    #[error("{target} answered {answered} of {total} samples, then failed: {reason}")]
+    Incomplete {
+        target: String,
+        total: usize,
+        answered: usize,
+        reason: String,
+        partial: Box<Partial>,
+    },
+}
+
+/// What a target answered before it failed: the input rows it answered, as
+/// sorted, disjoint ranges, and their outputs in that order.
+#[derive(Debug, Clone)]
+pub struct Partial {
+    pub rows: Vec<std::ops::Range<usize>>,
+    pub prediction: Prediction,
 }
 
 impl PredictError {
@@ -216,6 +235,11 @@ impl PredictError {
             PredictError::Identity { .. } => Some(
                 "the comparison only proves a revision whose every answer carries its digest; \
                  check that the endpoint runs the modelport serving image"
+                    .into(),
+            ),
+            PredictError::Incomplete { .. } => Some(
+                "the endpoint stopped answering during the comparison: `modelport status` says \
+                 how it is; a new comparison sends every sample again"
                     .into(),
             ),
             PredictError::Remote { status: 413, .. } => Some(

@@ -495,6 +495,52 @@ mod tests {
         }
     }
 
+    /// The pid of a process that has ended (a child that ran `true` and was reaped).
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn scratch_of_processes_that_no_longer_run_is_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path().join(".modelport"));
+        fs::create_dir_all(ws.tmp_dir()).unwrap();
+        fs::create_dir_all(ws.state_dir()).unwrap();
+        let dead = dead_pid();
+        let mine = std::process::id();
+        // What a killed deploy leaves: a packaging folder and a half-written state file.
+        let left = ws.tmp_dir().join(format!("{dead}-package-0"));
+        fs::create_dir_all(left.join("inner")).unwrap();
+        fs::write(left.join("inner/model.tar.gz"), b"half").unwrap();
+        let half = ws.state_dir().join(format!(".iris.json.{dead}.tmp"));
+        fs::write(&half, b"{\"format\"").unwrap();
+        // What must stay: this process's own scratch, files of no pid, the state.
+        let own = ws.tmp_dir().join(format!("{mine}-plan-3"));
+        fs::create_dir_all(&own).unwrap();
+        let other = ws.tmp_dir().join("notes.txt");
+        fs::write(&other, b"x").unwrap();
+        let state = ws.state_dir().join("iris.json");
+        fs::write(&state, b"{}").unwrap();
+
+        let mut removed = ws.sweep_scratch();
+        removed.sort();
+        let mut expected = vec![left, half];
+        expected.sort();
+        assert_eq!(removed, expected);
+        assert!(own.exists() && other.exists() && state.exists());
+        // A fresh scratch path sweeps too, and names this process.
+        let path = ws.scratch_path("package").unwrap();
+        assert!(
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{mine}-package-"))
+        );
+    }
+
     #[test]
     fn state_round_trips_and_lists_sorted() {
         let dir = tempfile::tempdir().unwrap();

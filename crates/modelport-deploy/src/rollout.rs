@@ -160,6 +160,7 @@ impl Deployer<'_> {
         let mut state = plan.starting_state();
         state.rollout = Some(Rollout::new(mode));
         // Recorded before anything is created.
+        fail_point("rollout.record").await?;
         self.save(&state)?;
         plan.previous = Some(state.clone());
 

@@ -243,8 +243,20 @@ pub async fn connect(settings: &ClientSettings) -> ProviderResult<GcpClients> {
         None => adc()?,
     };
     let host = settings.vertex_host();
+    // The clients set no time limit on an attempt: a silent peer would hang the
+    // command. One that runs out is retried like a dropped connection.
+    let attempt =
+        modelport_core::env::request_timeout().map_err(|message| ProviderError::InvalidInput {
+            message,
+            hint: Some(format!(
+                "unset {} for the default of {} s",
+                modelport_core::env::MODELPORT_REQUEST_TIMEOUT_S,
+                modelport_core::env::DEFAULT_REQUEST_TIMEOUT.as_secs()
+            )),
+        })?;
     let models = ModelService::builder()
         .with_endpoint(&host)
+        .with_attempt_timeout(attempt)
         .with_polling_error_policy(crate::error::TransientPolling)
         .with_credentials(vertex_creds.clone())
         .build()
@@ -252,6 +264,7 @@ pub async fn connect(settings: &ClientSettings) -> ProviderResult<GcpClients> {
         .map_err(|e| build_error("Vertex AI model service", e))?;
     let endpoints = EndpointService::builder()
         .with_endpoint(&host)
+        .with_attempt_timeout(attempt)
         .with_polling_error_policy(crate::error::TransientPolling)
         .with_credentials(vertex_creds.clone())
         .build()
@@ -259,6 +272,7 @@ pub async fn connect(settings: &ClientSettings) -> ProviderResult<GcpClients> {
         .map_err(|e| build_error("Vertex AI endpoint service", e))?;
     let predictions = PredictionService::builder()
         .with_endpoint(&host)
+        .with_attempt_timeout(attempt)
         .with_credentials(vertex_creds.clone())
         .build()
         .await

@@ -89,13 +89,25 @@ pub fn is_quota(e: &Error) -> bool {
     })
 }
 
-/// 503, or a 429 that is a rate limit rather than a quota on resources.
+/// What is worth trying again, by Google's retry guidance: 503 (and the other
+/// 5xx a front end answers without a status), a 429 that is a rate limit rather
+/// than a quota on resources, and a call whose answer never came (a connection
+/// that failed or dropped, an attempt that timed out). A retried change meets
+/// what its first attempt did; the callers reconcile that (ids modelport chooses,
+/// [`crate::vertex::settle`]).
 pub fn is_transient(e: &Error) -> bool {
     match e.status() {
         Some(s) => {
             s.code == Code::Unavailable || (s.code == Code::ResourceExhausted && !is_quota(e))
         }
-        None => matches!(e.http_status_code(), Some(429 | 503)),
+        None => {
+            matches!(e.http_status_code(), Some(429 | 500 | 502 | 503 | 504))
+                || (e.http_status_code().is_none()
+                    && (e.is_io()
+                        || e.is_timeout()
+                        || e.is_connect()
+                        || e.is_transient_and_before_rpc()))
+        }
     }
 }
 

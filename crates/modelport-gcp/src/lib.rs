@@ -1081,6 +1081,7 @@ impl Provider for GcpProvider {
             endpoint,
             label: state.name.clone(),
             digests,
+            attempt_timeout: predictor::PredictTransport::attempt_timeout(rev.endpoint.timeout_s),
         };
         let expected = Expected {
             digest: format!("sha256:{}", rev.model_digest),

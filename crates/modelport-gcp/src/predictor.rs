@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use google_cloud_aiplatform_v1::client::PredictionService;
+use google_cloud_gax::options::RequestOptionsBuilder;
 use modelport_core::{PredictError, ServedBy};
 use modelport_verify::{Reply, Transport};
 use serde_json::{Value, json};
@@ -32,6 +33,18 @@ pub struct PredictTransport {
     /// The model digest (`sha256:...`) each of the deployment's deployed models
     /// serves, by deployed model id.
     pub digests: HashMap<String, String>,
+    /// How long one attempt may wait for the answer: the endpoint's serving
+    /// timeout plus a margin, or the request timeout when that is longer.
+    pub attempt_timeout: Duration,
+}
+
+impl PredictTransport {
+    /// The attempt timeout for an endpoint that answers within `serving_timeout_s`.
+    pub fn attempt_timeout(serving_timeout_s: u32) -> Duration {
+        modelport_core::env::request_timeout()
+            .unwrap_or(modelport_core::env::DEFAULT_REQUEST_TIMEOUT)
+            .max(Duration::from_secs(u64::from(serving_timeout_s) + 10))
+    }
 }
 
 #[async_trait::async_trait]
@@ -55,7 +68,8 @@ impl Transport for PredictTransport {
                 .client
                 .predict()
                 .set_endpoint(&self.endpoint)
-                .set_instances(instances.clone());
+                .set_instances(instances.clone())
+                .with_attempt_timeout(self.attempt_timeout);
             if let Some(p) = &parameters {
                 call = call.set_parameters(p.clone());
             }

@@ -65,8 +65,10 @@ fn encode(s: &str) -> String {
 
 impl ObjectsApi {
     pub fn new(endpoint: Option<&str>, credentials: Credentials) -> ProviderResult<ObjectsApi> {
+        let timeout = modelport_core::env::request_timeout().map_err(other)?;
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(timeout)
             .build()
             .map_err(|e| other(format!("cannot build an HTTP client: {e}")))?;
         Ok(ObjectsApi {
@@ -79,8 +81,10 @@ impl ObjectsApi {
         })
     }
 
-    /// Sends the request `req` builds, with the credentials' headers, retrying
-    /// 429 and 503 up to six times with backoff.
+    /// Sends the request `req` builds, with the credentials' headers, retrying up
+    /// to six times with backoff what Cloud Storage's retry strategy calls
+    /// transient: 408, 429 and 5xx answers, and requests whose answer never came
+    /// (every request here is a read or a delete, which are safe to repeat).
     async fn send(
         &self,
         what: &str,
@@ -100,18 +104,21 @@ impl ObjectsApi {
         let mut delay = Duration::from_millis(500);
         let mut attempt = 1;
         loop {
-            let r =
-                req()
-                    .headers(headers.clone())
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::Other {
+            match req().headers(headers.clone()).send().await {
+                Ok(r) if !matches!(r.status().as_u16(), 408 | 429 | 500..=599) || attempt == 6 => {
+                    return Ok(r);
+                }
+                Ok(r) => tracing::debug!("{what}: HTTP {}; retrying in {delay:?}", r.status()),
+                Err(e) if attempt < 6 => tracing::debug!(
+                    "{what}: {}; retrying in {delay:?}",
+                    modelport_verify::http::error_chain(&e)
+                ),
+                Err(e) => {
+                    return Err(ProviderError::Other {
                         message: format!("{what}: {}", modelport_verify::http::error_chain(&e)),
                         hint: Some("check the network, or MODELPORT_GCP_STORAGE_ENDPOINT".into()),
-                    })?;
-            let status = r.status().as_u16();
-            if !matches!(status, 429 | 503) || attempt == 6 {
-                return Ok(r);
+                    });
+                }
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(8));
@@ -453,6 +460,13 @@ pub async fn upload_revision(
 /// it against `crc` (its crc32c). Files of 16 MiB and more go up as resumable
 /// uploads (the storage crate's threshold), retried from where they stopped.
 /// `sent` counts the bytes read so far, for progress.
+///
+/// The object's name holds its content's digest, so writing it twice writes the
+/// same bytes: the upload is marked idempotent, and the storage crate retries a
+/// single-request upload too (by default it retries those only with a generation
+/// precondition). The crate sets no time limit on an attempt, so each attempt
+/// here gets the request timeout plus a second per 64 KiB, and one that runs out
+/// is tried again from the start, up to three times.
 pub async fn upload_object(
     storage: &Storage,
     bucket: &str,
@@ -462,27 +476,56 @@ pub async fn upload_object(
     kms_key_name: Option<&str>,
     sent: Arc<AtomicU64>,
 ) -> ProviderResult<()> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| other(format!("reading {}: {e}", path.display())))?;
-    let size = file
-        .metadata()
-        .await
-        .map_err(|e| other(format!("reading {}: {e}", path.display())))?
-        .len();
-    let source = CountingFile { file, size, sent };
-    let mut write = storage
-        .write_object(format!("projects/_/buckets/{bucket}"), name, source)
-        .set_content_type(content_type(name))
-        .with_known_crc32c(crc);
-    if let Some(key) = kms_key_name {
-        write = write.set_kms_key(key);
+    const TIMED_ATTEMPTS: u32 = 3;
+    let what = format!("uploading gs://{bucket}/{name}");
+    let base = modelport_core::env::request_timeout().map_err(other)?;
+    let mut attempt = 1;
+    loop {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| other(format!("reading {}: {e}", path.display())))?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| other(format!("reading {}: {e}", path.display())))?
+            .len();
+        sent.store(0, Ordering::Relaxed);
+        let source = CountingFile {
+            file,
+            size,
+            sent: sent.clone(),
+        };
+        let mut write = storage
+            .write_object(format!("projects/_/buckets/{bucket}"), name, source)
+            .set_content_type(content_type(name))
+            .with_known_crc32c(crc)
+            .with_idempotency(true);
+        if let Some(key) = kms_key_name {
+            write = write.set_kms_key(key);
+        }
+        let limit = modelport_core::env::transfer_timeout(base, size);
+        match tokio::time::timeout(limit, write.send_unbuffered()).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => return Err(error::failure(&what, &e)),
+            Err(_) if attempt < TIMED_ATTEMPTS => {
+                tracing::debug!("{what}: no answer within {limit:?}; trying again");
+                attempt += 1;
+            }
+            Err(_) => {
+                return Err(ProviderError::Other {
+                    message: format!(
+                        "{what}: no answer within {} s, {TIMED_ATTEMPTS} times",
+                        limit.as_secs()
+                    ),
+                    hint: Some(format!(
+                        "check the connection to Cloud Storage, or raise {} for a slow link; \
+                         a re-run uploads what is missing",
+                        modelport_core::env::MODELPORT_REQUEST_TIMEOUT_S
+                    )),
+                });
+            }
+        }
     }
-    write
-        .send_unbuffered()
-        .await
-        .map_err(|e| error::failure(&format!("uploading gs://{bucket}/{name}"), &e))?;
-    Ok(())
 }
 
 fn content_type(name: &str) -> &'static str {

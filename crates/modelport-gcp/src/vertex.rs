@@ -224,7 +224,12 @@ async fn running_operations(c: &GcpClients, resource: &str) -> ProviderResult<Ve
         let page = match page {
             Ok(p) => p,
             Err(e) if error::is_not_found(&e) => return Ok(running),
-            Err(e) => return Err(failure(&format!("listing the operations on {resource}"), &e)),
+            Err(e) => {
+                return Err(failure(
+                    &format!("listing the operations on {resource}"),
+                    &e,
+                ));
+            }
         };
         running.extend(
             page.operations
@@ -321,12 +326,16 @@ pub async fn ensure_model(
     .await;
     match result {
         Ok(_) => Ok(name),
-        // A concurrent or interrupted run uploaded it first.
-        Err(e) if get_model(c, &name).await?.is_some() => {
-            tracing::debug!("models.upload failed ({e}) but the model exists");
-            Ok(name)
+        Err(e) => {
+            // A concurrent or interrupted run, or a first attempt whose answer was
+            // lost, uploaded it first (perhaps still uploading).
+            settle(c, &name, deadline, reporter).await?;
+            if get_model(c, &name).await?.is_some() {
+                tracing::debug!("models.upload failed ({e}) but the model exists");
+                return Ok(name);
+            }
+            Err(e)
         }
-        Err(e) => Err(e),
     }
 }
 
@@ -383,7 +392,11 @@ pub async fn ensure_endpoint(
     .await;
     match r {
         Ok(e) => Ok(e),
-        Err(e) => match get_endpoint(c, &name).await? {
+        Err(e) => match {
+            // Created (or being created) by a first attempt whose answer was lost.
+            settle(c, &name, deadline, reporter).await?;
+            get_endpoint(c, &name).await?
+        } {
             Some(found) => {
                 tracing::debug!("endpoints.create failed ({e}) but the endpoint exists");
                 Ok(found)
@@ -455,7 +468,9 @@ pub async fn deploy(
     )
     .await;
     if let Err(e) = r {
-        // Deployed already by an interrupted run whose operation finished.
+        // Deployed already by an interrupted run, or by a first attempt whose
+        // answer was lost: once its operation finished, the model is there.
+        settle(c, endpoint, deadline, reporter).await?;
         if let Some(ep) = get_endpoint(c, endpoint).await?
             && ep.deployed_models.iter().any(|d| d.id == deployed_id)
         {
@@ -486,7 +501,7 @@ pub async fn undeploy(
     if !ep.deployed_models.iter().any(|d| d.id == deployed_id) {
         return Ok(false);
     }
-    run_operation(
+    let r = run_operation(
         &format!("endpoints.undeployModel {deployed_id}"),
         || {
             c.endpoints
@@ -500,7 +515,19 @@ pub async fn undeploy(
         reporter,
         |_| None,
     )
-    .await?;
+    .await;
+    if let Err(e) = r {
+        // A retry whose first attempt took effect is refused ("already being
+        // undeployed"): once that undeploy finished, the model is gone.
+        settle(c, endpoint, deadline, reporter).await?;
+        let still = get_endpoint(c, endpoint)
+            .await?
+            .is_some_and(|ep| ep.deployed_models.iter().any(|d| d.id == deployed_id));
+        if still {
+            return Err(e);
+        }
+        tracing::debug!("undeployModel failed ({e}) but {deployed_id} is gone");
+    }
     Ok(true)
 }
 
@@ -551,6 +578,11 @@ pub async fn delete_endpoint(
         |_| None,
     )
     .await;
+    if r.is_err() {
+        // A retry whose first attempt took effect is refused ("already being
+        // deleted"): once that delete finished, the endpoint is gone.
+        settle(c, endpoint, deadline, reporter).await?;
+    }
     let exists = get_endpoint(c, endpoint).await?.is_some();
     gone_ok(r, exists)
 }
@@ -574,6 +606,9 @@ pub async fn delete_model(
         |_| None,
     )
     .await;
+    if r.is_err() {
+        settle(c, model, deadline, reporter).await?;
+    }
     let exists = get_model(c, model).await?.is_some();
     gone_ok(r, exists)
 }

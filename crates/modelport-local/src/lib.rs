@@ -168,7 +168,8 @@ impl LocalProvider {
             let dirs = [
                 (
                     self.workspace.artifacts_dir().join(&rev.artifact_digest),
-                    used.iter().any(|u| u.artifact_digest == rev.artifact_digest),
+                    used.iter()
+                        .any(|u| u.artifact_digest == rev.artifact_digest),
                 ),
                 (
                     self.workspace.models_dir().join(&rev.model_digest),
@@ -179,9 +180,8 @@ impl LocalProvider {
                 if in_use || !dir.exists() {
                     continue;
                 }
-                std::fs::remove_dir_all(&dir).map_err(|e| {
-                    ProviderError::Core(modelport_core::Error::io(&dir, e))
-                })?;
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| ProviderError::Core(modelport_core::Error::io(&dir, e)))?;
                 modelport_core::failpoint::step("store.release");
                 removed.push(dir.display().to_string());
             }

@@ -163,9 +163,18 @@ pub fn store_artifact(ws: &Workspace, artifact: &ArtifactRef) -> Result<PathBuf,
         return Ok(dest);
     }
     let tmp = scratch(ws, "artifact")?;
-    fs::copy(&artifact.path, &tmp).map_err(|e| io(&artifact.path, e))?;
-    fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    fs::rename(&tmp, &dest).map_err(|e| io(&dest, e))?;
+    let stored = fs::copy(&artifact.path, &tmp)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => io(&artifact.path, e),
+            // A failed write (a full disk) is the store's, not the package's.
+            _ => io(&dest, e),
+        })
+        .and_then(|_| fs::create_dir_all(&dir).map_err(|e| io(&dir, e)))
+        .and_then(|()| fs::rename(&tmp, &dest).map_err(|e| io(&dest, e)));
+    if let Err(e) = stored {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     modelport_core::failpoint::step("store.artifact");
     Ok(dest)
 }

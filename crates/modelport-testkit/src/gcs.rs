@@ -374,12 +374,19 @@ async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
     let decision = proxy.tripwire.as_ref().map(|wire| {
         wire.on_call(
             &format!("gcs:{} {}", parts.method, parts.uri.path()),
-            !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD),
+            !matches!(
+                parts.method,
+                axum::http::Method::GET | axum::http::Method::HEAD
+            ),
         )
     });
     if let Some(trip) = decision.as_ref().and_then(|d| d.refusal()) {
         let (status, code, reason) = match trip {
-            crate::Trip::Throttle => (429, "rateLimitExceeded", "The rate of requests is too high."),
+            crate::Trip::Throttle => (
+                429,
+                "rateLimitExceeded",
+                "The rate of requests is too high.",
+            ),
             _ => (503, "backendError", "Backend Error"),
         };
         let body = serde_json::json!({"error": {"code": status, "message": reason,

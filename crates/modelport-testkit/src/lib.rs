@@ -17,6 +17,8 @@
 
 mod background;
 pub mod conformance;
+pub mod cutoff;
+pub mod disk;
 mod faults;
 pub mod gcs;
 pub mod moto;

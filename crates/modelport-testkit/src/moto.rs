@@ -188,8 +188,13 @@ impl Moto {
     /// The keys of the multipart uploads begun and neither completed nor aborted
     /// in `bucket` (ListMultipartUploads, one page of up to 1000).
     pub fn multipart_uploads(&self, bucket: &str) -> io::Result<Vec<String>> {
-        let (status, body) =
-            http1::request_with(self.port, "GET", &format!("/{bucket}?uploads"), &[SIGNED_S3], b"")?;
+        let (status, body) = http1::request_with(
+            self.port,
+            "GET",
+            &format!("/{bucket}?uploads"),
+            &[SIGNED_S3],
+            b"",
+        )?;
         let text = String::from_utf8_lossy(&body);
         if status != 200 {
             return Err(io::Error::other(format!(

@@ -120,7 +120,7 @@ impl Decision {
             }
             Some(Trip::Reset) => {
                 tracing::info!("tripwire: dropping the connection");
-                reset()
+                dropped()
             }
             _ => resp,
         }
@@ -129,7 +129,7 @@ impl Decision {
 
 /// A response whose body fails before its first byte: hyper closes the
 /// connection and the client reads no answer.
-fn reset() -> Response {
+pub(crate) fn dropped() -> Response {
     let failed = futures_util::stream::once(async {
         Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
             std::io::ErrorKind::ConnectionReset,
@@ -220,7 +220,10 @@ impl Tripwire {
             tracing::error!("tripwire: no client process to kill was named");
             return;
         };
-        tracing::info!(pid = pid.as_raw_nonzero().get(), "tripwire: killing the client");
+        tracing::info!(
+            pid = pid.as_raw_nonzero().get(),
+            "tripwire: killing the client"
+        );
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         // The harness reaps it; until then it is a zombie, which runs no code.
         while Instant::now() < deadline && running(pid.as_raw_nonzero().get() as u32) {

@@ -431,9 +431,38 @@ impl<T: Transport> Predictor for BatchPredictor<T> {
         answered: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Prediction, PredictError> {
         let bodies = self.encode_requests(inputs)?;
+        let total = inputs.batch_size().map_err(invalid)?;
+        // Where each request's rows start in the inputs.
+        let starts: Vec<usize> = bodies
+            .iter()
+            .scan(0, |at, (_, rows)| {
+                let start = *at;
+                *at += rows;
+                Some(start)
+            })
+            .collect();
+        // Once a request has failed for good (the transports retry what is worth
+        // retrying), the rest are not sent: a target that stopped answering would
+        // only make each of them wait out its retries.
+        let stopped = std::sync::atomic::AtomicBool::new(false);
         let mut rows_answered = 0u64;
         let answers: Vec<Result<(Batch, ServedBy), PredictError>> = stream::iter(bodies)
-            .map(|(body, rows)| self.send(body, rows))
+            .map(|(body, rows)| {
+                let stopped = &stopped;
+                async move {
+                    if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Err(PredictError::Unavailable {
+                            target: self.info.label.clone(),
+                            message: "not sent: an earlier request failed".into(),
+                        });
+                    }
+                    let answer = self.send(body, rows).await;
+                    if answer.is_err() {
+                        stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    answer
+                }
+            })
             .buffered(self.concurrency.max(1))
             .inspect(|answer| {
                 if let Ok((batch, _)) = answer {
@@ -443,10 +472,76 @@ impl<T: Transport> Predictor for BatchPredictor<T> {
             })
             .collect()
             .await;
-        let mut parts = Vec::with_capacity(answers.len());
+        if answers.iter().any(Result::is_err) {
+            return Err(self.incomplete(answers, &starts, total));
+        }
+        self.join(answers.into_iter().flatten())
+    }
+}
+
+impl<T: Transport> BatchPredictor<T> {
+    /// The error of a prediction some of whose requests failed: the first failure
+    /// as it is when it says something about every answer (wrong inputs, a foreign
+    /// identity, an unreadable answer) or nothing was answered; otherwise
+    /// [`PredictError::Incomplete`] with the rows that were answered.
+    fn incomplete(
+        &self,
+        answers: Vec<Result<(Batch, ServedBy), PredictError>>,
+        starts: &[usize],
+        total: usize,
+    ) -> PredictError {
+        let first = answers
+            .iter()
+            .position(Result::is_err)
+            .expect("a request failed");
+        let mut rows = Vec::new();
+        let mut parts = Vec::new();
+        let mut failure = None;
+        for (answer, start) in answers.into_iter().zip(starts) {
+            match answer {
+                Ok((batch, by)) => {
+                    let n = batch.batch_size().unwrap_or(0);
+                    rows.push(*start..*start + n);
+                    parts.push((batch, by));
+                }
+                Err(e) if failure.is_none() => failure = Some(e),
+                Err(_) => {}
+            }
+        }
+        let failure = failure.expect("a request failed");
+        let gave_up = matches!(
+            failure,
+            PredictError::Unavailable { .. }
+                | PredictError::Timeout { .. }
+                | PredictError::Remote { status: 500.., .. }
+        );
+        if !gave_up || parts.is_empty() {
+            return failure;
+        }
+        let answered: usize = rows.iter().map(|r| r.len()).sum();
+        match self.join(parts.into_iter()) {
+            Ok(prediction) => PredictError::Incomplete {
+                target: self.info.label.clone(),
+                total,
+                answered,
+                reason: format!("request {} of {}: {failure}", first + 1, starts.len()),
+                partial: Box::new(modelport_core::Partial {
+                    rows: merge(rows),
+                    prediction,
+                }),
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// Puts answers back together in order, checking that one server gave them all.
+    fn join(
+        &self,
+        answers: impl Iterator<Item = (Batch, ServedBy)>,
+    ) -> Result<Prediction, PredictError> {
+        let mut parts = Vec::new();
         let mut served = ServedBy::default();
-        for answer in answers {
-            let (batch, by) = answer?;
+        for (batch, by) in answers {
             if !served.is_empty() && !by.is_empty() && by != served {
                 return Err(PredictError::Decode {
                     target: self.info.label.clone(),
@@ -471,6 +566,18 @@ impl<T: Transport> Predictor for BatchPredictor<T> {
             served_by: served,
         })
     }
+}
+
+/// Sorted ranges with the adjacent ones joined.
+fn merge(ranges: Vec<std::ops::Range<usize>>) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 fn describe(s: &ServedBy) -> String {

@@ -54,6 +54,23 @@ pub struct Comparison {
     /// What the user should know that is not an output's result: outputs only A has,
     /// or why nothing was compared.
     pub notes: Vec<String>,
+    /// The samples that could not be compared because a side stopped answering
+    /// part-way; a comparison with any never passes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unchecked: Option<Unchecked>,
+}
+
+/// Samples a comparison could not check: a side answered only part of them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unchecked {
+    /// How many samples were not compared.
+    pub samples: usize,
+    /// How many there were in all.
+    pub total: usize,
+    /// The side that stopped answering.
+    pub target: String,
+    /// Why it stopped.
+    pub reason: String,
 }
 
 impl Comparison {
@@ -325,6 +342,7 @@ pub fn compare(
         outputs: reports,
         worst,
         notes,
+        unchecked: None,
     }
 }
 

@@ -125,6 +125,16 @@ pub(crate) fn verdict(c: &Comparison) -> String {
     }
     let samples = plural(c.samples, "sample");
     let failed = c.failed_outputs().count();
+    if let Some(u) = &c.unchecked {
+        return format!(
+            "INCOMPLETE  {} of {} compared ({tolerances}), {failed} of {} differ; {} could not be: {} stopped answering",
+            c.samples,
+            plural(u.total, "sample"),
+            plural(c.checked_outputs().count(), "output"),
+            u.samples,
+            u.target
+        );
+    }
     if c.passed {
         format!("PASS  A matches B on {samples} ({tolerances})")
     } else if failed > 0 {

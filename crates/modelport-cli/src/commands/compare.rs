@@ -132,7 +132,15 @@ pub fn run(args: CompareArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<
         &reporter,
     ));
     drop(reporter);
-    let mut report = report?;
+    // A side that stopped part-way still leaves the comparison of what both
+    // answered: it is shown (never as a pass), then the error.
+    let (mut report, incomplete) = match report {
+        Ok(r) => (r, None),
+        Err(mut e) => match e.report.take() {
+            Some(r) => (*r, Some(e)),
+            None => return Err(e.into()),
+        },
+    };
     if let Some(note) = typed_by {
         report.comparison.notes.push(note.to_string());
     }
@@ -147,6 +155,9 @@ pub fn run(args: CompareArgs, out: OutputFormat, quiet: bool) -> anyhow::Result<
     if let Some(path) = &args.report {
         std::fs::write(path, render_html(&report))
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(e) = incomplete {
+        return Err(e.into());
     }
     Ok(if report.passed() {
         Code::Success

@@ -168,4 +168,3 @@ impl Gcp {
         self.fake.calls().into_iter().skip(n).collect()
     }
 }
-

@@ -246,9 +246,16 @@ async fn control_plane(shared: &Arc<Shared>, op: &str, body: &[u8]) -> Response 
 
 /// True for operations that change nothing (`Describe*`, `List*`, `Get*`, ...).
 fn reads(op: &str) -> bool {
-    ["Describe", "List", "Get", "BatchGet", "BatchCheck", "Search"]
-        .iter()
-        .any(|p| op.starts_with(p))
+    [
+        "Describe",
+        "List",
+        "Get",
+        "BatchGet",
+        "BatchCheck",
+        "Search",
+    ]
+    .iter()
+    .any(|p| op.starts_with(p))
 }
 
 /// The error a tripwire's refusal answers with.
@@ -674,34 +681,33 @@ async fn proxy_s3(shared: &Shared, parts: axum::http::request::Parts, body: Byte
     let resp = match answer {
         Err(trip) => s3_error(trip),
         Ok(answer) => match answer {
-        Ok(answer) => {
-            let status = answer.status();
-            let mut headers = HeaderMap::new();
-            for (name, value) in answer.headers() {
-                if !crate::background::hop_by_hop(name.as_str()) {
-                    headers.append(name, value.clone());
+            Ok(answer) => {
+                let status = answer.status();
+                let mut headers = HeaderMap::new();
+                for (name, value) in answer.headers() {
+                    if !crate::background::hop_by_hop(name.as_str()) {
+                        headers.append(name, value.clone());
+                    }
+                }
+                match answer.bytes().await {
+                    Ok(bytes) => {
+                        let mut resp = Response::new(Body::from(bytes));
+                        *resp.status_mut() = status;
+                        *resp.headers_mut() = headers;
+                        resp
+                    }
+                    Err(e) => (StatusCode::BAD_GATEWAY, format!("reading S3's answer: {e}"))
+                        .into_response(),
                 }
             }
-            match answer.bytes().await {
-                Ok(bytes) => {
-                    let mut resp = Response::new(Body::from(bytes));
-                    *resp.status_mut() = status;
-                    *resp.headers_mut() = headers;
-                    resp
-                }
-                Err(e) => {
-                    (StatusCode::BAD_GATEWAY, format!("reading S3's answer: {e}")).into_response()
-                }
-            }
-        }
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            format!(
-                "the S3 upstream {} did not answer: {e}",
-                shared.config.s3_upstream
-            ),
-        )
-            .into_response(),
+            Err(e) => (
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "the S3 upstream {} did not answer: {e}",
+                    shared.config.s3_upstream
+                ),
+            )
+                .into_response(),
         },
     };
     let status = resp.status().as_u16();

@@ -240,7 +240,9 @@ pub(crate) fn list_operations(
         }
     };
     if page_token.is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::invalid("Invalid page token: the fake lists one page."));
+        return Err(ApiError::invalid(
+            "Invalid page token: the fake lists one page.",
+        ));
     }
     let prefix = format!("{name}/operations/");
     let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -250,7 +252,12 @@ pub(crate) fn list_operations(
         .filter(|op| op.name.starts_with(&prefix))
         .filter(|op| done.is_none_or(|d| op.done == d))
         .collect();
-    ops.sort_by_key(|op| op.name.rsplit('/').next().and_then(|id| id.parse::<u64>().ok()));
+    ops.sort_by_key(|op| {
+        op.name
+            .rsplit('/')
+            .next()
+            .and_then(|id| id.parse::<u64>().ok())
+    });
     Ok(if ops.is_empty() {
         json!({})
     } else {

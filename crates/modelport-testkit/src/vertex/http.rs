@@ -240,7 +240,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             message: format!(
                 "Quota exceeded for aiplatform.googleapis.com/{} (project {}, region {}); \
                  the request rate is too high.",
-                if reads { "read_requests" } else { "write_requests" },
+                if reads {
+                    "read_requests"
+                } else {
+                    "write_requests"
+                },
                 loc.project,
                 loc.location
             ),
@@ -253,23 +257,23 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         None => dispatch(&shared, method, &loc, &name, &query, &parts.headers, body).await,
     };
     let result = result.map(|answer| match answer {
-            Answer::Json(mut v) => {
-                // Who really answered, for the prediction log (not part of the answer).
-                answered_by = v
-                    .as_object_mut()
-                    .and_then(|o| o.remove(ANSWERED_BY))
-                    .and_then(|id| id.as_str().map(str::to_string));
-                Answer::Json(v)
-            }
-            Answer::Raw(resp) => {
-                answered_by = resp
-                    .headers()
-                    .get(DEPLOYED_MODEL_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                Answer::Raw(resp)
-            }
-        });
+        Answer::Json(mut v) => {
+            // Who really answered, for the prediction log (not part of the answer).
+            answered_by = v
+                .as_object_mut()
+                .and_then(|o| o.remove(ANSWERED_BY))
+                .and_then(|id| id.as_str().map(str::to_string));
+            Answer::Json(v)
+        }
+        Answer::Raw(resp) => {
+            answered_by = resp
+                .headers()
+                .get(DEPLOYED_MODEL_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            Answer::Raw(resp)
+        }
+    });
     let resp = match result {
         Ok(Answer::Json(v)) if cfg!(debug_assertions) && !response_fits(&shared, method, &v) => {
             google_error(&ApiError {

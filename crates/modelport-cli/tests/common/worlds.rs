@@ -1,0 +1,468 @@
+//! The worlds the crash and fault harnesses walk: one per provider, each a
+//! project deploying the iris example and everything it deploys to, with a way to
+//! stop a command at any one of its calls ([`World::arm`]) and to list everything
+//! that exists ([`World::resources`]) and what takes production traffic
+//! ([`World::serving`]).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use super::clouds::{Aws, BUCKET, Gcp};
+use super::{Project, Run, free_port, root};
+use modelport_testkit::{Serving, Trip, Tripwire};
+
+pub const NAME: &str = "iris";
+pub const ROW: &str = r#"{"instances": [[5.1, 3.5, 1.4, 0.2]]}"#;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// A first deploy, into an empty world.
+    First,
+    /// An update from model A (deployed) to model B.
+    Update,
+    /// `destroy --purge` of a deployment of model A.
+    Destroy,
+}
+
+impl Flow {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flow::First => "first deploy",
+            Flow::Update => "update",
+            Flow::Destroy => "destroy",
+        }
+    }
+}
+
+/// One provider's world, as the harness sees it.
+pub trait World {
+    fn provider(&self) -> &'static str;
+    fn project(&self) -> &Project;
+    /// The CLI, with the environment that points it at this world.
+    fn cmd(&self, args: &[&str]) -> Command;
+    /// Prepares the next run to record its points (`None`), or to meet `trip` at
+    /// point `n`. The local provider, which calls no cloud, knows only
+    /// [`Trip::Kill`].
+    fn arm(&self, cmd: &mut Command, n: Option<usize>, trip: Trip);
+    /// The run's process, once spawned.
+    fn spawned(&self, _pid: u32) {}
+    /// The points the last run went through, as `N CALL`.
+    fn points(&self) -> Vec<String>;
+    /// Where the last armed run was killed.
+    fn tripped(&self) -> Option<String>;
+    /// Everything that exists in this world, one line each, sorted.
+    fn resources(&self) -> Vec<String>;
+    /// The ports of the servers that take production traffic now.
+    fn serving(&self) -> Vec<(String, u16)>;
+    /// True where a first deploy's endpoint answers anyone who calls it before
+    /// its comparison (SageMaker: a new endpoint has no older revision to keep
+    /// serving; documented in ARCHITECTURE.md).
+    fn first_deploy_serves_unverified(&self) -> bool {
+        false
+    }
+}
+
+pub fn deploy_args(world: &dyn World) -> Vec<String> {
+    let mut args = vec!["deploy".to_string()];
+    if world.provider() != "local" {
+        args.extend(["--provider".into(), world.provider().into()]);
+    }
+    args.extend(["-f".into(), format!("{NAME}/modelport.yaml"), "-q".into()]);
+    args
+}
+
+pub fn flow_args(world: &dyn World, flow: Flow) -> Vec<String> {
+    match flow {
+        Flow::First | Flow::Update => deploy_args(world),
+        Flow::Destroy => vec!["destroy".into(), NAME.into(), "--purge".into(), "-q".into()],
+    }
+}
+
+pub fn run(world: &dyn World, args: &[String]) -> Run {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Run(world.cmd(&args).output().unwrap())
+}
+
+/// The two models the walks deploy: A (iris) and B (an SVM with the same inputs
+/// that answers otherwise).
+pub struct Models {
+    a: Vec<u8>,
+    b: Vec<u8>,
+}
+
+impl Models {
+    pub fn load() -> Models {
+        Models {
+            a: std::fs::read(root().join("examples/iris/model.onnx")).unwrap(),
+            b: std::fs::read(root().join("tests/fixtures/models/svm/model.onnx")).unwrap(),
+        }
+    }
+
+    pub fn use_model(&self, world: &dyn World, b: bool) {
+        let path = world.project().path().join(NAME).join("model.onnx");
+        std::fs::write(path, if b { &self.b } else { &self.a }).unwrap();
+    }
+}
+
+pub fn state(world: &dyn World) -> Option<serde_json::Value> {
+    world.project().state(NAME)
+}
+
+pub fn active_digest(state: &Option<serde_json::Value>) -> Option<String> {
+    state.as_ref()?["active"]["model_digest"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The digest the server on `port` answers a prediction with.
+pub fn digest_on(port: u16) -> Option<String> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/invocations"))
+        .header("content-type", "application/json")
+        .body(ROW)
+        .send()
+        .ok()?;
+    r.headers()
+        .get("x-modelport-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(|d| d.trim_start_matches("sha256:").to_string())
+}
+
+/// Puts `world` where `flow` starts: nothing, or model A deployed; model B in
+/// place for an update.
+pub fn set_up(world: &dyn World, models: &Models, flow: Flow, empty: &[String]) {
+    run(
+        world,
+        &["destroy".into(), NAME.into(), "--purge".into(), "-q".into()],
+    )
+    .expect(0);
+    assert_eq!(
+        world.resources(),
+        empty,
+        "{} {}: destroy --purge left something",
+        world.provider(),
+        flow.name()
+    );
+    models.use_model(world, false);
+    if flow != Flow::First {
+        run(world, &deploy_args(world)).expect(0);
+    }
+    if flow == Flow::Update {
+        models.use_model(world, true);
+    }
+}
+
+// ---- local ----------------------------------------------------------------
+
+/// The local provider with a fixed port: production is whatever answers there.
+pub struct Local {
+    project: Project,
+    port: u16,
+    steps: PathBuf,
+}
+
+impl Local {
+    pub fn new() -> Local {
+        let project = Project::new().with_example(NAME);
+        let port = free_port();
+        let spec = project.path().join(NAME).join("modelport.yaml");
+        let yaml = std::fs::read_to_string(&spec).unwrap().replace(
+            "    flavour: sagemaker\n",
+            &format!("    flavour: sagemaker\n    port: {port}\n"),
+        );
+        std::fs::write(&spec, yaml).unwrap();
+        let steps = project.path().join("steps.log");
+        Local {
+            project,
+            port,
+            steps,
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.project.path().join(".modelport")
+    }
+}
+
+/// The names in `dir`, as `LABEL NAME`.
+pub fn listing(dir: PathBuf, label: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| format!("{label} {}", e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl World for Local {
+    fn provider(&self) -> &'static str {
+        "local"
+    }
+
+    fn project(&self) -> &Project {
+        &self.project
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.project.cmd(args)
+    }
+
+    fn arm(&self, cmd: &mut Command, n: Option<usize>, trip: Trip) {
+        assert_eq!(
+            trip,
+            Trip::Kill,
+            "the local provider calls no cloud to fail"
+        );
+        let _ = std::fs::remove_file(&self.steps);
+        cmd.env("MODELPORT_STEPS", &self.steps);
+        if let Some(n) = n {
+            cmd.env("MODELPORT_CRASH_AT", n.to_string());
+        }
+    }
+
+    fn points(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.steps)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn tripped(&self) -> Option<String> {
+        self.points().pop()
+    }
+
+    fn resources(&self) -> Vec<String> {
+        let home = self.home();
+        let mut out = Vec::new();
+        // Lock files stay (empty, and deleting one another command may be
+        // waiting on would break the lock); they hold nothing.
+        out.extend(
+            listing(home.join("state"), "state")
+                .into_iter()
+                .filter(|f| !f.ends_with(".lock")),
+        );
+        out.extend(listing(home.join("artifacts"), "artifact"));
+        out.extend(listing(home.join("models"), "model"));
+        out.extend(listing(home.join("tmp"), "scratch"));
+        // The servers of this project that run, by the model directory they serve.
+        let marker = home.to_string_lossy().into_owned();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if super::alive(pid)
+                && args.get(1).is_some_and(|a| a == "serve")
+                && args.iter().any(|a| a.contains(&marker))
+            {
+                let model = args
+                    .iter()
+                    .find(|a| a.contains(&marker))
+                    .map(|a| a.replace(&marker, ".modelport"))
+                    .unwrap_or_default();
+                out.push(format!("server {model}"));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn serving(&self) -> Vec<(String, u16)> {
+        // Two servers may share the port (SO_REUSEPORT) while traffic moves: ask
+        // a few times on new connections.
+        (0..6)
+            .map(|i| (format!("port {} (ask {i})", self.port), self.port))
+            .filter(|_| !modelport_local::process::port_is_free(self.port))
+            .collect()
+    }
+}
+
+// ---- aws ------------------------------------------------------------------
+
+pub struct AwsWorld {
+    cloud: Aws,
+    wire: Tripwire,
+}
+
+impl AwsWorld {
+    pub fn new() -> AwsWorld {
+        let wire = Tripwire::default();
+        let cloud = Aws::with_config(NAME, |c| {
+            c.tripwire = wire.clone();
+            c.create_delay = Duration::from_millis(100);
+            c.delete_delay = Duration::from_millis(100);
+        });
+        AwsWorld { cloud, wire }
+    }
+}
+
+pub fn wire_points(wire: &Tripwire) -> Vec<String> {
+    wire.points()
+        .into_iter()
+        .map(|p| format!("{} {}", p.index, p.call))
+        .collect()
+}
+
+pub fn wire_tripped(wire: &Tripwire) -> Option<String> {
+    wire.tripped().map(|(p, _)| p.call)
+}
+
+pub fn arm_wire(wire: &Tripwire, n: Option<usize>, trip: Trip) {
+    match n {
+        Some(n) => wire.arm(n, trip),
+        None => wire.reset(),
+    }
+}
+
+/// The servers of the production endpoint (the one named after the deployment,
+/// which clients call); a short-lived verification endpoint is no client's.
+pub fn serving_ports(servers: Vec<Serving>) -> Vec<(String, u16)> {
+    servers
+        .into_iter()
+        .filter(|s| s.endpoint == NAME || s.endpoint.ends_with(&format!("/endpoints/{NAME}")))
+        .map(|s| {
+            (
+                format!("{} {} ({})", s.endpoint, s.target, s.weight),
+                s.port,
+            )
+        })
+        .collect()
+}
+
+impl World for AwsWorld {
+    fn provider(&self) -> &'static str {
+        "aws"
+    }
+
+    fn project(&self) -> &Project {
+        &self.cloud.project
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.cloud.cmd(args)
+    }
+
+    fn arm(&self, _cmd: &mut Command, n: Option<usize>, trip: Trip) {
+        arm_wire(&self.wire, n, trip);
+    }
+
+    fn spawned(&self, pid: u32) {
+        self.wire.client(pid);
+    }
+
+    fn points(&self) -> Vec<String> {
+        wire_points(&self.wire)
+    }
+
+    fn tripped(&self) -> Option<String> {
+        wire_tripped(&self.wire)
+    }
+
+    fn resources(&self) -> Vec<String> {
+        let mut out = self.cloud.fake.resources();
+        let moto = &self.cloud.moto;
+        out.extend(
+            moto.keys("models", "")
+                .unwrap()
+                .into_iter()
+                .map(|k| format!("s3 {k}")),
+        );
+        out.extend(
+            moto.multipart_uploads("models")
+                .unwrap()
+                .into_iter()
+                .map(|k| format!("s3 upload in progress {k}")),
+        );
+        out.push(format!("servers {}", self.cloud.fake.server_pids().len()));
+        out.sort();
+        out
+    }
+
+    fn serving(&self) -> Vec<(String, u16)> {
+        serving_ports(self.cloud.fake.serving())
+    }
+
+    fn first_deploy_serves_unverified(&self) -> bool {
+        true
+    }
+}
+
+// ---- gcp ------------------------------------------------------------------
+
+pub struct GcpWorld {
+    cloud: Gcp,
+    wire: Tripwire,
+}
+
+impl GcpWorld {
+    pub fn new() -> GcpWorld {
+        let wire = Tripwire::default();
+        let cloud = Gcp::wired(NAME, wire.clone(), |c| {
+            c.operation_delay = Duration::from_millis(100);
+        });
+        GcpWorld { cloud, wire }
+    }
+}
+
+impl World for GcpWorld {
+    fn provider(&self) -> &'static str {
+        "gcp"
+    }
+
+    fn project(&self) -> &Project {
+        &self.cloud.project
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.cloud.cmd(args)
+    }
+
+    fn arm(&self, _cmd: &mut Command, n: Option<usize>, trip: Trip) {
+        arm_wire(&self.wire, n, trip);
+    }
+
+    fn spawned(&self, pid: u32) {
+        self.wire.client(pid);
+    }
+
+    fn points(&self) -> Vec<String> {
+        wire_points(&self.wire)
+    }
+
+    fn tripped(&self) -> Option<String> {
+        wire_tripped(&self.wire)
+    }
+
+    fn resources(&self) -> Vec<String> {
+        let mut out = self.cloud.fake.resources();
+        out.extend(
+            self.cloud
+                .gcs
+                .list_objects(BUCKET, "")
+                .unwrap()
+                .into_iter()
+                .map(|k| format!("gcs {k}")),
+        );
+        out.push(format!("servers {}", self.cloud.fake.server_pids().len()));
+        out.sort();
+        out
+    }
+
+    fn serving(&self) -> Vec<(String, u16)> {
+        serving_ports(self.cloud.fake.serving())
+    }
+}
