@@ -177,6 +177,11 @@ fn extract(archive: &Path, root: &Path, max_bytes: u64) -> Result<Extracted, Pac
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
         let rel = normalize_entry_path(&raw).map_err(|r| PackageError::unsafe_entry(&shown, r))?;
+        // The same rule as `read_manifest`'s, which stops at the first entry of this
+        // name: a directory here must not be skipped in favour of a later file.
+        if rel == MANIFEST_NAME && entry.header().entry_type() != tar::EntryType::Regular {
+            return Err(PackageError::unsafe_entry(shown, "is not a regular file"));
+        }
         if !is_regular_file(&entry, &shown)? {
             continue;
         }

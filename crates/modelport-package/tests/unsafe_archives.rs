@@ -193,6 +193,28 @@ fn manifest_entry_must_be_a_file() {
     );
 }
 
+/// Found by the `package_unpack` fuzz target: a directory entry named
+/// `modelport.json` before the manifest was skipped by `unpack` but refused by
+/// `read_manifest`, so the archive a deploy planned with (its manifest) and the one
+/// a server unpacked disagreed; both refuse it now.
+#[test]
+fn manifest_named_directory_is_refused_by_unpack_too() {
+    let manifest = manifest_json(&[("model.onnx", MODEL)]);
+    let dir = Raw {
+        name: "modelport.json",
+        kind: Kind::Dir,
+    };
+    check_unsafe(
+        &[
+            dir,
+            file("modelport.json", &manifest),
+            file("model.onnx", MODEL),
+        ],
+        "modelport.json",
+        "is not a regular file",
+    );
+}
+
 #[test]
 fn not_an_archive() {
     let dir = tempfile::tempdir().unwrap();
