@@ -41,6 +41,20 @@ def fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def settled_fds(pid, wait=3.0):
+    """The open fds once the connections of the slice that just ended are closed:
+    sampled until the count stops falling (at most `wait` seconds)."""
+    last = fds(pid)
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        time.sleep(0.2)
+        now = fds(pid)
+        if now >= last:
+            return now
+        last = now
+    return last
+
+
 def wait_ready(url, proc, deadline=60):
     start = time.time()
     while time.time() - start < deadline:
@@ -83,8 +97,10 @@ def main():
         start = time.time()
         total = args.minutes * 60
         samples = [{"t_s": 0.0, "rss_kib": rss_kib(server.pid), "fds": fds(server.pid)}]
-        while time.time() - start < total:
-            seconds = int(max(1, min(args.slice, total - (time.time() - start))))
+        # A last slice shorter than 5 s would say little: the run ends a few
+        # seconds early instead.
+        while total - (time.time() - start) >= 5:
+            seconds = int(min(args.slice, total - (time.time() - start)))
             out = subprocess.run(
                 [
                     "wrk",
@@ -106,8 +122,8 @@ def main():
                 raise RuntimeError(f"wrk printed no summary:\n{out.stdout}\n{out.stderr}")
             s = json.loads(m.group(1))
             s["t_s"] = round(time.time() - start, 1)
+            s["fds"] = settled_fds(server.pid)
             s["rss_kib"] = rss_kib(server.pid)
-            s["fds"] = fds(server.pid)
             slices.append(s)
             samples.append({"t_s": s["t_s"], "rss_kib": s["rss_kib"], "fds": s["fds"]})
             print(

@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use common::{
     Answer, Interruption, PhaseWatch, Project, Traffic, alive, finish, first, free_port, last,
-    root, spawn, wait_for_phase, wait_gone,
+    root, served_digest, spawn, wait_for_phase, wait_gone,
 };
 
 const SPEC: &str = "iris/modelport.yaml";
-const ROW: &str = r#"{"instances": [[5.1, 3.5, 1.4, 0.2]]}"#;
 
 /// A project with the iris example, served on a fixed port.
 fn fixed_port_project() -> (Project, u16) {
@@ -67,20 +66,6 @@ fn active_digest(p: &Project) -> String {
         .as_str()
         .unwrap()
         .to_string()
-}
-
-/// The digest that answers a production request on `url`.
-fn served_digest(url: &str) -> Option<String> {
-    let r = reqwest::blocking::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(ROW)
-        .send()
-        .ok()?;
-    r.headers()
-        .get("x-modelport-digest")
-        .and_then(|v| v.to_str().ok())
-        .map(|d| d.trim_start_matches("sha256:").to_string())
 }
 
 fn active_revision(p: &Project, name: &str) -> String {

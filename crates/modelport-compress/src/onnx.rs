@@ -327,8 +327,12 @@ fn read_external(dir: &Path, t: &pb::TensorProto) -> Result<Vec<u8>> {
 }
 
 /// The number of elements a tensor's dims give.
-pub fn elements(t: &pb::TensorProto) -> usize {
-    t.dims.iter().map(|&d| d.max(0) as usize).product()
+/// The number of elements the tensor's dims hold; `None` when the product does
+/// not fit in a `usize` (a hostile or broken model), never a wrapped or panicking one.
+pub fn elements(t: &pb::TensorProto) -> Option<usize> {
+    t.dims.iter().try_fold(1usize, |n, &d| {
+        n.checked_mul(usize::try_from(d.max(0)).ok()?)
+    })
 }
 
 /// The values of a float32 tensor (`None` for other element types).
@@ -336,7 +340,13 @@ pub fn f32_values(t: &pb::TensorProto) -> Result<Option<Vec<f32>>> {
     if t.data_type != FLOAT {
         return Ok(None);
     }
-    let n = elements(t);
+    let n = elements(t).ok_or_else(|| CompressError::InvalidTensor {
+        tensor: t.name.clone(),
+        reason: format!(
+            "its dims {:?} hold more elements than any machine has memory for",
+            t.dims
+        ),
+    })?;
     let values: Vec<f32> = if !t.raw_data.is_empty() {
         t.raw_data
             .chunks_exact(4)
@@ -635,4 +645,28 @@ pub fn consumers(graph: &pb::GraphProto) -> HashMap<String, Vec<usize>> {
         }
     }
     map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dims whose product overflows (what the fuzzer found in the inspector's copy
+    /// of this count) are refused by name, not multiplied past `usize`.
+    #[test]
+    fn dims_past_usize_are_refused_by_name() {
+        let t = pb::TensorProto {
+            name: "W".into(),
+            dims: vec![i64::MAX, i64::MAX, 4],
+            data_type: FLOAT,
+            raw_data: vec![0; 16],
+            ..Default::default()
+        };
+        assert_eq!(elements(&t), None);
+        let err = f32_values(&t).unwrap_err().to_string();
+        assert!(err.contains('W') && err.contains("dims"), "{err}");
+        let ok = f32_tensor("b", &[2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(elements(&ok), Some(4));
+        assert_eq!(f32_values(&ok).unwrap().unwrap().len(), 4);
+    }
 }

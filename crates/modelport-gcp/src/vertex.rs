@@ -390,19 +390,18 @@ pub async fn ensure_endpoint(
         |_| None,
     )
     .await;
-    match r {
-        Ok(e) => Ok(e),
-        Err(e) => match {
-            // Created (or being created) by a first attempt whose answer was lost.
-            settle(c, &name, deadline, reporter).await?;
-            get_endpoint(c, &name).await?
-        } {
-            Some(found) => {
-                tracing::debug!("endpoints.create failed ({e}) but the endpoint exists");
-                Ok(found)
-            }
-            None => Err(e),
-        },
+    let e = match r {
+        Ok(created) => return Ok(created),
+        Err(e) => e,
+    };
+    // Created (or being created) by a first attempt whose answer was lost.
+    settle(c, &name, deadline, reporter).await?;
+    match get_endpoint(c, &name).await? {
+        Some(found) => {
+            tracing::debug!("endpoints.create failed ({e}) but the endpoint exists");
+            Ok(found)
+        }
+        None => Err(e),
     }
 }
 

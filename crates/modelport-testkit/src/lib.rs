@@ -35,7 +35,7 @@ use std::path::PathBuf;
 pub use gcs::FakeGcs;
 pub use moto::{Moto, venv};
 pub use registry::Registry;
-pub use tripwire::{Trip, Tripwire};
+pub use tripwire::{Trip, Tripwire, running};
 
 /// One server that takes production traffic in a fake: requests that name no
 /// variant or deployed model reach it in proportion to `weight`.

@@ -232,8 +232,8 @@ impl Tripwire {
     }
 }
 
-/// True while `pid` exists and is not a zombie.
-fn running(pid: u32) -> bool {
+/// True while `pid` exists and is not a zombie (which runs no code).
+pub fn running(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
             .rsplit(')')

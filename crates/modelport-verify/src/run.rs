@@ -103,7 +103,7 @@ pub async fn compare_reporting(
     let (out_a, out_b, picked_inputs) = (
         pick(&pa.outputs, &rows_a)?,
         pick(&pb.outputs, &rows_b)?,
-        pick(inputs, &[0..total])?,
+        pick(inputs, std::slice::from_ref(&(0..total)))?,
     );
     let mut comparison =
         metrics::compare(&out_a, &out_b, &picked_inputs, &outputs, verify, worst_k);
@@ -154,14 +154,17 @@ pub async fn compare_reporting(
     }
 }
 
-/// A side's answer as (the input rows it covers, its prediction of them, why it
-/// stopped part-way); an error when it answered nothing usable.
+/// What one side answered: the input rows it covers, its prediction of them,
+/// and why it stopped part-way (when it did).
+type Covered = (Vec<Range<usize>>, Prediction, Option<PredictError>);
+
+/// A side's answer as the rows it covers; an error when it answered nothing usable.
 fn covered(
     answer: Result<Prediction, PredictError>,
     total: usize,
-) -> Result<(Vec<Range<usize>>, Prediction, Option<PredictError>), PredictError> {
+) -> Result<Covered, PredictError> {
     match answer {
-        Ok(p) => Ok((vec![0..total], p, None)),
+        Ok(p) => Ok((std::iter::once(0..total).collect(), p, None)),
         Err(PredictError::Incomplete {
             target,
             total,
@@ -238,6 +241,8 @@ fn pick_rows(
 }
 
 #[cfg(test)]
+// Lists of row ranges with one range in them are what these tests mean.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use modelport_core::{Tensor, TensorData};
 

@@ -51,12 +51,7 @@ impl Aws {
     }
 
     pub fn spec(&self) -> String {
-        let dir = std::fs::read_dir(self.project.path())
-            .unwrap()
-            .flatten()
-            .find(|e| e.path().join("modelport.yaml").exists())
-            .unwrap();
-        format!("{}/modelport.yaml", dir.file_name().to_string_lossy())
+        self.project.spec()
     }
 
     /// The CLI with the environment a user of the fake exports, and nothing from
@@ -135,12 +130,7 @@ impl Gcp {
     }
 
     pub fn spec(&self) -> String {
-        let dir = std::fs::read_dir(self.project.path())
-            .unwrap()
-            .flatten()
-            .find(|e| e.path().join("modelport.yaml").exists())
-            .unwrap();
-        format!("{}/modelport.yaml", dir.file_name().to_string_lossy())
+        self.project.spec()
     }
 
     /// The CLI with the environment a user of the fakes exports, and nothing from

@@ -82,6 +82,16 @@ impl Project {
             .expect(0);
     }
 
+    /// `EXAMPLE/modelport.yaml` of the one example the project holds.
+    pub fn spec(&self) -> String {
+        let dir = std::fs::read_dir(self.path())
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().join("modelport.yaml").exists())
+            .unwrap();
+        format!("{}/modelport.yaml", dir.file_name().to_string_lossy())
+    }
+
     pub fn state(&self, name: &str) -> Option<serde_json::Value> {
         let path = self
             .path()
@@ -145,13 +155,26 @@ pub fn free_port() -> u16 {
 
 /// True while `pid` runs and is not a zombie.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    modelport_testkit::running(pid)
+}
+
+/// The digest (without `sha256:`) of the server that answers one iris row posted
+/// to `url`, on a new connection; `None` when nothing answers with one.
+pub fn served_digest(url: &str) -> Option<String> {
+    let r = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(r#"{"instances": [[5.1, 3.5, 1.4, 0.2]]}"#)
+        .send()
+        .ok()?;
+    r.headers()
+        .get("x-modelport-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(|d| d.trim_start_matches("sha256:").to_string())
 }
 
 /// Waits up to 10 s for `pid` to exit (stopping is asynchronous for a detached server).

@@ -13,7 +13,6 @@ use super::{Project, Run, free_port, root};
 use modelport_testkit::{Serving, Trip, Tripwire};
 
 pub const NAME: &str = "iris";
-pub const ROW: &str = r#"{"instances": [[5.1, 3.5, 1.4, 0.2]]}"#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -117,21 +116,7 @@ pub fn active_digest(state: &Option<serde_json::Value>) -> Option<String> {
 
 /// The digest the server on `port` answers a prediction with.
 pub fn digest_on(port: u16) -> Option<String> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-    let r = client
-        .post(format!("http://127.0.0.1:{port}/invocations"))
-        .header("content-type", "application/json")
-        .body(ROW)
-        .send()
-        .ok()?;
-    r.headers()
-        .get("x-modelport-digest")
-        .and_then(|v| v.to_str().ok())
-        .map(|d| d.trim_start_matches("sha256:").to_string())
+    super::served_digest(&format!("http://127.0.0.1:{port}/invocations"))
 }
 
 /// Puts `world` where `flow` starts: nothing, or model A deployed; model B in
@@ -291,14 +276,30 @@ impl World for Local {
     }
 }
 
-// ---- aws ------------------------------------------------------------------
+// ---- the clouds -----------------------------------------------------------
 
-pub struct AwsWorld {
-    cloud: Aws,
+/// What a cloud's world needs from its fakes beyond the CLI.
+pub trait Fakes {
+    const PROVIDER: &'static str;
+    /// Whether a first deploy's endpoint answers before its comparison.
+    const FIRST_DEPLOY_SERVES_UNVERIFIED: bool = false;
+    fn project(&self) -> &Project;
+    fn cmd(&self, args: &[&str]) -> Command;
+    /// Everything the fakes hold, one line each.
+    fn inventory(&self) -> Vec<String>;
+    fn serving(&self) -> Vec<Serving>;
+}
+
+/// A cloud whose fakes count the CLI's calls on `wire`.
+pub struct Wired<C> {
+    cloud: C,
     wire: Tripwire,
 }
 
-impl AwsWorld {
+pub type AwsWorld = Wired<Aws>;
+pub type GcpWorld = Wired<Gcp>;
+
+impl Wired<Aws> {
     pub fn new() -> AwsWorld {
         let wire = Tripwire::default();
         let cloud = Aws::with_config(NAME, |c| {
@@ -306,125 +307,82 @@ impl AwsWorld {
             c.create_delay = Duration::from_millis(100);
             c.delete_delay = Duration::from_millis(100);
         });
-        AwsWorld { cloud, wire }
+        Wired { cloud, wire }
     }
 }
 
-pub fn wire_points(wire: &Tripwire) -> Vec<String> {
-    wire.points()
-        .into_iter()
-        .map(|p| format!("{} {}", p.index, p.call))
-        .collect()
-}
-
-pub fn wire_tripped(wire: &Tripwire) -> Option<String> {
-    wire.tripped().map(|(p, _)| p.call)
-}
-
-pub fn arm_wire(wire: &Tripwire, n: Option<usize>, trip: Trip) {
-    match n {
-        Some(n) => wire.arm(n, trip),
-        None => wire.reset(),
-    }
-}
-
-/// The servers of the production endpoint (the one named after the deployment,
-/// which clients call); a short-lived verification endpoint is no client's.
-pub fn serving_ports(servers: Vec<Serving>) -> Vec<(String, u16)> {
-    servers
-        .into_iter()
-        .filter(|s| s.endpoint == NAME || s.endpoint.ends_with(&format!("/endpoints/{NAME}")))
-        .map(|s| {
-            (
-                format!("{} {} ({})", s.endpoint, s.target, s.weight),
-                s.port,
-            )
-        })
-        .collect()
-}
-
-impl World for AwsWorld {
-    fn provider(&self) -> &'static str {
-        "aws"
-    }
-
-    fn project(&self) -> &Project {
-        &self.cloud.project
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        self.cloud.cmd(args)
-    }
-
-    fn arm(&self, _cmd: &mut Command, n: Option<usize>, trip: Trip) {
-        arm_wire(&self.wire, n, trip);
-    }
-
-    fn spawned(&self, pid: u32) {
-        self.wire.client(pid);
-    }
-
-    fn points(&self) -> Vec<String> {
-        wire_points(&self.wire)
-    }
-
-    fn tripped(&self) -> Option<String> {
-        wire_tripped(&self.wire)
-    }
-
-    fn resources(&self) -> Vec<String> {
-        let mut out = self.cloud.fake.resources();
-        let moto = &self.cloud.moto;
-        out.extend(
-            moto.keys("models", "")
-                .unwrap()
-                .into_iter()
-                .map(|k| format!("s3 {k}")),
-        );
-        out.extend(
-            moto.multipart_uploads("models")
-                .unwrap()
-                .into_iter()
-                .map(|k| format!("s3 upload in progress {k}")),
-        );
-        out.push(format!("servers {}", self.cloud.fake.server_pids().len()));
-        out.sort();
-        out
-    }
-
-    fn serving(&self) -> Vec<(String, u16)> {
-        serving_ports(self.cloud.fake.serving())
-    }
-
-    fn first_deploy_serves_unverified(&self) -> bool {
-        true
-    }
-}
-
-// ---- gcp ------------------------------------------------------------------
-
-pub struct GcpWorld {
-    cloud: Gcp,
-    wire: Tripwire,
-}
-
-impl GcpWorld {
+impl Wired<Gcp> {
     pub fn new() -> GcpWorld {
         let wire = Tripwire::default();
         let cloud = Gcp::wired(NAME, wire.clone(), |c| {
             c.operation_delay = Duration::from_millis(100);
         });
-        GcpWorld { cloud, wire }
+        Wired { cloud, wire }
     }
 }
 
-impl World for GcpWorld {
+impl Fakes for Aws {
+    const PROVIDER: &'static str = "aws";
+    const FIRST_DEPLOY_SERVES_UNVERIFIED: bool = true;
+
+    fn project(&self) -> &Project {
+        &self.project
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        Aws::cmd(self, args)
+    }
+
+    fn inventory(&self) -> Vec<String> {
+        let mut out = self.fake.resources();
+        let keys = self.moto.keys("models", "").unwrap();
+        out.extend(keys.into_iter().map(|k| format!("s3 {k}")));
+        let uploads = self.moto.multipart_uploads("models").unwrap();
+        out.extend(
+            uploads
+                .into_iter()
+                .map(|k| format!("s3 upload in progress {k}")),
+        );
+        out.push(format!("servers {}", self.fake.server_pids().len()));
+        out
+    }
+
+    fn serving(&self) -> Vec<Serving> {
+        self.fake.serving()
+    }
+}
+
+impl Fakes for Gcp {
+    const PROVIDER: &'static str = "gcp";
+
+    fn project(&self) -> &Project {
+        &self.project
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        Gcp::cmd(self, args)
+    }
+
+    fn inventory(&self) -> Vec<String> {
+        let mut out = self.fake.resources();
+        let objects = self.gcs.list_objects(BUCKET, "").unwrap();
+        out.extend(objects.into_iter().map(|k| format!("gcs {k}")));
+        out.push(format!("servers {}", self.fake.server_pids().len()));
+        out
+    }
+
+    fn serving(&self) -> Vec<Serving> {
+        self.fake.serving()
+    }
+}
+
+impl<C: Fakes> World for Wired<C> {
     fn provider(&self) -> &'static str {
-        "gcp"
+        C::PROVIDER
     }
 
     fn project(&self) -> &Project {
-        &self.cloud.project
+        self.cloud.project()
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -432,7 +390,10 @@ impl World for GcpWorld {
     }
 
     fn arm(&self, _cmd: &mut Command, n: Option<usize>, trip: Trip) {
-        arm_wire(&self.wire, n, trip);
+        match n {
+            Some(n) => self.wire.arm(n, trip),
+            None => self.wire.reset(),
+        }
     }
 
     fn spawned(&self, pid: u32) {
@@ -440,29 +401,53 @@ impl World for GcpWorld {
     }
 
     fn points(&self) -> Vec<String> {
-        wire_points(&self.wire)
+        self.wire
+            .points()
+            .into_iter()
+            .map(|p| format!("{} {}", p.index, p.call))
+            .collect()
     }
 
     fn tripped(&self) -> Option<String> {
-        wire_tripped(&self.wire)
+        self.wire.tripped().map(|(p, _)| p.call)
     }
 
     fn resources(&self) -> Vec<String> {
-        let mut out = self.cloud.fake.resources();
-        out.extend(
-            self.cloud
-                .gcs
-                .list_objects(BUCKET, "")
-                .unwrap()
-                .into_iter()
-                .map(|k| format!("gcs {k}")),
-        );
-        out.push(format!("servers {}", self.cloud.fake.server_pids().len()));
+        let mut out = self.cloud.inventory();
         out.sort();
         out
     }
 
+    /// The servers of the production endpoint (the one named after the
+    /// deployment, which clients call); a short-lived verification endpoint is
+    /// no client's.
     fn serving(&self) -> Vec<(String, u16)> {
-        serving_ports(self.cloud.fake.serving())
+        self.cloud
+            .serving()
+            .into_iter()
+            .filter(|s| s.endpoint == NAME || s.endpoint.ends_with(&format!("/endpoints/{NAME}")))
+            .map(|s| {
+                (
+                    format!("{} {} ({})", s.endpoint, s.target, s.weight),
+                    s.port,
+                )
+            })
+            .collect()
     }
+
+    fn first_deploy_serves_unverified(&self) -> bool {
+        C::FIRST_DEPLOY_SERVES_UNVERIFIED
+    }
+}
+
+/// Runs `jobs` on threads of their own (the walks mostly wait on the fakes) and
+/// returns their results in order; a job that panics fails the caller.
+pub fn in_parallel<T: Send>(jobs: Vec<Box<dyn FnOnce() -> T + Send + '_>>) -> Vec<T> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs.into_iter().map(|job| scope.spawn(job)).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a walk failed"))
+            .collect()
+    })
 }
