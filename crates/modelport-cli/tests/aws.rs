@@ -598,7 +598,7 @@ fn no_production_request_reaches_the_new_variant_before_it_passes() {
             "onnxruntime",
         ]);
         let (out, answers) = common::deploy_under_traffic(cmd, traffic);
-        assert!(answers.iter().all(|a| a.ok), "a production request failed");
+        common::assert_all_answered(&answers);
         let calls = cloud.fake.calls();
         let weights = calls
             .iter()
@@ -811,7 +811,7 @@ fn a_serverless_revision_is_compared_on_a_short_lived_endpoint_first() {
         .expect(0);
     let answers = traffic.stop();
     assert!(update.stdout().contains("PASS"), "{}", update.stdout());
-    assert!(answers.iter().all(|a| a.ok), "a production request failed");
+    common::assert_all_answered(&answers);
     let calls: Vec<(usize, Call)> = cloud
         .fake
         .calls()

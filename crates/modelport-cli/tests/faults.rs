@@ -240,6 +240,10 @@ fn a_compare_against_an_endpoint_that_dies_mid_run_reports_what_it_could_not_che
     let unchecked = &report["unchecked"];
     let compared = report["samples"].as_u64().unwrap();
     assert!(compared > 0, "{report:#}");
+    eprintln!(
+        "{compared} samples compared, {} unchecked",
+        unchecked["samples"]
+    );
     assert_eq!(unchecked["total"], 2000, "{report:#}");
     assert_eq!(
         unchecked["samples"].as_u64().unwrap() + compared,

@@ -633,7 +633,7 @@ fn no_production_request_reaches_the_new_deployed_model_before_it_passes() {
             "onnxruntime",
         ]);
         let (out, answers) = common::deploy_under_traffic(cmd, traffic);
-        assert!(answers.iter().all(|a| a.ok), "a production request failed");
+        common::assert_all_answered(&answers);
         let calls = cloud.fake.calls();
         let moved = calls
             .iter()

@@ -349,65 +349,70 @@ pub struct HttpTransport {
     target: HttpTarget,
 }
 
+/// Attempts per request: the first and three retries, 100 ms, 400 ms and 1.6 s apart.
+const HTTP_ATTEMPTS: u32 = 4;
+
 #[async_trait::async_trait]
 impl Transport for HttpTransport {
-    /// Retries what a busy or starting server answers (429, 503) and refused
-    /// connections, with exponential backoff.
+    /// Retries what a busy or starting server answers (429, 503), refused
+    /// connections and connections dropped before the whole answer arrived (a
+    /// kept-alive connection the server had just closed, a proxy restarting), with
+    /// exponential backoff. A prediction changes nothing on the server, so sending
+    /// it again is safe. A timeout is not retried: the server is there but slow,
+    /// and each retry would wait as long again.
     async fn post(&self, body: Vec<u8>) -> Result<Reply, PredictError> {
         let label = &self.target.label;
         let mut delay = Duration::from_millis(100);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
-                .post(&self.target.predict_url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(reqwest::header::ACCEPT, "application/json")
-                .body(body.clone())
-                .send()
-                .await;
-            let response = match result {
-                Ok(r) => r,
+        for attempt in 1.. {
+            let retry = attempt < HTTP_ATTEMPTS;
+            match self.attempt(&body).await {
+                Ok(reply) if retry && matches!(reply.status, 429 | 503) => {}
+                Ok(reply) => return Ok(reply),
                 Err(e) if e.is_timeout() => {
                     return Err(PredictError::Timeout {
                         target: label.clone(),
                         seconds: self.target.timeout.as_secs(),
                     });
                 }
-                Err(e) if e.is_connect() && attempt < 4 => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                    continue;
-                }
+                // Refused, or dropped before the whole answer arrived.
+                Err(e) if retry && (e.is_connect() || e.is_request() || e.is_body()) => {}
                 Err(e) => {
+                    let mut message = error_chain(&e);
+                    if attempt > 1 {
+                        message.push_str(&format!(" (attempt {attempt} of {HTTP_ATTEMPTS})"));
+                    }
                     return Err(PredictError::Unavailable {
                         target: label.clone(),
-                        message: error_chain(&e),
+                        message,
                     });
                 }
-            };
-            let status = response.status().as_u16();
-            if matches!(status, 429 | 503) && attempt < 4 {
-                tokio::time::sleep(delay).await;
-                delay *= 4;
-                continue;
             }
-            let served_by = served_by(response.headers());
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| PredictError::Unavailable {
-                    target: label.clone(),
-                    message: error_chain(&e),
-                })?
-                .to_vec();
-            return Ok(Reply {
-                status,
-                body,
-                served_by,
-            });
+            tokio::time::sleep(delay).await;
+            delay *= 4;
         }
+        unreachable!("the attempts end with a return")
+    }
+}
+
+impl HttpTransport {
+    /// One request and its whole answer.
+    async fn attempt(&self, body: &[u8]) -> Result<Reply, reqwest::Error> {
+        let response = self
+            .client
+            .post(&self.target.predict_url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let served_by = served_by(response.headers());
+        let body = response.bytes().await?.to_vec();
+        Ok(Reply {
+            status,
+            body,
+            served_by,
+        })
     }
 }
 
@@ -701,6 +706,81 @@ async fn fetch_oip_signature(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A server on loopback that reads each request whole, then drops the first
+    /// `drops` connections without an answer and answers the rest with `{}`.
+    /// Returns its URL and how many connections it accepted.
+    fn dropping_server(drops: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/invocations", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then as many body bytes as Content-Length says.
+                while let Ok(read @ 1..) = stream.read(&mut buf) {
+                    request.extend_from_slice(&buf[..read]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                if n >= drops {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                          content-length: 2\r\nconnection: close\r\n\r\n{}",
+                    );
+                }
+            }
+        });
+        (url, accepted)
+    }
+
+    fn transport(url: &str) -> HttpTransport {
+        HttpTransport {
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            target: HttpTarget::from_url(url, 1 << 20).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_connection_is_sent_again() {
+        let (url, accepted) = dropping_server(2);
+        let reply = transport(&url)
+            .post(br#"{"instances": [[1.0]]}"#.to_vec())
+            .await
+            .unwrap();
+        assert_eq!((reply.status, reply.body.as_slice()), (200, &b"{}"[..]));
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_keeps_dropping_is_unavailable_after_four_attempts() {
+        let (url, accepted) = dropping_server(usize::MAX);
+        let error = transport(&url)
+            .post(br#"{"instances": [[1.0]]}"#.to_vec())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, PredictError::Unavailable { message, .. } if message.contains("attempt 4 of 4")),
+            "{error:?}"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
 
     #[test]
     fn urls_map_to_protocols() {

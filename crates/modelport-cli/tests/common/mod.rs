@@ -245,6 +245,25 @@ pub struct Answer {
     pub ok: bool,
     pub digest: Option<String>,
     pub revision: Option<String>,
+    /// The status and the start of the body, or the transport error.
+    pub detail: String,
+}
+
+/// Panics naming every production request that failed.
+pub fn assert_all_answered(answers: &[Answer]) {
+    let start = answers.first().map(|a| a.at);
+    let failed: Vec<String> = answers
+        .iter()
+        .filter(|a| !a.ok)
+        .map(|a| format!("at {:?}: {}", a.at - start.unwrap_or(a.at), a.detail))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} production requests failed:\n{}",
+        failed.len(),
+        answers.len(),
+        failed.join("\n")
+    );
 }
 
 /// A production client: one request every few milliseconds, each on a new
@@ -281,17 +300,29 @@ impl Traffic {
                             .map(str::to_string)
                     };
                     let answer = match r {
-                        Ok(r) => Answer {
-                            at: Instant::now(),
-                            ok: r.status().is_success(),
-                            digest: header(&r, "x-modelport-digest"),
-                            revision: header(&r, "x-modelport-revision"),
-                        },
-                        Err(_) => Answer {
+                        Ok(r) => {
+                            let at = Instant::now();
+                            let (ok, status) = (r.status().is_success(), r.status());
+                            let digest = header(&r, "x-modelport-digest");
+                            let revision = header(&r, "x-modelport-revision");
+                            let body = r.text().unwrap_or_else(|e| format!("(body: {e})"));
+                            Answer {
+                                at,
+                                ok,
+                                digest,
+                                revision,
+                                detail: format!(
+                                    "{status} {}",
+                                    body.chars().take(300).collect::<String>()
+                                ),
+                            }
+                        }
+                        Err(e) => Answer {
                             at: Instant::now(),
                             ok: false,
                             digest: None,
                             revision: None,
+                            detail: format!("{e:?}"),
                         },
                     };
                     answers.lock().unwrap().push(answer);

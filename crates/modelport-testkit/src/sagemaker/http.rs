@@ -512,7 +512,9 @@ async fn invoke_inner(
                 );
             }
             Some(dep) => match dep.target(variant) {
-                Some(v) => (v.port, v.info.name.clone()),
+                // Held until the answer is read, so that an update does not stop
+                // the server under it (SageMaker drains the fleet it replaces).
+                Some(v) => (v.port, v.info.name.clone(), shared.servers.hold(v.pid)),
                 None if variant.is_none() => {
                     return runtime_error(
                         400,
@@ -535,7 +537,7 @@ async fn invoke_inner(
             },
         }
     };
-    let (port, variant_name) = target;
+    let (port, variant_name, _hold) = target;
     let mut req = shared
         .http
         .post(format!("http://127.0.0.1:{port}/invocations"))

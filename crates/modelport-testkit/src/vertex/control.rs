@@ -1086,6 +1086,7 @@ pub(crate) fn route(shared: &Shared, endpoint: &str) -> Result<Target, ApiError>
         model: dep.model.clone(),
         display_name: dep.resource.get("displayName").cloned(),
         port: dep.port,
+        _hold: shared.servers.hold(dep.pid),
         predict_route: dep.predict_route.clone(),
         dedicated: rec.resource.get("dedicatedEndpointEnabled") == Some(&json!(true)),
     };
@@ -1099,6 +1100,8 @@ pub(crate) struct Target {
     pub model: String,
     pub display_name: Option<Value>,
     pub port: u16,
+    /// Keeps the server from being stopped while the request is on its way.
+    pub _hold: Option<crate::servers::Hold>,
     pub predict_route: String,
     pub dedicated: bool,
 }
