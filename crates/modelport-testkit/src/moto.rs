@@ -4,11 +4,11 @@
 //! that needs moto fails with a message saying how to install it, never skips.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use modelport_local::process::{free_port, log_tail, spawn_detached};
+use modelport_local::process::{log_tail, spawn_detached};
 
 use crate::{http1, repo_root};
 
@@ -80,22 +80,28 @@ impl Moto {
             .prefix("modelport-moto-")
             .tempdir()?;
         let log = dir.path().join("moto.log");
-        let port = free_port()?;
+        // Port 0: moto binds a port of its own and prints it. Choosing a free port
+        // first and passing it would leave a window in which another server started
+        // by a test running alongside (a fake's `modelport serve`) could take it,
+        // and the readiness check would then be answered by that server.
         let mut cmd = Command::new(&exe);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        cmd.args(["-H", "127.0.0.1", "-p", "0"]);
         let child = spawn_detached(cmd, &log)?;
         let mut moto = Moto {
             child,
-            port,
+            port: 0,
             log,
             _dir: dir,
         };
         let started = Instant::now();
         loop {
-            if let Ok((status, _)) = http1::request(port, "GET", "/moto-api/data.json", b"")
-                && status < 500
+            if moto.port == 0 {
+                moto.port = bound_port(&moto.log).unwrap_or(0);
+            }
+            if moto.port != 0
+                && let Ok((200, _)) = http1::request(moto.port, "GET", "/moto-api/data.json", b"")
             {
-                tracing::debug!(port, elapsed = ?started.elapsed(), "moto is up");
+                tracing::debug!(port = moto.port, elapsed = ?started.elapsed(), "moto is up");
                 return Ok(moto);
             }
             if let Ok(Some(status)) = moto.child.try_wait() {
@@ -108,7 +114,8 @@ impl Moto {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "moto_server did not answer on port {port} within {START_DEADLINE:?}; its log:\n{}",
+                        "moto_server did not answer within {START_DEADLINE:?} (port {}); its log:\n{}",
+                        moto.port,
                         log_tail(&moto.log, 20).join("\n")
                     ),
                 ));
@@ -275,4 +282,14 @@ pub fn list_objects_page(xml: &str) -> (Vec<String>, Option<String>) {
     };
     let token = all("NextContinuationToken").into_iter().next();
     (all("Key"), token)
+}
+
+/// The port werkzeug says it runs on (` * Running on http://127.0.0.1:PORT`).
+fn bound_port(log: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().find_map(|line| {
+        let rest = line.split("Running on http://127.0.0.1:").nth(1)?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok().filter(|p| *p != 0)
+    })
 }
