@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::clouds::{Aws, BUCKET, Gcp};
@@ -440,14 +441,38 @@ impl<C: Fakes> World for Wired<C> {
     }
 }
 
-/// Runs `jobs` on threads of their own (the walks mostly wait on the fakes) and
-/// returns their results in order; a job that panics fails the caller.
+/// How many worlds (an emulator, a fake, the CLI and its servers each) run at once
+/// per harness: more only share the two cores thinner, and the fault walks run the
+/// CLI with a 3 s attempt timeout.
+const WORLDS_AT_ONCE: usize = 4;
+
+/// Runs `jobs` on up to [`WORLDS_AT_ONCE`] threads (the walks mostly wait on the
+/// fakes) and returns their results in order; a job that panics fails the caller.
 pub fn in_parallel<T: Send>(jobs: Vec<Box<dyn FnOnce() -> T + Send + '_>>) -> Vec<T> {
+    let n = jobs.len();
+    let queue = Mutex::new(jobs.into_iter().enumerate());
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
     std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs.into_iter().map(|job| scope.spawn(job)).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a walk failed"))
-            .collect()
-    })
+        let workers: Vec<_> = (0..WORLDS_AT_ONCE.min(n))
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        let next = queue.lock().unwrap().next();
+                        let Some((i, job)) = next else { break };
+                        let out = job();
+                        results.lock().unwrap()[i] = Some(out);
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("a walk failed");
+        }
+    });
+    results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("every job ran"))
+        .collect()
 }
