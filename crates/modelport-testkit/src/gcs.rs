@@ -105,6 +105,9 @@ pub struct FakeGcs {
     _dir: tempfile::TempDir,
 }
 
+/// What a start whose port another process took says.
+const PORT_TAKEN: &str = "fake-gcs-server's port was taken by another process";
+
 impl FakeGcs {
     /// Binds the proxy on 127.0.0.1, starts
     /// `fake-gcs-server -scheme http -host 127.0.0.1 -port P -backend memory
@@ -119,6 +122,18 @@ impl FakeGcs {
     /// both are one sequence of points). Calls through [`FakeGcs::internal_url`]
     /// are not counted.
     pub fn start_with(tripwire: crate::Tripwire) -> anyhow::Result<FakeGcs> {
+        // The emulator's port is chosen before it binds it: a server of a test
+        // running alongside may take it first, and then ours exits. Another port.
+        let mut attempt = 1;
+        loop {
+            match FakeGcs::start_once(tripwire.clone()) {
+                Err(e) if attempt < 3 && e.to_string().contains(PORT_TAKEN) => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(tripwire: crate::Tripwire) -> anyhow::Result<FakeGcs> {
         let exe = fake_gcs_server_exe()?;
         let dir = tempfile::Builder::new()
             .prefix("modelport-fake-gcs-")
@@ -161,13 +176,19 @@ impl FakeGcs {
         };
         let started = Instant::now();
         loop {
+            // Answered by our emulator, not by a server of a test running
+            // alongside that took the port first (ours then exits, below).
             if let Ok((status, _)) = http1::request(emulator_port, "GET", "/storage/v1/b", b"")
                 && status < 500
+                && crate::listening::listens(gcs.child.id(), emulator_port)
             {
                 tracing::debug!(port = emulator_port, elapsed = ?started.elapsed(), "fake-gcs-server is up");
                 break;
             }
             if let Ok(Some(status)) = gcs.child.try_wait() {
+                if http1::request(emulator_port, "GET", "/", b"").is_ok() {
+                    anyhow::bail!("{PORT_TAKEN} ({emulator_port})");
+                }
                 anyhow::bail!(
                     "fake-gcs-server exited ({status}) before answering; its log:\n{}",
                     gcs.log_tail(20).join("\n")

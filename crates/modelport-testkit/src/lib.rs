@@ -29,6 +29,7 @@ pub mod tripwire;
 pub mod vertex;
 
 mod http1;
+mod listening;
 
 use std::path::PathBuf;
 

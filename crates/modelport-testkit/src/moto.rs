@@ -80,10 +80,10 @@ impl Moto {
             .prefix("modelport-moto-")
             .tempdir()?;
         let log = dir.path().join("moto.log");
-        // Port 0: moto binds a port of its own and prints it. Choosing a free port
-        // first and passing it would leave a window in which another server started
-        // by a test running alongside (a fake's `modelport serve`) could take it,
-        // and the readiness check would then be answered by that server.
+        // Port 0: moto binds a port of its own and prints it. A free port chosen
+        // first could be chosen by two worlds starting at once: one moto bound it,
+        // the other exited, and both readiness checks were answered by the
+        // survivor, so two worlds shared one moto.
         let mut cmd = Command::new(&exe);
         cmd.args(["-H", "127.0.0.1", "-p", "0"]);
         let child = spawn_detached(cmd, &log)?;
