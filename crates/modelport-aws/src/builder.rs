@@ -73,14 +73,7 @@ pub async fn connect(
     // gets no answer is abandoned after the request timeout and retried like a
     // dropped connection (the SDK sets none of its own: a silent peer would hang
     // the command).
-    let attempt = env::request_timeout().map_err(|message| ProviderError::InvalidInput {
-        message,
-        hint: Some(format!(
-            "unset {} for the default of {} s",
-            env::MODELPORT_REQUEST_TIMEOUT_S,
-            env::DEFAULT_REQUEST_TIMEOUT.as_secs()
-        )),
-    })?;
+    let attempt = env::request_timeout()?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
             RetryConfig::standard()

@@ -275,16 +275,16 @@ pub async fn update_weights(
                 .build()
         })
         .collect::<Vec<_>>();
-    let f = match sm
+    let Err(e) = sm
         .update_endpoint_weights_and_capacities()
         .endpoint_name(endpoint)
         .set_desired_weights_and_capacities(Some(desired))
         .send()
         .await
-    {
-        Ok(_) => return Ok(()),
-        Err(e) => AwsFailure::from_sdk("UpdateEndpointWeightsAndCapacities", &e),
+    else {
+        return Ok(());
     };
+    let f = AwsFailure::from_sdk("UpdateEndpointWeightsAndCapacities", &e);
     // A retry whose first attempt took effect finds these weights desired (or set).
     if f.is_in_progress()
         && let Some(info) = describe_endpoint(sm, endpoint).await?
@@ -305,6 +305,9 @@ pub struct EndpointInfo {
     pub arn: String,
     pub status: String,
     pub config_name: String,
+    /// The configuration a creation or update under way deploys
+    /// (`PendingDeploymentSummary`).
+    pub pending_config_name: Option<String>,
     pub failure_reason: Option<String>,
     /// One line per variant: `AllTraffic 1/1 instances` and its own statuses.
     pub variants: Vec<String>,
@@ -434,6 +437,10 @@ pub async fn describe_endpoint(
             .unwrap_or("Unknown")
             .to_string(),
         config_name: out.endpoint_config_name().unwrap_or_default().to_string(),
+        pending_config_name: out
+            .pending_deployment_summary()
+            .and_then(|p| p.endpoint_config_name())
+            .map(str::to_string),
         failure_reason: out.failure_reason().map(str::to_string),
         variants,
         weights,
@@ -450,17 +457,17 @@ pub async fn create_endpoint(
     config: &str,
     tag_pairs: &[(String, String)],
 ) -> Result<(), ProviderError> {
-    let f = match sm
+    let Err(e) = sm
         .create_endpoint()
         .endpoint_name(name)
         .endpoint_config_name(config)
         .set_tags(Some(tags(tag_pairs)))
         .send()
         .await
-    {
-        Ok(_) => return Ok(()),
-        Err(e) => AwsFailure::from_sdk("CreateEndpoint", &e),
+    else {
+        return Ok(());
     };
+    let f = AwsFailure::from_sdk("CreateEndpoint", &e);
     // The SDK retries a call whose answer was lost (a dropped connection, a
     // timeout); the retry then meets what the first attempt did.
     if f.is_already_exists() && heading_to(sm, name, config).await? {
@@ -474,16 +481,16 @@ pub async fn update_endpoint(
     name: &str,
     config: &str,
 ) -> Result<(), ProviderError> {
-    let f = match sm
+    let Err(e) = sm
         .update_endpoint()
         .endpoint_name(name)
         .endpoint_config_name(config)
         .send()
         .await
-    {
-        Ok(_) => return Ok(()),
-        Err(e) => AwsFailure::from_sdk("UpdateEndpoint", &e),
+    else {
+        return Ok(());
     };
+    let f = AwsFailure::from_sdk("UpdateEndpoint", &e);
     // A retried update whose first attempt took effect finds it under way.
     if f.is_in_progress() && heading_to(sm, name, config).await? {
         return Ok(());
@@ -498,27 +505,15 @@ async fn heading_to(
     name: &str,
     config: &str,
 ) -> Result<bool, ProviderError> {
-    let out = match sm.describe_endpoint().endpoint_name(name).send().await {
-        Ok(out) => out,
-        Err(e) => {
-            let f = AwsFailure::from_sdk("DescribeEndpoint", &e);
-            return if f.is_not_found() {
-                Ok(false)
-            } else {
-                Err(f.into())
-            };
-        }
+    let Some(info) = describe_endpoint(sm, name).await? else {
+        return Ok(false);
     };
-    let pending = out
-        .pending_deployment_summary()
-        .and_then(|p| p.endpoint_config_name());
-    let status = out.endpoint_status().map(EndpointStatus::as_str);
-    Ok(match status {
-        Some("Creating" | "Updating") => {
-            pending == Some(config)
-                || (pending.is_none() && out.endpoint_config_name() == Some(config))
+    let pending = info.pending_config_name.as_deref();
+    Ok(match info.status.as_str() {
+        "Creating" | "Updating" => {
+            pending == Some(config) || (pending.is_none() && info.config_name == config)
         }
-        Some("InService") => out.endpoint_config_name() == Some(config),
+        "InService" => info.config_name == config,
         _ => false,
     })
 }
@@ -529,10 +524,10 @@ pub async fn delete_endpoint(
     sm: &aws_sdk_sagemaker::Client,
     name: &str,
 ) -> Result<(), ProviderError> {
-    let f = match sm.delete_endpoint().endpoint_name(name).send().await {
-        Ok(_) => return Ok(()),
-        Err(e) => AwsFailure::from_sdk("DeleteEndpoint", &e),
+    let Err(e) = sm.delete_endpoint().endpoint_name(name).send().await else {
+        return Ok(());
     };
+    let f = AwsFailure::from_sdk("DeleteEndpoint", &e);
     if f.is_in_progress()
         && describe_endpoint(sm, name)
             .await?

@@ -30,18 +30,30 @@ pub const MODELPORT_REQUEST_TIMEOUT_S: &str = "MODELPORT_REQUEST_TIMEOUT_S";
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// [`MODELPORT_REQUEST_TIMEOUT_S`]: its value, or [`DEFAULT_REQUEST_TIMEOUT`] when
-/// it is unset or empty; an error naming the variable when it is not a whole
-/// number of seconds from 1 to 3600.
-pub fn request_timeout() -> Result<std::time::Duration, String> {
-    let Some(raw) = std::env::var_os(MODELPORT_REQUEST_TIMEOUT_S).filter(|v| !v.is_empty()) else {
+/// it is unset or empty; an error naming the variable, with a hint, when it is not
+/// a whole number of seconds from 1 to 3600.
+pub fn request_timeout() -> Result<std::time::Duration, crate::provider::ProviderError> {
+    parse_request_timeout(std::env::var_os(MODELPORT_REQUEST_TIMEOUT_S).as_deref())
+}
+
+fn parse_request_timeout(
+    raw: Option<&std::ffi::OsStr>,
+) -> Result<std::time::Duration, crate::provider::ProviderError> {
+    let Some(raw) = raw.filter(|v| !v.is_empty()) else {
         return Ok(DEFAULT_REQUEST_TIMEOUT);
     };
     let text = raw.to_string_lossy();
     match text.trim().parse::<u64>() {
         Ok(s) if (1..=3600).contains(&s) => Ok(std::time::Duration::from_secs(s)),
-        _ => Err(format!(
-            "{MODELPORT_REQUEST_TIMEOUT_S}={text:?} is not a number of seconds from 1 to 3600"
-        )),
+        _ => Err(crate::provider::ProviderError::InvalidInput {
+            message: format!(
+                "{MODELPORT_REQUEST_TIMEOUT_S}={text:?} is not a number of seconds from 1 to 3600"
+            ),
+            hint: Some(format!(
+                "unset {MODELPORT_REQUEST_TIMEOUT_S} for the default of {} s",
+                DEFAULT_REQUEST_TIMEOUT.as_secs()
+            )),
+        }),
     }
 }
 
@@ -128,3 +140,28 @@ pub const MODELPORT_MODEL_NAME: &str = "MODELPORT_MODEL_NAME";
 /// (an emulator such as moto, or `fakecloud`); wins over `provider.aws.endpoint_url`.
 /// With an override, S3 uses path-style addressing.
 pub const MODELPORT_AWS_ENDPOINT_URL: &str = "MODELPORT_AWS_ENDPOINT_URL";
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn request_timeouts_are_whole_seconds_from_1_to_3600() {
+        let parse = |v: Option<&str>| parse_request_timeout(v.map(OsStr::new));
+        assert_eq!(parse(None).unwrap(), DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(parse(Some("")).unwrap(), DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(parse(Some(" 3 ")).unwrap(), Duration::from_secs(3));
+        assert_eq!(parse(Some("3600")).unwrap(), Duration::from_secs(3600));
+        for bad in ["0", "3601", "1.5", "soon"] {
+            let e = parse(Some(bad)).unwrap_err();
+            let crate::provider::ProviderError::InvalidInput { message, hint } = e else {
+                panic!("{bad}: {e:?}");
+            };
+            assert!(message.contains(MODELPORT_REQUEST_TIMEOUT_S), "{message}");
+            assert!(hint.is_some_and(|h| h.contains("unset")), "{bad}");
+        }
+    }
+}

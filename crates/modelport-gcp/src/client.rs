@@ -245,15 +245,7 @@ pub async fn connect(settings: &ClientSettings) -> ProviderResult<GcpClients> {
     let host = settings.vertex_host();
     // The clients set no time limit on an attempt: a silent peer would hang the
     // command. One that runs out is retried like a dropped connection.
-    let attempt =
-        modelport_core::env::request_timeout().map_err(|message| ProviderError::InvalidInput {
-            message,
-            hint: Some(format!(
-                "unset {} for the default of {} s",
-                modelport_core::env::MODELPORT_REQUEST_TIMEOUT_S,
-                modelport_core::env::DEFAULT_REQUEST_TIMEOUT.as_secs()
-            )),
-        })?;
+    let attempt = modelport_core::env::request_timeout()?;
     let models = ModelService::builder()
         .with_endpoint(&host)
         .with_attempt_timeout(attempt)

@@ -65,7 +65,7 @@ fn encode(s: &str) -> String {
 
 impl ObjectsApi {
     pub fn new(endpoint: Option<&str>, credentials: Credentials) -> ProviderResult<ObjectsApi> {
-        let timeout = modelport_core::env::request_timeout().map_err(other)?;
+        let timeout = modelport_core::env::request_timeout()?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(timeout)
@@ -478,7 +478,7 @@ pub async fn upload_object(
 ) -> ProviderResult<()> {
     const TIMED_ATTEMPTS: u32 = 3;
     let what = format!("uploading gs://{bucket}/{name}");
-    let base = modelport_core::env::request_timeout().map_err(other)?;
+    let base = modelport_core::env::request_timeout()?;
     let mut attempt = 1;
     loop {
         let file = tokio::fs::File::open(path)

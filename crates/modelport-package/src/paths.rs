@@ -221,22 +221,6 @@ impl Drop for Temp {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn temporaries_of_processes_that_no_longer_run_are_swept() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
-        let left = dir.path().join(format!(".model.tar.gz.tmp-{dead}-7"));
-        fs::write(&left, b"half an archive").unwrap();
-        let unrelated = dir.path().join(".other.tmp-1-1");
-        fs::write(&unrelated, b"x").unwrap();
-        let (temp, _file) = Temp::file(dir.path(), "model.tar.gz").unwrap();
-        assert!(!left.exists(), "a dead process's temporary stays");
-        assert!(unrelated.exists() && temp.path().exists());
-    }
-
     use super::*;
 
     fn check(raw: &str, expected: Result<&str, &str>) {
@@ -282,5 +266,20 @@ mod tests {
         temp.persist(&dir.path().join("out")).unwrap();
         assert!(dir.path().join("out/f").exists());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporaries_of_processes_that_no_longer_run_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let left = dir.path().join(format!(".model.tar.gz.tmp-{dead}-7"));
+        fs::write(&left, b"half an archive").unwrap();
+        let unrelated = dir.path().join(".other.tmp-1-1");
+        fs::write(&unrelated, b"x").unwrap();
+        let (temp, _file) = Temp::file(dir.path(), "model.tar.gz").unwrap();
+        assert!(!left.exists(), "a dead process's temporary stays");
+        assert!(unrelated.exists() && temp.path().exists());
     }
 }

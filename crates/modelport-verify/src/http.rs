@@ -495,25 +495,21 @@ impl<T: Transport> BatchPredictor<T> {
         starts: &[usize],
         total: usize,
     ) -> PredictError {
-        let first = answers
-            .iter()
-            .position(Result::is_err)
-            .expect("a request failed");
         let mut rows = Vec::new();
         let mut parts = Vec::new();
         let mut failure = None;
-        for (answer, start) in answers.into_iter().zip(starts) {
+        for (i, (answer, start)) in answers.into_iter().zip(starts).enumerate() {
             match answer {
                 Ok((batch, by)) => {
                     let n = batch.batch_size().unwrap_or(0);
                     rows.push(*start..*start + n);
                     parts.push((batch, by));
                 }
-                Err(e) if failure.is_none() => failure = Some(e),
+                Err(e) if failure.is_none() => failure = Some((i, e)),
                 Err(_) => {}
             }
         }
-        let failure = failure.expect("a request failed");
+        let (first, failure) = failure.expect("called with a failed request");
         let gave_up = matches!(
             failure,
             PredictError::Unavailable { .. }

@@ -165,31 +165,17 @@ fn covered(
 ) -> Result<Covered, PredictError> {
     match answer {
         Ok(p) => Ok((std::iter::once(0..total).collect(), p, None)),
-        Err(PredictError::Incomplete {
-            target,
-            total,
-            answered,
-            reason,
-            partial,
-        }) => {
-            let partial = *partial;
-            let rows = partial.rows.clone();
-            let stop = PredictError::Incomplete {
-                target,
-                total,
-                answered,
-                reason,
-                partial: Box::new(modelport_core::Partial {
-                    rows: partial.rows,
-                    prediction: Prediction {
-                        outputs: Batch::default(),
-                        served_by: partial.prediction.served_by.clone(),
-                    },
-                }),
+        // The answered outputs move to the comparison; the error keeps the rest.
+        Err(mut stop) => {
+            let PredictError::Incomplete { partial, .. } = &mut stop else {
+                return Err(stop);
             };
-            Ok((rows, partial.prediction, Some(stop)))
+            let prediction = Prediction {
+                outputs: std::mem::take(&mut partial.prediction.outputs),
+                served_by: partial.prediction.served_by.clone(),
+            };
+            Ok((partial.rows.clone(), prediction, Some(stop)))
         }
-        Err(e) => Err(e),
     }
 }
 
