@@ -57,7 +57,8 @@ def package(modelport, scratch, quick, repeats):
     folder = os.path.dirname(model)
     out = os.path.join(scratch, "package")
     sides = {
-        "modelport": lambda r: [modelport, "package", model, "--out", os.path.join(out, f"modelport-{r}"), "-q"],
+        "modelport": lambda r: [modelport, "package", model, "--layout", "archive", "--out",
+                                os.path.join(out, f"modelport-{r}"), "-q"],
         "tar": lambda r: ["tar", "czf", os.path.join(out, f"tar-{r}.tar.gz"), "-C", folder, "model.onnx"],
         "tarfile": lambda r: [PY, "bench/sagemaker_tar.py", os.path.join(out, f"tarfile-{r}.tar.gz"), model],
     }
@@ -93,7 +94,7 @@ def package(modelport, scratch, quick, repeats):
             "ratio": round(alt / mp, 2), "goal": ">= 2x (speed-up)", "higher_is_better": True,
             "rounds": rounds, "sizes": sizes,
             "byte_identical_rerun": identical, "rerun_sha256": digests,
-            "command": f"modelport package DIR/model.onnx --out OUT -q  vs  {command}",
+            "command": f"modelport package DIR/model.onnx --layout archive --out OUT -q  vs  {command}",
         })
     return rows, artifacts[-1]
 

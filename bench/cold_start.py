@@ -1,6 +1,8 @@
 """Cold start for bench/run: from process start to the first 200 on /ping, for a ~100 MB
 model, `modelport serve` (on an unpacked artifact, so every file's sha256 is checked
-first) against the FastAPI + uvicorn + onnxruntime server.
+while the engine loads) on each engine, against onnxruntime's own session creation on
+the same file (Python `InferenceSession`, timed around the constructor alone, in a
+fresh process each round) and against the FastAPI + uvicorn + onnxruntime server.
 
     python bench/cold_start.py MODELPORT ROUNDS
 """
@@ -49,6 +51,24 @@ def first_200(cmd, port, env=None):
         proc.wait(30)
 
 
+SESSION = """
+import sys, time
+import onnxruntime as ort
+opts = ort.SessionOptions()
+opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+opts.intra_op_num_threads = 1
+started = time.perf_counter()
+ort.InferenceSession(sys.argv[1], opts, providers=["CPUExecutionProvider"])
+print((time.perf_counter() - started) * 1000)
+"""
+
+
+def session_ms(model):
+    """onnxruntime's session creation alone, in a fresh process (cold like a server's)."""
+    out = subprocess.run([sys.executable, "-c", SESSION, model], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip())
+
+
 def main():
     modelport, rounds = sys.argv[1], int(sys.argv[2])
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,17 +78,20 @@ def main():
         unpacked = os.path.join(tmp, "unpacked")
         os.makedirs(unpacked)
         subprocess.run(["tar", "xzf", os.path.join(tmp, "model.tar.gz"), "-C", unpacked], check=True)
-        mp, fa = [], []
+        mp, tr, se, fa = [], [], [], []
         for _ in range(rounds):
-            port = serving.free_port()
-            mp.append(first_200([modelport, "serve", unpacked, "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", "1", "--engine", "onnxruntime", "-q"], port))
+            for engine, times in (("onnxruntime", mp), ("tract", tr)):
+                port = serving.free_port()
+                times.append(first_200([modelport, "serve", unpacked, "--host", "127.0.0.1", "--port", str(port),
+                                        "--workers", "1", "--threads", "1", "--engine", engine, "-q"], port))
+            se.append(session_ms(os.path.join(unpacked, "big.onnx")))
             port = serving.free_port()
             fa.append(first_200([sys.executable, "-m", "uvicorn", "--app-dir", "bench", "fastapi_server:app",
                                  "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                                  "--log-level", "warning"], port, {"MODEL": model}))
         size = os.path.getsize(model)
-    print(json.dumps({"modelport_ms": serving.median(mp), "fastapi_ms": serving.median(fa), "model_bytes": size}))
+    print(json.dumps({"modelport_ms": serving.median(mp), "tract_ms": serving.median(tr),
+                      "session_ms": serving.median(se), "fastapi_ms": serving.median(fa), "model_bytes": size}))
 
 
 if __name__ == "__main__":

@@ -44,11 +44,15 @@
 //! owners, permissions or location. Every entry is a GNU-format tar header for a
 //! regular file with mode 0644, uid and gid 0, empty user and group names and mtime
 //! 0 (paths longer than 100 bytes use GNU long-name entries, equally fixed). The
-//! gzip header has no file name, mtime 0 and OS byte 255 ("unknown"); compression
-//! is flate2's pure-Rust backend at level [`COMPRESSION_LEVEL`] (6). The artifact's
-//! digest is the sha256 of the `.tar.gz` bytes. A different compression backend
-//! or version could compress differently; the manifest's per-file hashes, not the
-//! archive digest, are what identifies a model across modelport versions.
+//! gzip header has no file name, mtime 0 and OS byte 255 ("unknown"). The tar
+//! stream is compressed on every core the way pigz does it: 1 MiB blocks at fixed
+//! offsets, each deflated by zlib-rs at level [`COMPRESSION_LEVEL`] (6) with the
+//! previous block's last 32 KiB as its dictionary and joined into one deflate
+//! stream in one gzip member, so the bytes do not depend on the number of cores.
+//! The artifact's digest is the sha256 of the `.tar.gz` bytes. A different
+//! compression backend or version could compress differently; the manifest's
+//! per-file hashes, not the archive digest, are what identifies a model across
+//! modelport versions.
 //!
 //! # Streaming
 //!
@@ -58,6 +62,7 @@
 //! when complete and checked.
 
 mod error;
+mod gzip;
 mod hash;
 mod manifest;
 mod pack;

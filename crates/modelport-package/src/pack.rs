@@ -5,12 +5,12 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 
-use flate2::{Compression, GzBuilder};
 use modelport_core::Signature;
 pub use modelport_core::spec::ArtifactLayout;
 use serde::Serialize;
 
 use crate::error::PackageError;
+use crate::gzip::ParallelGz;
 use crate::hash::{CHUNK, HashingReader, HashingWriter, hash_file_counted};
 use crate::manifest::{FORMAT, FileEntry, MANIFEST_NAME, Manifest, ModelFile};
 use crate::paths::{SourceFile, Temp, normalize_entry_path, walk};
@@ -21,12 +21,8 @@ pub const ARCHIVE_NAME: &str = "model.tar.gz";
 /// The directory a `dir` layout writes in the output directory.
 pub const DIR_NAME: &str = "model";
 
-/// The gzip compression level (flate2's default, the same as `gzip -6`).
+/// The gzip compression level (the same as `gzip -6`).
 pub const COMPRESSION_LEVEL: u32 = 6;
-
-/// The gzip header's OS byte: 255, "unknown", so the output does not depend on
-/// the machine that wrote it.
-const GZIP_OS_UNKNOWN: u8 = 255;
 
 /// What goes into the manifest besides the files.
 #[derive(Debug, Clone)]
@@ -485,10 +481,8 @@ fn write_archive(
     let write_err = |e| PackageError::io(&temp_path, e);
 
     let out = HashingWriter::new(BufWriter::with_capacity(CHUNK, file));
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(GZIP_OS_UNKNOWN)
-        .write(out, Compression::new(COMPRESSION_LEVEL));
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let gz = ParallelGz::new(out, COMPRESSION_LEVEL, workers).map_err(write_err)?;
     let mut tar = tar::Builder::new(gz);
 
     // The manifest comes first so that `read_manifest` stops after one entry.

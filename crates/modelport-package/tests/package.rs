@@ -417,6 +417,46 @@ fn large_model_streams() {
     assert_eq!(read_manifest(&a.path).unwrap(), a.manifest);
 }
 
+/// The archive is compressed in blocks on several threads, yet it is one gzip
+/// member that GNU gzip and tar read like any other (SageMaker unpacks with tar).
+#[test]
+fn gnu_tar_and_gzip_read_the_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    fs::create_dir(&dir).unwrap();
+    fs::copy(iris(), dir.join("model.onnx")).unwrap();
+    // 5.5 MiB: several blocks and a partial one.
+    write_generated(&dir.join("weights.bin"), 11 << 19);
+    let a = package(&dir, &tmp.path().join("a"), &opts()).unwrap();
+
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    // `gzip -t` checks the stream to its trailer's CRC and length.
+    run(std::process::Command::new("gzip").arg("-t").arg(&a.path));
+    let dest = tmp.path().join("tar");
+    fs::create_dir(&dest).unwrap();
+    run(std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(&a.path)
+        .arg("-C")
+        .arg(&dest));
+    for file in ["model.onnx", "weights.bin"] {
+        assert_eq!(
+            fs::read(dest.join(file)).unwrap(),
+            fs::read(dir.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    assert!(dest.join(MANIFEST_NAME).is_file());
+}
+
 /// The `dir` layout: the files copied as they are, hashed as they are copied, with
 /// the manifest last; the digest is the manifest's sha256 and the same for the same
 /// input; the directory verifies, holds exactly what the archive would, replaces an

@@ -72,12 +72,15 @@ impl ModelInfo {
             path: onnx.clone(),
             reason,
         };
-        let proto = pb::ModelProto::decode(bytes.as_slice())
+        // The summary needs no weight: the decode skips their bytes (see `light`).
+        let proto = light::Model::decode(bytes.as_slice())
             .map_err(|e| invalid(format!("the protobuf does not decode ({e})")))?;
+        drop(bytes);
         let graph = proto
             .graph
-            .as_ref()
+            .map(light::Graph::into_pb)
             .ok_or_else(|| invalid("the file holds no graph".into()))?;
+        let graph = &graph;
         if proto.ir_version <= 0 || proto.opset_import.is_empty() {
             return Err(invalid(format!(
                 "ir_version {} and {} opset imports: this is not an ONNX model",
@@ -182,6 +185,90 @@ impl ModelInfo {
 
     pub fn uses(&self, op_type: &str) -> bool {
         self.operators.iter().any(|o| o.op_type == op_type)
+    }
+}
+
+/// The parts of an ONNX model [`ModelInfo`] reads, as prost messages with the same
+/// field numbers as `onnx.proto`. What is left out (the initializers' `raw_data`,
+/// `float_data` and other payloads, doc strings, metadata) is skipped by the
+/// decoder without being copied, so a model of 100 MB of weights decodes in the
+/// time it takes to read its few hundred fields, not to copy 100 MB.
+mod light {
+    use tract_onnx::pb;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Model {
+        #[prost(int64, tag = "1")]
+        pub ir_version: i64,
+        #[prost(string, tag = "2")]
+        pub producer_name: String,
+        #[prost(string, tag = "3")]
+        pub producer_version: String,
+        #[prost(message, optional, tag = "7")]
+        pub graph: Option<Graph>,
+        #[prost(message, repeated, tag = "8")]
+        pub opset_import: Vec<pb::OperatorSetIdProto>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Graph {
+        #[prost(message, repeated, tag = "1")]
+        pub node: Vec<pb::NodeProto>,
+        #[prost(string, tag = "2")]
+        pub name: String,
+        #[prost(message, repeated, tag = "5")]
+        pub initializer: Vec<Tensor>,
+        #[prost(message, repeated, tag = "11")]
+        pub input: Vec<pb::ValueInfoProto>,
+        #[prost(message, repeated, tag = "12")]
+        pub output: Vec<pb::ValueInfoProto>,
+        #[prost(message, repeated, tag = "13")]
+        pub value_info: Vec<pb::ValueInfoProto>,
+        #[prost(message, repeated, tag = "15")]
+        pub sparse_initializer: Vec<pb::SparseTensorProto>,
+    }
+
+    /// An initializer without its data.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Tensor {
+        #[prost(int64, repeated, tag = "1")]
+        pub dims: Vec<i64>,
+        #[prost(int32, tag = "2")]
+        pub data_type: i32,
+        #[prost(string, tag = "8")]
+        pub name: String,
+        #[prost(message, repeated, tag = "13")]
+        pub external_data: Vec<pb::StringStringEntryProto>,
+        #[prost(int32, optional, tag = "14")]
+        pub data_location: Option<i32>,
+    }
+
+    impl Graph {
+        /// tract's graph type, which the signature and external-data checks read;
+        /// its initializers hold no data.
+        pub(super) fn into_pb(self) -> pb::GraphProto {
+            pb::GraphProto {
+                node: self.node,
+                name: self.name,
+                initializer: self
+                    .initializer
+                    .into_iter()
+                    .map(|t| pb::TensorProto {
+                        dims: t.dims,
+                        data_type: t.data_type,
+                        name: t.name,
+                        external_data: t.external_data,
+                        data_location: t.data_location,
+                        ..Default::default()
+                    })
+                    .collect(),
+                input: self.input,
+                output: self.output,
+                value_info: self.value_info,
+                sparse_initializer: self.sparse_initializer,
+                ..Default::default()
+            }
+        }
     }
 }
 
