@@ -2,13 +2,16 @@
 //! for bench/run's upload row; or a package directory (`modelport package --layout
 //! dir`), file by file under a key prefix ending in `/`, for the large-model row.
 //!
-//! `cargo run -p modelport-aws --example upload -- FILE s3://BUCKET/KEY --endpoint-url URL`
+//! `cargo run -p modelport-aws --example upload -- FILE s3://BUCKET/KEY --endpoint-url URL [--sha256 HEX]`
 //! `cargo run -p modelport-aws --example upload -- DIR s3://BUCKET/PREFIX/ --endpoint-url URL`
 //!
 //! Credentials and region come from the default chain (`AWS_ACCESS_KEY_ID`,
-//! `AWS_REGION`, ...). The file's sha256 is computed first, because the upload
-//! skips an object that already holds it; the one JSON line printed at the end
-//! says how long each part took and how many bytes went over the network.
+//! `AWS_REGION`, ...). The upload skips an object that already holds the file's
+//! sha256, so it needs the digest: `--sha256` passes the one `modelport package`
+//! printed (it is computed while the archive is written, and `deploy` hands it to the
+//! upload the same way); without it, the file is hashed first. The one JSON line
+//! printed at the end says how long that took and how many bytes went over the
+//! network.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -22,9 +25,16 @@ use sha2::{Digest, Sha256};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (file, url, endpoint) = match args.as_slice() {
-        [file, url, flag, endpoint] if flag == "--endpoint-url" => (file, url, endpoint),
-        _ => return Err("usage: upload FILE s3://BUCKET/KEY --endpoint-url URL".into()),
+    let (file, url, endpoint, known) = match args.as_slice() {
+        [file, url, flag, endpoint] if flag == "--endpoint-url" => (file, url, endpoint, None),
+        [file, url, flag, endpoint, sha, hex] if flag == "--endpoint-url" && sha == "--sha256" => {
+            (file, url, endpoint, Some(hex))
+        }
+        _ => {
+            return Err(
+                "usage: upload FILE s3://BUCKET/KEY --endpoint-url URL [--sha256 HEX]".into(),
+            );
+        }
     };
     let (bucket, key) = url
         .strip_prefix("s3://")
@@ -45,6 +55,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             model_digest: digest,
             size,
             layout: modelport_core::spec::ArtifactLayout::Dir,
+            signature: None,
+        };
+        return send(endpoint, bucket, key, artifact, start, 0.0).await;
+    }
+    if let Some(hex) = known {
+        let artifact = ArtifactRef {
+            path: PathBuf::from(file),
+            digest: format!("sha256:{hex}"),
+            model_digest: format!("sha256:{hex}"),
+            size: std::fs::metadata(file)?.len(),
+            layout: modelport_core::spec::ArtifactLayout::Archive,
             signature: None,
         };
         return send(endpoint, bucket, key, artifact, start, 0.0).await;
