@@ -64,10 +64,11 @@ def fastapi_server():
                    "--port", str(port), "--workers", "2", "--log-level", "warning"], port, {"MODEL": MODEL})
 
 
-def wrk(port, seconds, script="bench/post.lua", threads=2, connections=16):
+def wrk(port, seconds, script="bench/post.lua", threads=2, connections=16, path="/invocations", env=None):
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
-           f"http://127.0.0.1:{port}/invocations"]
-    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+           f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True,
+                         env={**os.environ, **(env or {})}).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
@@ -146,33 +147,83 @@ def compare(modelport, quick):
     }]
 
 
+def batch_bodies(model, rows, folder):
+    """Request bodies of `rows` examples for `model`'s one input, in three forms:
+    {"instances"} JSON, the OIP binary data extension (asking for binary outputs) and
+    .npy; returns {form: (path, content type, JSON length or "")}."""
+    import numpy as np
+    import onnx
+    graph = onnx.load(os.path.join(ROOT, model), load_external_data=False).graph
+    (inp,) = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
+    shape = [rows] + [d.dim_value for d in inp.type.tensor_type.shape.dim[1:]]
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    bodies = {}
+    path = os.path.join(folder, "instances.json")
+    with open(path, "w") as f:
+        json.dump({"instances": x.tolist()}, f)
+    bodies["json"] = (path, "application/json", "")
+    head = json.dumps({"inputs": [{"name": inp.name, "shape": shape, "datatype": "FP32",
+                                   "parameters": {"binary_data_size": x.nbytes}}],
+                       "parameters": {"binary_data_output": True}}).encode()
+    path = os.path.join(folder, "oip.bin")
+    with open(path, "wb") as f:
+        f.write(head + x.astype("<f4").tobytes())
+    bodies["oip-binary"] = (path, "application/octet-stream", str(len(head)))
+    return bodies
+
+
 def overhead(modelport, latency_bin, quick):
     """Rows per second through one worker over HTTP, 64 rows per request, against the
-    same engine and thread count running in-process."""
+    same engine and thread count running in-process: iris with JSON bodies, mlp and
+    cnn with JSON and with binary ones (the OIP binary tensor data extension)."""
+    import tempfile
     seconds = 3 if quick else 10
     iters = 300 if quick else 2000
-    served, local = [], []
-    for _ in range(1 if quick else 3):
-        port = free_port()
-        server = Server([modelport, "serve", MODEL, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                         "--threads", "1", "--engine", "onnxruntime", "--max-batch-rows", "64", "-q"], port)
-        try:
-            rps, _ = wrk(port, seconds, "bench/post64.lua", threads=1, connections=2)
-        finally:
-            server.stop()
-        served.append(rps * 64)
-        out = subprocess.run([latency_bin, MODEL, "onnxruntime", "64", str(iters), "1"], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout
-        local.append(64 / json.loads(out.strip().splitlines()[-1])["median_us"] * 1e6)
-    return [{
-        "what": "serving overhead, iris, batch 64 (rows/s)", "modelport": "modelport serve, 1 worker, 64 rows per request",
-        "alternative": "in-process inference (same engine, 1 thread)",
-        "modelport_value": median(served), "alternative_value": median(local),
-        "ratio": round(median(served) / median(local), 2), "goal": ">= 0.8x", "higher_is_better": True,
-        "command": f"wrk -t1 -c2 -d{seconds}s -s bench/post64.lua http://127.0.0.1:PORT/invocations  against  "
-                   f"modelport serve {MODEL} --workers 1 --threads 1 --max-batch-rows 64  vs  "
-                   f"target/release/examples/latency {MODEL} onnxruntime 64 {iters} 1",
-    }]
+    rows = []
+    cases = [("iris", MODEL, ["iris-json"]), ("mlp", "examples/mlp/model.onnx", ["json", "oip-binary"]),
+             ("cnn", "examples/cnn/model.onnx", ["json", "oip-binary"])]
+    with tempfile.TemporaryDirectory() as folder:
+        for name, model, forms in cases:
+            bodies = {} if name == "iris" else batch_bodies(model, 64, folder)
+            served = {form: [] for form in forms}
+            local = []
+            for _ in range(1 if quick else 3):
+                port = free_port()
+                server = Server([modelport, "serve", model, "--host", "127.0.0.1", "--port", str(port), "--workers",
+                                 "1", "--threads", "1", "--engine", "onnxruntime", "--max-batch-rows", "64", "-q"], port)
+                try:
+                    for form in forms:
+                        if form == "iris-json":
+                            rps, _ = wrk(port, seconds, "bench/post64.lua", threads=1, connections=2)
+                        else:
+                            body, kind, json_len = bodies[form]
+                            path = "/v2/models/model/infer" if form == "oip-binary" else "/invocations"
+                            rps, _ = wrk(port, seconds, "bench/post_file.lua", threads=1, connections=2, path=path,
+                                         env={"WRK_BODY": body, "WRK_CONTENT_TYPE": kind,
+                                              "WRK_JSON_LENGTH": json_len})
+                        served[form].append(rps * 64)
+                finally:
+                    server.stop()
+                out = subprocess.run([latency_bin, model, "onnxruntime", "64", str(iters), "1"], cwd=ROOT,
+                                     check=True, capture_output=True, text=True).stdout
+                local.append(64 / json.loads(out.strip().splitlines()[-1])["median_us"] * 1e6)
+            for form in forms:
+                binary = form == "oip-binary"
+                body = ("OIP binary tensor data, in and out" if binary else "JSON {\"instances\"}")
+                script = ("bench/post64.lua" if form == "iris-json"
+                          else f"bench/post_file.lua (WRK_BODY = 64 rows as {body})")
+                rows.append({
+                    "what": f"serving overhead, {name}, batch 64, {'binary' if binary else 'JSON'} bodies (rows/s)",
+                    "modelport": f"modelport serve, 1 worker, 64 rows per request, {body}",
+                    "alternative": "in-process inference (same engine, 1 thread)",
+                    "modelport_value": median(served[form]), "alternative_value": median(local),
+                    "ratio": round(median(served[form]) / median(local), 2),
+                    "goal": ">= 0.8x" if binary else "(reported)", "higher_is_better": True,
+                    "command": f"wrk -t1 -c2 -d{seconds}s -s {script} http://127.0.0.1:PORT/...  against  "
+                               f"modelport serve {model} --workers 1 --threads 1 --max-batch-rows 64  vs  "
+                               f"target/release/examples/latency {model} onnxruntime 64 {iters} 1",
+                })
+    return rows
 
 
 def cold_start(modelport, quick):

@@ -592,3 +592,249 @@ fn an_oip_shape_that_overflows_gets_400() {
     let (status, _, _) = post(&c, &format!("{}/invocations", server.base), IRIS_ROW);
     assert_eq!(status, 200, "the server kept serving");
 }
+
+/// `application/x-npy` on `/invocations`, as SageMaker's own containers take it: the
+/// array is the model's one input, the answer is its one output as `.npy` (the same
+/// numbers as the JSON answer), and every misuse gets its status and the reason.
+#[test]
+fn npy_bodies_in_and_out_on_invocations() {
+    use modelport_core::npy;
+    let port = free_port();
+    let s = start(
+        &["examples/cnn/model.onnx", "--port", &port.to_string()],
+        &[],
+        port,
+        "/ping",
+    );
+    let c = client();
+    let url = format!("{}/invocations", s.base);
+    let samples: Value =
+        serde_json::from_slice(&std::fs::read(root().join("examples/cnn/samples.json")).unwrap())
+            .unwrap();
+    let rows = samples["instances"].as_array().unwrap();
+    let (status, json_answer, _) = post(&c, &url, json!({ "instances": rows }).to_string());
+    assert_eq!(status, 200, "{json_answer}");
+    // The rows as one f32 array of the input's shape.
+    let flat: Vec<f32> = rows.iter().flat_map(flatten).map(|x| x as f32).collect();
+    let per_row = flat.len() / rows.len();
+    let mut shape = vec![rows.len()];
+    shape.extend(dims(&rows[0]));
+    assert_eq!(shape.iter().product::<usize>(), rows.len() * per_row);
+    let tensor = modelport_core::Tensor::new(shape, flat).unwrap();
+    let mut body = Vec::new();
+    npy::write(&tensor, &mut body).unwrap();
+
+    let send = |body: Vec<u8>, accept: Option<&str>, path: &str| {
+        let mut r = c
+            .post(format!("{}{path}", s.base))
+            .header("content-type", "application/x-npy");
+        if let Some(a) = accept {
+            r = r.header("accept", a);
+        }
+        let r = r.body(body).send().unwrap();
+        let status = r.status().as_u16();
+        let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+        (status, kind, r.bytes().unwrap().to_vec())
+    };
+    // No Accept: the answer mirrors the request.
+    let (status, kind, bytes) = send(body.clone(), None, "/invocations");
+    assert_eq!((status, kind.as_str()), (200, "application/x-npy"));
+    let out = npy::read(&bytes[..]).unwrap();
+    let expected: Vec<f64> = json_answer["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(flatten)
+        .collect();
+    assert_eq!(out.shape(), &[rows.len(), expected.len() / rows.len()]);
+    let got: Vec<f32> = (0..out.len())
+        .map(|i| out.data().get_f64(i).unwrap() as f32)
+        .collect();
+    let expected: Vec<f32> = expected.into_iter().map(|x| x as f32).collect();
+    assert_eq!(
+        got, expected,
+        "the .npy answer holds the JSON answer's numbers"
+    );
+    // Accept: application/json answers JSON to a .npy request.
+    let (status, kind, bytes) = send(body.clone(), Some("application/json"), "/invocations");
+    assert_eq!((status, kind.as_str()), (200, "application/json"));
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(answer, json_answer);
+
+    // f64 where the model takes f32: the dtype is named.
+    let wide = modelport_core::Tensor::new(
+        tensor.shape().to_vec(),
+        (0..tensor.len())
+            .map(|i| tensor.data().get_f64(i).unwrap())
+            .collect::<Vec<f64>>(),
+    )
+    .unwrap();
+    let mut wide_body = Vec::new();
+    npy::write(&wide, &mut wide_body).unwrap();
+    let (status, _, bytes) = send(wide_body, None, "/invocations");
+    let text = String::from_utf8_lossy(&bytes);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("f64") && text.contains("f32"), "{text}");
+    // Not a .npy at all.
+    let (status, _, bytes) = send(b"{\"instances\": []}".to_vec(), None, "/invocations");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&bytes).contains(".npy"));
+    // The OIP route takes JSON only.
+    let (status, _, _) = send(body.clone(), None, "/v2/models/model/infer");
+    assert_eq!(status, 415);
+    drop(s);
+
+    // A model of two outputs cannot answer one array: refused before inference.
+    let port = free_port();
+    let s = start(
+        &["examples/iris/model.onnx", "--port", &port.to_string()],
+        &[],
+        port,
+        "/ping",
+    );
+    let r = c
+        .post(format!("{}/invocations", s.base))
+        .header("content-type", "application/json")
+        .header("accept", "application/x-npy")
+        .body(IRIS_ROW)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 406);
+    let text = r.text().unwrap();
+    assert!(
+        text.contains("output_label") && text.contains("application/json"),
+        "{text}"
+    );
+}
+
+fn flatten(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(items) => items.iter().flat_map(flatten).collect(),
+        other => vec![other.as_f64().unwrap()],
+    }
+}
+
+fn dims(v: &Value) -> Vec<usize> {
+    match v {
+        Value::Array(items) => {
+            let mut d = vec![items.len()];
+            d.extend(dims(&items[0]));
+            d
+        }
+        _ => vec![],
+    }
+}
+
+/// The Open Inference Protocol's binary tensor data extension, as Triton's and
+/// KServe's clients send it: the JSON's length in `Inference-Header-Content-Length`,
+/// the input's bytes after it, the outputs asked for as binary after the answer's
+/// JSON. The numbers are the JSON answer's.
+#[test]
+fn oip_binary_tensor_data_in_and_out() {
+    let port = free_port();
+    let s = start(
+        &["examples/mlp/model.onnx", "--port", &port.to_string()],
+        &[],
+        port,
+        "/ping",
+    );
+    let c = client();
+    let samples: Value =
+        serde_json::from_slice(&std::fs::read(root().join("examples/mlp/samples.json")).unwrap())
+            .unwrap();
+    let rows = samples["instances"].as_array().unwrap();
+    let flat: Vec<f32> = rows.iter().flat_map(flatten).map(|x| x as f32).collect();
+    let width = flat.len() / rows.len();
+    let json_request = json!({"inputs": [{"name": "X", "shape": [rows.len(), width], "datatype": "FP32", "data": flat}]});
+    let url = format!("{}/v2/models/model/infer", s.base);
+    let (status, json_answer, _) = post(&c, &url, json_request.to_string());
+    assert_eq!(status, 200, "{json_answer}");
+
+    let head = json!({
+        "inputs": [{"name": "X", "shape": [rows.len(), width], "datatype": "FP32",
+                    "parameters": {"binary_data_size": flat.len() * 4}}],
+        "outputs": [{"name": "probabilities", "parameters": {"binary_data": true}}, {"name": "label"}],
+    })
+    .to_string();
+    let mut body = head.clone().into_bytes();
+    flat.iter()
+        .for_each(|x| body.extend_from_slice(&x.to_le_bytes()));
+    for route in [url.clone(), format!("{}/invocations", s.base)] {
+        let r = c
+            .post(&route)
+            .header("content-type", "application/octet-stream")
+            .header("inference-header-content-length", head.len())
+            .body(body.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{route}");
+        let json_len: usize = r.headers()["inference-header-content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let bytes = r.bytes().unwrap();
+        let answer: Value = serde_json::from_slice(&bytes[..json_len]).unwrap();
+        let outputs = answer["outputs"].as_array().unwrap();
+        let probabilities = outputs
+            .iter()
+            .find(|o| o["name"] == "probabilities")
+            .unwrap();
+        let label = outputs.iter().find(|o| o["name"] == "label").unwrap();
+        // Asked for as binary: its bytes follow the JSON; the label stays JSON.
+        let size = probabilities["parameters"]["binary_data_size"]
+            .as_u64()
+            .unwrap() as usize;
+        assert_eq!(json_len + size, bytes.len());
+        assert!(probabilities.get("data").is_none());
+        let got: Vec<f32> = bytes[json_len..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let expected = json_answer["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == "probabilities")
+            .unwrap();
+        let expected: Vec<f32> = flatten(&expected["data"])
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        assert_eq!(got, expected, "{route}");
+        let json_label = json_answer["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == "label")
+            .unwrap();
+        assert_eq!(label["data"], json_label["data"]);
+    }
+
+    // A length past the body, and a binary_data_size that does not fit the shape.
+    let r = c
+        .post(&url)
+        .header("inference-header-content-length", body.len() + 1)
+        .body(body.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(
+        r.text()
+            .unwrap()
+            .contains("Inference-Header-Content-Length")
+    );
+    let short = &body[..body.len() - 4];
+    let r = c
+        .post(&url)
+        .header("inference-header-content-length", head.len())
+        .body(short.to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let text = r.text().unwrap();
+    assert!(text.contains("binary_data_size"), "{text}");
+    // Binary data announced in the JSON without the header.
+    let r = c.post(&url).body(body.clone()).send().unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}

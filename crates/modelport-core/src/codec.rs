@@ -49,7 +49,7 @@ pub fn decode_request(body: &Value, inputs: &[TensorSpec]) -> Result<(Batch, Wir
             ))
         }
         Value::Object(map) if map.contains_key("inputs") => Ok((
-            decode_oip_tensors(body, "inputs", Some(inputs))?,
+            decode_oip_tensors(body, "inputs", Some(inputs), None)?,
             WireForm::Oip,
         )),
         Value::Array(rows) => Ok((decode_rows(rows, inputs, "instances")?, WireForm::Instances)),
@@ -124,12 +124,232 @@ pub fn encode_oip_response(model_name: &str, batch: &Batch) -> Result<Value> {
 
 /// Reads the `inputs` of an OIP request (typed by `inputs` when given).
 pub fn decode_oip_request(body: &Value, inputs: Option<&[TensorSpec]>) -> Result<Batch> {
-    decode_oip_tensors(body, "inputs", inputs)
+    decode_oip_tensors(body, "inputs", inputs, None)
 }
 
 /// Reads the `outputs` of an OIP response.
 pub fn decode_oip_response(body: &Value) -> Result<Batch> {
-    decode_oip_tensors(body, "outputs", None)
+    decode_oip_tensors(body, "outputs", None, None)
+}
+
+/// The header that tells the JSON part of an Open Inference Protocol body from the
+/// binary tensor data after it (Triton's and KServe's binary data extension).
+pub const OIP_HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// Which outputs an OIP request asked to get as binary data: all of them
+/// (`"parameters": {"binary_data_output": true}`), or those whose entry in
+/// `"outputs"` says `"parameters": {"binary_data": true}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BinaryOutputs {
+    #[default]
+    None,
+    All,
+    Named(Vec<String>),
+}
+
+impl BinaryOutputs {
+    fn wants(&self, name: &str) -> bool {
+        match self {
+            BinaryOutputs::None => false,
+            BinaryOutputs::All => true,
+            BinaryOutputs::Named(names) => names.iter().any(|n| n == name),
+        }
+    }
+
+    /// What `request` (an OIP request's JSON) asks for.
+    pub fn requested(request: &Value) -> BinaryOutputs {
+        let flag = |v: Option<&Value>, key: &str| {
+            v.and_then(|p| p.get(key)).and_then(Value::as_bool) == Some(true)
+        };
+        if flag(request.get("parameters"), "binary_data_output") {
+            return BinaryOutputs::All;
+        }
+        let named: Vec<String> = request
+            .get("outputs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|o| flag(o.get("parameters"), "binary_data"))
+            .filter_map(|o| o.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        if named.is_empty() {
+            BinaryOutputs::None
+        } else {
+            BinaryOutputs::Named(named)
+        }
+    }
+}
+
+/// Reads an OIP request in the binary data extension's form: `json_len` bytes of
+/// JSON, then the data of every input whose `parameters.binary_data_size` is set, in
+/// the order of `inputs`, little-endian and row-major (`BYTES` elements each behind
+/// a 4-byte little-endian length). Inputs may mix JSON `data` and binary data.
+pub fn decode_oip_binary_request(
+    body: &[u8],
+    json_len: usize,
+    inputs: Option<&[TensorSpec]>,
+) -> Result<(Batch, BinaryOutputs)> {
+    let (head, mut data) = body.split_at_checked(json_len).ok_or_else(|| {
+        Error::decode(
+            "request",
+            format!(
+                "Inference-Header-Content-Length is {json_len} but the body has {} bytes",
+                body.len()
+            ),
+        )
+    })?;
+    let value: Value = serde_json::from_slice(head).map_err(|e| {
+        Error::decode(
+            "request",
+            format!(
+                "the first {json_len} bytes (Inference-Header-Content-Length) are not JSON: {e}"
+            ),
+        )
+    })?;
+    let batch = decode_oip_tensors(&value, "inputs", inputs, Some(&mut data))?;
+    if !data.is_empty() {
+        return Err(Error::decode(
+            "request",
+            format!(
+                "{} bytes of binary data follow the last input's; each input's binary_data_size must count its bytes",
+                data.len()
+            ),
+        ));
+    }
+    Ok((batch, BinaryOutputs::requested(&value)))
+}
+
+/// An OIP response with the outputs `binary` names as binary data after the JSON:
+/// the body, and the JSON part's length for `Inference-Header-Content-Length`.
+pub fn encode_oip_binary_response(
+    model_name: &str,
+    batch: &Batch,
+    binary: &BinaryOutputs,
+) -> Result<(Vec<u8>, usize)> {
+    let mut tail = Vec::new();
+    let mut outputs = Vec::with_capacity(batch.len());
+    for t in batch.iter() {
+        let mut entry = json!({
+            "name": t.name,
+            "shape": t.tensor.shape(),
+            "datatype": t.tensor.dtype().oip_name(),
+        });
+        if binary.wants(&t.name) {
+            let before = tail.len();
+            write_binary(t.tensor.data(), &mut tail);
+            entry["parameters"] = json!({ "binary_data_size": tail.len() - before });
+        } else {
+            let data = t.tensor.data();
+            entry["data"] =
+                Value::Array((0..data.len()).map(|i| element_to_json(data, i)).collect());
+        }
+        outputs.push(entry);
+    }
+    let mut body = serde_json::to_vec(&json!({ "model_name": model_name, "outputs": outputs }))
+        .map_err(|e| Error::invalid(format!("cannot encode the outputs: {e}")))?;
+    let json_len = body.len();
+    body.extend_from_slice(&tail);
+    Ok((body, json_len))
+}
+
+/// A tensor's elements as the binary data extension lays them out.
+fn write_binary(data: &TensorData, out: &mut Vec<u8>) {
+    match data {
+        TensorData::F32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::F64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::I64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::I32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
+        TensorData::U8(v) => out.extend_from_slice(v),
+        TensorData::Bool(v) => out.extend(v.iter().map(|&x| x as u8)),
+        TensorData::String(v) => {
+            for s in v {
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+}
+
+/// `count` elements of `dtype` from the front of `data`, `size` bytes of it.
+fn read_binary(data: &[u8], dtype: DType, count: usize, name: &str) -> Result<TensorData> {
+    let bad = |m: String| Error::decode("request", format!("tensor `{name}`: {m}"));
+    let fixed = |width: usize| {
+        if count.checked_mul(width) == Some(data.len()) {
+            Ok(())
+        } else {
+            Err(bad(format!(
+                "binary_data_size is {} bytes but its shape holds {count} elements of {width} bytes",
+                data.len()
+            )))
+        }
+    };
+    fn le<const N: usize, T>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+        data.chunks_exact(N)
+            .map(|c| f(c.try_into().expect("chunks of N bytes")))
+            .collect()
+    }
+    Ok(match dtype {
+        DType::F32 => {
+            fixed(4)?;
+            TensorData::F32(le(data, f32::from_le_bytes))
+        }
+        DType::F64 => {
+            fixed(8)?;
+            TensorData::F64(le(data, f64::from_le_bytes))
+        }
+        DType::I64 => {
+            fixed(8)?;
+            TensorData::I64(le(data, i64::from_le_bytes))
+        }
+        DType::I32 => {
+            fixed(4)?;
+            TensorData::I32(le(data, i32::from_le_bytes))
+        }
+        DType::I8 => {
+            fixed(1)?;
+            TensorData::I8(data.iter().map(|&b| b as i8).collect())
+        }
+        DType::U8 => {
+            fixed(1)?;
+            TensorData::U8(data.to_vec())
+        }
+        DType::Bool => {
+            fixed(1)?;
+            TensorData::Bool(data.iter().map(|&b| b != 0).collect())
+        }
+        DType::String => {
+            let mut rest = data;
+            let mut items = Vec::new();
+            while let Some((len, after)) = rest.split_first_chunk::<4>() {
+                let len = u32::from_le_bytes(*len) as usize;
+                let (item, after) = after.split_at_checked(len).ok_or_else(|| {
+                    bad(format!("a BYTES element of {len} bytes runs past the data"))
+                })?;
+                items.push(
+                    String::from_utf8(item.to_vec())
+                        .map_err(|_| bad("a BYTES element is not UTF-8".to_string()))?,
+                );
+                rest = after;
+            }
+            if !rest.is_empty() || items.len() != count {
+                return Err(bad(format!(
+                    "the binary data holds {} BYTES elements (and {} stray bytes) where the shape holds {count}",
+                    items.len(),
+                    rest.len()
+                )));
+            }
+            TensorData::String(items)
+        }
+    })
 }
 
 fn encode_oip_tensors(batch: &Batch) -> Result<Vec<Value>> {
@@ -148,10 +368,13 @@ fn encode_oip_tensors(batch: &Batch) -> Result<Vec<Value>> {
         .collect()
 }
 
+/// `binary`, for a request in the binary data extension's form, is the data after
+/// the JSON; each input with a `binary_data_size` takes its bytes from the front.
 fn decode_oip_tensors(
     body: &Value,
     key: &'static str,
     specs: Option<&[TensorSpec]>,
+    mut binary: Option<&mut &[u8]>,
 ) -> Result<Batch> {
     let what = if key == "inputs" {
         "request"
@@ -206,9 +429,49 @@ fn decode_oip_tensors(
                 spec.dtype.oip_name()
             )));
         }
-        let mut flat = Vec::new();
-        flatten(field("data")?, &mut flat);
-        let data = values_to_data(&flat, dtype, name)?;
+        let binary_size = obj
+            .get("parameters")
+            .and_then(|p| p.get("binary_data_size"));
+        let data = match (binary_size, binary.as_deref_mut()) {
+            (None, _) => {
+                let mut flat = Vec::new();
+                flatten(field("data")?, &mut flat);
+                values_to_data(&flat, dtype, name)?
+            }
+            (Some(size), Some(rest)) => {
+                let size = size.as_u64().ok_or_else(|| {
+                    Error::decode(
+                        what,
+                        format!("tensor `{name}`: `binary_data_size` must be a byte count"),
+                    )
+                })? as usize;
+                let (mine, after) = rest.split_at_checked(size).ok_or_else(|| {
+                    Error::decode(
+                        what,
+                        format!(
+                            "tensor `{name}`: binary_data_size is {size} but only {} bytes of binary data are left",
+                            rest.len()
+                        ),
+                    )
+                })?;
+                *rest = after;
+                let count = crate::tensor::element_count(&shape).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "tensor `{name}`: shape {shape:?} holds too many elements"
+                    ))
+                })?;
+                read_binary(mine, dtype, count, name)?
+            }
+            (Some(_), None) => {
+                return Err(Error::decode(
+                    what,
+                    format!(
+                        "tensor `{name}` has binary_data_size but the body has no binary data: \
+                         send the JSON's length in the Inference-Header-Content-Length header"
+                    ),
+                ));
+            }
+        };
         let tensor = Tensor::new(shape, data)
             .map_err(|e| Error::invalid(format!("tensor `{name}`: {}", strip_prefix(&e))))?;
         batch.insert(name, tensor)?;
@@ -723,5 +986,84 @@ mod tests {
         let body = json!({"inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [[1, 2], [3, 4]]}]});
         let b = decode_oip_request(&body, None).unwrap();
         assert_eq!(b.get("x").unwrap().shape(), &[2, 2]);
+    }
+
+    /// Binary inputs of every kind beside a JSON one, and a response that puts the
+    /// asked-for output in binary: what goes in comes back, byte for byte.
+    #[test]
+    fn binary_tensor_data_round_trips() {
+        let words = ["a", "", "héllo"];
+        let mut tail = Vec::new();
+        [1.5f32, -2.0]
+            .iter()
+            .for_each(|x| tail.extend_from_slice(&x.to_le_bytes()));
+        for w in words {
+            tail.extend_from_slice(&(w.len() as u32).to_le_bytes());
+            tail.extend_from_slice(w.as_bytes());
+        }
+        let head = json!({"inputs": [
+            {"name": "f", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 8}},
+            {"name": "j", "shape": [1], "datatype": "INT64", "data": [7]},
+            {"name": "s", "shape": [3], "datatype": "BYTES", "parameters": {"binary_data_size": tail.len() - 8}},
+        ], "parameters": {"binary_data_output": true}})
+        .to_string();
+        let mut body = head.clone().into_bytes();
+        body.extend_from_slice(&tail);
+        let (batch, wanted) = decode_oip_binary_request(&body, head.len(), None).unwrap();
+        assert_eq!(wanted, BinaryOutputs::All);
+        assert_eq!(
+            batch.get("f").unwrap().data(),
+            &TensorData::F32(vec![1.5, -2.0])
+        );
+        assert_eq!(batch.get("j").unwrap().data(), &TensorData::I64(vec![7]));
+        assert_eq!(
+            batch.get("s").unwrap().data(),
+            &TensorData::String(words.map(str::to_string).to_vec())
+        );
+
+        let named = BinaryOutputs::Named(vec!["s".into()]);
+        let (out, json_len) = encode_oip_binary_response("m", &batch, &named).unwrap();
+        let answer: Value = serde_json::from_slice(&out[..json_len]).unwrap();
+        assert_eq!(answer["outputs"][0]["data"], json!([1.5, -2.0]));
+        assert_eq!(
+            answer["outputs"][2]["parameters"]["binary_data_size"],
+            tail.len() - 8
+        );
+        assert_eq!(&out[json_len..], &tail[8..]);
+    }
+
+    #[test]
+    fn binary_tensor_data_that_does_not_add_up_is_refused() {
+        let head = |size: usize| {
+            json!({"inputs": [{"name": "f", "shape": [2], "datatype": "FP32",
+                               "parameters": {"binary_data_size": size}}]})
+            .to_string()
+        };
+        let body = |size: usize, data: usize| {
+            let h = head(size);
+            let mut b = h.clone().into_bytes();
+            b.extend(std::iter::repeat_n(0u8, data));
+            (b, h.len())
+        };
+        for (size, data, needle) in [
+            (8, 4, "only 4 bytes"),
+            (4, 4, "holds 2 elements"),
+            (8, 12, "4 bytes of binary data follow"),
+        ] {
+            let (b, len) = body(size, data);
+            let err = decode_oip_binary_request(&b, len, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{size}/{data}: {err}");
+        }
+        let (b, len) = body(8, 8);
+        let err = decode_oip_binary_request(&b, len + 100, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Inference-Header-Content-Length"), "{err}");
+        let err = decode_oip_request(&serde_json::from_str(&head(8)).unwrap(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Inference-Header-Content-Length"), "{err}");
     }
 }

@@ -67,12 +67,18 @@ impl ModelInfo {
             ModelSource::OnnxFile(p) => p.clone(),
             ModelSource::OnnxDir { model, .. } => model.clone(),
         };
-        let bytes = std::fs::read(&onnx).map_err(|e| modelport_core::Error::io(&onnx, e))?;
         let invalid = |reason: String| RuntimeError::InvalidModel {
             path: onnx.clone(),
             reason,
         };
-        // The summary needs no weight: the decode skips their bytes (see `light`).
+        // The summary needs no weight: their bytes are seeked past, never read.
+        let bytes = match light::read_without_weights(&onnx) {
+            Ok(bytes) => bytes,
+            Err(light::ReadError::Io(e)) => return Err(modelport_core::Error::io(&onnx, e).into()),
+            Err(light::ReadError::Wire(why)) => {
+                return Err(invalid(format!("the protobuf does not decode ({why})")));
+            }
+        };
         let proto = light::Model::decode(bytes.as_slice())
             .map_err(|e| invalid(format!("the protobuf does not decode ({e})")))?;
         drop(bytes);
@@ -194,7 +200,153 @@ impl ModelInfo {
 /// decoder without being copied, so a model of 100 MB of weights decodes in the
 /// time it takes to read its few hundred fields, not to copy 100 MB.
 mod light {
+    use std::io::{self, BufReader, Read};
+    use std::path::Path;
+
     use tract_onnx::pb;
+
+    pub(super) enum ReadError {
+        Io(io::Error),
+        Wire(String),
+    }
+
+    impl From<io::Error> for ReadError {
+        fn from(e: io::Error) -> Self {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                ReadError::Wire("the file ends inside a field".into())
+            } else {
+                ReadError::Io(e)
+            }
+        }
+    }
+
+    /// Which message a run of fields belongs to.
+    #[derive(Clone, Copy)]
+    enum Level {
+        Model,
+        Graph,
+        Tensor,
+    }
+
+    /// The file's ModelProto re-encoded without its initializers' data: each
+    /// initializer's `float_data` (4), `int32_data` (5), `string_data` (6),
+    /// `int64_data` (7), `raw_data` (9), `double_data` (10) and `uint64_data` (11)
+    /// are seeked past, never read; every other field is copied as it is. A model of
+    /// 100 MB of weights costs a few KiB of reads.
+    pub(super) fn read_without_weights(path: &Path) -> Result<Vec<u8>, ReadError> {
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        let mut src = BufReader::with_capacity(64 * 1024, file);
+        let mut out = Vec::new();
+        filter(&mut src, len, Level::Model, &mut out)?;
+        Ok(out)
+    }
+
+    fn filter(
+        src: &mut BufReader<std::fs::File>,
+        mut left: u64,
+        level: Level,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ReadError> {
+        while left > 0 {
+            let (key, n) = varint(src)?;
+            left = left
+                .checked_sub(n)
+                .ok_or_else(|| ReadError::Wire("a field key runs past its message".into()))?;
+            let (field, wire) = (key >> 3, key & 7);
+            let payload = match wire {
+                0 => None,
+                1 => Some(8),
+                5 => Some(4),
+                2 => {
+                    let (len, n) = varint(src)?;
+                    left = left.checked_sub(n).ok_or_else(|| {
+                        ReadError::Wire("a field length runs past its message".into())
+                    })?;
+                    Some(len)
+                }
+                other => {
+                    return Err(ReadError::Wire(format!(
+                        "wire type {other} in field {field}"
+                    )));
+                }
+            };
+            let Some(len) = payload else {
+                let (value, n) = varint(src)?;
+                left = left
+                    .checked_sub(n)
+                    .ok_or_else(|| ReadError::Wire("a varint runs past its message".into()))?;
+                put_varint(out, key);
+                put_varint(out, value);
+                continue;
+            };
+            left = left.checked_sub(len).ok_or_else(|| {
+                ReadError::Wire(format!(
+                    "field {field} of {len} bytes runs past its message"
+                ))
+            })?;
+            let nested = match (level, field, wire) {
+                (Level::Model, 7, 2) => Some(Level::Graph),
+                (Level::Graph, 5, 2) => Some(Level::Tensor),
+                _ => None,
+            };
+            if let Some(inner) = nested {
+                let mut sub = Vec::new();
+                filter(src, len, inner, &mut sub)?;
+                put_varint(out, key);
+                put_varint(out, sub.len() as u64);
+                out.extend_from_slice(&sub);
+            } else if matches!(level, Level::Tensor) && matches!(field, 4..=7 | 9..=11) {
+                skip(src, len)?;
+            } else {
+                put_varint(out, key);
+                if wire == 2 {
+                    put_varint(out, len);
+                }
+                let start = out.len();
+                src.by_ref().take(len).read_to_end(out)?;
+                if (out.len() - start) as u64 != len {
+                    return Err(ReadError::Wire("the file ends inside a field".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves past `len` bytes, checking that the file holds them.
+    fn skip(src: &mut BufReader<std::fs::File>, len: u64) -> Result<(), ReadError> {
+        use std::io::Seek;
+        let here = src.stream_position()?;
+        let end = src.get_ref().metadata()?.len();
+        if here.checked_add(len).is_none_or(|to| to > end) {
+            return Err(ReadError::Wire("the file ends inside a field".into()));
+        }
+        let len = i64::try_from(len).map_err(|_| ReadError::Wire("a field is too long".into()))?;
+        src.seek_relative(len)?;
+        Ok(())
+    }
+
+    /// A varint and the number of bytes it took.
+    fn varint(src: &mut impl Read) -> Result<(u64, u64), ReadError> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let mut b = [0u8];
+            src.read_exact(&mut b)?;
+            value |= u64::from(b[0] & 0x7f) << (7 * i);
+            if b[0] < 0x80 {
+                return Ok((value, i + 1));
+            }
+        }
+        Err(ReadError::Wire("a varint longer than 10 bytes".into()))
+    }
+
+    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub(super) struct Model {
@@ -519,6 +671,50 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/models")
             .join(name)
+    }
+
+    /// Reading past the weights loses nothing the summary reads: the filtered bytes
+    /// decode to what the whole file decodes to (prost skips the fields the light
+    /// messages leave out), on every example, scikit-learn's and external data's too.
+    #[test]
+    fn seeking_past_the_weights_keeps_every_other_field() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let model = entry.unwrap().path().join("model.onnx");
+            if !model.is_file() {
+                continue;
+            }
+            let filtered = match light::read_without_weights(&model) {
+                Ok(bytes) => bytes,
+                Err(_) => panic!("{} does not read", model.display()),
+            };
+            let whole = std::fs::read(&model).unwrap();
+            assert!(filtered.len() <= whole.len());
+            assert_eq!(
+                light::Model::decode(filtered.as_slice()).unwrap(),
+                light::Model::decode(whole.as_slice()).unwrap(),
+                "{}",
+                model.display()
+            );
+            seen += 1;
+        }
+        assert!(seen >= 5, "{seen} examples");
+    }
+
+    #[test]
+    fn a_truncated_model_is_refused_not_read_past() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(example("cnn")).unwrap();
+        for cut in [1, 10, bytes.len() / 2, bytes.len() - 1] {
+            let path = dir.path().join("model.onnx");
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let err = ModelInfo::from_path(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("does not decode") || err.contains("not an ONNX model"),
+                "{cut}: {err}"
+            );
+        }
     }
 
     /// Found by the `onnx_model` fuzz target: an initializer whose dims multiply

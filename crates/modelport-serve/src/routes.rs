@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use modelport_core::codec::{self, WireForm};
+use modelport_core::codec::{self, BinaryOutputs, WireForm};
 use modelport_core::predictor::headers as mp_headers;
 use modelport_core::{Batch, Signature, TensorSpec};
 use modelport_runtime::EngineInfo;
@@ -316,24 +316,58 @@ async fn predict(
 ) -> Result<Response, ApiError> {
     let loaded = state.loaded()?;
     let bytes = read_body(state.max_body_bytes, headers, body).await?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        let csv = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/csv"));
-        let hint = if csv {
-            " (CSV bodies are not accepted: send application/json)"
+    let npy_in = content_type_is(headers, NPY);
+    let json_len = match headers.get(codec::OIP_HEADER_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "Inference-Header-Content-Length must be the byte length of the body's JSON part",
+                    )
+                })?,
+        ),
+    };
+    let (inputs, form, binary_out) = if npy_in {
+        if accept == Accept::Oip {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the Open Inference Protocol route takes JSON (with binary tensor data if you like); \
+                 send application/x-npy to /invocations",
+            ));
+        }
+        let inputs = npy_request(&bytes, &loaded.signature)?;
+        (inputs, WireForm::Instances, BinaryOutputs::None)
+    } else if let Some(json_len) = json_len {
+        let (inputs, binary_out) =
+            codec::decode_oip_binary_request(&bytes, json_len, Some(&loaded.signature.inputs))
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        (inputs, WireForm::Oip, binary_out)
+    } else {
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            let hint = if content_type_is(headers, "text/csv") {
+                " (CSV bodies are not accepted: send application/json or application/x-npy)"
+            } else {
+                ""
+            };
+            ApiError::bad_request(format!("the body is not valid JSON: {e}{hint}"))
+        })?;
+        let (inputs, form) = match accept {
+            Accept::Any => codec::decode_request(&value, &loaded.signature.inputs),
+            Accept::Oip => codec::decode_oip_request(&value, Some(&loaded.signature.inputs))
+                .map(|b| (b, WireForm::Oip)),
+        }
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let binary_out = if form == WireForm::Oip {
+            BinaryOutputs::requested(&value)
         } else {
-            ""
+            BinaryOutputs::None
         };
-        ApiError::bad_request(format!("the body is not valid JSON: {e}{hint}"))
-    })?;
-    let (inputs, form) = match accept {
-        Accept::Any => codec::decode_request(&value, &loaded.signature.inputs),
-        Accept::Oip => codec::decode_oip_request(&value, Some(&loaded.signature.inputs))
-            .map(|b| (b, WireForm::Oip)),
-    }
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        (inputs, form, binary_out)
+    };
+    let npy_out = form == WireForm::Instances && answers_npy(headers, npy_in, &loaded.signature)?;
     check_batch(&loaded.signature, &inputs)?;
     let outputs = match tokio::time::timeout(state.timeout, loaded.pool.run(inputs)).await {
         Err(_) => {
@@ -371,6 +405,51 @@ async fn predict(
         }
         Ok(Ok(outputs)) => outputs,
     };
+    if npy_out {
+        let mut bytes = Vec::new();
+        // `answers_npy` let only a model of one output through.
+        let only = outputs.iter().next().map(|t| &t.tensor);
+        only.ok_or_else(|| "the model returned no output".to_string())
+            .and_then(|t| modelport_core::npy::write(t, &mut bytes).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot encode the output as .npy: {e}"),
+                )
+            })?;
+        return Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(NPY))],
+            bytes,
+        )
+            .into_response());
+    }
+    if binary_out != BinaryOutputs::None {
+        let (body, json_len) =
+            codec::encode_oip_binary_response(&loaded.name, &outputs, &binary_out).map_err(
+                |e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot encode the outputs: {e}"),
+                    )
+                },
+            )?;
+        return Ok((
+            StatusCode::OK,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                ),
+                (
+                    header::HeaderName::from_static(codec::OIP_HEADER_LENGTH),
+                    HeaderValue::from(json_len),
+                ),
+            ],
+            body,
+        )
+            .into_response());
+    }
     let body = match form {
         WireForm::Instances => codec::encode_predictions(&outputs),
         WireForm::Oip => codec::encode_oip_response(&loaded.name, &outputs),
@@ -396,6 +475,69 @@ async fn predict(
         bytes,
     )
         .into_response())
+}
+
+/// NumPy's array file, the binary body SageMaker's own serving containers take on
+/// `/invocations`: no number is parsed, the bytes are the tensor's.
+const NPY: &str = "application/x-npy";
+
+/// Whether the request's `Content-Type` is `media` (parameters ignored).
+fn content_type_is(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media))
+}
+
+/// Whether the answer is `.npy`: when `Accept` names it, or when the request was
+/// `.npy` and `Accept` is absent or `*/*` and the model has one output (one array
+/// is all a `.npy` holds; a model of several outputs answers JSON then). Asking for
+/// `.npy` from a model of several outputs is refused before any inference.
+fn answers_npy(headers: &HeaderMap, npy_in: bool, signature: &Signature) -> Result<bool, ApiError> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*");
+    let asked = accept.split(',').any(|m| {
+        m.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case(NPY))
+    });
+    let one = signature.outputs.len() == 1;
+    if asked && !one {
+        let names: Vec<&str> = signature.outputs.iter().map(|o| o.name.as_str()).collect();
+        return Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            format!(
+                "the model has {} outputs ({}) and a .npy body holds one array; ask for Accept: application/json",
+                names.len(),
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(asked || (npy_in && one && accept.trim() == "*/*"))
+}
+
+/// A `.npy` body: the model's one input, as is (dtype and shape are checked with
+/// the rest of the batch).
+fn npy_request(bytes: &[u8], signature: &Signature) -> Result<Batch, ApiError> {
+    let [input] = signature.inputs.as_slice() else {
+        let names: Vec<&str> = signature.inputs.iter().map(|i| i.name.as_str()).collect();
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "the model has {} inputs ({}) and a .npy body holds one array; send application/json",
+                names.len(),
+                names.join(", ")
+            ),
+        ));
+    };
+    let tensor = modelport_core::npy::read(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not a valid .npy array: {e}")))?;
+    Batch::new()
+        .with(input.name.clone(), tensor)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// An empty batch and inputs that do not fit the signature are the caller's error.
