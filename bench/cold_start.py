@@ -69,6 +69,27 @@ def session_ms(model):
     return float(out.stdout.strip())
 
 
+def phases(modelport, unpacked):
+    """Where one start's time goes, from `modelport serve -vv`'s log: milliseconds since
+    the load began at which each step ended."""
+    import re
+    port = serving.free_port()
+    proc = subprocess.Popen([modelport, "serve", unpacked, "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "1", "--threads", "1", "--engine", "onnxruntime", "-vv"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        serving.wait_ready(f"http://127.0.0.1:{port}/ping", proc, timeout=120)
+    finally:
+        proc.terminate()
+        log = proc.communicate(timeout=30)[1]
+    found = {}
+    for key, pattern in [("hashed", r"model files hashed in (\d+) ms"), ("read", r"model read in (\d+) ms"),
+                         ("sessions", r"sessions loaded in (\d+) ms"), ("ready", r"ready in (\d+) ms")]:
+        m = re.search(pattern, log)
+        found[key] = int(m.group(1)) if m else None
+    return found
+
+
 def main():
     modelport, rounds = sys.argv[1], int(sys.argv[2])
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,8 +111,10 @@ def main():
                                  "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                                  "--log-level", "warning"], port, {"MODEL": model}))
         size = os.path.getsize(model)
+        steps = phases(modelport, unpacked)
     print(json.dumps({"modelport_ms": serving.median(mp), "tract_ms": serving.median(tr),
-                      "session_ms": serving.median(se), "fastapi_ms": serving.median(fa), "model_bytes": size}))
+                      "session_ms": serving.median(se), "fastapi_ms": serving.median(fa), "model_bytes": size,
+                      "phases_ms": steps}))
 
 
 if __name__ == "__main__":

@@ -148,44 +148,54 @@ def main():
     out_dir = scratch if quick else ROOT
     results_path = os.path.join(scratch if quick else os.path.join(ROOT, "bench"), "results.json")
     os.makedirs(scratch, exist_ok=True)
-    # "serving", "image" or "compress": rerun that table, keep the others from results.json
-    only = os.environ.get("BENCH_ONLY")
+    # BENCH_ONLY=serving (or a comma-separated list of latency, artifacts, serving, image,
+    # compress, large): rerun those tables, keep the others from results.json.
+    only = {t for t in os.environ.get("BENCH_ONLY", "").split(",") if t}
+    unknown = only - {"latency", "artifacts", "serving", "image", "compress", "large"}
+    if unknown:
+        sys.exit(f"bench/run: BENCH_ONLY names no table {sorted(unknown)}")
+    run = lambda table: not only or table in only
     latency_date = artifacts_date = serving_date = image_date = compress_date = large_date = None
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    if only in ("serving", "image", "compress", "large"):
+    previous = {}
+    if only:
         with open(os.path.join(ROOT, "bench", "results.json")) as f:
             previous = json.load(f)
+    if run("latency"):
+        rows = latency(latency_bin, quick)
+    else:
         rows = previous["rows"]
         latency_date = previous.get("latency_date", previous["date"])
-        artifact_rows = previous.get("artifact_rows", [])
-        artifacts_date = previous.get("artifacts_date", previous["date"]) if artifact_rows else None
-    else:
-        rows = latency(latency_bin, quick)
+    if run("artifacts"):
         package_rows, artifact = artifacts.package(modelport, scratch, quick, REPEATS)
         artifact_rows = package_rows + artifacts.upload(upload_bin, artifact, scratch, quick, REPEATS)
-    if only in ("image", "compress", "large"):
+    else:
+        artifact_rows = previous.get("artifact_rows", [])
+        artifacts_date = previous.get("artifacts_date", previous["date"]) if artifact_rows else None
+    if run("serving"):
+        echo = os.path.join(os.path.dirname(latency_bin), "echo")
+        serving_rows = (serving.serving(modelport, quick, REPEATS, echo) + serving.compare(modelport, quick)
+                        + serving.overhead(modelport, latency_bin, quick) + serving.cold_start(modelport, quick))
+    else:
         serving_rows = previous["serving_rows"]
         serving_date = previous.get("serving_date", previous["date"])
+    if run("image"):
+        image_rows = image.image(modelport, scratch, quick, REPEATS)
     else:
-        serving_rows = (serving.serving(modelport, quick, REPEATS) + serving.compare(modelport, quick)
-                        + serving.overhead(modelport, latency_bin, quick) + serving.cold_start(modelport, quick))
-    if only in ("compress", "large"):
         image_rows = previous.get("image_rows", [])
         image_date = previous.get("image_date", previous["date"]) if image_rows else None
+    if run("compress"):
+        compress_rows = compress.compress(modelport, scratch, quick, REPEATS)
     else:
-        image_rows = image.image(modelport, scratch, quick, REPEATS)
-    if only in ("serving", "image", "large"):
         compress_rows = previous.get("compress_rows", [])
         compress_date = previous.get("compress_date", previous["date"]) if compress_rows else None
+    if run("large"):
+        large_rows = large_model.large(modelport, upload_bin, scratch, quick, LARGE_REPEATS)
+        large_flows = large_model.flows(modelport, fakecloud, scratch, quick)
     else:
-        compress_rows = compress.compress(modelport, scratch, quick, REPEATS)
-    if only in ("serving", "image", "compress"):
         large_rows = previous.get("large_rows", [])
         large_flows = previous.get("large_flows", [])
         large_date = previous.get("large_date", previous["date"]) if large_rows else None
-    else:
-        large_rows = large_model.large(modelport, upload_bin, scratch, quick, LARGE_REPEATS)
-        large_flows = large_model.flows(modelport, fakecloud, scratch, quick)
     results = {"date": now, "latency_date": latency_date or now, "artifacts_date": artifacts_date or now,
                "serving_date": serving_date or now, "image_date": image_date or now,
                "compress_date": compress_date or now, "large_date": large_date or now,
@@ -201,7 +211,7 @@ def main():
         ("Quick run (fewer iterations and small sizes; proves the harness runs, the numbers mean little): "
          if quick else "Last run: ") + f"{now}, produced by `bench/run{' --quick' if quick else ''}` (machine: {machine()}).",
         f"The latency table is from the run of {latency_date or now}"
-        + (f" (`BENCH_ONLY={only} bench/run` reran only the {only} table)." if latency_date else "."),
+        + (f" (`BENCH_ONLY={','.join(sorted(only))} bench/run` reran only those tables)." if latency_date else "."),
         "",
         "Every row runs modelport and the alternative on the same machine in the same run,",
         f"interleaved {1 if quick else REPEATS} times; each time is the median over those rounds of each round's",
@@ -242,11 +252,15 @@ def main():
         lines.append(f"- {r['what']}: `{r['command']}`")
     lines += artifact_lines(artifact_rows, artifacts_date)
     lines += image.lines(image_rows, image_date)
-    lines += ["", "Cold start, where the time goes (`modelport serve -vv` on the same model): about 90 ms to",
-              "check the sha256 of every file, 230 ms to read the model for its signature, 390 ms for",
-              "onnxruntime to build its session. The goal of 300 ms is not met; reading the signature",
-              "from the onnxruntime session instead of parsing the model a second time is the next step.",
-              "", 'Serving overhead: iris at batch 64 takes about 15 µs to infer in-process, while decoding 64 rows of JSON, encoding the answers and the HTTP round trip take about 250 µs, so the goal of 80 % is far off for a model this small; the ratio says how much of a served request is inference. Faster JSON (decoding straight into tensors instead of through serde_json::Value) is the lever.', ""]
+    cold = next((r for r in serving_rows if r.get("phases_ms")), None)
+    if cold:
+        p = cold["phases_ms"]
+        lines += ["", "Cold start, where the time goes (one `modelport serve -vv` start on the same model, "
+                  "milliseconds since the load began at which each step ended): every file's sha256 "
+                  f"checked at {p['hashed']} ms, on its own thread; the model read for its signature (seeking past "
+                  f"the weights) at {p['read']} ms; onnxruntime's session built at {p['sessions']} ms; "
+                  f"ready (after one warm-up inference) at {p['ready']} ms. onnxruntime alone took "
+                  f"{cold['alternative_value']:.0f} ms to build its session from Python.", ""]
     lines += [""] + NOTES
     lines += ["Latency commands (per row, run from the repository root after `cargo build --release -p modelport-runtime --example latency`):", ""]
     for r in rows:

@@ -83,13 +83,37 @@ def median(xs):
     return xs[len(xs) // 2]
 
 
-def serving(modelport, quick, repeats):
+def iris_answer(modelport):
+    """The bytes `modelport serve` answers to bench/post.lua's body, for the bare server."""
+    import urllib.request
+    body = re.search(r"wrk.body = '(.*)'", open(os.path.join(ROOT, "bench/post.lua")).read()).group(1)
+    server = modelport_server(modelport)
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}/invocations", data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as r:
+            return r.read()
+    finally:
+        server.stop()
+
+
+def echo_server(echo, answer_file):
+    port = free_port()
+    return Server([echo, str(port), answer_file, "2"], port)
+
+
+def serving(modelport, quick, repeats, echo):
+    import tempfile
     seconds = 3 if quick else 10
-    mp_rps, mp_p99, fa_rps, fa_p99, single_rps = [], [], [], [], []
+    mp_rps, mp_p99, fa_rps, fa_p99, single_rps, echo_rps = [], [], [], [], [], []
+    answer = tempfile.NamedTemporaryFile(suffix=".json", delete=False)
+    answer.write(iris_answer(modelport))
+    answer.close()
     for _ in range(1 if quick else repeats):
-        for kind in ["modelport", "fastapi", "unmerged"]:
+        for kind in ["modelport", "fastapi", "unmerged", "echo"]:
             server = {"modelport": lambda: modelport_server(modelport), "fastapi": fastapi_server,
-                      "unmerged": lambda: modelport_server(modelport, 1)}[kind]()
+                      "unmerged": lambda: modelport_server(modelport, 1),
+                      "echo": lambda: echo_server(echo, answer.name)}[kind]()
             try:
                 rps, p99 = wrk(server.port, seconds)
             finally:
@@ -100,8 +124,11 @@ def serving(modelport, quick, repeats):
             elif kind == "fastapi":
                 fa_rps.append(rps)
                 fa_p99.append(p99)
+            elif kind == "echo":
+                echo_rps.append(rps)
             else:
                 single_rps.append(rps)
+    os.unlink(answer.name)
     wrk_cmd = f"wrk -t2 -c16 -d{seconds}s --latency -s bench/post.lua http://127.0.0.1:PORT/invocations"
     rows = [
         {"what": "serve throughput, iris, batch 1 (req/s)", "modelport": "modelport serve, 2 workers",
@@ -120,6 +147,12 @@ def serving(modelport, quick, repeats):
          "modelport_value": median(mp_rps), "alternative_value": median(single_rps),
          "ratio": round(median(mp_rps) / median(single_rps), 2), "goal": "(reported)", "higher_is_better": True,
          "command": f"{wrk_cmd}  against  modelport serve {MODEL} --workers 2 --max-batch-rows 64  vs  --max-batch-rows 1"},
+        {"what": "serve throughput against HTTP alone, iris, batch 1 (req/s)", "modelport": "modelport serve, 2 workers",
+         "alternative": "bare hyper server (2 threads) answering modelport's response bytes",
+         "modelport_value": median(mp_rps), "alternative_value": median(echo_rps),
+         "ratio": round(median(mp_rps) / median(echo_rps), 2), "goal": ">= 0.7x", "higher_is_better": True,
+         "command": f"{wrk_cmd}  against  modelport serve {MODEL} --workers 2  vs  "
+                    "target/release/examples/echo PORT ANSWER.json 2"},
     ]
     return rows
 
@@ -238,7 +271,7 @@ def cold_start(modelport, quick):
         "what": what, "modelport": modelport_name, "alternative": alternative,
         "modelport_value": value, "alternative_value": alt_value,
         "ratio": round(value / alt_value, 2), "goal": goal, "absolute": absolute,
-        "higher_is_better": False, "command": command,
+        "higher_is_better": False, "command": command, "phases_ms": out["phases_ms"],
     }
     return [
         row(serve.format("onnxruntime"), out["modelport_ms"], session, out["session_ms"], "<= 1.15x"),
