@@ -69,7 +69,7 @@ def latency(latency_bin, quick):
                     "ratio": round(us / py, 3),
                     "goal": "<= 1.0x" if engine == "onnxruntime"
                     else "<= 2.0x" if model.startswith("bench/models/") else "(reported)",
-                    "command": f"{os.path.relpath(latency_bin, ROOT)} {model} {engine} {batch} {iters} {THREADS}  vs  "
+                    "command": f"target/release/examples/latency {model} {engine} {batch} {iters} {THREADS}  vs  "
                                f"python bench/predict_latency.py {model} {batch} {iters} {THREADS}",
                 })
     return rows
