@@ -64,22 +64,11 @@ def first_200(cmd, port, env=None):
         proc.wait(30)
 
 
-SESSION = """
-import sys, time
-import onnxruntime as ort
-opts = ort.SessionOptions()
-opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-opts.intra_op_num_threads = 1
-started = time.perf_counter()
-ort.InferenceSession(sys.argv[1], opts, providers=["CPUExecutionProvider"])
-print((time.perf_counter() - started) * 1000)
-"""
-
-
 def session_ms(model):
     """onnxruntime's session creation alone, in a fresh process (cold like a server's)."""
-    out = subprocess.run([sys.executable, "-c", SESSION, model], check=True, capture_output=True, text=True)
-    return float(out.stdout.strip())
+    out = subprocess.run([sys.executable, "-c", serving.ORT_SESSION, model], check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"] * 1000
 
 
 def phases(modelport, unpacked):

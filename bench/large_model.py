@@ -96,20 +96,6 @@ def serve_ready(modelport, model_dir):
         proc.wait(60)
 
 
-ORT_SESSION = """
-import json, os, sys, time
-import onnxruntime as ort
-o = ort.SessionOptions()
-o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-o.intra_op_num_threads = 1
-started = time.perf_counter()
-ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
-seconds = time.perf_counter() - started
-rss = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0] / 1024
-print(json.dumps({"seconds": seconds, "rss_mb": rss}))
-"""
-
-
 def model_size(folder):
     """The generated model's bytes, and `3.0 GB model with external data`."""
     size = sum(os.path.getsize(os.path.join(folder, f)) for f in ("model.onnx", "model.onnx.data"))
@@ -153,7 +139,7 @@ def large(modelport, upload_bin, scratch, quick, repeats):
     ready = [serve_ready(modelport, model_dir) for _ in range(rounds)]
     sessions = []
     for _ in range(rounds):
-        _, _, text = measured([PY, "-c", ORT_SESSION, os.path.join(model_dir, "model.onnx")])
+        _, _, text = measured([PY, "-c", serving.ORT_SESSION, os.path.join(model_dir, "model.onnx")])
         sessions.append(json.loads(text.strip().splitlines()[-1]))
     shutil.rmtree(out, ignore_errors=True)
     median = serving.median

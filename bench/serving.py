@@ -15,6 +15,23 @@ PY = sys.executable
 MODEL = "examples/iris/model.onnx"
 
 
+# onnxruntime's own session creation on argv[1] (BASIC, 1 thread), timed around the
+# constructor alone; prints {"seconds", "rss_mb"}. bench/cold_start.py and bench/large_model.py's
+# baseline.
+ORT_SESSION = """
+import json, os, sys, time
+import onnxruntime as ort
+o = ort.SessionOptions()
+o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+o.intra_op_num_threads = 1
+started = time.perf_counter()
+ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
+seconds = time.perf_counter() - started
+rss = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0] / 1024
+print(json.dumps({"seconds": seconds, "rss_mb": rss}))
+"""
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -599,19 +599,10 @@ fn an_oip_shape_that_overflows_gets_400() {
 #[test]
 fn npy_bodies_in_and_out_on_invocations() {
     use modelport_core::npy;
-    let port = free_port();
-    let s = start(
-        &["examples/cnn/model.onnx", "--port", &port.to_string()],
-        &[],
-        port,
-        "/ping",
-    );
+    let s = serve_model("examples/cnn/model.onnx");
     let c = client();
     let url = format!("{}/invocations", s.base);
-    let samples: Value =
-        serde_json::from_slice(&std::fs::read(root().join("examples/cnn/samples.json")).unwrap())
-            .unwrap();
-    let rows = samples["instances"].as_array().unwrap();
+    let rows = &example_instances("cnn");
     let (status, json_answer, _) = post(&c, &url, json!({ "instances": rows }).to_string());
     assert_eq!(status, 200, "{json_answer}");
     // The rows as one f32 array of the input's shape.
@@ -685,13 +676,7 @@ fn npy_bodies_in_and_out_on_invocations() {
     drop(s);
 
     // A model of two outputs cannot answer one array: refused before inference.
-    let port = free_port();
-    let s = start(
-        &["examples/iris/model.onnx", "--port", &port.to_string()],
-        &[],
-        port,
-        "/ping",
-    );
+    let s = serve_model("examples/iris/model.onnx");
     let r = c
         .post(format!("{}/invocations", s.base))
         .header("content-type", "application/json")
@@ -705,6 +690,19 @@ fn npy_bodies_in_and_out_on_invocations() {
         text.contains("output_label") && text.contains("application/json"),
         "{text}"
     );
+}
+
+/// `modelport serve MODEL` on a free port, ready.
+fn serve_model(model: &str) -> Server {
+    let port = free_port();
+    start(&[model, "--port", &port.to_string()], &[], port, "/ping")
+}
+
+/// The `instances` of `examples/NAME/samples.json`.
+fn example_instances(name: &str) -> Vec<Value> {
+    let path = root().join("examples").join(name).join("samples.json");
+    let samples: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    samples["instances"].as_array().unwrap().clone()
 }
 
 fn flatten(v: &Value) -> Vec<f64> {
@@ -731,18 +729,9 @@ fn dims(v: &Value) -> Vec<usize> {
 /// JSON. The numbers are the JSON answer's.
 #[test]
 fn oip_binary_tensor_data_in_and_out() {
-    let port = free_port();
-    let s = start(
-        &["examples/mlp/model.onnx", "--port", &port.to_string()],
-        &[],
-        port,
-        "/ping",
-    );
+    let s = serve_model("examples/mlp/model.onnx");
     let c = client();
-    let samples: Value =
-        serde_json::from_slice(&std::fs::read(root().join("examples/mlp/samples.json")).unwrap())
-            .unwrap();
-    let rows = samples["instances"].as_array().unwrap();
+    let rows = &example_instances("mlp");
     let flat: Vec<f32> = rows.iter().flat_map(flatten).map(|x| x as f32).collect();
     let width = flat.len() / rows.len();
     let json_request = json!({"inputs": [{"name": "X", "shape": [rows.len(), width], "datatype": "FP32", "data": flat}]});

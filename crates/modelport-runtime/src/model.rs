@@ -267,7 +267,7 @@ mod light {
                 }
                 other => {
                     return Err(ReadError::Wire(format!(
-                        "wire type {other} in field {field}"
+                        "field {field} has wire type {other}, which no ONNX writer produces"
                     )));
                 }
             };
@@ -282,7 +282,7 @@ mod light {
             };
             left = left.checked_sub(len).ok_or_else(|| {
                 ReadError::Wire(format!(
-                    "field {field} of {len} bytes runs past its message"
+                    "field {field} announces {len} bytes, more than its message holds"
                 ))
             })?;
             let nested = match (level, field, wire) {
