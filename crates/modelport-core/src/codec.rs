@@ -114,12 +114,13 @@ fn untyped_spec(name: &str) -> TensorSpec {
 
 /// Open Inference Protocol v2 request: `{"inputs": [...]}`.
 pub fn encode_oip_request(batch: &Batch) -> Result<Value> {
-    Ok(json!({ "inputs": encode_oip_tensors(batch)? }))
+    Ok(json!({ "inputs": encode_oip_tensors(batch, &BinaryOutputs::None, &mut Vec::new()) }))
 }
 
 /// Open Inference Protocol v2 response: `{"model_name", "outputs": [...]}`.
 pub fn encode_oip_response(model_name: &str, batch: &Batch) -> Result<Value> {
-    Ok(json!({ "model_name": model_name, "outputs": encode_oip_tensors(batch)? }))
+    let outputs = encode_oip_tensors(batch, &BinaryOutputs::None, &mut Vec::new());
+    Ok(json!({ "model_name": model_name, "outputs": outputs }))
 }
 
 /// Reads the `inputs` of an OIP request (typed by `inputs` when given).
@@ -227,24 +228,7 @@ pub fn encode_oip_binary_response(
     binary: &BinaryOutputs,
 ) -> Result<(Vec<u8>, usize)> {
     let mut tail = Vec::new();
-    let mut outputs = Vec::with_capacity(batch.len());
-    for t in batch.iter() {
-        let mut entry = json!({
-            "name": t.name,
-            "shape": t.tensor.shape(),
-            "datatype": t.tensor.dtype().oip_name(),
-        });
-        if binary.wants(&t.name) {
-            let before = tail.len();
-            write_binary(t.tensor.data(), &mut tail);
-            entry["parameters"] = json!({ "binary_data_size": tail.len() - before });
-        } else {
-            let data = t.tensor.data();
-            entry["data"] =
-                Value::Array((0..data.len()).map(|i| element_to_json(data, i)).collect());
-        }
-        outputs.push(entry);
-    }
+    let outputs = encode_oip_tensors(batch, binary, &mut tail);
     let mut body = serde_json::to_vec(&json!({ "model_name": model_name, "outputs": outputs }))
         .map_err(|e| Error::invalid(format!("cannot encode the outputs: {e}")))?;
     let json_len = body.len();
@@ -252,118 +236,77 @@ pub fn encode_oip_binary_response(
     Ok((body, json_len))
 }
 
-/// A tensor's elements as the binary data extension lays them out.
+/// A tensor's elements as the binary data extension lays them out: as `.npy` does,
+/// and `BYTES` elements each behind a 4-byte little-endian length.
 fn write_binary(data: &TensorData, out: &mut Vec<u8>) {
     match data {
-        TensorData::F32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        TensorData::F64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        TensorData::I64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        TensorData::I32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        TensorData::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
-        TensorData::U8(v) => out.extend_from_slice(v),
-        TensorData::Bool(v) => out.extend(v.iter().map(|&x| x as u8)),
         TensorData::String(v) => {
             for s in v {
                 out.extend_from_slice(&(s.len() as u32).to_le_bytes());
                 out.extend_from_slice(s.as_bytes());
             }
         }
+        fixed => out.extend(crate::npy::to_le_bytes(fixed).unwrap_or_default()),
     }
 }
 
 /// `count` elements of `dtype` from the front of `data`, `size` bytes of it.
 fn read_binary(data: &[u8], dtype: DType, count: usize, name: &str) -> Result<TensorData> {
     let bad = |m: String| Error::decode("request", format!("tensor `{name}`: {m}"));
-    let fixed = |width: usize| {
-        if count.checked_mul(width) == Some(data.len()) {
-            Ok(())
-        } else {
-            Err(bad(format!(
+    if dtype != DType::String {
+        let width = dtype.size_of();
+        if count.checked_mul(width) != Some(data.len()) {
+            return Err(bad(format!(
                 "binary_data_size is {} bytes but its shape holds {count} elements of {width} bytes",
                 data.len()
-            )))
+            )));
         }
-    };
-    fn le<const N: usize, T>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
-        data.chunks_exact(N)
-            .map(|c| f(c.try_into().expect("chunks of N bytes")))
-            .collect()
+        return crate::npy::from_le_bytes(data.to_vec(), dtype)
+            .ok_or_else(|| bad(format!("{dtype} has no fixed width")));
     }
-    Ok(match dtype {
-        DType::F32 => {
-            fixed(4)?;
-            TensorData::F32(le(data, f32::from_le_bytes))
-        }
-        DType::F64 => {
-            fixed(8)?;
-            TensorData::F64(le(data, f64::from_le_bytes))
-        }
-        DType::I64 => {
-            fixed(8)?;
-            TensorData::I64(le(data, i64::from_le_bytes))
-        }
-        DType::I32 => {
-            fixed(4)?;
-            TensorData::I32(le(data, i32::from_le_bytes))
-        }
-        DType::I8 => {
-            fixed(1)?;
-            TensorData::I8(data.iter().map(|&b| b as i8).collect())
-        }
-        DType::U8 => {
-            fixed(1)?;
-            TensorData::U8(data.to_vec())
-        }
-        DType::Bool => {
-            fixed(1)?;
-            TensorData::Bool(data.iter().map(|&b| b != 0).collect())
-        }
-        DType::String => {
-            let mut rest = data;
-            let mut items = Vec::new();
-            while let Some((len, after)) = rest.split_first_chunk::<4>() {
-                let len = u32::from_le_bytes(*len) as usize;
-                let (item, after) = after.split_at_checked(len).ok_or_else(|| {
-                    bad(format!("a BYTES element of {len} bytes runs past the data"))
-                })?;
-                items.push(
-                    String::from_utf8(item.to_vec())
-                        .map_err(|_| bad("a BYTES element is not UTF-8".to_string()))?,
-                );
-                rest = after;
-            }
-            if !rest.is_empty() || items.len() != count {
-                return Err(bad(format!(
-                    "the binary data holds {} BYTES elements (and {} stray bytes) where the shape holds {count}",
-                    items.len(),
-                    rest.len()
-                )));
-            }
-            TensorData::String(items)
-        }
-    })
+    let mut rest = data;
+    let mut items = Vec::new();
+    while let Some((len, after)) = rest.split_first_chunk::<4>() {
+        let len = u32::from_le_bytes(*len) as usize;
+        let (item, after) = after
+            .split_at_checked(len)
+            .ok_or_else(|| bad(format!("a BYTES element of {len} bytes runs past the data")))?;
+        items.push(
+            String::from_utf8(item.to_vec())
+                .map_err(|_| bad("a BYTES element is not UTF-8".to_string()))?,
+        );
+        rest = after;
+    }
+    if !rest.is_empty() || items.len() != count {
+        return Err(bad(format!(
+            "the binary data holds {} BYTES elements (and {} stray bytes) where the shape holds {count}",
+            items.len(),
+            rest.len()
+        )));
+    }
+    Ok(TensorData::String(items))
 }
 
-fn encode_oip_tensors(batch: &Batch) -> Result<Vec<Value>> {
+/// The OIP entries of `batch`; the outputs `binary` names get their bytes appended to
+/// `tail` and a `binary_data_size` instead of `data`.
+fn encode_oip_tensors(batch: &Batch, binary: &BinaryOutputs, tail: &mut Vec<u8>) -> Vec<Value> {
     batch
         .iter()
         .map(|t| {
             let data = t.tensor.data();
-            let flat: Vec<Value> = (0..data.len()).map(|i| element_to_json(data, i)).collect();
-            Ok(json!({
+            let mut entry = json!({
                 "name": t.name,
                 "shape": t.tensor.shape(),
                 "datatype": t.tensor.dtype().oip_name(),
-                "data": flat,
-            }))
+            });
+            if binary.wants(&t.name) {
+                let before = tail.len();
+                write_binary(data, tail);
+                entry["parameters"] = json!({ "binary_data_size": tail.len() - before });
+            } else {
+                entry["data"] = (0..data.len()).map(|i| element_to_json(data, i)).collect();
+            }
+            entry
         })
         .collect()
 }

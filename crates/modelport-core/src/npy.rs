@@ -111,25 +111,45 @@ pub fn read(mut r: impl Read) -> Result<Tensor> {
             bytes.len()
         )));
     }
-    let data = match dtype {
-        DType::F32 => TensorData::F32(from_le(&bytes, f32::from_le_bytes)),
-        DType::F64 => TensorData::F64(from_le(&bytes, f64::from_le_bytes)),
-        DType::I64 => TensorData::I64(from_le(&bytes, i64::from_le_bytes)),
-        DType::I32 => TensorData::I32(from_le(&bytes, i32::from_le_bytes)),
-        DType::I8 => TensorData::I8(bytes.iter().map(|&b| b as i8).collect()),
-        DType::U8 => TensorData::U8(bytes),
-        DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
-        DType::String => unreachable!("strings are refused above"),
-    };
+    let data = from_le_bytes(bytes, dtype).expect("strings are refused above");
     Tensor::new(shape, data)
 }
 
-/// Little-endian elements of `N` bytes each.
-fn from_le<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
-    bytes
-        .chunks_exact(N)
-        .map(|c| f(c.try_into().expect("chunks_exact yields N bytes")))
-        .collect()
+/// The elements of `bytes`, little-endian and packed (`.npy` and the Open Inference
+/// Protocol's binary data lay them out alike; bool is one byte, nonzero true). The
+/// caller has checked that the length is a whole number of elements; `None` for
+/// strings, which have no fixed width.
+pub(crate) fn from_le_bytes(bytes: Vec<u8>, dtype: DType) -> Option<TensorData> {
+    fn le<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+        bytes
+            .chunks_exact(N)
+            .map(|c| f(c.try_into().expect("chunks_exact yields N bytes")))
+            .collect()
+    }
+    Some(match dtype {
+        DType::F32 => TensorData::F32(le(&bytes, f32::from_le_bytes)),
+        DType::F64 => TensorData::F64(le(&bytes, f64::from_le_bytes)),
+        DType::I64 => TensorData::I64(le(&bytes, i64::from_le_bytes)),
+        DType::I32 => TensorData::I32(le(&bytes, i32::from_le_bytes)),
+        DType::I8 => TensorData::I8(bytes.iter().map(|&b| b as i8).collect()),
+        DType::U8 => TensorData::U8(bytes),
+        DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
+        DType::String => return None,
+    })
+}
+
+/// The elements of `data`, little-endian and packed; `None` for strings.
+pub(crate) fn to_le_bytes(data: &TensorData) -> Option<Vec<u8>> {
+    Some(match data {
+        TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        TensorData::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
+        TensorData::U8(v) => v.clone(),
+        TensorData::Bool(v) => v.iter().map(|&x| x as u8).collect(),
+        TensorData::String(_) => return None,
+    })
 }
 
 /// The text after `'key':` in a Python dict literal, up to the next top-level comma.
@@ -181,16 +201,7 @@ pub fn write(t: &Tensor, mut w: impl Write) -> Result<()> {
     w.write_all(&(header.len() as u16).to_le_bytes())
         .map_err(io)?;
     w.write_all(header.as_bytes()).map_err(io)?;
-    let bytes: Vec<u8> = match t.data() {
-        TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        TensorData::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
-        TensorData::U8(v) => v.clone(),
-        TensorData::Bool(v) => v.iter().map(|&x| x as u8).collect(),
-        TensorData::String(_) => unreachable!(),
-    };
+    let bytes = to_le_bytes(t.data()).expect("strings are refused above");
     w.write_all(&bytes).map_err(io)
 }
 

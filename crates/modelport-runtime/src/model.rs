@@ -250,9 +250,7 @@ mod light {
     ) -> Result<(), ReadError> {
         while left > 0 {
             let (key, n) = varint(src)?;
-            left = left
-                .checked_sub(n)
-                .ok_or_else(|| ReadError::Wire("a field key runs past its message".into()))?;
+            take(&mut left, n, || "a field key runs past its message".into())?;
             let (field, wire) = (key >> 3, key & 7);
             let payload = match wire {
                 0 => None,
@@ -260,8 +258,8 @@ mod light {
                 5 => Some(4),
                 2 => {
                     let (len, n) = varint(src)?;
-                    left = left.checked_sub(n).ok_or_else(|| {
-                        ReadError::Wire("a field length runs past its message".into())
+                    take(&mut left, n, || {
+                        "a field length runs past its message".into()
                     })?;
                     Some(len)
                 }
@@ -273,17 +271,13 @@ mod light {
             };
             let Some(len) = payload else {
                 let (value, n) = varint(src)?;
-                left = left
-                    .checked_sub(n)
-                    .ok_or_else(|| ReadError::Wire("a varint runs past its message".into()))?;
+                take(&mut left, n, || "a varint runs past its message".into())?;
                 put_varint(out, key);
                 put_varint(out, value);
                 continue;
             };
-            left = left.checked_sub(len).ok_or_else(|| {
-                ReadError::Wire(format!(
-                    "field {field} announces {len} bytes, more than its message holds"
-                ))
+            take(&mut left, len, || {
+                format!("field {field} announces {len} bytes, more than its message holds")
             })?;
             let nested = match (level, field, wire) {
                 (Level::Model, 7, 2) => Some(Level::Graph),
@@ -313,14 +307,16 @@ mod light {
         Ok(())
     }
 
-    /// Moves past `len` bytes, checking that the file holds them.
+    /// Counts `n` bytes of the message being read, which must hold them.
+    fn take(left: &mut u64, n: u64, why: impl FnOnce() -> String) -> Result<(), ReadError> {
+        *left = left.checked_sub(n).ok_or_else(|| ReadError::Wire(why()))?;
+        Ok(())
+    }
+
+    /// Moves past `len` bytes. Every length was checked against its message and the
+    /// outermost message is the file, so this stays inside the file; a file cut
+    /// short meanwhile fails at the next read.
     fn skip(src: &mut BufReader<std::fs::File>, len: u64) -> Result<(), ReadError> {
-        use std::io::Seek;
-        let here = src.stream_position()?;
-        let end = src.get_ref().metadata()?.len();
-        if here.checked_add(len).is_none_or(|to| to > end) {
-            return Err(ReadError::Wire("the file ends inside a field".into()));
-        }
         let len = i64::try_from(len).map_err(|_| ReadError::Wire("a field is too long".into()))?;
         src.seek_relative(len)?;
         Ok(())

@@ -506,30 +506,32 @@ fn answers_npy(headers: &HeaderMap, npy_in: bool, signature: &Signature) -> Resu
     });
     let one = signature.outputs.len() == 1;
     if asked && !one {
-        let names: Vec<&str> = signature.outputs.iter().map(|o| o.name.as_str()).collect();
         return Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             format!(
-                "the model has {} outputs ({}) and a .npy body holds one array; ask for Accept: application/json",
-                names.len(),
-                names.join(", ")
+                "the model has {} and a .npy body holds one array; ask for Accept: application/json",
+                counted(&signature.outputs, "outputs")
             ),
         ));
     }
     Ok(asked || (npy_in && one && accept.trim() == "*/*"))
 }
 
+/// `2 outputs (label, probabilities)`.
+fn counted(specs: &[TensorSpec], what: &str) -> String {
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    format!("{} {what} ({})", names.len(), names.join(", "))
+}
+
 /// A `.npy` body: the model's one input, as is (dtype and shape are checked with
 /// the rest of the batch).
 fn npy_request(bytes: &[u8], signature: &Signature) -> Result<Batch, ApiError> {
     let [input] = signature.inputs.as_slice() else {
-        let names: Vec<&str> = signature.inputs.iter().map(|i| i.name.as_str()).collect();
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
-                "the model has {} inputs ({}) and a .npy body holds one array; send application/json",
-                names.len(),
-                names.join(", ")
+                "the model has {} and a .npy body holds one array; send application/json",
+                counted(&signature.inputs, "inputs")
             ),
         ));
     };
