@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import artifacts
+import build
 import compress
 import image
 import large_model
@@ -69,7 +70,7 @@ def latency(latency_bin, quick):
                     "ratio": round(us / py, 3),
                     "goal": "<= 1.0x" if engine == "onnxruntime"
                     else "<= 2.0x" if model.startswith("bench/models/") else "(reported)",
-                    "command": f"target/release/examples/latency {model} {engine} {batch} {iters} {THREADS}  vs  "
+                    "command": f"target/dist/examples/latency {model} {engine} {batch} {iters} {THREADS}  vs  "
                                f"python bench/predict_latency.py {model} {batch} {iters} {THREADS}",
                 })
     return rows
@@ -149,13 +150,13 @@ def main():
     results_path = os.path.join(scratch if quick else os.path.join(ROOT, "bench"), "results.json")
     os.makedirs(scratch, exist_ok=True)
     # BENCH_ONLY=serving (or a comma-separated list of latency, artifacts, serving, image,
-    # compress, large): rerun those tables, keep the others from results.json.
+    # compress, large, build): rerun those tables, keep the others from results.json.
     only = {t for t in os.environ.get("BENCH_ONLY", "").split(",") if t}
-    unknown = only - {"latency", "artifacts", "serving", "image", "compress", "large"}
+    unknown = only - {"latency", "artifacts", "serving", "image", "compress", "large", "build"}
     if unknown:
         sys.exit(f"bench/run: BENCH_ONLY names no table {sorted(unknown)}")
     run = lambda table: not only or table in only
-    latency_date = artifacts_date = serving_date = image_date = compress_date = large_date = None
+    latency_date = artifacts_date = serving_date = image_date = compress_date = large_date = build_date = None
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     previous = {}
     if only:
@@ -196,9 +197,15 @@ def main():
         large_rows = previous.get("large_rows", [])
         large_flows = previous.get("large_flows", [])
         large_date = previous.get("large_date", previous["date"]) if large_rows else None
+    if run("build"):
+        build_rows = build.build(scratch, quick)
+    else:
+        build_rows = previous.get("build_rows", [])
+        build_date = previous.get("build_date", previous["date"]) if build_rows else None
     results = {"date": now, "latency_date": latency_date or now, "artifacts_date": artifacts_date or now,
                "serving_date": serving_date or now, "image_date": image_date or now,
                "compress_date": compress_date or now, "large_date": large_date or now,
+               "build_date": build_date or now, "build_rows": build_rows,
                "quick": quick, "machine": machine(), "threads": THREADS, "rows": rows,
                "serving_rows": serving_rows, "artifact_rows": artifact_rows, "image_rows": image_rows,
                "compress_rows": compress_rows, "large_rows": large_rows, "large_flows": large_flows}
@@ -266,13 +273,14 @@ def main():
                   f"ready (after one warm-up inference) at {p['ready']} ms. onnxruntime alone took "
                   f"{cold['alternative_value']:.0f} ms to build its session from Python.", ""]
     lines += [""] + NOTES
-    lines += ["Latency commands (per row, run from the repository root after `cargo build --release -p modelport-runtime --example latency`):", ""]
+    lines += ["Latency commands (per row, run from the repository root after `cargo build --profile dist -p modelport-runtime --example latency`):", ""]
     for r in rows:
         lines.append(f"- {r['what']}, {r['modelport']}: `{r['command']}`")
     # Last, so that the notes above stay under the sections they belong to.
     lines += compress.lines(compress_rows, compress_date)
     lines += large_model.lines(large_rows, large_date)
     lines += large_model.flow_lines(large_flows)
+    lines += build.lines(build_rows, build_date)
     lines.append("")
     with open(os.path.join(out_dir, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines))

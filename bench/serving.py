@@ -169,7 +169,7 @@ def serving(modelport, quick, repeats, echo):
          "modelport_value": median(mp_rps), "alternative_value": median(echo_rps),
          "ratio": round(median(mp_rps) / median(echo_rps), 2), "goal": ">= 0.7x", "higher_is_better": True,
          "command": f"{wrk_cmd}  against  modelport serve {MODEL} --workers 2  vs  "
-                    "target/release/examples/echo PORT ANSWER.json 2"},
+                    "target/dist/examples/echo PORT ANSWER.json 2"},
     ]
     return rows
 
@@ -271,7 +271,7 @@ def overhead(modelport, latency_bin, quick):
                     "goal": ">= 0.8x" if binary else "(reported)", "higher_is_better": True,
                     "command": f"wrk -t1 -c2 -d{seconds}s -s {script} http://127.0.0.1:PORT/...  against  "
                                f"modelport serve {model} --workers 1 --threads 1 --max-batch-rows 64  vs  "
-                               f"target/release/examples/latency {model} onnxruntime 64 {iters} 1",
+                               f"target/dist/examples/latency {model} onnxruntime 64 {iters} 1",
                 })
     return rows
 
@@ -281,7 +281,7 @@ def cold_start(modelport, quick):
                                     check=True, capture_output=True, text=True).stdout)
     mb = out["model_bytes"] / 1e6
     what = f"cold start to the first 200 on /ping, {mb:.0f} MB model (ms)"
-    command = "python bench/cold_start.py target/release/modelport 5"
+    command = "python bench/cold_start.py target/dist/modelport 5"
     session = "onnxruntime InferenceSession creation alone (Python, BASIC, 1 thread)"
     serve = "modelport serve --engine {} (every file's sha256 checked while it loads)"
     row = lambda modelport_name, value, alternative, alt_value, goal, absolute=False: {

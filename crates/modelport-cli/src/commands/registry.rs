@@ -14,6 +14,7 @@ use super::targets::ImageHome;
 
 /// The credentials for `registry`.
 pub async fn credentials(registry: &str) -> anyhow::Result<RegistryAuth> {
+    #[cfg(feature = "aws")]
     if let Some(region) = modelport_aws::ecr::ecr_region(registry) {
         let settings = modelport_aws::ClientSettings {
             region: Some(region.to_string()),
@@ -24,6 +25,7 @@ pub async fn credentials(registry: &str) -> anyhow::Result<RegistryAuth> {
         let login = modelport_aws::ecr::login(&clients).await?;
         return Ok(RegistryAuth::Basic(login.username, login.password));
     }
+    #[cfg(feature = "gcp")]
     if registry.ends_with("-docker.pkg.dev") || registry.ends_with("gcr.io") {
         let token = modelport_gcp::client::access_token().await?;
         return Ok(RegistryAuth::Basic("oauth2accesstoken".into(), token));
@@ -34,6 +36,15 @@ pub async fn credentials(registry: &str) -> anyhow::Result<RegistryAuth> {
     Ok(modelport_image::auth::docker_credentials(&path, registry)?)
 }
 
+/// The clients and tags that create the ECR repository.
+#[cfg(feature = "aws")]
+type EcrClients = (
+    modelport_aws::AwsClients,
+    std::collections::BTreeMap<String, String>,
+);
+#[cfg(not(feature = "aws"))]
+type EcrClients = std::convert::Infallible;
+
 /// The image a deploy built for a spec with no `image_uri`, and where it goes.
 pub struct OwnImage {
     pub layout: PathBuf,
@@ -43,10 +54,8 @@ pub struct OwnImage {
     pub pinned: String,
     auth: RegistryAuth,
     /// For ECR: the clients that create the repository when it is missing.
-    ecr: Option<(
-        modelport_aws::AwsClients,
-        std::collections::BTreeMap<String, String>,
-    )>,
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    ecr: Option<EcrClients>,
     /// How to create the repository where modelport does not (Artifact Registry).
     create_repository: Option<String>,
 }
@@ -102,39 +111,15 @@ pub async fn own_image(
         .with_context(|| format!("cannot build the serving image in {}", layout.display()))?;
 
     let version = env!("CARGO_PKG_VERSION");
-    let (repository, auth, ecr, create_repository) = match (
-        home,
-        &spec.provider.aws,
-        &spec.provider.gcp,
-    ) {
-        (Some(ImageHome::Ecr), Some(aws), _) => {
-            let settings = modelport_aws::ClientSettings::from_spec(aws);
-            let clients = modelport_aws::builder::connect(&settings, None).await?;
-            let login = modelport_aws::ecr::login(&clients).await?;
-            let mut tags = aws.tags.clone();
-            tags.insert("modelport:managed-by".into(), "modelport".into());
-            (
-                format!("{}/{}", login.registry, modelport_aws::ecr::REPOSITORY),
-                RegistryAuth::Basic(login.username, login.password),
-                Some((clients, tags)),
-                None,
-            )
-        }
-        (Some(ImageHome::ArtifactRegistry), _, Some(gcp)) => {
-            let settings = modelport_gcp::ClientSettings::from_spec(gcp)?;
-            let (repository, login) = modelport_gcp::client::image_registry(&settings).await?;
-            let auth = login.map_or(RegistryAuth::Anonymous, |(u, p)| RegistryAuth::Basic(u, p));
-            let how = format!(
-                "create the Artifact Registry repository once: `gcloud artifacts repositories create {} \
-                 --repository-format=docker --location={} --project={}`, or set `provider.gcp.image_uri`",
-                modelport_gcp::client::IMAGE_REPOSITORY,
-                settings.region,
-                settings.project
-            );
-            (repository, auth, None, Some(how))
-        }
+    let Some(Destination {
+        repository,
+        auth,
+        ecr,
+        create_repository,
+    }) = destination(home, spec).await?
+    else {
         // Not reached: `missing` above needs the provider's section.
-        _ => return Ok(None),
+        return Ok(None);
     };
     let pinned = format!("{repository}@{}", built.manifest.digest);
     let slot = match home {
@@ -154,9 +139,66 @@ pub async fn own_image(
     }))
 }
 
+/// Where the image of a deploy to `home` goes, and how to get in.
+struct Destination {
+    repository: String,
+    auth: RegistryAuth,
+    ecr: Option<EcrClients>,
+    create_repository: Option<String>,
+}
+
+/// The registry of `home` for `spec`, logged in; `None` when the spec has no
+/// section for that provider.
+async fn destination(
+    home: Option<ImageHome>,
+    spec: &DeploymentSpec,
+) -> anyhow::Result<Option<Destination>> {
+    match (home, &spec.provider.aws, &spec.provider.gcp) {
+        #[cfg(feature = "aws")]
+        (Some(ImageHome::Ecr), Some(aws), _) => {
+            let settings = modelport_aws::ClientSettings::from_spec(aws);
+            let clients = modelport_aws::builder::connect(&settings, None).await?;
+            let login = modelport_aws::ecr::login(&clients).await?;
+            let mut tags = aws.tags.clone();
+            tags.insert("modelport:managed-by".into(), "modelport".into());
+            Ok(Some(Destination {
+                repository: format!("{}/{}", login.registry, modelport_aws::ecr::REPOSITORY),
+                auth: RegistryAuth::Basic(login.username, login.password),
+                ecr: Some((clients, tags)),
+                create_repository: None,
+            }))
+        }
+        #[cfg(feature = "gcp")]
+        (Some(ImageHome::ArtifactRegistry), _, Some(gcp)) => {
+            let settings = modelport_gcp::ClientSettings::from_spec(gcp)?;
+            let (repository, login) = modelport_gcp::client::image_registry(&settings).await?;
+            let auth = login.map_or(RegistryAuth::Anonymous, |(u, p)| RegistryAuth::Basic(u, p));
+            let how = format!(
+                "create the Artifact Registry repository once: `gcloud artifacts repositories create {} \
+                 --repository-format=docker --location={} --project={}`, or set `provider.gcp.image_uri`",
+                modelport_gcp::client::IMAGE_REPOSITORY,
+                settings.region,
+                settings.project
+            );
+            Ok(Some(Destination {
+                repository,
+                auth,
+                ecr: None,
+                create_repository: Some(how),
+            }))
+        }
+        #[cfg(not(feature = "aws"))]
+        (Some(ImageHome::Ecr), ..) => Err(super::targets::not_built("aws")),
+        #[cfg(not(feature = "gcp"))]
+        (Some(ImageHome::ArtifactRegistry), ..) => Err(super::targets::not_built("gcp")),
+        _ => Ok(None),
+    }
+}
+
 /// Pushes the image [`own_image`] built (creating the ECR repository when
 /// missing); a registry that has the digest already gets nothing but the manifest.
 pub async fn push_own_image(image: &OwnImage, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    #[cfg(feature = "aws")]
     if let Some((clients, tags)) = &image.ecr
         && modelport_aws::ecr::ensure_repository(clients, modelport_aws::ecr::REPOSITORY, tags)
             .await?

@@ -16,6 +16,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Code> {
     // server binds, so the health route answers only once the model is loaded.
     let mut _fetched: Option<tempfile::TempDir> = None;
     let model = match platform.gcs_model(args.model.as_deref()) {
+        #[cfg(not(feature = "gcp"))]
+        Some(uri) => {
+            return Err(super::targets::not_built("gcp"))
+                .with_context(|| format!("cannot fetch the model from AIP_STORAGE_URI={uri}"));
+        }
+        #[cfg(feature = "gcp")]
         Some(uri) => {
             let dir = tempfile::Builder::new()
                 .prefix("modelport-model-")

@@ -48,8 +48,14 @@ pub fn provider(name: &str, ws: &Workspace) -> anyhow::Result<Arc<dyn Provider>>
             let exe = std::env::current_exe().context("cannot find the modelport executable")?;
             Ok(Arc::new(LocalProvider::new(ws.clone(), exe)))
         }
+        #[cfg(feature = "aws")]
         "aws" => Ok(Arc::new(modelport_aws::AwsProvider::new(ws.clone()))),
+        #[cfg(feature = "gcp")]
         "gcp" => Ok(Arc::new(modelport_gcp::GcpProvider::new(ws.clone()))),
+        #[cfg(not(feature = "aws"))]
+        "aws" => Err(not_built(name)),
+        #[cfg(not(feature = "gcp"))]
+        "gcp" => Err(not_built(name)),
         other => {
             let near = PROVIDERS
                 .iter()
@@ -61,6 +67,21 @@ pub fn provider(name: &str, ws: &Workspace) -> anyhow::Result<Arc<dyn Provider>>
             )
         }
     }
+}
+
+/// The error for a provider this binary was built without (its cargo feature off).
+#[cfg_attr(all(feature = "aws", feature = "gcp"), allow(dead_code))]
+pub fn not_built(provider: &str) -> anyhow::Error {
+    ProviderError::Other {
+        message: format!(
+            "the {provider} provider is not in this build of modelport (built without the `{provider}` feature)"
+        ),
+        hint: Some(format!(
+            "install a build that has it: `cargo install modelport-cli --features {provider}`; \
+             the default features and the prebuilt binaries have every provider"
+        )),
+    }
+    .into()
 }
 
 /// The state of deployment `name`, or an error with a hint naming what exists.
@@ -229,5 +250,24 @@ pub fn inputs(verify: &VerifySpec, signature: &Signature) -> anyhow::Result<Batc
             verify.count as usize,
             verify.seed,
         )?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_left_out_of_the_build_is_named_with_the_feature_that_brings_it() {
+        let err = not_built("aws");
+        assert_eq!(
+            err.to_string(),
+            "the aws provider is not in this build of modelport (built without the `aws` feature)"
+        );
+        let hint = crate::output::hint(&err).unwrap();
+        assert!(
+            hint.contains("cargo install modelport-cli --features aws"),
+            "{hint}"
+        );
     }
 }
