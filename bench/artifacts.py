@@ -190,7 +190,7 @@ def upload(upload_bin, artifact, scratch, quick, repeats):
         "rounds": rounds, "bytes_sent": sent[0]["bytes_sent"], "parts": sent[0]["parts"],
         "modelport_hash_seconds": serving.median([s["hash_seconds"] for s in sent]),
         "reupload_bytes_sent": again["bytes_sent"], "reupload_seconds": seconds,
-        "command": f"target/dist/examples/upload model.tar.gz s3://{BUCKET}/KEY --endpoint-url http://127.0.0.1:PORT "
+        "command": f"target/release/examples/upload model.tar.gz s3://{BUCKET}/KEY --endpoint-url http://127.0.0.1:PORT "
                    "--sha256 DIGEST  vs  "
                    f"aws s3 cp model.tar.gz s3://{BUCKET}/KEY --endpoint-url http://127.0.0.1:PORT --only-show-errors",
     }]

@@ -1,10 +1,11 @@
 """Clean-build benchmarks for bench/run: how long compiling modelport from a clone takes,
 the crates already downloaded and nothing compiled (an empty target directory), one build at
-a time on the whole machine. The README's first command builds the `release` profile with
-every provider; the alternative in every row is the `dist` profile of the prebuilt binaries
-(thin LTO over 4 codegen units), which was the `release` profile until the two were split.
-The first row's build also writes cargo's --timings report, from which the cost of each
-heavy dependency is summed."""
+a time on the whole machine. The alternative in every row is the README's first command's
+build: every provider, in the workspace's release profile (thin LTO, 4 codegen units). The
+rows: cargo's default release profile (no LTO, 16 codegen units) with every provider, then
+with one provider and with none (the cargo features aws and gcp), in that same default
+profile. The first row's build also writes cargo's --timings report, from which the cost of
+each heavy dependency is summed."""
 
 import json
 import os
@@ -17,14 +18,18 @@ import serving
 
 ROOT = serving.ROOT
 
+# cargo's own release defaults, overriding the workspace's profile from the command line.
+CARGO_DEFAULT = ["--config", "profile.release.lto=false", "--config", "profile.release.codegen-units=16"]
 # (what, cargo arguments after `cargo build --locked -p modelport-cli`)
 VARIANTS = [
-    ("every provider (default features), release: the README's first command", ["--release"]),
-    ("aws and local only, release", ["--release", "--no-default-features", "--features", "aws"]),
-    ("gcp and local only, release", ["--release", "--no-default-features", "--features", "gcp"]),
-    ("local only, release", ["--release", "--no-default-features"]),
+    ("every provider, cargo's default release profile (no LTO, 16 codegen units)", ["--release", *CARGO_DEFAULT]),
+    ("aws and local only, no LTO, 16 codegen units",
+     ["--release", *CARGO_DEFAULT, "--no-default-features", "--features", "aws"]),
+    ("gcp and local only, no LTO, 16 codegen units",
+     ["--release", *CARGO_DEFAULT, "--no-default-features", "--features", "gcp"]),
+    ("local only, no LTO, 16 codegen units", ["--release", *CARGO_DEFAULT, "--no-default-features"]),
 ]
-BASELINE = ("every provider, dist (thin LTO, 4 codegen units)", ["--profile", "dist"])
+BASELINE = ("every provider, release profile (thin LTO, 4 codegen units)", ["--release"])
 
 # Crate-name prefixes summed in the dependency breakdown, by what brings them in.
 GROUPS = [
@@ -44,10 +49,9 @@ def clean_build(target, args, timings=False):
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
     size = None
-    for profile in ("release", "dist"):
-        path = os.path.join(target, profile, "modelport")
-        if os.path.exists(path):
-            size = os.path.getsize(path)
+    path = os.path.join(target, "release", "modelport")
+    if os.path.exists(path):
+        size = os.path.getsize(path)
     return seconds, size
 
 
@@ -113,10 +117,10 @@ def lines(rows, date):
         (f"From the run of {date}. " if date else "")
         + "Clean builds of the modelport binary, one after the other on the whole machine: the",
         "crates downloaded beforehand (`cargo fetch`), an empty target directory each time. The",
-        f"alternative is the `{BASELINE[1][1]}` profile with every provider ({BASELINE[0]}), which the",
-        "prebuilt binaries, the serving image and this harness use, and which `release` was",
-        "before the two were split; ratio = row / alternative (below 1.0: the row builds faster).",
-        "One round each: a clean build takes minutes.",
+        f"alternative is the README's first command's build ({BASELINE[0]}); ratio = row /",
+        "alternative (below 1.0: the row builds faster). The rows with one provider or none use",
+        "cargo's default release profile, like the first row: compare them with it. One round",
+        "each: a clean build takes minutes.",
         "",
         "| what | command | minutes | alternative minutes | ratio | binary MB | alternative binary MB |",
         "|---|---|---|---|---|---|---|",
@@ -126,6 +130,11 @@ def lines(rows, date):
             f"| {r['what']} | `{r['modelport']}` | {r['modelport_value']:.1f} | {r['alternative_value']:.1f} "
             f"| {r['ratio']}x | {r['binary_mb']} | {r['alternative_binary_mb']} |"
         )
+    if len(rows) > 1:
+        first = rows[0]["modelport_value"]
+        out += ["", "Against every provider in the same profile (the first row): "
+                + ", ".join(f"{r['what'].removeprefix('clean build of modelport, ').split(',')[0]} {r['modelport_value'] / first:.2f}x" for r in rows[1:])
+                + "."]
     b = rows[0].get("breakdown")
     if b:
         out += ["", f"Where the first row's build goes (cargo --timings: seconds of compile units, "

@@ -70,7 +70,7 @@ def latency(latency_bin, quick):
                     "ratio": round(us / py, 3),
                     "goal": "<= 1.0x" if engine == "onnxruntime"
                     else "<= 2.0x" if model.startswith("bench/models/") else "(reported)",
-                    "command": f"target/dist/examples/latency {model} {engine} {batch} {iters} {THREADS}  vs  "
+                    "command": f"target/release/examples/latency {model} {engine} {batch} {iters} {THREADS}  vs  "
                                f"python bench/predict_latency.py {model} {batch} {iters} {THREADS}",
                 })
     return rows
@@ -273,7 +273,7 @@ def main():
                   f"ready (after one warm-up inference) at {p['ready']} ms. onnxruntime alone took "
                   f"{cold['alternative_value']:.0f} ms to build its session from Python.", ""]
     lines += [""] + NOTES
-    lines += ["Latency commands (per row, run from the repository root after `cargo build --profile dist -p modelport-runtime --example latency`):", ""]
+    lines += ["Latency commands (per row, run from the repository root after `cargo build --release -p modelport-runtime --example latency`):", ""]
     for r in rows:
         lines.append(f"- {r['what']}, {r['modelport']}: `{r['command']}`")
     # Last, so that the notes above stay under the sections they belong to.

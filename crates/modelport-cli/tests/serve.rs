@@ -385,7 +385,7 @@ fn the_dockerfile_template_matches_the_binary() {
     assert!(has(r#"ENTRYPOINT ["modelport"]"#), "ENTRYPOINT");
     assert!(has(r#"CMD ["serve"]"#), "CMD");
     assert!(has("EXPOSE 8080"), "EXPOSE");
-    assert!(dockerfile.contains("cargo build --profile dist --locked -p modelport-cli"));
+    assert!(dockerfile.contains("cargo build --release --locked -p modelport-cli"));
     // The onnxruntime version in the image is the one the tests run against.
     let reqs = std::fs::read_to_string(root().join(".ci/requirements.txt")).unwrap();
     let ort = reqs

@@ -19,6 +19,9 @@
 
 use serde_json::{Map, Value, json};
 
+mod scan;
+mod write;
+
 use crate::error::{Error, Result};
 use crate::signature::TensorSpec;
 use crate::tensor::{Batch, DType, Tensor, TensorData};
@@ -73,6 +76,21 @@ pub fn decode_request(body: &Value, inputs: &[TensorSpec]) -> Result<(Batch, Wir
     }
 }
 
+/// The request body `body`, still in bytes, when it is `{"instances": [...]}` or a bare
+/// array of rows of numbers for a model of one numeric input: read straight into the
+/// tensor, with no [`Value`] tree. `None` for any other body, which
+/// [`decode_request`] then reads (and words the errors of); what this accepts, it
+/// decodes exactly as [`decode_request`] would.
+pub fn decode_instances_fast(body: &[u8], inputs: &[TensorSpec]) -> Option<Batch> {
+    scan::rows(body, "instances", inputs)
+}
+
+/// [`decode_instances_fast`] for responses: `{"predictions": [...]}` of numbers for
+/// one numeric output, or `None` for [`decode_predictions`] to read.
+pub fn decode_predictions_fast(body: &[u8], outputs: &[TensorSpec]) -> Option<Batch> {
+    scan::rows(body, "predictions", outputs)
+}
+
 /// `{"instances": [...]}` for a batch of inputs.
 pub fn encode_instances(batch: &Batch) -> Result<Value> {
     Ok(json!({ "instances": encode_rows(batch)? }))
@@ -81,6 +99,16 @@ pub fn encode_instances(batch: &Batch) -> Result<Value> {
 /// `{"predictions": [...]}` for a batch of outputs.
 pub fn encode_predictions(batch: &Batch) -> Result<Value> {
     Ok(json!({ "predictions": encode_rows(batch)? }))
+}
+
+/// [`encode_instances`] as the bytes of its JSON, written without a [`Value`] tree.
+pub fn encode_instances_bytes(batch: &Batch) -> Result<Vec<u8>> {
+    write::rows("instances", batch)
+}
+
+/// [`encode_predictions`] as the bytes of its JSON, written without a [`Value`] tree.
+pub fn encode_predictions_bytes(batch: &Batch) -> Result<Vec<u8>> {
+    write::rows("predictions", batch)
 }
 
 /// Reads `{"predictions": [...]}`; `outputs` types the values when known.

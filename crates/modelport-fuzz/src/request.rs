@@ -39,6 +39,17 @@ fn wire(value: &Value) -> Value {
 /// the server would run re-encodes in the request's form (and as predictions) to
 /// JSON that decodes to the same tensors.
 pub fn request_instances(data: &[u8]) {
+    // The server's fast reader must take only what the general decoder takes, and
+    // decode it the same (down to the sign of zero, hence Debug).
+    for signature in all() {
+        if let Some(fast) = codec::decode_instances_fast(data, &signature.inputs) {
+            let body = parse(data).expect("the fast reader took a body that is not JSON");
+            let (general, form) = codec::decode_request(&body, &signature.inputs)
+                .expect("the fast reader took a body the general decoder refuses");
+            assert_eq!(form, WireForm::Instances);
+            assert_eq!(format!("{fast:?}"), format!("{general:?}"));
+        }
+    }
     let Some(body) = parse(data) else { return };
     for signature in all() {
         let decoded = codec::decode_request(&body, &signature.inputs);
@@ -117,11 +128,25 @@ pub fn request_oip(data: &[u8]) {
 /// its dtype; predictions of at least one row re-encode to JSON that decodes the
 /// same way.
 pub fn response_predictions(data: &[u8]) {
+    // `compare`'s fast reader agrees with the general decoder (see request_instances).
+    for signature in all() {
+        if let Some(fast) = codec::decode_predictions_fast(data, &signature.outputs) {
+            let body = parse(data).expect("the fast reader took a body that is not JSON");
+            let general = codec::decode_predictions(&body, Some(&signature.outputs))
+                .expect("the fast reader took a body the general decoder refuses");
+            assert_eq!(format!("{fast:?}"), format!("{general:?}"));
+        }
+    }
     let Some(body) = parse(data) else { return };
     if let Ok(batch) = codec::decode_predictions(&body, None)
         && matches!(batch.batch_size(), Ok(n) if n > 0)
     {
         let encoded = codec::encode_predictions(&batch).expect("decoded predictions encode");
+        assert_eq!(
+            codec::encode_predictions_bytes(&batch).expect("decoded predictions encode"),
+            serde_json::to_vec(&encoded).expect("a JSON value always serializes"),
+            "the server's direct writer and the general encoder disagree"
+        );
         codec::decode_predictions(&wire(&encoded), None)
             .unwrap_or_else(|e| panic!("re-encoded predictions do not decode: {e}\n{encoded}"));
     }

@@ -19,6 +19,10 @@ use serde_json::Value;
 /// Requests per target in flight at once, by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
+/// The fewest rows a request is cut to for the sake of concurrency: fewer would spend
+/// more on each request's round trip than the parallel work saves.
+const MIN_ROWS_PER_REQUEST: usize = 256;
+
 /// How to reach a server.
 #[derive(Debug, Clone)]
 pub struct HttpTarget {
@@ -183,7 +187,15 @@ impl<T: Transport> BatchPredictor<T> {
             .encode(&inputs.slice_rows(0, probe).map_err(invalid)?)?
             .len();
         let per_row = (probe_len / probe).max(1);
-        let mut step = ((limit as f64 * 0.9) as usize / per_row).clamp(1, rows);
+        // As many rows as fit the limit, but spread over enough requests to keep every
+        // one of `concurrency` slots busy (an endpoint has several workers, or
+        // instances), each of at least MIN_ROWS_PER_REQUEST rows.
+        let spread = rows
+            .div_ceil(self.concurrency.max(1))
+            .max(MIN_ROWS_PER_REQUEST);
+        let mut step = ((limit as f64 * 0.9) as usize / per_row)
+            .min(spread)
+            .clamp(1, rows);
         let mut bodies = Vec::new();
         let mut start = 0;
         while start < rows {
@@ -207,12 +219,13 @@ impl<T: Transport> BatchPredictor<T> {
     }
 
     fn encode(&self, inputs: &Batch) -> Result<Vec<u8>, PredictError> {
-        let body = match self.protocol {
-            Protocol::Instances => codec::encode_instances(inputs),
-            Protocol::Oip => codec::encode_oip_request(inputs),
+        match self.protocol {
+            Protocol::Instances => codec::encode_instances_bytes(inputs).map_err(invalid),
+            Protocol::Oip => {
+                let body = codec::encode_oip_request(inputs).map_err(invalid)?;
+                serde_json::to_vec(&body).map_err(|e| PredictError::InvalidInput(e.to_string()))
+            }
         }
-        .map_err(invalid)?;
-        serde_json::to_vec(&body).map_err(|e| PredictError::InvalidInput(e.to_string()))
     }
 
     /// Sends one request and decodes its answer, which must hold `rows` rows.
@@ -259,16 +272,26 @@ impl<T: Transport> BatchPredictor<T> {
             target: label.clone(),
             message,
         };
-        let value: Value = serde_json::from_slice(&reply.body)
-            .map_err(|e| decode_err(format!("not JSON: {e}")))?;
-        let outputs = match self.protocol {
-            Protocol::Instances => codec::decode_predictions(
-                &value,
-                self.signature.as_ref().map(|s| s.outputs.as_slice()),
-            ),
-            Protocol::Oip => codec::decode_oip_response(&value),
-        }
-        .map_err(|e| decode_err(e.to_string()))?;
+        let typed = self.signature.as_ref().map(|s| s.outputs.as_slice());
+        // Rows of numbers for one output, the commonest answer, skip the JSON tree.
+        let fast = match (self.protocol, typed) {
+            (Protocol::Instances, Some(outputs)) => {
+                codec::decode_predictions_fast(&reply.body, outputs)
+            }
+            _ => None,
+        };
+        let outputs = match fast {
+            Some(outputs) => outputs,
+            None => {
+                let value: Value = serde_json::from_slice(&reply.body)
+                    .map_err(|e| decode_err(format!("not JSON: {e}")))?;
+                match self.protocol {
+                    Protocol::Instances => codec::decode_predictions(&value, typed),
+                    Protocol::Oip => codec::decode_oip_response(&value),
+                }
+                .map_err(|e| decode_err(e.to_string()))?
+            }
+        };
         if let Some(bad) = outputs
             .iter()
             .find(|t| t.tensor.shape().first() != Some(&rows))
@@ -776,6 +799,44 @@ mod tests {
             "{error:?}"
         );
         assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
+
+    /// Rows spread over the concurrency, none below the minimum, all under the limit.
+    #[test]
+    fn large_inputs_are_spread_over_the_requests_in_flight() {
+        let rows_per_request = |rows: usize, concurrency: usize, limit: usize| {
+            let url = "http://127.0.0.1:9/invocations";
+            let predictor = BatchPredictor::new(
+                transport(url),
+                TargetInfo {
+                    label: "t".into(),
+                    kind: modelport_core::TargetKind::Url,
+                    location: url.into(),
+                    served_by: Default::default(),
+                },
+                Protocol::Instances,
+                limit,
+                concurrency,
+                None,
+            );
+            let mut inputs = Batch::new();
+            inputs
+                .insert(
+                    "x",
+                    modelport_core::Tensor::new(vec![rows, 4], vec![0.5f32; rows * 4]).unwrap(),
+                )
+                .unwrap();
+            let bodies = predictor.encode_requests(&inputs).unwrap();
+            assert!(bodies.iter().all(|(body, _)| body.len() <= limit));
+            assert_eq!(bodies.iter().map(|(_, n)| n).sum::<usize>(), rows);
+            bodies.iter().map(|(_, n)| *n).collect::<Vec<_>>()
+        };
+        assert_eq!(rows_per_request(10_000, 4, 6 << 20), vec![2500; 4]);
+        assert_eq!(rows_per_request(600, 4, 6 << 20), vec![256, 256, 88]);
+        assert_eq!(rows_per_request(100, 4, 6 << 20), vec![100]);
+        assert_eq!(rows_per_request(10_000, 1, 6 << 20), vec![10_000]);
+        // The payload limit still cuts further.
+        assert!(rows_per_request(10_000, 4, 20_000).len() > 4);
     }
 
     #[test]

@@ -94,7 +94,17 @@ pub fn run(args: DoctorArgs, out: OutputFormat) -> anyhow::Result<Code> {
         let ws = workspace(&args.workspace.home)?;
         let rt = targets::runtime()?;
         for name in names {
-            let provider = targets::provider(name, &ws)?;
+            let provider = match targets::provider(name, &ws) {
+                Ok(provider) => provider,
+                // A provider this binary was built without is one failed check, not the
+                // end of the others.
+                Err(e) if targets::PROVIDERS.contains(&name) => {
+                    let hint = crate::output::hint(&e);
+                    lines.push(line(name, Check::fail("build", e.to_string(), hint)));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for check in rt.block_on(provider.doctor(spec)) {
                 lines.push(line(name, check));
             }
