@@ -33,6 +33,21 @@ fn expand(template: &str, target: &str) -> String {
         .replace("{ binary-ext }", "")
 }
 
+/// scripts/dist packaging the test build into `dir`.
+fn dist(dir: &Path) -> std::process::Output {
+    let run = Command::new(root().join("scripts/dist"))
+        .env("MODELPORT_DIST_BINARY", env!("CARGO_BIN_EXE_modelport"))
+        .env("MODELPORT_DIST_DIR", dir)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "scripts/dist: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    run
+}
+
 #[test]
 fn the_release_archive_is_where_cargo_binstall_looks_and_its_binary_runs() {
     let host = String::from_utf8(Command::new("rustc").arg("-vV").output().unwrap().stdout)
@@ -41,16 +56,7 @@ fn the_release_archive_is_where_cargo_binstall_looks_and_its_binary_runs() {
         .find_map(|l| l.strip_prefix("host: ").map(String::from))
         .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let run = Command::new(root().join("scripts/dist"))
-        .env("MODELPORT_DIST_BINARY", env!("CARGO_BIN_EXE_modelport"))
-        .env("MODELPORT_DIST_DIR", out.path())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "scripts/dist: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let run = dist(out.path());
 
     // The archive is the file the pkg-url template names for this target and version.
     assert_eq!(binstall("pkg-fmt"), "tgz");
@@ -101,12 +107,7 @@ fn the_release_archive_is_where_cargo_binstall_looks_and_its_binary_runs() {
 
     // The same binary gives the same bytes.
     let again = tempfile::tempdir().unwrap();
-    let rerun = Command::new(root().join("scripts/dist"))
-        .env("MODELPORT_DIST_BINARY", env!("CARGO_BIN_EXE_modelport"))
-        .env("MODELPORT_DIST_DIR", again.path())
-        .status()
-        .unwrap();
-    assert!(rerun.success());
+    dist(again.path());
     assert_eq!(
         std::fs::read(&archive).unwrap(),
         std::fs::read(again.path().join(file)).unwrap()

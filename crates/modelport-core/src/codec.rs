@@ -511,19 +511,10 @@ fn element_to_json(data: &TensorData, i: usize) -> Value {
 }
 
 fn float_to_json(x: f64, as_f32: Option<f32>) -> Value {
-    if x.is_nan() {
-        json!("NaN")
-    } else if x.is_infinite() {
-        json!(if x > 0.0 { "Infinity" } else { "-Infinity" })
-    } else if let Some(f) = as_f32 {
-        // Print the shortest decimal that reads back as the same f32, not the f64 widening.
-        let mut text = f.to_string();
-        if !text.contains(['.', 'e', 'E']) {
-            text.push_str(".0");
-        }
-        serde_json::from_str(&text).unwrap_or_else(|_| json!(x))
-    } else {
-        json!(x)
+    match write::non_finite_name(x) {
+        Some(name) => json!(name),
+        // The shortest decimal that reads back as the same f32, not the f64 widening.
+        None => json!(as_f32.map_or(x, write::widen_f32)),
     }
 }
 

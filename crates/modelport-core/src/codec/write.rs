@@ -66,7 +66,7 @@ fn nested(data: &TensorData, offset: usize, shape: &[usize], out: &mut Vec<u8>) 
 fn element(data: &TensorData, i: usize, out: &mut Vec<u8>) {
     match data {
         TensorData::F32(v) => f32_number(v[i], out),
-        TensorData::F64(v) => f64_number(v[i], out),
+        TensorData::F64(v) => float(v[i], out),
         TensorData::I64(v) => number(v[i], out),
         TensorData::I32(v) => number(v[i], out),
         TensorData::I8(v) => number(v[i], out),
@@ -85,33 +85,33 @@ fn string(s: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(out, s).expect("strings always serialize");
 }
 
-/// JSON has no NaN or infinity: they go as strings (see the module docs of `codec`).
-fn non_finite(x: f64, out: &mut Vec<u8>) -> bool {
+/// How JSON carries a float that is not finite (see the module docs of `codec`).
+pub(super) fn non_finite_name(x: f64) -> Option<&'static str> {
     if x.is_nan() {
-        out.extend_from_slice(b"\"NaN\"");
+        Some("NaN")
     } else if x.is_infinite() {
-        out.extend_from_slice(if x > 0.0 {
-            &b"\"Infinity\""[..]
-        } else {
-            b"\"-Infinity\""
-        });
+        Some(if x > 0.0 { "Infinity" } else { "-Infinity" })
     } else {
-        return false;
-    }
-    true
-}
-
-fn f64_number(x: f64, out: &mut Vec<u8>) {
-    if !non_finite(x, out) {
-        number(x, out);
+        None
     }
 }
 
-/// The f64 nearest the shortest decimal that reads back as `x` (what a client that
-/// parses the body as float32 gets back exactly), written as serde_json writes an f64.
+fn float(x: f64, out: &mut Vec<u8>) {
+    match non_finite_name(x) {
+        Some(name) => string(name, out),
+        None => number(x, out),
+    }
+}
+
 fn f32_number(x: f32, out: &mut Vec<u8>) {
-    if non_finite(x as f64, out) {
-        return;
+    float(widen_f32(x), out);
+}
+
+/// The f64 nearest the shortest decimal that reads back as `x`, not `x`'s exact
+/// widening: what a client that parses the JSON as float32 gets back exactly.
+pub(super) fn widen_f32(x: f32) -> f64 {
+    if !x.is_finite() {
+        return x as f64;
     }
     // f32's Display is the shortest round-tripping decimal, without an exponent: at
     // most 39 digits before the point and 45 after it.
@@ -119,9 +119,10 @@ fn f32_number(x: f32, out: &mut Vec<u8>) {
     let mut cursor = &mut text[..];
     write!(cursor, "{x}").expect("an f32 fits in 96 bytes");
     let written = 96 - cursor.len();
-    let decimal = std::str::from_utf8(&text[..written]).expect("ASCII");
-    let widened = decimal.parse::<f64>().unwrap_or(x as f64);
-    number(widened, out);
+    std::str::from_utf8(&text[..written])
+        .ok()
+        .and_then(|decimal| decimal.parse::<f64>().ok())
+        .unwrap_or(x as f64)
 }
 
 #[cfg(test)]
